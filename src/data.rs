@@ -1,0 +1,421 @@
+//! `data/adopters/*.yaml` (導入発注者一覧) and `data/qa.yaml` (Q&A), validated into the model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use walkdir::WalkDir;
+
+use crate::config::Config;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::era;
+use crate::markdown;
+use crate::yaml::{field, Document, Field, NodePath, Reader};
+
+pub const ADOPTERS_DIR: &str = "data/adopters";
+pub const QA_FILE: &str = "data/qa.yaml";
+
+const TITLE: Field = field("title", "表題");
+const AS_OF: Field = field("as_of", "現在日");
+const NOTE: Field = field("note", "注記");
+const BASIS: Field = field("basis", "運用開始日の基準");
+const ADOPTERS: Field = field("adopters", "発注者の一覧");
+const TABLE_FIELDS: [Field; 5] = [TITLE, AS_OF, NOTE, BASIS, ADOPTERS];
+
+const NAME: Field = field("name", "発注者名");
+const CATEGORY: Field = field("category", "区分");
+const START: Field = field("start", "運用開始日");
+const SERVICES: Field = field("services", "業務委託への適用");
+const ROW_FIELDS: [Field; 4] = [NAME, CATEGORY, START, SERVICES];
+
+const QUESTION: Field = field("q", "質問");
+const ANSWER: Field = field("a", "回答");
+const TAGS: Field = field("tags", "タグ");
+const QA_FIELDS: [Field; 3] = [QUESTION, ANSWER, TAGS];
+
+/// An orderer (発注者) that has adopted 電子保証.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adopter {
+    /// 発注者名
+    pub name: String,
+    /// 区分
+    pub category: String,
+    /// 運用開始日
+    pub start: Option<NaiveDate>,
+    /// 運用開始日 in era form (`令和6年4月1日`).
+    pub start_wareki: Option<String>,
+    /// The start lies after the table's 現在日: shown as 予定.
+    pub planned: bool,
+    /// 業務委託への適用
+    pub services: Option<bool>,
+}
+
+/// Rows of one category, in file order.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryGroup {
+    pub category: String,
+    pub count: usize,
+}
+
+/// One adoption table, from one file (`data/adopters/kumamoto.yaml` → `/adopters/kumamoto/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AdopterTable {
+    /// File stem: the table's page is `/adopters/<slug>/`.
+    pub slug: String,
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// 表題
+    pub title: String,
+    /// 現在日
+    pub as_of: NaiveDate,
+    pub as_of_wareki: String,
+    /// 注記
+    pub note: Option<String>,
+    /// 運用開始日の基準 (契約締結日 unless the file says otherwise).
+    pub basis: String,
+    /// Rows by category (in hosho.toml's order), file order inside a category.
+    pub adopters: Vec<Adopter>,
+    /// Number of rows (団体数).
+    pub count: usize,
+    /// Row counts per category, in the same order.
+    pub categories: Vec<CategoryGroup>,
+    pub has_start: bool,
+    pub has_services: bool,
+}
+
+/// 質問と回答
+#[derive(Debug, Clone, Serialize)]
+pub struct QaEntry {
+    /// Fragment id on the Q&A page (`q1`, `q2`, …).
+    pub id: String,
+    pub question: String,
+    /// The answer rendered from Markdown.
+    pub answer: String,
+    pub tags: Vec<String>,
+    #[serde(skip)]
+    pub links: Vec<crate::content::PageLink>,
+}
+
+/// Every adoption table, sorted by file name.
+pub fn load_adopter_tables(
+    root: &Path,
+    config: &Config,
+    diagnostics: &mut Diagnostics,
+) -> Vec<AdopterTable> {
+    let dir = root.join(ADOPTERS_DIR);
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let mut tables = Vec::new();
+    for entry in WalkDir::new(&dir)
+        .min_depth(1)
+        .max_depth(1)
+        .sort_by_file_name()
+    {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                diagnostics.push(Diagnostic::file(ADOPTERS_DIR, format!("読めません: {e}")));
+                continue;
+            }
+        };
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(entry.path())
+            .to_path_buf();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(slug) = name
+            .strip_suffix(".yaml")
+            .or_else(|| name.strip_suffix(".yml"))
+        else {
+            diagnostics.push(Diagnostic::file(
+                rel,
+                "data/adopters/ には .yaml ファイルだけを置いてください",
+            ));
+            continue;
+        };
+        if slug.is_empty()
+            || !slug
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            diagnostics.push(Diagnostic::file(
+                rel,
+                format!("ファイル名「{slug}」はページの URL になるので、半角の英小文字・数字・-・_ だけで付けてください"),
+            ));
+            continue;
+        }
+        let text = match std::fs::read_to_string(entry.path()) {
+            Ok(t) => t,
+            Err(e) => {
+                diagnostics.push(Diagnostic::file(rel, format!("読めません: {e}")));
+                continue;
+            }
+        };
+        if let Some(table) = parse_adopter_table(&rel, slug, &text, config, diagnostics) {
+            tables.push(table);
+        }
+    }
+    tables
+}
+
+/// Parses one adoption table; problems go to `diagnostics`.
+pub fn parse_adopter_table(
+    rel: &Path,
+    slug: &str,
+    text: &str,
+    config: &Config,
+    diagnostics: &mut Diagnostics,
+) -> Option<AdopterTable> {
+    let doc = match Document::parse(rel, text, 0) {
+        Ok(doc) => doc,
+        Err(d) => {
+            diagnostics.push(d);
+            return None;
+        }
+    };
+    let mut r = Reader::new(&doc);
+    let top = NodePath::default();
+    let map = r.mapping(&doc.root, &top, "導入発注者一覧のファイル", &TABLE_FIELDS);
+    let table = map.and_then(|map| {
+        let title = r.string(map, &top, TITLE, true);
+        let as_of = r.date(map, &top, AS_OF, true);
+        let note = r.string(map, &top, NOTE, false);
+        let basis = r.string(map, &top, BASIS, false);
+        let rows_path = top.key(ADOPTERS.key);
+        let rows = r
+            .required(map, &top, ADOPTERS)
+            .and_then(|v| r.sequence(v, &rows_path, "adopters（発注者の一覧）"))
+            .unwrap_or(&[]);
+        let mut adopters: Vec<(usize, Adopter)> = Vec::new();
+        let mut first_row_of: HashMap<String, usize> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let path = rows_path.index(i);
+            let Some(row) = r.mapping(row, &path, "発注者の行", &ROW_FIELDS) else {
+                continue;
+            };
+            let name = r.string(row, &path, NAME, true);
+            let category = r.string(row, &path, CATEGORY, true);
+            let start = r.date(row, &path, START, false);
+            let services = r.boolean(row, &path, SERVICES);
+            let category_rank = category.as_ref().and_then(|c| {
+                let rank = config.adopters.categories.iter().position(|k| k == c);
+                if rank.is_none() {
+                    r.error(
+                        &path.key(CATEGORY.key),
+                        format!(
+                            "区分「{c}」は hosho.toml の [adopters] categories にありません。使える区分: {}",
+                            config.adopters.categories.join("、")
+                        ),
+                    );
+                }
+                rank
+            });
+            if let Some(name) = &name {
+                if let Some(first) = first_row_of.get(name) {
+                    let (line, _) = doc.locate(&rows_path.index(*first).key(NAME.key), false);
+                    r.error(
+                        &path.key(NAME.key),
+                        format!("発注者名「{name}」がこのファイルに二度あります（{line} 行目にもあります）。一行にまとめてください"),
+                    );
+                } else {
+                    first_row_of.insert(name.clone(), i);
+                }
+            }
+            if let (Some(name), Some(category), Some(rank)) = (name, category, category_rank) {
+                adopters.push((
+                    rank,
+                    Adopter {
+                        name,
+                        category,
+                        start,
+                        start_wareki: start.map(era::full_date),
+                        planned: false,
+                        services,
+                    },
+                ));
+            }
+        }
+        let (title, as_of) = (title?, as_of?);
+        adopters.sort_by_key(|(rank, _)| *rank);
+        let mut adopters: Vec<Adopter> = adopters.into_iter().map(|(_, a)| a).collect();
+        for a in &mut adopters {
+            a.planned = a.start.is_some_and(|s| s > as_of);
+        }
+        let mut categories: Vec<CategoryGroup> = Vec::new();
+        for a in &adopters {
+            match categories.last_mut() {
+                Some(g) if g.category == a.category => g.count += 1,
+                _ => categories.push(CategoryGroup {
+                    category: a.category.clone(),
+                    count: 1,
+                }),
+            }
+        }
+        Some(AdopterTable {
+            slug: slug.to_owned(),
+            source: rel.to_path_buf(),
+            title,
+            as_of,
+            as_of_wareki: era::full_date(as_of),
+            note,
+            basis: basis.unwrap_or_else(|| config.adopters.default_basis.clone()),
+            has_start: adopters.iter().any(|a| a.start.is_some()),
+            has_services: adopters.iter().any(|a| a.services.is_some()),
+            count: adopters.len(),
+            adopters,
+            categories,
+        })
+    });
+    let ok = r.diagnostics.is_empty();
+    diagnostics.extend(r.diagnostics);
+    table.filter(|_| ok)
+}
+
+/// The Q&A entries of `data/qa.yaml` (none when the file is absent).
+pub fn load_qa(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> Vec<QaEntry> {
+    let path = root.join(QA_FILE);
+    if !path.exists() {
+        return Vec::new();
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_qa(Path::new(QA_FILE), &text, base_path, diagnostics),
+        Err(e) => {
+            diagnostics.push(Diagnostic::file(QA_FILE, format!("読めません: {e}")));
+            Vec::new()
+        }
+    }
+}
+
+pub fn parse_qa(
+    rel: &Path,
+    text: &str,
+    base_path: &str,
+    diagnostics: &mut Diagnostics,
+) -> Vec<QaEntry> {
+    let doc = match Document::parse(rel, text, 0) {
+        Ok(doc) => doc,
+        Err(d) => {
+            diagnostics.push(d);
+            return Vec::new();
+        }
+    };
+    let mut r = Reader::new(&doc);
+    let top = NodePath::default();
+    let mut entries = Vec::new();
+    if let Some(items) = r.sequence(&doc.root, &top, "Q&A のファイル") {
+        for (i, item) in items.iter().enumerate() {
+            let path = top.index(i);
+            let Some(map) = r.mapping(item, &path, "Q&A の項目", &QA_FIELDS) else {
+                continue;
+            };
+            let question = r.string(map, &path, QUESTION, true);
+            let answer = r.string(map, &path, ANSWER, true);
+            let tags = r.string_list(map, &path, TAGS);
+            if let (Some(question), Some(answer)) = (question, answer) {
+                let rendered = markdown::render(&answer, base_path);
+                let (line, column) = doc.locate(&path.key(ANSWER.key), false);
+                let links = rendered
+                    .links
+                    .into_iter()
+                    .map(|l| crate::content::PageLink {
+                        target: l.target,
+                        line,
+                        column,
+                    })
+                    .collect();
+                entries.push(QaEntry {
+                    id: format!("q{}", i + 1),
+                    question,
+                    answer: rendered.html,
+                    tags,
+                    links,
+                });
+            }
+        }
+    }
+    diagnostics.extend(r.diagnostics);
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Option<AdopterTable>, Vec<String>) {
+        let mut d = Diagnostics::default();
+        let t = parse_adopter_table(
+            Path::new("data/adopters/t.yaml"),
+            "t",
+            text,
+            &Config::default_for_test(),
+            &mut d,
+        );
+        (t, d.sorted().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn rows_follow_category_order_then_file_order() {
+        let (t, errs) = parse(
+            "title: 県下\nas_of: 2025-02-01\nadopters:\n  - {name: B町, category: 市町村, start: 2025-04-01}\n  - {name: A県, category: 県, start: 2023-04-01, services: true}\n  - {name: C村, category: 市町村}\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let t = t.expect("valid");
+        let names: Vec<&str> = t.adopters.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["A県", "B町", "C村"]);
+        assert_eq!(t.as_of_wareki, "令和7年2月1日");
+        assert_eq!(t.basis, "契約締結日");
+        assert!(t.adopters[1].planned, "2025-04-01 is after as_of");
+        assert!(!t.adopters[0].planned);
+        let counts: Vec<(&str, usize)> = t
+            .categories
+            .iter()
+            .map(|g| (g.category.as_str(), g.count))
+            .collect();
+        assert_eq!(counts, [("県", 1), ("市町村", 2)]);
+        assert!(t.has_start && t.has_services);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let (t, errs) = parse(
+            "title: 県下\nas_of: 2025-02-30\nadopters:\n  - name: A市\n    category: 政令市\n  - name: B町\n    category: 市町村\n    services: yes\n  - name: A市\n    category: 市町村\n    start: 2024-4-1\n",
+        );
+        assert!(t.is_none());
+        assert_eq!(
+            errs,
+            [
+                "data/adopters/t.yaml:2:8: as_of（現在日） の日付「2025-02-30」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
+                "data/adopters/t.yaml:5:15: 区分「政令市」は hosho.toml の [adopters] categories にありません。使える区分: 県、市町村",
+                "data/adopters/t.yaml:8:15: services（業務委託への適用） は true（○）か false（×）で書いてください（文字列になっています）",
+                "data/adopters/t.yaml:9:11: 発注者名「A市」がこのファイルに二度あります（4 行目にもあります）。一行にまとめてください",
+                "data/adopters/t.yaml:11:12: start（運用開始日） の日付「2024-4-1」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
+            ]
+        );
+    }
+
+    #[test]
+    fn qa_answers_are_markdown() {
+        let mut d = Diagnostics::default();
+        let qa = parse_qa(
+            Path::new("data/qa.yaml"),
+            "- q: 費用は？\n  a: \"**発生しません**。詳しくは [こちら](/enet/)\"\n- q: 2問目\n",
+            "/",
+            &mut d,
+        );
+        assert_eq!(qa.len(), 1);
+        assert_eq!(qa[0].id, "q1");
+        assert!(qa[0].answer.contains("<strong>発生しません</strong>"));
+        assert_eq!(qa[0].links[0].target, "/enet/");
+        let errs: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errs,
+            ["data/qa.yaml:3:3: 必須の項目 a（回答） がありません"]
+        );
+    }
+}

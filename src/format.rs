@@ -1,0 +1,51 @@
+//! How numbers are shown on pages and certificates.
+
+/// `100000000` → `100,000,000`.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `100000000` → `100,000,000円`.
+pub fn yen(n: u64) -> String {
+    format!("{}円", group_digits(n))
+}
+
+/// 業務委託への適用: ○ or ×.
+pub fn maru(applies: bool) -> &'static str {
+    if applies {
+        "○"
+    } else {
+        "×"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yen_amounts() {
+        assert_eq!(yen(100_000_000), "100,000,000円");
+        assert_eq!(yen(40_000_000), "40,000,000円");
+        assert_eq!(yen(3_000_000), "3,000,000円");
+        assert_eq!(yen(200), "200円");
+        assert_eq!(yen(1000), "1,000円");
+        assert_eq!(yen(0), "0円");
+        assert_eq!(group_digits(999_999), "999,999");
+        assert_eq!(group_digits(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn maru_batsu() {
+        assert_eq!(maru(true), "○");
+        assert_eq!(maru(false), "×");
+    }
+}

@@ -1,0 +1,21 @@
+//! hosho (保証): publishes a construction-guarantee company's 電子保証 service.
+//!
+//! Data flows one way: files → validated model ([`site::Site`]) → rendered output
+//! ([`site::Output`]), swapped into place whole ([`output::Staging`]).
+
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod data;
+pub mod diagnostics;
+pub mod era;
+pub mod format;
+pub mod links;
+pub mod markdown;
+pub mod opendata;
+pub mod output;
+pub mod render;
+pub mod site;
+pub mod timeline;
+pub mod yaml;

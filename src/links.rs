@@ -1,0 +1,258 @@
+//! The internal link check: every `href` and `src` in the built HTML must point at a file
+//! of the build (and at an `id` of it when it has a `#fragment`).
+
+use std::collections::{BTreeMap, HashSet};
+
+/// Values of `name="…"` attributes in HTML, in order, with their byte offsets.
+pub fn attribute_values<'h>(html: &'h str, name: &str) -> Vec<(&'h str, usize)> {
+    let pattern = format!("{name}=\"");
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = html[from..].find(&pattern) {
+        let start = from + at;
+        let value_start = start + pattern.len();
+        from = value_start;
+        let preceded_by_space = html[..start].ends_with(|c: char| c.is_ascii_whitespace());
+        if !preceded_by_space {
+            continue;
+        }
+        if let Some(len) = html[value_start..].find('"') {
+            found.push((&html[value_start..value_start + len], start));
+            from = value_start + len;
+        }
+    }
+    found
+}
+
+/// A link that leads nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The output file holding the link (`about/index.html`).
+    pub from_file: String,
+    /// The link as written in the HTML.
+    pub href: String,
+    pub reason: String,
+}
+
+/// Decodes `%XX` escapes (ids and paths may be written percent-encoded).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() && text.is_char_boundary(i + 3) {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_external(href: &str) -> bool {
+    if href.starts_with("//") {
+        return true;
+    }
+    match href.find(':') {
+        Some(colon) => !href[..colon].contains(['/', '?', '#']),
+        None => false,
+    }
+}
+
+/// The output file a site-relative path names: `a/` → `a/index.html`.
+fn candidates(path: &str) -> [String; 2] {
+    if path.is_empty() || path.ends_with('/') {
+        [format!("{path}index.html"), format!("{path}index.html")]
+    } else {
+        [path.to_owned(), format!("{path}/index.html")]
+    }
+}
+
+/// Resolves `href` found in output file `from` (both relative to the output root) to an
+/// output-relative path and fragment, or `None` for external links.
+fn resolve(
+    from: &str,
+    href: &str,
+    base_path: &str,
+) -> Option<Result<(String, Option<String>), String>> {
+    if is_external(href) || href.is_empty() {
+        return None;
+    }
+    let (without_fragment, fragment) = match href.split_once('#') {
+        Some((p, f)) => (p, Some(percent_decode(f))),
+        None => (href, None),
+    };
+    let path = without_fragment.split('?').next().unwrap_or("");
+    let path = percent_decode(path);
+    let joined = if path.is_empty() {
+        from.to_owned()
+    } else if let Some(abs) = path.strip_prefix('/') {
+        let abs = format!("/{abs}");
+        match abs.strip_prefix(base_path) {
+            Some(rest) => rest.to_owned(),
+            None if abs == base_path.trim_end_matches('/') => String::new(),
+            None => {
+                return Some(Err(format!(
+                    "サイトの URL（{base_path}）の外を指しています"
+                )))
+            }
+        }
+    } else {
+        let dir = from.rsplit_once('/').map_or("", |(d, _)| d);
+        if dir.is_empty() {
+            path.clone()
+        } else {
+            format!("{dir}/{path}")
+        }
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Some(Err("サイトの外を指しています".into()));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut normalised = parts.join("/");
+    if joined.ends_with('/') && !normalised.is_empty() {
+        normalised.push('/');
+    }
+    Some(Ok((normalised, fragment)))
+}
+
+/// Checks every link of every HTML file in `files` (output-relative path → content).
+pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink> {
+    let ids: BTreeMap<&str, HashSet<String>> = files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".html"))
+        .map(|(path, html)| {
+            let set = attribute_values(html, "id")
+                .into_iter()
+                .map(|(v, _)| v.to_owned())
+                .collect();
+            (path.as_str(), set)
+        })
+        .collect();
+    let mut broken = Vec::new();
+    for (from, html) in files.iter().filter(|(p, _)| p.ends_with(".html")) {
+        let hrefs = attribute_values(html, "href")
+            .into_iter()
+            .chain(attribute_values(html, "src"));
+        for (href, _) in hrefs {
+            let href = href.replace("&amp;", "&");
+            let Some(resolved) = resolve(from, &href, base_path) else {
+                continue;
+            };
+            let reason = match resolved {
+                Err(reason) => Some(reason),
+                Ok((path, fragment)) => {
+                    let target = if path.is_empty() && href.starts_with('#') {
+                        Some(from.clone())
+                    } else {
+                        candidates(&path)
+                            .into_iter()
+                            .find(|c| files.contains_key(c))
+                    };
+                    match (target, fragment) {
+                        (None, _) => Some("リンク先のページがありません".to_owned()),
+                        (Some(t), Some(f)) if !f.is_empty() => match ids.get(t.as_str()) {
+                            Some(set) if !set.contains(&f) => {
+                                Some(format!("リンク先のページに見出し（id）「{f}」がありません"))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(reason) = reason {
+                broken.push(BrokenLink {
+                    from_file: from.clone(),
+                    href: href.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &'static str)]) -> BTreeMap<String, &'static str> {
+        list.iter().map(|(p, h)| ((*p).to_owned(), *h)).collect()
+    }
+
+    #[test]
+    fn attributes_are_found_only_as_attributes() {
+        let html =
+            r#"<a href="/a/">x</a><p>data-href="no"</p><img alt="" src="/i.png"> <a  href="b">"#;
+        let v: Vec<&str> = attribute_values(html, "href")
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        assert_eq!(v, ["/a/", "b"]);
+    }
+
+    #[test]
+    fn resolves_paths_and_reports_missing_targets() {
+        let f = files(&[
+            (
+                "index.html",
+                r##"<a href="/qa/#q1">q</a> <a href="/missing/">m</a> <a href="https://e.jp/">e</a> <a href="#top">t</a> <a href="atom.xml">f</a>"##,
+            ),
+            (
+                "qa/index.html",
+                r#"<h2 id="q1">Q</h2><a href="../">up</a><a href="/qa/#q9">x</a><a href="../../x">o</a>"#,
+            ),
+            ("atom.xml", "<feed/>"),
+        ]);
+        let broken: Vec<(String, String)> = check(&f, "/")
+            .into_iter()
+            .map(|b| (b.from_file, b.href))
+            .collect();
+        assert_eq!(
+            broken,
+            [
+                ("index.html".to_owned(), "/missing/".to_owned()),
+                ("index.html".to_owned(), "#top".to_owned()),
+                ("qa/index.html".to_owned(), "/qa/#q9".to_owned()),
+                ("qa/index.html".to_owned(), "../../x".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn base_path_is_respected() {
+        let f = files(&[
+            (
+                "index.html",
+                r#"<a href="/denshi/qa/">a</a><a href="/other/">b</a>"#,
+            ),
+            ("qa/index.html", ""),
+        ]);
+        let broken = check(&f, "/denshi/");
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].href, "/other/");
+        assert!(broken[0].reason.contains("外"));
+    }
+
+    #[test]
+    fn percent_encoded_fragments_match_ids() {
+        let f = files(&[(
+            "index.html",
+            r##"<h2 id="電子保証とは">x</h2><a href="#%E9%9B%BB%E5%AD%90%E4%BF%9D%E8%A8%BC%E3%81%A8%E3%81%AF">y</a>"##,
+        )]);
+        assert!(check(&f, "/").is_empty());
+    }
+}

@@ -1,0 +1,298 @@
+//! Markdown → HTML (pulldown-cmark): tables with header cells and captions, footnotes,
+//! heading anchors, and every link with its byte offset so broken ones can be reported
+//! at their line in the source file.
+
+use std::collections::HashSet;
+
+use pulldown_cmark::{html, Alignment, CowStr, Event, Options, Parser, Tag, TagEnd};
+
+/// A link or image target as written in the source, with its byte offset in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLink {
+    pub target: String,
+    pub offset: usize,
+}
+
+/// The HTML of one Markdown text and what the link check needs from it.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub html: String,
+    pub links: Vec<SourceLink>,
+    /// `id`s of the headings, for `#fragment` checks.
+    pub anchors: Vec<String>,
+}
+
+/// Text that starts a paragraph right after a table and makes it the table's caption.
+const CAPTION_PREFIXES: [&str; 2] = ["表：", "表:"];
+
+fn options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_HEADING_ATTRIBUTES
+}
+
+/// Renders `text`. Root-relative links (`/qa/`) are prefixed with `base_path`.
+pub fn render(text: &str, base_path: &str) -> Rendered {
+    let mut events: Vec<(Event<'_>, usize)> = Parser::new_ext(text, options())
+        .into_offset_iter()
+        .map(|(event, range)| (event, range.start))
+        .collect();
+    let anchors = assign_heading_ids(&mut events);
+    let links = rewrite_links(&mut events, base_path);
+    let events = accessible_tables(events);
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    html::push_html(&mut out, events.into_iter());
+    Rendered {
+        html: out,
+        links,
+        anchors,
+    }
+}
+
+/// A fragment id from heading text: letters and digits kept (any script), the rest `-`.
+pub fn slugify(text: &str) -> String {
+    let mut slug = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if dash && !slug.is_empty() {
+                slug.push('-');
+            }
+            dash = false;
+            slug.push(c);
+        } else {
+            dash = true;
+        }
+    }
+    if slug.is_empty() {
+        slug.push_str("section");
+    }
+    slug
+}
+
+fn assign_heading_ids(events: &mut [(Event<'_>, usize)]) -> Vec<String> {
+    let mut used = HashSet::new();
+    let mut anchors = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        if let Event::Start(Tag::Heading { id, .. }) = &events[i].0 {
+            let wanted = match id {
+                Some(id) => id.to_string(),
+                None => {
+                    let mut text = String::new();
+                    for (event, _) in &events[i + 1..] {
+                        match event {
+                            Event::End(TagEnd::Heading(_)) => break,
+                            Event::Text(t) | Event::Code(t) => text.push_str(t),
+                            _ => {}
+                        }
+                    }
+                    slugify(&text)
+                }
+            };
+            let mut unique = wanted.clone();
+            let mut n = 1;
+            while !used.insert(unique.clone()) {
+                unique = format!("{wanted}-{n}");
+                n += 1;
+            }
+            if let Event::Start(Tag::Heading { id, .. }) = &mut events[i].0 {
+                *id = Some(CowStr::from(unique.clone()));
+            }
+            anchors.push(unique);
+        }
+        i += 1;
+    }
+    anchors
+}
+
+fn rewrite_links(events: &mut [(Event<'_>, usize)], base_path: &str) -> Vec<SourceLink> {
+    let mut links = Vec::new();
+    for (event, offset) in events.iter_mut() {
+        let dest = match event {
+            Event::Start(Tag::Link { dest_url, .. })
+            | Event::Start(Tag::Image { dest_url, .. }) => dest_url,
+            _ => continue,
+        };
+        links.push(SourceLink {
+            target: dest.to_string(),
+            offset: *offset,
+        });
+        if base_path != "/" && dest.starts_with('/') && !dest.starts_with("//") {
+            *dest = CowStr::from(format!("{base_path}{}", &dest[1..]));
+        }
+    }
+    links
+}
+
+fn align_class(alignment: Alignment) -> &'static str {
+    match alignment {
+        Alignment::None => "",
+        Alignment::Left => " class=\"align-left\"",
+        Alignment::Center => " class=\"align-center\"",
+        Alignment::Right => " class=\"align-right\"",
+    }
+}
+
+/// Tables with `<th scope="col">` headers, a scrolling wrapper and an optional caption
+/// taken from a following paragraph that starts with `表：`.
+fn accessible_tables(events: Vec<(Event<'_>, usize)>) -> Vec<Event<'_>> {
+    let mut events: Vec<Event<'_>> = events.into_iter().map(|(e, _)| e).collect();
+    let mut out = Vec::with_capacity(events.len());
+    let mut alignments: Vec<Alignment> = Vec::new();
+    let mut in_head = false;
+    let mut cell = 0;
+    let mut i = 0;
+    while i < events.len() {
+        let event = std::mem::replace(&mut events[i], Event::SoftBreak);
+        i += 1;
+        match event {
+            Event::Start(Tag::Table(aligns)) => {
+                alignments = aligns;
+                let table_end = events[i..]
+                    .iter()
+                    .position(|e| matches!(e, Event::End(TagEnd::Table)))
+                    .map_or(events.len(), |p| i + p);
+                let caption = caption_after(&mut events, table_end + 1);
+                out.push(Event::Html(
+                    format!("<div class=\"table-scroll\"><table>{caption}").into(),
+                ));
+            }
+            Event::Start(Tag::TableHead) => {
+                in_head = true;
+                cell = 0;
+                out.push(Event::Html("<thead><tr>".into()));
+            }
+            Event::End(TagEnd::TableHead) => {
+                in_head = false;
+                out.push(Event::Html("</tr></thead><tbody>".into()));
+            }
+            Event::Start(Tag::TableRow) => {
+                cell = 0;
+                out.push(Event::Html("<tr>".into()));
+            }
+            Event::End(TagEnd::TableRow) => out.push(Event::Html("</tr>".into())),
+            Event::Start(Tag::TableCell) => {
+                let class = align_class(alignments.get(cell).copied().unwrap_or(Alignment::None));
+                let open = if in_head {
+                    format!("<th scope=\"col\"{class}>")
+                } else {
+                    format!("<td{class}>")
+                };
+                out.push(Event::Html(open.into()));
+            }
+            Event::End(TagEnd::TableCell) => {
+                out.push(Event::Html(if in_head { "</th>" } else { "</td>" }.into()));
+                cell += 1;
+            }
+            Event::End(TagEnd::Table) => out.push(Event::Html("</tbody></table></div>\n".into())),
+            // Events taken into a caption are left as empty text.
+            Event::Text(t) if t.is_empty() => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// When the paragraph at `at` starts with `表：`, renders it as a `<caption>` and blanks
+/// its events; otherwise returns an empty string and leaves the events alone.
+fn caption_after(events: &mut [Event<'_>], at: usize) -> String {
+    if !matches!(events.get(at), Some(Event::Start(Tag::Paragraph))) {
+        return String::new();
+    }
+    let Some(Event::Text(first)) = events.get(at + 1) else {
+        return String::new();
+    };
+    let Some(rest) = CAPTION_PREFIXES.iter().find_map(|p| first.strip_prefix(p)) else {
+        return String::new();
+    };
+    let rest = rest.trim_start().to_owned();
+    let Some(len) = events[at..]
+        .iter()
+        .position(|e| matches!(e, Event::End(TagEnd::Paragraph)))
+    else {
+        return String::new();
+    };
+    let end = at + len;
+    let mut inner = vec![Event::Text(rest.into())];
+    for event in &mut events[at + 2..end] {
+        inner.push(std::mem::replace(event, Event::Text("".into())));
+    }
+    for index in [at, at + 1, end] {
+        events[index] = Event::Text("".into());
+    }
+    let mut caption = String::from("<caption>");
+    html::push_html(&mut caption, inner.into_iter());
+    caption.push_str("</caption>");
+    caption
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_get_unique_ids() {
+        let r = render(
+            "## 電子保証とは\n\n## 電子保証とは\n\n### Step 1: 申込 {#apply}\n",
+            "/",
+        );
+        assert_eq!(r.anchors, ["電子保証とは", "電子保証とは-1", "apply"]);
+        assert!(
+            r.html.contains("<h2 id=\"電子保証とは\">電子保証とは</h2>"),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn slugs_keep_letters_of_any_script() {
+        assert_eq!(slugify("Q&A よくある質問"), "q-a-よくある質問");
+        assert_eq!(slugify("  STEP 1 ・ 申込  "), "step-1-申込");
+        assert_eq!(slugify("！？"), "section");
+    }
+
+    #[test]
+    fn tables_have_header_cells_and_captions() {
+        let text =
+            "| 区分 | 発注者名 |\n|:--|--:|\n| 県 | 熊本県 |\n\n表：導入発注者\n\nあとがき\n";
+        let r = render(text, "/");
+        assert!(r.html.contains("<table><caption>導入発注者</caption><thead><tr><th scope=\"col\" class=\"align-left\">区分</th>"), "{}", r.html);
+        assert!(
+            r.html.contains("<td class=\"align-right\">熊本県</td>"),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("表："), "{}", r.html);
+        assert!(r.html.contains("<p>あとがき</p>"), "{}", r.html);
+    }
+
+    #[test]
+    fn a_paragraph_that_is_no_caption_stays() {
+        let r = render("| a |\n|---|\n| b |\n\n次の段落\n", "/");
+        assert!(r.html.contains("<table><thead>"), "{}", r.html);
+        assert!(r.html.contains("<p>次の段落</p>"), "{}", r.html);
+    }
+
+    #[test]
+    fn links_are_collected_and_prefixed() {
+        let text = "前文\n\n[Q&A](/qa/) と [外部](https://example.jp/) ![図](/assets/a.png)\n";
+        let r = render(text, "/denshi/");
+        let targets: Vec<&str> = r.links.iter().map(|l| l.target.as_str()).collect();
+        assert_eq!(targets, ["/qa/", "https://example.jp/", "/assets/a.png"]);
+        assert_eq!(r.links[0].offset, text.find("[Q&A]").expect("present"));
+        assert!(r.html.contains("href=\"/denshi/qa/\""), "{}", r.html);
+        assert!(
+            r.html.contains("src=\"/denshi/assets/a.png\""),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn footnotes_render() {
+        let r = render("本文[^1]\n\n[^1]: 注記\n", "/");
+        assert!(r.html.contains("footnote-definition"), "{}", r.html);
+    }
+}

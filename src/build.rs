@@ -33,8 +33,7 @@ pub fn default_out(root: &Path, out: Option<&Path>) -> PathBuf {
 
 /// Validates and renders everything without writing.
 pub fn check(root: &Path) -> Result<CheckSummary> {
-    let site = Site::load(root)?;
-    let output = site.render()?;
+    let (site, output) = Site::load(root)?;
     Ok(CheckSummary {
         pages: output.page_count(),
         tables: site.tables.len(),
@@ -48,8 +47,7 @@ pub fn build(root: &Path, out: &Path) -> Result<BuildSummary> {
     let started = Instant::now();
     // Refuse a foreign directory before any work, and again just before the swap.
     output::ensure_replaceable(out)?;
-    let site = Site::load(root)?;
-    let rendered = site.render()?;
+    let (_site, rendered) = Site::load(root)?;
     let staging = Staging::new(out)?;
     rendered.write_into(staging.path())?;
     staging.commit()?;

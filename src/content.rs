@@ -80,15 +80,23 @@ impl Page {
     }
 }
 
+/// Pages that loaded, and the site paths of files that did not (links to those are not
+/// reported as broken: the file's own problem is).
+#[derive(Debug, Default)]
+pub struct LoadedPages {
+    pub pages: Vec<Page>,
+    pub failed: Vec<String>,
+}
+
 /// Loads every page under `ROOT/content`, sorted by path; drafts are left out.
-pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> Vec<Page> {
+pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> LoadedPages {
     let dir = root.join(CONTENT_DIR);
     if !dir.is_dir() {
         diagnostics.push(Diagnostic::file(
             CONTENT_DIR,
             "content/ ディレクトリがありません（少なくとも content/_index.md が必要です）",
         ));
-        return Vec::new();
+        return LoadedPages::default();
     }
     let mut files = Vec::new();
     for entry in WalkDir::new(&dir).sort_by_file_name() {
@@ -120,15 +128,21 @@ pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -
         .par_iter()
         .map(|(abs, rel)| load_page(abs, rel, base_path))
         .collect();
-    let mut pages = Vec::new();
-    for result in results {
+    let mut loaded = LoadedPages::default();
+    for ((_, rel), result) in files.iter().zip(results) {
         match result {
-            Ok(page) if !page.draft => pages.push(page),
+            Ok(page) if !page.draft => loaded.pages.push(page),
             Ok(_) => {}
-            Err(d) => diagnostics.extend(d),
+            Err(d) => {
+                diagnostics.extend(d);
+                let in_content = rel.strip_prefix(CONTENT_DIR).unwrap_or(rel);
+                if let Ok((path, _, _)) = site_path(in_content) {
+                    loaded.failed.push(path);
+                }
+            }
         }
     }
-    pages
+    loaded
 }
 
 /// Reports pages (written or generated) that would be written to the same URL.
@@ -263,6 +277,19 @@ fn load_page(abs: &Path, rel: &Path, base_path: &str) -> Result<Page, Diagnostic
     }
     let body = &text[body_start..];
     let rendered = markdown::render(body, base_path);
+    let unclosed: Diagnostics = rendered
+        .unclosed_emphasis
+        .iter()
+        .map(|offset| {
+            Diagnostic::at_offset(rel, text, body_start + offset, markdown::UNCLOSED_EMPHASIS)
+        })
+        .fold(Diagnostics::default(), |mut d, e| {
+            d.push(e);
+            d
+        });
+    if !unclosed.is_empty() {
+        return Err(unclosed);
+    }
     page.links = rendered
         .links
         .iter()

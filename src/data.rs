@@ -97,11 +97,12 @@ pub struct QaEntry {
     pub links: Vec<crate::content::PageLink>,
 }
 
-/// Every adoption table, sorted by file name.
+/// Every adoption table, sorted by file name; the slugs of files that failed go to `failed`.
 pub fn load_adopter_tables(
     root: &Path,
     config: &Config,
     diagnostics: &mut Diagnostics,
+    failed: &mut Vec<String>,
 ) -> Vec<AdopterTable> {
     let dir = root.join(ADOPTERS_DIR);
     if !dir.is_dir() {
@@ -157,8 +158,9 @@ pub fn load_adopter_tables(
                 continue;
             }
         };
-        if let Some(table) = parse_adopter_table(&rel, slug, &text, config, diagnostics) {
-            tables.push(table);
+        match parse_adopter_table(&rel, slug, &text, config, diagnostics) {
+            Some(table) => tables.push(table),
+            None => failed.push(slug.to_owned()),
         }
     }
     tables
@@ -320,6 +322,9 @@ pub fn parse_qa(
             if let (Some(question), Some(answer)) = (question, answer) {
                 let rendered = markdown::render(&answer, base_path);
                 let (line, column) = doc.locate(&path.key(ANSWER.key), false);
+                if !rendered.unclosed_emphasis.is_empty() {
+                    r.error(&path.key(ANSWER.key), markdown::UNCLOSED_EMPHASIS);
+                }
                 let links = rendered
                     .links
                     .into_iter()

@@ -31,6 +31,8 @@ pub struct BrokenLink {
     pub from_file: String,
     /// The link as written in the HTML.
     pub href: String,
+    /// The output path it resolves to (`qa/`, `assets/a.png`), when inside the site.
+    pub target: Option<String>,
     pub reason: String,
 }
 
@@ -151,6 +153,7 @@ pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink>
             let Some(resolved) = resolve(from, &href, base_path) else {
                 continue;
             };
+            let target_path = resolved.as_ref().ok().map(|(p, _)| p.clone());
             let reason = match resolved {
                 Err(reason) => Some(reason),
                 Ok((path, fragment)) => {
@@ -177,6 +180,7 @@ pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink>
                 broken.push(BrokenLink {
                     from_file: from.clone(),
                     href: href.clone(),
+                    target: target_path,
                     reason,
                 });
             }

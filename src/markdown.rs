@@ -20,7 +20,13 @@ pub struct Rendered {
     pub links: Vec<SourceLink>,
     /// `id`s of the headings, for `#fragment` checks.
     pub anchors: Vec<String>,
+    /// Byte offsets of `**` left as text: emphasis that CommonMark could not close, as
+    /// happens when `**` sits between Japanese punctuation and a letter (`**です。**次`).
+    pub unclosed_emphasis: Vec<usize>,
 }
+
+/// The message for [`Rendered::unclosed_emphasis`].
+pub const UNCLOSED_EMPHASIS: &str = "強調の ** が閉じられず、そのまま表示されます。句読点やかっこは ** の外に出してください（例: **かかりません**。／「**電子交付**」を）。記号として表示するなら \\*\\* と書きます";
 
 /// Text that starts a paragraph right after a table and makes it the table's caption.
 const CAPTION_PREFIXES: [&str; 2] = ["表：", "表:"];
@@ -34,10 +40,33 @@ fn options() -> Options {
 
 /// Renders `text`. Root-relative links (`/qa/`) are prefixed with `base_path`.
 pub fn render(text: &str, base_path: &str) -> Rendered {
-    let mut events: Vec<(Event<'_>, usize)> = Parser::new_ext(text, options())
-        .into_offset_iter()
-        .map(|(event, range)| (event, range.start))
-        .collect();
+    let mut unclosed_emphasis = Vec::new();
+    let mut in_code_block = false;
+    let mut reported_in_block = false;
+    let mut events: Vec<(Event<'_>, usize)> = Vec::new();
+    for (event, range) in Parser::new_ext(text, options()).into_offset_iter() {
+        match &event {
+            Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
+            Event::End(TagEnd::CodeBlock) => in_code_block = false,
+            // An unmatched delimiter run comes back as text, one `*` per event.
+            // Reported once per paragraph: one mistake leaves both of its runs as text.
+            Event::Text(_)
+                if !in_code_block
+                    && !reported_in_block
+                    && text[range.start..].starts_with("**") =>
+            {
+                unclosed_emphasis.push(range.start);
+                reported_in_block = true;
+            }
+            Event::End(
+                TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::TableCell | TagEnd::Item,
+            ) => {
+                reported_in_block = false;
+            }
+            _ => {}
+        }
+        events.push((event, range.start));
+    }
     let anchors = assign_heading_ids(&mut events);
     let links = rewrite_links(&mut events, base_path);
     let events = accessible_tables(events);
@@ -47,6 +76,7 @@ pub fn render(text: &str, base_path: &str) -> Rendered {
         html: out,
         links,
         anchors,
+        unclosed_emphasis,
     }
 }
 
@@ -285,6 +315,18 @@ mod tests {
         assert!(r.html.contains("href=\"/denshi/qa/\""), "{}", r.html);
         assert!(
             r.html.contains("src=\"/denshi/assets/a.png\""),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn unclosed_emphasis_is_found_but_escapes_and_code_are_not() {
+        let text = "**かかりません。**保証料のみ\n\n**かかりません**。\n\n\\*\\*記号\\*\\*\n\n```\na ** b\n```\n";
+        let r = render(text, "/");
+        assert_eq!(r.unclosed_emphasis, [0]);
+        assert!(
+            r.html.contains("<strong>かかりません</strong>。"),
             "{}",
             r.html
         );

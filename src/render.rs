@@ -43,9 +43,15 @@ pub struct Renderer {
     sources: HashMap<String, TemplateSource>,
 }
 
+/// The templates found, and the renderer when all of them are valid.
+pub struct LoadedTemplates {
+    pub names: std::collections::BTreeSet<String>,
+    pub renderer: Option<Renderer>,
+}
+
 impl Renderer {
     /// Loads the built-in theme and the site's templates; problems go to `diagnostics`.
-    pub fn load(root: &Path, diagnostics: &mut Diagnostics) -> Option<Renderer> {
+    pub fn load(root: &Path, diagnostics: &mut Diagnostics) -> LoadedTemplates {
         let mut sources: BTreeMap<String, TemplateSource> = BUILT_IN
             .iter()
             .map(|(name, text)| {
@@ -93,6 +99,7 @@ impl Renderer {
                 }
             }
         }
+        let names = sources.keys().cloned().collect();
         let mut tera = Tera::default();
         tera.set_escape_fn(escape_html);
         register_filters(&mut tera);
@@ -109,7 +116,10 @@ impl Renderer {
             }
         }
         if !ok {
-            return None;
+            return LoadedTemplates {
+                names,
+                renderer: None,
+            };
         }
         let all = sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str()));
         if let Err(e) = tera.add_raw_templates(all) {
@@ -117,16 +127,19 @@ impl Renderer {
                 TEMPLATES_DIR,
                 format!("テンプレートを読み込めません: {}", chain(&e)),
             ));
-            return None;
+            return LoadedTemplates {
+                names,
+                renderer: None,
+            };
         }
-        Some(Renderer {
+        let renderer = Renderer {
             tera,
             sources: sources.into_iter().collect(),
-        })
-    }
-
-    pub fn has_template(&self, name: &str) -> bool {
-        self.sources.contains_key(name)
+        };
+        LoadedTemplates {
+            names,
+            renderer: Some(renderer),
+        }
     }
 
     /// The file a template comes from (for messages).

@@ -1,7 +1,7 @@
 //! The whole site: [`Site::load`] reads and validates every input, [`Site::render`] turns
 //! the model into the files of `site-out/`, in memory, and checks their links.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -42,6 +42,8 @@ pub struct Site {
     pub qa: Vec<QaEntry>,
     pub timeline: Timeline,
     renderer: Renderer,
+    /// Site paths of pages whose own files have problems: links to them are not reported.
+    unavailable: BTreeSet<String>,
 }
 
 /// The files of one build, by path relative to the output directory.
@@ -118,7 +120,20 @@ fn rfc3339_jst(date: NaiveDate) -> String {
 
 impl Site {
     /// Reads `hosho.toml`, `content/`, `data/` and `templates/` and validates all of it.
-    pub fn load(root: &Path) -> Result<Site, InputErrors> {
+    /// Fails with every problem found, including broken links (see [`Site::load_partial`]).
+    pub fn load(root: &Path) -> Result<(Site, Output), InputErrors> {
+        let (site, mut d) = Site::load_partial(root);
+        let output = site.as_ref().and_then(|s| s.render(&mut d));
+        match (site, output) {
+            (Some(site), Some(output)) if d.is_empty() => Ok((site, output)),
+            _ => Err(InputErrors(d.sorted())),
+        }
+    }
+
+    /// Loads what is valid and reports the rest: a site is returned whenever the settings
+    /// and templates are usable, so that rendering and the link check can still report
+    /// their own problems in the same run.
+    pub fn load_partial(root: &Path) -> (Option<Site>, Diagnostics) {
         let started = Instant::now();
         let mut d = Diagnostics::default();
         let config = Config::load(root).map_err(|e| d.push(e)).ok();
@@ -126,13 +141,20 @@ impl Site {
             .as_ref()
             .map_or("/", |c| c.base_path.as_str())
             .to_owned();
-        let mut pages = content::load_pages(root, &base_path, &mut d);
+        let loaded = content::load_pages(root, &base_path, &mut d);
+        let mut pages = loaded.pages;
+        let mut unavailable: BTreeSet<String> = loaded.failed.into_iter().collect();
+        let mut failed_tables = Vec::new();
         let tables = config
             .as_ref()
-            .map(|c| data::load_adopter_tables(root, c, &mut d))
+            .map(|c| data::load_adopter_tables(root, c, &mut d, &mut failed_tables))
             .unwrap_or_default();
+        for slug in &failed_tables {
+            unavailable.insert(format!("{ADOPTERS_PATH}{slug}/"));
+            unavailable.insert(ADOPTERS_PATH.to_owned());
+        }
         let qa = data::load_qa(root, &base_path, &mut d);
-        let renderer = Renderer::load(root, &mut d);
+        let templates = Renderer::load(root, &mut d);
         tracing::debug!(elapsed = ?started.elapsed(), pages = pages.len(), "loaded inputs");
 
         pages.extend(tables.iter().map(table_page));
@@ -140,32 +162,32 @@ impl Site {
             pages.push(adopters_overview_page());
         }
         content::check_unique_paths(&pages, &mut d);
-        if !pages.iter().any(|p| p.kind == PageKind::Home)
-            && root.join(content::CONTENT_DIR).is_dir()
-        {
+        let has_home = pages.iter().any(|p| p.kind == PageKind::Home) || unavailable.contains("/");
+        if !has_home && root.join(content::CONTENT_DIR).is_dir() {
             d.push(Diagnostic::file(
                 "content/_index.md",
                 "トップページ content/_index.md がありません",
             ));
         }
-        if let Some(renderer) = &renderer {
-            for page in &pages {
-                if !renderer.has_template(&page.template) {
-                    let (line, column) = page.template_at.unwrap_or((1, 1));
-                    d.push(Diagnostic::new(
-                        &page.source,
-                        line,
-                        column,
-                        format!(
-                            "テンプレート「{}」が templates/ にも組み込みにもありません",
-                            page.template
-                        ),
-                    ));
-                }
+        pages.retain(|page| {
+            let known = templates.names.contains(&page.template);
+            if !known {
+                let (line, column) = page.template_at.unwrap_or((1, 1));
+                d.push(Diagnostic::new(
+                    &page.source,
+                    line,
+                    column,
+                    format!(
+                        "テンプレート「{}」が templates/ にも組み込みにもありません",
+                        page.template
+                    ),
+                ));
+                unavailable.insert(page.path.clone());
             }
-        }
-        let (Some(config), Some(renderer)) = (config, renderer) else {
-            return Err(InputErrors(d.sorted()));
+            known
+        });
+        let (Some(config), Some(renderer)) = (config, templates.renderer) else {
+            return (None, d);
         };
         pages.sort_by(|a, b| a.path.cmp(&b.path));
         let timeline = timeline::build(&tables);
@@ -177,9 +199,10 @@ impl Site {
             qa,
             timeline,
             renderer,
+            unavailable,
         };
         site.register_template_data();
-        d.into_result(site)
+        (Some(site), d)
     }
 
     fn url(&self, site_path: &str) -> String {
@@ -329,8 +352,9 @@ impl Site {
         c
     }
 
-    /// Renders every output file in memory and checks the internal links.
-    pub fn render(&self) -> Result<Output, InputErrors> {
+    /// Renders every output file in memory and checks the internal links; `None` when a
+    /// file could not be rendered (the problems are in `d`).
+    pub fn render(&self, d: &mut Diagnostics) -> Option<Output> {
         let started = Instant::now();
         let nav = self.nav();
         let sections = self.sections();
@@ -354,7 +378,7 @@ impl Site {
             })
             .collect();
         let mut output = Output::default();
-        let mut d = Diagnostics::default();
+        let problems_before = d.len();
         for r in rendered {
             match r {
                 Ok((path, bytes)) => {
@@ -375,10 +399,12 @@ impl Site {
             d.push(e);
         }
         tracing::debug!(elapsed = ?started.elapsed(), files = output.files.len(), "rendered");
-        if d.is_empty() {
-            self.check_links(&output, &mut d);
+        if d.len() > problems_before {
+            // Some file is missing from the output: links to it would be false alarms.
+            return None;
         }
-        d.into_result(output)
+        self.check_links(&output, d);
+        Some(output)
     }
 
     /// 404 page, feed, sitemap and open data.
@@ -502,6 +528,13 @@ impl Site {
             .map(|p| (output_file(&p.path), p))
             .collect();
         for broken in links::check(&html, &self.config.base_path) {
+            let to_unavailable = broken.target.as_ref().is_some_and(|t| {
+                let t = t.trim_end_matches('/');
+                self.unavailable.iter().any(|u| u.trim_matches('/') == t)
+            });
+            if to_unavailable {
+                continue;
+            }
             let page = by_output.get(&broken.from_file);
             let written = |links: &[PageLink]| {
                 links

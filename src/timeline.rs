@@ -132,12 +132,12 @@ fn draw(months: &[TimelineMonth]) -> String {
         );
         n += step;
     }
-    // Year ticks: January of every year in range (and the first month).
+    // Year ticks: January of every year in range, and the first month unless a January
+    // follows so closely that the two labels would overlap.
     let mut tick = first.month;
-    let mut labelled_first = false;
+    let label_first = first.month.month() == 1 || 13 - first.month.month() > 4;
     while tick <= last.month {
-        if tick.month() == 1 || !labelled_first {
-            labelled_first = true;
+        if tick.month() == 1 || (tick == first.month && label_first) {
             let xx = x(tick);
             let _ = write!(
                 s,

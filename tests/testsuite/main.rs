@@ -1,1 +1,8 @@
+//! hosho's integration tests: fixture site roots built with the real binary.
 
+mod browser;
+mod demo;
+mod errors;
+mod fixtures;
+mod output;
+mod support;

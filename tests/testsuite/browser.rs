@@ -1,0 +1,191 @@
+//! The built pages in a real browser: headless Chromium loads them over HTTP from
+//! 127.0.0.1, the test reads the rendered DOM, and screenshots go to target/screenshots/.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use scraper::Html;
+
+use crate::support::{attrs, count, repo_root, texts, SiteDir};
+
+/// Debian's `chromium`, or `HOSHO_CHROMIUM`. Missing is a failure unless
+/// `HOSHO_SKIP_BROWSER=1` says so explicitly (`scripts/test` installs it).
+fn chromium() -> Option<PathBuf> {
+    if std::env::var_os("HOSHO_SKIP_BROWSER").is_some_and(|v| v == "1") {
+        return None;
+    }
+    let candidate = std::env::var_os("HOSHO_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        candidate.is_file(),
+        "Chromium not found at {}: run scripts/test (it installs it) or set HOSHO_SKIP_BROWSER=1",
+        candidate.display()
+    );
+    Some(candidate)
+}
+
+/// Serves `dir` on 127.0.0.1 (GET only, `/x/` → `x/index.html`) from a background thread.
+fn serve(dir: &Path) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("addr");
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || answer(stream, &dir));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn answer(mut stream: TcpStream, dir: &Path) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let mut file = dir.join(path.trim_start_matches('/'));
+    if path.ends_with('/') {
+        file = file.join("index.html");
+    }
+    let (status, body, kind) = match (path.contains(".."), std::fs::read(&file)) {
+        (false, Ok(body)) => {
+            let kind = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("css") => "text/css",
+                Some("js") => "text/javascript",
+                Some("xml") => "application/xml",
+                _ => "application/octet-stream",
+            };
+            ("200 OK", body, kind)
+        }
+        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+}
+
+fn chromium_command(chromium: &Path, profile: &Path) -> Command {
+    let mut c = Command::new(chromium);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--virtual-time-budget=3000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+#[test]
+fn pages_render_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+        return;
+    };
+    let site = SiteDir::demo();
+    site.build();
+    let base = serve(&site.out());
+    let profile = tempfile::tempdir().expect("profile dir");
+
+    let dump = chromium_command(&chromium, profile.path())
+        .arg("--dump-dom")
+        .arg(format!("{base}/adopters/kumamoto/"))
+        .output()
+        .expect("run chromium");
+    assert!(
+        dump.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dom = Html::parse_document(&String::from_utf8_lossy(&dump.stdout));
+    assert_eq!(count(&dom, "table#table-kumamoto tbody tr"), 19);
+    let dates = texts(&dom, "table#table-kumamoto tbody td time");
+    assert_eq!(dates.len(), 19);
+    assert!(dates.iter().all(|d| d.starts_with("令和")), "{dates:?}");
+    // The script ran: the filter field exists, with its label.
+    assert_eq!(
+        attrs(&dom, ".table-filter label", "for"),
+        ["filter-table-kumamoto"]
+    );
+    assert_eq!(count(&dom, "input#filter-table-kumamoto[type=search]"), 1);
+    assert_eq!(texts(&dom, "title"), ["熊本県下自治体｜電子保証のご案内"]);
+
+    let shots = screenshots_dir();
+    for (name, path, size) in [
+        ("home-desktop.png", "/", "1280,1600"),
+        ("kumamoto-desktop.png", "/adopters/kumamoto/", "1280,1800"),
+        ("adopters-desktop.png", "/adopters/", "1280,2600"),
+        ("kumamoto-phone.png", "/adopters/kumamoto/", "360,2200"),
+        ("qa-phone.png", "/qa/", "360,2600"),
+    ] {
+        let target = shots.join(name);
+        let _ = std::fs::remove_file(&target);
+        let run = chromium_command(&chromium, profile.path())
+            .arg(format!("--window-size={size}"))
+            .arg(format!("--screenshot={}", target.display()))
+            .arg(format!("{base}{path}"))
+            .output()
+            .expect("run chromium");
+        assert!(
+            run.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let png = std::fs::read(&target).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    }
+
+    // Printing hides navigation and the filter but keeps the whole table.
+    let pdf = shots.join("kumamoto-print.pdf");
+    let _ = std::fs::remove_file(&pdf);
+    let run = chromium_command(&chromium, profile.path())
+        .arg("--no-pdf-header-footer")
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("{base}/adopters/kumamoto/"))
+        .output()
+        .expect("run chromium");
+    assert!(
+        run.status.success(),
+        "print: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/test");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("熊本県下自治体"), "{text}");
+    assert!(text.contains("錦町"), "last row printed: {text}");
+    assert!(
+        !text.contains("発注者名で絞り込む"),
+        "filter hidden in print: {text}"
+    );
+    assert!(!text.contains("本文へ移動"), "skip link hidden in print");
+    assert!(
+        !text.contains("よくあるご質問"),
+        "navigation hidden in print: {text}"
+    );
+}

@@ -1,0 +1,346 @@
+//! The repository's own demo site: every page the flyers call for, built and read back.
+
+use crate::support::{attrs, count, snapshot, texts, SiteDir};
+
+#[test]
+fn demo_builds_every_page() {
+    let site = SiteDir::demo();
+    let run = site.build();
+    assert!(run.stdout.contains("ページ"), "{run:?}");
+    for page in [
+        "index.html",
+        "about/index.html",
+        "flow/index.html",
+        "enet/index.html",
+        "qa/index.html",
+        "adopters/index.html",
+        "adopters/kumamoto/index.html",
+        "adopters/national/index.html",
+        "adopters/ehime/index.html",
+        "notices/index.html",
+        "notices/niihama/index.html",
+        "notices/kumamoto-2025/index.html",
+        "accessibility/index.html",
+        "404.html",
+        "atom.xml",
+        "sitemap.xml",
+        "data/adopters.json",
+        "data/adopters.csv",
+        "assets/css/style.css",
+        "assets/js/table-filter.js",
+    ] {
+        assert!(site.out().join(page).is_file(), "missing {page}");
+    }
+}
+
+#[test]
+fn kumamoto_table_has_all_19_rows_in_era_form() {
+    let site = SiteDir::demo();
+    site.build();
+    let doc = site.page("adopters/kumamoto/index.html");
+    assert_eq!(count(&doc, "table#table-kumamoto tbody tr"), 19);
+    assert_eq!(
+        texts(&doc, "table#table-kumamoto caption"),
+        ["熊本県下自治体 （令和7年2月1日現在・19団体）"]
+    );
+    assert_eq!(
+        texts(&doc, "table#table-kumamoto thead th"),
+        ["区分", "発注者名", "運用開始日", "業務委託への適用"]
+    );
+    assert_eq!(
+        attrs(&doc, "table#table-kumamoto thead th", "scope"),
+        ["col"; 4]
+    );
+    let rows = texts(&doc, "table#table-kumamoto tbody tr");
+    assert_eq!(rows[0], "県 熊本県 令和5年4月1日 ○ 適用あり");
+    assert_eq!(rows[1], "政令市 熊本市 令和6年10月1日 ○ 適用あり");
+    assert_eq!(rows[2], "市町村 上天草市 令和4年9月9日 ○ 適用あり");
+    assert_eq!(rows[18], "市町村 錦町 令和7年2月1日 ○ 適用あり");
+    let dates = texts(&doc, "table#table-kumamoto tbody time");
+    assert_eq!(dates.len(), 19);
+    assert!(dates.iter().all(|d| d.starts_with("令和")), "{dates:?}");
+    assert_eq!(
+        attrs(&doc, "table#table-kumamoto tbody time", "datetime")[2],
+        "2022-09-09"
+    );
+    let notes = texts(&doc, "p.table-note");
+    assert_eq!(
+        notes[0],
+        "※上記以外の市町村については、未導入または導入検討中"
+    );
+    assert!(notes[1].contains("契約締結日を基準"), "{notes:?}");
+    assert_eq!(
+        texts(&doc, "p.table-counts"),
+        ["区分別の団体数：県 1、政令市 1、市町村 17（合計 19）"]
+    );
+}
+
+#[test]
+fn national_table_lists_ministries_agencies_and_universities() {
+    let site = SiteDir::demo();
+    site.build();
+    let doc = site.page("adopters/national/index.html");
+    assert_eq!(count(&doc, "table#table-national tbody tr"), 51);
+    assert_eq!(
+        texts(&doc, "table#table-national thead th"),
+        ["区分", "発注者名"],
+        "no date column without dates"
+    );
+    assert_eq!(
+        texts(&doc, "table#table-national caption"),
+        ["国・独立行政法人等 （令和7年1月20日現在・51団体）"]
+    );
+    let names = texts(&doc, "table#table-national tbody th");
+    for name in [
+        "国土交通省",
+        "参議院",
+        "鉄道建設・運輸施設整備支援機構",
+        "東海国立大学機構（岐阜大学・名古屋大学）",
+        "愛知教育大学",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing");
+    }
+    assert_eq!(
+        texts(&doc, "p.table-counts"),
+        ["区分別の団体数：国 10、独立行政法人等 9、国立大学法人 32（合計 51）"]
+    );
+}
+
+#[test]
+fn pages_are_accessible_html() {
+    let site = SiteDir::demo();
+    site.build();
+    for page in [
+        "index.html",
+        "about/index.html",
+        "adopters/index.html",
+        "qa/index.html",
+        "404.html",
+    ] {
+        let doc = site.page(page);
+        assert_eq!(attrs(&doc, "html", "lang"), ["ja"], "{page}");
+        assert_eq!(attrs(&doc, "a.skip-link", "href"), ["#main"], "{page}");
+        assert_eq!(count(&doc, "main#main"), 1, "{page}");
+        assert_eq!(count(&doc, "header"), 1, "{page}");
+        assert_eq!(count(&doc, "footer"), 1, "{page}");
+        assert_eq!(
+            attrs(&doc, "nav.site-nav", "aria-label"),
+            ["サイト内の主なページ"],
+            "{page}"
+        );
+        assert_eq!(count(&doc, "h1"), 1, "{page}: one h1");
+        for table in doc.select(&scraper::Selector::parse("table").expect("selector")) {
+            let html = table.html();
+            assert!(
+                html.contains("<caption>"),
+                "{page}: table without caption: {html}"
+            );
+            assert!(
+                html.contains("<th scope=\"col\""),
+                "{page}: table without header cells"
+            );
+        }
+    }
+    let about = site.page("about/index.html");
+    assert_eq!(
+        texts(&about, "table caption"),
+        ["電子保証を利用するメリット"]
+    );
+    assert_eq!(
+        attrs(&about, "nav.site-nav a[aria-current=page]", "href"),
+        ["/about/"]
+    );
+}
+
+#[test]
+fn guidance_pages_carry_the_flyer_facts() {
+    let site = SiteDir::demo();
+    site.build();
+    let about = site.read("about/index.html");
+    for fact in [
+        "前払金保証",
+        "中間前払金保証",
+        "契約保証予約は電子保証の対象になりません",
+        "保証契約番号",
+        "認証キー",
+        "e-Net保証",
+    ] {
+        assert!(about.contains(fact), "about: {fact}");
+    }
+    let flow = site.page("flow/index.html");
+    let steps = texts(&flow, "ol.steps h3");
+    assert_eq!(steps.len(), 4);
+    assert!(
+        steps[0].starts_with("STEP 1") && steps[3].starts_with("STEP 4"),
+        "{steps:?}"
+    );
+    let enet = site.read("enet/index.html");
+    for fact in [
+        "手数料はかかりません",
+        "押印は不要",
+        "200円",
+        "300万円以上",
+        "ID登録",
+    ] {
+        assert!(enet.contains(fact), "enet: {fact}");
+    }
+    let niihama = site.page("notices/niihama/index.html");
+    assert_eq!(texts(&niihama, "p.page-date time"), ["令和6年4月1日"]);
+    let body = texts(&niihama, "article").join(" ");
+    for fact in ["令和6年4月1日", "新居浜市", "建設工事関連業務"] {
+        assert!(body.contains(fact), "niihama: {fact}");
+    }
+}
+
+#[test]
+fn qa_covers_both_flyers() {
+    let site = SiteDir::demo();
+    site.build();
+    let doc = site.page("qa/index.html");
+    let questions = texts(&doc, "section.qa h2");
+    assert_eq!(questions.len(), 7, "{questions:?}");
+    assert_eq!(
+        attrs(&doc, "section.qa", "id"),
+        ["q1", "q2", "q3", "q4", "q5", "q6", "q7"]
+    );
+    assert_eq!(count(&doc, "nav.toc li a"), 7);
+    let answers = texts(&doc, "section.qa .qa-answer").join("\n");
+    for fact in [
+        "ID登録",
+        "契約保証予約は電子保証の対象外",
+        "令和6年4月1日以降",
+        "かかりません",
+        "保証料計算書",
+        "e-Net保証利用申込書",
+        "利用できます",
+    ] {
+        assert!(answers.contains(fact), "answer missing {fact}");
+    }
+}
+
+#[test]
+fn overview_has_timeline_svg_and_its_figures() {
+    let site = SiteDir::demo();
+    site.build();
+    let doc = site.page("adopters/index.html");
+    assert_eq!(attrs(&doc, "svg.timeline", "role"), ["img"]);
+    assert_eq!(
+        texts(&doc, "svg.timeline > title"),
+        ["電子保証の導入発注者数（累計）の推移"]
+    );
+    let months = texts(&doc, "details.timeline-data tbody tr");
+    assert_eq!(
+        months.first().map(String::as_str),
+        Some("令和4年9月 上天草市 1")
+    );
+    assert_eq!(
+        months.last().map(String::as_str),
+        Some("令和7年2月 錦町 20")
+    );
+    assert!(
+        months.contains(
+            &"令和6年4月 新居浜市、八代市、玉名市、山鹿市、小国町、益城町、山都町、氷川町 16"
+                .to_owned()
+        ),
+        "{months:?}"
+    );
+    assert_eq!(count(&doc, "table[data-filterable]"), 3);
+}
+
+#[test]
+fn feed_lists_adoptions_and_notices_newest_first() {
+    let site = SiteDir::demo();
+    site.build();
+    let feed = site.read("atom.xml");
+    assert!(feed.starts_with(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\""
+    ));
+    assert_eq!(
+        feed.matches("<entry>").count(),
+        22,
+        "20 dated adopters + 2 notices"
+    );
+    let titles: Vec<&str> = feed
+        .split("<entry>")
+        .skip(1)
+        .filter_map(|e| e.split("<title>").nth(1)?.split("</title>").next())
+        .collect();
+    assert_eq!(
+        titles[0],
+        "熊本県下の導入状況を更新しました（令和7年2月1日現在）"
+    );
+    assert_eq!(titles[1], "錦町が電子保証の運用を始めました");
+    assert!(
+        feed.contains("<updated>2025-02-27T00:00:00+09:00</updated>\n  <author>"),
+        "feed updated is the newest entry"
+    );
+    assert!(feed.contains("<link rel=\"alternate\" type=\"text/html\" href=\"https://denshi-hosho.example.jp/notices/niihama/\"/>"));
+}
+
+#[test]
+fn open_data_json_and_csv() {
+    let site = SiteDir::demo();
+    site.build();
+    let json: serde_json::Value =
+        serde_json::from_str(&site.read("data/adopters.json")).expect("valid JSON");
+    let rows = json["adopters"].as_array().expect("adopters array");
+    assert_eq!(rows.len(), 71);
+    let kumamoto_city = rows.iter().find(|r| r["name"] == "熊本市").expect("熊本市");
+    assert_eq!(
+        kumamoto_city,
+        &serde_json::json!({"table": "kumamoto", "title": "熊本県下自治体", "as_of": "2025-02-01", "category": "政令市",
+            "name": "熊本市", "start": "2024-10-01", "planned": false, "services": true, "basis": "契約締結日"})
+    );
+    let csv = std::fs::read(site.out().join("data/adopters.csv")).expect("csv");
+    assert_eq!(&csv[..3], b"\xEF\xBB\xBF", "UTF-8 BOM for Excel");
+    let text = String::from_utf8(csv[3..].to_vec()).expect("utf-8");
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 72);
+    assert_eq!(lines[0], "一覧,現在日,区分,発注者名,運用開始日,運用開始日（和暦）,予定,業務委託への適用,運用開始日の基準");
+    assert!(lines
+        .contains(&"熊本県下自治体,2025-02-01,県,熊本県,2023-04-01,令和5年4月1日,,○,契約締結日"));
+    assert!(lines.contains(&"国・独立行政法人等,2025-01-20,国,国土交通省,,,,,契約締結日"));
+}
+
+#[test]
+fn sitemap_and_404() {
+    let site = SiteDir::demo();
+    site.build();
+    let sitemap = site.read("sitemap.xml");
+    assert_eq!(sitemap.matches("<loc>").count(), 13);
+    assert!(sitemap.contains("<loc>https://denshi-hosho.example.jp/adopters/kumamoto/</loc>"));
+    assert!(
+        !sitemap.contains("404"),
+        "the 404 page is not in the sitemap"
+    );
+    let doc = site.page("404.html");
+    assert_eq!(texts(&doc, "h1"), ["ページが見つかりません"]);
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let site = SiteDir::demo();
+    site.build();
+    let first = snapshot(&site.out());
+    site.build();
+    let second = snapshot(&site.out());
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &first {
+        assert!(second[path] == *bytes, "{path} differs between builds");
+    }
+}
+
+#[test]
+fn demo_check_passes_and_writes_nothing() {
+    let site = SiteDir::demo();
+    let run = site.hosho(&["check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "問題はありません: 13 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件\n"
+    );
+    assert!(!site.out().exists());
+}

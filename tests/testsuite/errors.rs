@@ -1,0 +1,118 @@
+//! Invalid site roots: every problem in one run, at `path:line:column`, exit 1, nothing written.
+
+use crate::support::SiteDir;
+
+fn check_fails_with(fixture: &str, expected: &[&str]) {
+    let site = SiteDir::fixture(fixture);
+    for command in ["check", "build"] {
+        let run = site.hosho(&[command]);
+        assert_eq!(run.code, 1, "{command}: {run:?}");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        let (summary, problems) = lines.split_last().expect("output");
+        assert_eq!(problems, expected, "{command}");
+        assert_eq!(
+            *summary,
+            format!(
+                "{} 件の問題が見つかりました。何も書き込んでいません。",
+                expected.len()
+            )
+        );
+        assert!(run.stdout.is_empty(), "{command}: {run:?}");
+        assert!(!site.out().exists(), "{command} wrote site-out");
+        let leftovers: Vec<_> = std::fs::read_dir(&site.root)
+            .expect("read root")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{command} left {leftovers:?}");
+    }
+}
+
+#[test]
+fn every_data_and_content_problem_in_one_run() {
+    check_fails_with(
+        "invalid",
+        &[
+            "content/Notice.md:1:1: ファイル名・ディレクトリ名「Notice」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください",
+            "content/_index.md:5:9: リンク「/missing/」: リンク先のページがありません",
+            "content/bad-front.md:3:7: date（日付） の日付「2024-02-30」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
+            "content/bad-front.md:4:1: 知らないキー `colour` があります。使えるキー: title（表題）, date（日付）, weight（並び順）, draft（下書き）, template（テンプレート）, description（説明）",
+            "content/bad-front.md:5:9: weight（並び順） は整数で書いてください（文字列になっています）",
+            "content/emphasis.md:4:1: 強調の ** が閉じられず、そのまま表示されます。句読点やかっこは ** の外に出してください（例: **かかりません**。／「**電子交付**」を）。記号として表示するなら \\*\\* と書きます",
+            "content/no-front.md:1:1: 先頭に front matter がありません。1 行目を --- にし、title: などを書いて --- の行で閉じてください",
+            "data/adopters/rows.yaml:8:15: 区分「政令市」は hosho.toml の [adopters] categories にありません。使える区分: 県、市町村",
+            "data/adopters/rows.yaml:10:5: 必須の項目 name（発注者名） がありません",
+            "data/adopters/rows.yaml:14:12: start（運用開始日） の日付「2024-4-1」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
+            "data/adopters/rows.yaml:15:5: 知らないキー `servises` があります。使えるキー: name（発注者名）, category（区分）, start（運用開始日）, services（業務委託への適用）",
+            "data/adopters/rows.yaml:16:11: 発注者名「熊本県」がこのファイルに二度あります（4 行目にもあります）。一行にまとめてください",
+            "data/adopters/rows.yaml:18:15: services（業務委託への適用） は true（○）か false（×）で書いてください（文字列になっています）",
+            "data/adopters/syntax.yaml:5:5: YAML の書き方に誤りがあります: did not find expected ',' or '}', while parsing a flow mapping（4 行 5 列目から）",
+            "data/qa.yaml:3:3: 必須の項目 q（質問） がありません",
+            "data/qa.yaml:5:6: リンク「/nowhere/」: リンク先のページがありません",
+        ],
+    );
+}
+
+#[test]
+fn template_problems_point_into_the_template() {
+    check_fails_with(
+        "invalid-template",
+        &[
+            "content/page.md:3:11: テンプレート「missing.html」が templates/ にも組み込みにもありません",
+            "templates/page.html:3:19: テンプレートの書き方に誤りがあります: expected `or`, `and`, `not`, `<=`, `>=`, `<`, `>`, `==`, `!=`, `+`, `-`, `*`, `/`, `%`, a filter, or a variable end (`}}`)",
+        ],
+    );
+}
+
+#[test]
+fn config_problems_point_into_hosho_toml() {
+    let site = SiteDir::fixture("minimal");
+    let config = std::fs::read_to_string(site.root.join("hosho.toml")).expect("read");
+    std::fs::write(
+        site.root.join("hosho.toml"),
+        config.replace("[adopters]", "[adopter]"),
+    )
+    .expect("write");
+    let run = site.hosho(&["check"]);
+    assert_eq!(run.code, 1);
+    let first = run.stderr.lines().next().expect("a line");
+    assert_eq!(first, "hosho.toml:8:2: 設定に誤りがあります: unknown field `adopter`, expected one of `title`, `description`, `base_url`, `banner`, `guarantor`, `adopters`");
+}
+
+#[test]
+fn a_missing_site_root_is_named() {
+    let site = SiteDir::fixture("minimal");
+    std::fs::remove_file(site.root.join("hosho.toml")).expect("rm");
+    let run = site.hosho(&["check"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with("hosho.toml:1:1: 設定ファイルを読めません"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let site = SiteDir::fixture("minimal");
+    let run = site.hosho(&["build", "--no-such-flag"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+#[test]
+fn a_key_written_twice_is_a_yaml_error() {
+    let site = SiteDir::fixture("minimal");
+    let dir = site.root.join("data/adopters");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("twice.yaml"),
+        "title: 二重\nas_of: 2025-02-01\nadopters:\n  - name: 熊本県\n    category: 県\n    category: 県\n",
+    )
+    .expect("write");
+    let run = site.hosho(&["check"]);
+    assert_eq!(run.code, 1);
+    let first = run.stderr.lines().next().expect("a line");
+    assert!(first.starts_with("data/adopters/twice.yaml:"), "{first}");
+    assert!(first.contains("category"), "{first}");
+}

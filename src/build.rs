@@ -49,8 +49,12 @@ pub fn build(root: &Path, out: &Path) -> Result<BuildSummary> {
     output::ensure_replaceable(out)?;
     let (_site, rendered) = Site::load(root)?;
     let staging = Staging::new(out)?;
+    let write_started = Instant::now();
     rendered.write_into(staging.path())?;
+    tracing::debug!(elapsed = ?write_started.elapsed(), "wrote staging directory");
+    let swap_started = Instant::now();
     staging.commit()?;
+    tracing::debug!(elapsed = ?swap_started.elapsed(), "swapped output into place");
     Ok(BuildSummary {
         out: out.to_path_buf(),
         pages: rendered.page_count(),

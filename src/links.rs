@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use rayon::prelude::*;
+
 /// Values of `name="…"` attributes in HTML, in order, with their byte offsets.
 pub fn attribute_values<'h>(html: &'h str, name: &str) -> Vec<(&'h str, usize)> {
     let pattern = format!("{name}=\"");
@@ -132,58 +134,72 @@ fn resolve(
 
 /// Checks every link of every HTML file in `files` (output-relative path → content).
 pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink> {
-    let ids: BTreeMap<&str, HashSet<String>> = files
-        .iter()
-        .filter(|(path, _)| path.ends_with(".html"))
+    let html_files: Vec<(&String, &&str)> =
+        files.iter().filter(|(p, _)| p.ends_with(".html")).collect();
+    let ids: BTreeMap<&str, HashSet<&str>> = html_files
+        .par_iter()
         .map(|(path, html)| {
             let set = attribute_values(html, "id")
                 .into_iter()
-                .map(|(v, _)| v.to_owned())
+                .map(|(v, _)| v)
                 .collect();
             (path.as_str(), set)
         })
         .collect();
+    let per_file: Vec<Vec<BrokenLink>> = html_files
+        .par_iter()
+        .map(|(from, html)| broken_in(from, html, files, &ids, base_path))
+        .collect();
+    per_file.into_iter().flatten().collect()
+}
+
+/// The broken links of one HTML file.
+fn broken_in(
+    from: &str,
+    html: &str,
+    files: &BTreeMap<String, &str>,
+    ids: &BTreeMap<&str, HashSet<&str>>,
+    base_path: &str,
+) -> Vec<BrokenLink> {
     let mut broken = Vec::new();
-    for (from, html) in files.iter().filter(|(p, _)| p.ends_with(".html")) {
-        let hrefs = attribute_values(html, "href")
-            .into_iter()
-            .chain(attribute_values(html, "src"));
-        for (href, _) in hrefs {
-            let href = href.replace("&amp;", "&");
-            let Some(resolved) = resolve(from, &href, base_path) else {
-                continue;
-            };
-            let target_path = resolved.as_ref().ok().map(|(p, _)| p.clone());
-            let reason = match resolved {
-                Err(reason) => Some(reason),
-                Ok((path, fragment)) => {
-                    let target = if path.is_empty() && href.starts_with('#') {
-                        Some(from.clone())
-                    } else {
-                        candidates(&path)
-                            .into_iter()
-                            .find(|c| files.contains_key(c))
-                    };
-                    match (target, fragment) {
-                        (None, _) => Some("リンク先のページがありません".to_owned()),
-                        (Some(t), Some(f)) if !f.is_empty() => match ids.get(t.as_str()) {
-                            Some(set) if !set.contains(&f) => {
-                                Some(format!("リンク先のページに見出し（id）「{f}」がありません"))
-                            }
-                            _ => None,
-                        },
+    let hrefs = attribute_values(html, "href")
+        .into_iter()
+        .chain(attribute_values(html, "src"));
+    for (href, _) in hrefs {
+        let href = href.replace("&amp;", "&");
+        let Some(resolved) = resolve(from, &href, base_path) else {
+            continue;
+        };
+        let target_path = resolved.as_ref().ok().map(|(p, _)| p.clone());
+        let reason = match resolved {
+            Err(reason) => Some(reason),
+            Ok((path, fragment)) => {
+                let target = if path.is_empty() && href.starts_with('#') {
+                    Some(from.to_owned())
+                } else {
+                    candidates(&path)
+                        .into_iter()
+                        .find(|c| files.contains_key(c))
+                };
+                match (target, fragment) {
+                    (None, _) => Some("リンク先のページがありません".to_owned()),
+                    (Some(t), Some(f)) if !f.is_empty() => match ids.get(t.as_str()) {
+                        Some(set) if !set.contains(f.as_str()) => {
+                            Some(format!("リンク先のページに見出し（id）「{f}」がありません"))
+                        }
                         _ => None,
-                    }
+                    },
+                    _ => None,
                 }
-            };
-            if let Some(reason) = reason {
-                broken.push(BrokenLink {
-                    from_file: from.clone(),
-                    href: href.clone(),
-                    target: target_path,
-                    reason,
-                });
             }
+        };
+        if let Some(reason) = reason {
+            broken.push(BrokenLink {
+                from_file: from.to_owned(),
+                href: href.clone(),
+                target: target_path,
+                reason,
+            });
         }
     }
     broken

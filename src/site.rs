@@ -403,7 +403,9 @@ impl Site {
             // Some file is missing from the output: links to it would be false alarms.
             return None;
         }
+        let check_started = Instant::now();
         self.check_links(&output, d);
+        tracing::debug!(elapsed = ?check_started.elapsed(), "checked links");
         Some(output)
     }
 

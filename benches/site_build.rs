@@ -192,6 +192,7 @@ fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
 }
 
 /// Runs a command to completion: wall time and the child's peak RSS in KiB (wait4).
+#[allow(clippy::zombie_processes)] // the child is reaped by wait4 below, not Child::wait
 fn measure(cmd: &mut Command) -> (Duration, u64) {
     let started = Instant::now();
     let child = cmd

@@ -7,7 +7,8 @@
 //! Options (environment): HOSHO_BENCH_PAGES (default 10000), HOSHO_BENCH_RUNS (default 5),
 //! HOSHO_BENCH_DIR (where the sites are generated and built; default `/dev/shm/hosho-bench`
 //! when /dev/shm exists, so the figures measure the generators rather than the disk, else
-//! `target/bench-site`).
+//! `target/bench-site`), HOSHO_BENCH_KEEP=1 (keep the generated sites afterwards, e.g. to
+//! run `hosho -v build` on them).
 #![allow(unsafe_code)] // wait4(2) for the child's peak memory
 
 use std::fmt::Write as _;
@@ -373,7 +374,9 @@ fn main() {
         }
         _ => println!("\nhugo is not installed (apt-get install hugo): no comparison"),
     }
-    let _ = fs::remove_dir_all(&work);
+    if std::env::var_os("HOSHO_BENCH_KEEP").is_none_or(|v| v != "1") {
+        let _ = fs::remove_dir_all(&work);
+    }
 }
 
 fn walkdir_count(dir: &Path) -> usize {

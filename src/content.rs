@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::Serialize;
-use walkdir::WalkDir;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::markdown::{self, SourceLink};
+use crate::walk::{self, Walk};
 use crate::yaml::{field, Document, Field, NodePath, Reader};
 
 pub const CONTENT_DIR: &str = "content";
@@ -71,11 +71,34 @@ pub struct PageLink {
 }
 
 impl Page {
-    fn default_template(kind: PageKind) -> &'static str {
-        match kind {
+    /// A page with no body, date, weight or description, and the default template of its kind.
+    pub fn new(
+        source: PathBuf,
+        kind: PageKind,
+        path: String,
+        section: Option<String>,
+        title: String,
+    ) -> Page {
+        let template = match kind {
             PageKind::Home => "index.html",
             PageKind::Section => "section.html",
             PageKind::Page => "page.html",
+        };
+        Page {
+            source,
+            kind,
+            path,
+            section,
+            title,
+            date: None,
+            weight: None,
+            draft: false,
+            template: template.to_owned(),
+            template_at: None,
+            description: None,
+            content: String::new(),
+            links: Vec::new(),
+            anchors: Vec::new(),
         }
     }
 }
@@ -99,29 +122,14 @@ pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -
         return LoadedPages::default();
     }
     let mut files = Vec::new();
-    for entry in WalkDir::new(&dir).sort_by_file_name() {
-        match entry {
-            Ok(e) if e.file_type().is_file() => {
-                let rel = e
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap_or(e.path())
-                    .to_path_buf();
-                let hidden = e.file_name().to_string_lossy().starts_with('.');
-                if hidden {
-                    continue;
-                }
-                if e.path().extension().is_some_and(|x| x == "md") {
-                    files.push((e.path().to_path_buf(), rel));
-                } else {
-                    diagnostics.push(Diagnostic::file(
-                        rel,
-                        "content/ には Markdown（.md）だけを置いてください。画像などは assets/ に置きます",
-                    ));
-                }
-            }
-            Ok(_) => {}
-            Err(e) => diagnostics.push(Diagnostic::file(CONTENT_DIR, format!("読めません: {e}"))),
+    for file in walk::files(root, CONTENT_DIR, Walk::default(), diagnostics) {
+        if file.abs.extension().is_some_and(|x| x == "md") {
+            files.push((file.abs, file.rel));
+        } else {
+            diagnostics.push(Diagnostic::file(
+                file.rel,
+                "content/ には Markdown（.md）だけを置いてください。画像などは assets/ に置きます",
+            ));
         }
     }
     let results: Vec<Result<Page, Diagnostics>> = files
@@ -173,12 +181,7 @@ fn site_path(rel_in_content: &Path) -> Result<(String, PageKind, Option<String>)
     };
     let stem = file.trim_end_matches(".md");
     for name in dirs.iter().map(String::as_str).chain(std::iter::once(stem)) {
-        let ok = name == "_index"
-            || (!name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'));
-        if !ok {
+        if name != "_index" && !walk::is_url_name(name) {
             return Err(format!(
                 "ファイル名・ディレクトリ名「{name}」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください"
             ));
@@ -245,22 +248,7 @@ fn load_page(abs: &Path, rel: &Path, base_path: &str) -> Result<Page, Diagnostic
     let mut r = Reader::new(&doc);
     let top = NodePath::default();
     let map = r.mapping(&doc.root, &top, "front matter", &FRONT_MATTER);
-    let mut page = Page {
-        source: rel.to_path_buf(),
-        kind,
-        path,
-        section,
-        title: String::new(),
-        date: None,
-        weight: None,
-        draft: false,
-        template: Page::default_template(kind).to_owned(),
-        template_at: None,
-        description: None,
-        content: String::new(),
-        links: Vec::new(),
-        anchors: Vec::new(),
-    };
+    let mut page = Page::new(rel.to_path_buf(), kind, path, section, String::new());
     if let Some(map) = map {
         page.title = r.string(map, &top, TITLE, true).unwrap_or_default();
         page.date = r.date(map, &top, DATE, false);

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use walkdir::WalkDir;
 
 use crate::config::Config;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::era;
 use crate::markdown;
+use crate::walk::{self, Walk};
 use crate::yaml::{field, Document, Field, NodePath, Reader};
 
 pub const ADOPTERS_DIR: &str = "data/adopters";
@@ -104,32 +104,13 @@ pub fn load_adopter_tables(
     diagnostics: &mut Diagnostics,
     failed: &mut Vec<String>,
 ) -> Vec<AdopterTable> {
-    let dir = root.join(ADOPTERS_DIR);
-    if !dir.is_dir() {
-        return Vec::new();
-    }
     let mut tables = Vec::new();
-    for entry in WalkDir::new(&dir)
-        .min_depth(1)
-        .max_depth(1)
-        .sort_by_file_name()
-    {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                diagnostics.push(Diagnostic::file(ADOPTERS_DIR, format!("読めません: {e}")));
-                continue;
-            }
-        };
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(entry.path())
-            .to_path_buf();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.file_type().is_file() {
-            continue;
-        }
+    let flat = Walk {
+        flat: true,
+        skip_dirs: &[],
+    };
+    for file in walk::files(root, ADOPTERS_DIR, flat, diagnostics) {
+        let (rel, name) = (file.rel, file.name);
         let Some(slug) = name
             .strip_suffix(".yaml")
             .or_else(|| name.strip_suffix(".yml"))
@@ -140,18 +121,14 @@ pub fn load_adopter_tables(
             ));
             continue;
         };
-        if slug.is_empty()
-            || !slug
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !walk::is_url_name(slug) {
             diagnostics.push(Diagnostic::file(
                 rel,
                 format!("ファイル名「{slug}」はページの URL になるので、半角の英小文字・数字・-・_ だけで付けてください"),
             ));
             continue;
         }
-        let text = match std::fs::read_to_string(entry.path()) {
+        let text = match std::fs::read_to_string(&file.abs) {
             Ok(t) => t,
             Err(e) => {
                 diagnostics.push(Diagnostic::file(rel, format!("読めません: {e}")));

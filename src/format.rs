@@ -27,6 +27,23 @@ pub fn maru(applies: bool) -> &'static str {
     }
 }
 
+/// Escapes the five characters that matter in HTML and XML text and attributes. (tera's
+/// own escaping also turns `/` into `&#x2F;`, which makes every URL unreadable.)
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +58,14 @@ mod tests {
         assert_eq!(yen(0), "0円");
         assert_eq!(group_digits(999_999), "999,999");
         assert_eq!(group_digits(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn markup_escaping_keeps_slashes() {
+        assert_eq!(
+            escape_markup("<a href=\"/qa/\">Q&A 'x'</a>"),
+            "&lt;a href=&quot;/qa/&quot;&gt;Q&amp;A &#39;x&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

@@ -18,4 +18,5 @@ pub mod output;
 pub mod render;
 pub mod site;
 pub mod timeline;
+pub mod walk;
 pub mod yaml;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use tera::{Context, Tera, Value};
-use walkdir::WalkDir;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::walk::{self, Walk};
 use crate::{era, format};
 
 pub const TEMPLATES_DIR: &str = "templates";
@@ -62,46 +62,28 @@ impl Renderer {
                 ((*name).to_owned(), source)
             })
             .collect();
-        let dir = root.join(TEMPLATES_DIR);
-        if dir.is_dir() {
-            for entry in WalkDir::new(&dir).sort_by_file_name() {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e) => {
-                        diagnostics
-                            .push(Diagnostic::file(TEMPLATES_DIR, format!("読めません: {e}")));
-                        continue;
-                    }
-                };
-                let is_tera = entry
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "html" || x == "xml");
-                if !entry.file_type().is_file() || !is_tera {
-                    continue;
+        for file in walk::files(root, TEMPLATES_DIR, Walk::default(), diagnostics) {
+            let is_tera = file
+                .abs
+                .extension()
+                .is_some_and(|x| x == "html" || x == "xml");
+            if !is_tera {
+                continue;
+            }
+            match std::fs::read_to_string(&file.abs) {
+                Ok(text) => {
+                    let source = TemplateSource {
+                        file: file.rel,
+                        text,
+                    };
+                    sources.insert(file.name, source);
                 }
-                let rel = entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap_or(entry.path())
-                    .to_path_buf();
-                let name = entry
-                    .path()
-                    .strip_prefix(&dir)
-                    .unwrap_or(entry.path())
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                match std::fs::read_to_string(entry.path()) {
-                    Ok(text) => {
-                        sources.insert(name, TemplateSource { file: rel, text });
-                    }
-                    Err(e) => diagnostics.push(Diagnostic::file(rel, format!("読めません: {e}"))),
-                }
+                Err(e) => diagnostics.push(Diagnostic::file(file.rel, format!("読めません: {e}"))),
             }
         }
         let names = sources.keys().cloned().collect();
         let mut tera = Tera::default();
-        tera.set_escape_fn(escape_html);
+        tera.set_escape_fn(format::escape_markup);
         register_filters(&mut tera);
         // Parse one by one first, so every broken template is reported, not just the first.
         let mut ok = true;
@@ -218,23 +200,6 @@ fn template_diagnostic(source: &TemplateSource, e: &tera::Error, what: &str) -> 
     Diagnostic::new(&source.file, line, column, format!("{what}: {detail}"))
 }
 
-/// HTML/XML escaping of the five significant characters (tera's default also escapes `/`,
-/// which makes every URL in the output unreadable).
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn date_arg(value: &Value, filter: &str) -> tera::Result<NaiveDate> {
     value
         .as_str()
@@ -278,7 +243,7 @@ mod tests {
     #[test]
     fn filters_show_era_dates_yen_and_maru() {
         let mut tera = Tera::default();
-        tera.set_escape_fn(escape_html);
+        tera.set_escape_fn(format::escape_markup);
         register_filters(&mut tera);
         tera.add_raw_template(
             "t",

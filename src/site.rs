@@ -10,7 +10,6 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::Serialize;
 use tera::Context;
-use walkdir::WalkDir;
 
 use crate::config::Config;
 use crate::content::{self, Page, PageKind, PageLink};
@@ -18,6 +17,7 @@ use crate::data::{self, AdopterTable, QaEntry};
 use crate::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::render::Renderer;
 use crate::timeline::{self, Timeline};
+use crate::walk::{self, Walk};
 use crate::{era, links, opendata};
 
 pub const ASSETS_DIR: &str = "assets";
@@ -395,9 +395,7 @@ impl Site {
                 Err(e) => d.push(e),
             }
         }
-        if let Err(e) = self.copy_assets(&mut output) {
-            d.push(e);
-        }
+        self.copy_assets(&mut output, d);
         tracing::debug!(elapsed = ?started.elapsed(), files = output.files.len(), "rendered");
         if d.len() > problems_before {
             // Some file is missing from the output: links to it would be false alarms.
@@ -473,40 +471,26 @@ impl Site {
     }
 
     /// `assets/` (but fonts) to `site-out/assets/`, over the built-in theme's files.
-    fn copy_assets(&self, output: &mut Output) -> Result<(), Diagnostic> {
+    fn copy_assets(&self, output: &mut Output, d: &mut Diagnostics) {
         for (name, text) in BUILT_IN_ASSETS {
             output
                 .files
                 .insert(format!("{ASSETS_DIR}/{name}"), text.as_bytes().to_vec());
         }
-        let dir = self.root.join(ASSETS_DIR);
-        if !dir.is_dir() {
-            return Ok(());
-        }
-        let walker = WalkDir::new(&dir)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                let name = e.file_name().to_string_lossy();
-                let private = e.depth() == 1 && PRIVATE_ASSET_DIRS.contains(&name.as_ref());
-                !name.starts_with('.') && !private
-            });
-        for entry in walker {
-            let entry =
-                entry.map_err(|e| Diagnostic::file(ASSETS_DIR, format!("読めません: {e}")))?;
-            if !entry.file_type().is_file() {
-                continue;
+        let walk = Walk {
+            flat: false,
+            skip_dirs: &PRIVATE_ASSET_DIRS,
+        };
+        for file in walk::files(&self.root, ASSETS_DIR, walk, d) {
+            match std::fs::read(&file.abs) {
+                Ok(bytes) => {
+                    output
+                        .files
+                        .insert(format!("{ASSETS_DIR}/{}", file.name), bytes);
+                }
+                Err(e) => d.push(Diagnostic::file(file.rel, format!("読めません: {e}"))),
             }
-            let rel = entry
-                .path()
-                .strip_prefix(&self.root)
-                .unwrap_or(entry.path());
-            let bytes = std::fs::read(entry.path())
-                .map_err(|e| Diagnostic::file(rel, format!("読めません: {e}")))?;
-            let key = rel.to_string_lossy().replace('\\', "/");
-            output.files.insert(key, bytes);
         }
-        Ok(())
     }
 
     /// Reports every broken internal link at the place it was written.
@@ -583,44 +567,34 @@ const ADOPTERS_PATH: &str = "/adopters/";
 
 fn adopters_overview_page() -> Page {
     Page {
-        source: PathBuf::from(data::ADOPTERS_DIR),
-        kind: PageKind::Section,
-        path: ADOPTERS_PATH.to_owned(),
-        section: Some("/".to_owned()),
-        title: "電子保証の導入発注者".to_owned(),
-        date: None,
-        weight: None,
-        draft: false,
         template: "adopters.html".to_owned(),
-        template_at: None,
-        description: None,
-        content: String::new(),
-        links: Vec::new(),
-        anchors: Vec::new(),
+        ..Page::new(
+            PathBuf::from(data::ADOPTERS_DIR),
+            PageKind::Section,
+            ADOPTERS_PATH.to_owned(),
+            Some("/".to_owned()),
+            "電子保証の導入発注者".to_owned(),
+        )
     }
 }
 
 /// The generated page of one adoption table: `/adopters/<slug>/`.
 fn table_page(table: &AdopterTable) -> Page {
     Page {
-        source: table.source.clone(),
-        kind: PageKind::Page,
-        path: format!("{ADOPTERS_PATH}{}/", table.slug),
-        section: Some(ADOPTERS_PATH.to_owned()),
-        title: table.title.clone(),
         date: Some(table.as_of),
-        weight: None,
-        draft: false,
         template: "adopter_table.html".to_owned(),
-        template_at: None,
         description: Some(format!(
             "{}現在、電子保証を導入している{}の一覧です（{}団体）。",
             table.as_of_wareki,
             table.title,
             table.adopters.len()
         )),
-        content: String::new(),
-        links: Vec::new(),
-        anchors: Vec::new(),
+        ..Page::new(
+            table.source.clone(),
+            PageKind::Page,
+            format!("{ADOPTERS_PATH}{}/", table.slug),
+            Some(ADOPTERS_PATH.to_owned()),
+            table.title.clone(),
+        )
     }
 }

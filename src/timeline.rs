@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::data::AdopterTable;
 use crate::era;
+use crate::format::escape_markup;
 
 /// One month in which adopters started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,22 +38,6 @@ fn first_of_month(d: NaiveDate) -> NaiveDate {
 
 fn months_between(a: NaiveDate, b: NaiveDate) -> i32 {
     (b.year() - a.year()) * 12 + b.month() as i32 - a.month() as i32
-}
-
-/// Escapes text for SVG/XML content and attributes.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Builds the timeline of every dated adopter in `tables`.
@@ -116,7 +101,7 @@ fn draw(months: &[TimelineMonth]) -> String {
         "<svg class=\"timeline\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-labelledby=\"timeline-title timeline-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
 <title id=\"timeline-title\">電子保証の導入発注者数（累計）の推移</title>\
 <desc id=\"timeline-desc\">{}</desc>",
-        xml_escape(&desc)
+        escape_markup(&desc)
     );
     // Horizontal grid and the count axis.
     let mut n = 0;
@@ -146,7 +131,7 @@ fn draw(months: &[TimelineMonth]) -> String {
                 TOP + plot_h,
                 TOP + plot_h + 6.0,
                 TOP + plot_h + 22.0,
-                xml_escape(&era::year_month(tick))
+                escape_markup(&era::year_month(tick))
             );
         }
         tick = tick
@@ -173,8 +158,8 @@ fn draw(months: &[TimelineMonth]) -> String {
             "<circle class=\"point\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\"><title>{}: {}（累計{}団体）</title></circle>",
             x(m.month),
             y(m.total),
-            xml_escape(&m.label),
-            xml_escape(&m.names.join("、")),
+            escape_markup(&m.label),
+            escape_markup(&m.names.join("、")),
             m.total
         );
     }

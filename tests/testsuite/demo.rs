@@ -1,6 +1,6 @@
 //! The repository's own demo site: every page the flyers call for, built and read back.
 
-use crate::support::{attrs, count, snapshot, texts, SiteDir};
+use crate::support::{attrs, count, feed_titles, snapshot, texts, SiteDir};
 
 #[test]
 fn demo_builds_every_page() {
@@ -260,11 +260,7 @@ fn feed_lists_adoptions_and_notices_newest_first() {
         22,
         "20 dated adopters + 2 notices"
     );
-    let titles: Vec<&str> = feed
-        .split("<entry>")
-        .skip(1)
-        .filter_map(|e| e.split("<title>").nth(1)?.split("</title>").next())
-        .collect();
+    let titles = feed_titles(&feed);
     assert_eq!(
         titles[0],
         "熊本県下の導入状況を更新しました（令和7年2月1日現在）"

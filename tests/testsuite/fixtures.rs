@@ -1,6 +1,6 @@
 //! Small fixture sites: the built-in theme, a base path, sections, drafts, captions.
 
-use crate::support::{attrs, count, texts, SiteDir};
+use crate::support::{attrs, count, feed_titles, texts, SiteDir};
 
 #[test]
 fn minimal_site_uses_the_built_in_theme() {
@@ -125,11 +125,7 @@ fn feed_entries_are_sorted_and_planned_ones_say_so() {
     let site = SiteDir::fixture("small");
     site.build();
     let feed = site.read("atom.xml");
-    let titles: Vec<&str> = feed
-        .split("<entry>")
-        .skip(1)
-        .filter_map(|e| e.split("<title>").nth(1)?.split("</title>").next())
-        .collect();
+    let titles = feed_titles(&feed);
     assert_eq!(
         titles,
         [

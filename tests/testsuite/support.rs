@@ -146,3 +146,11 @@ pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>
     walk(dir, dir, &mut files);
     files
 }
+
+/// The `<title>` of every `<entry>` of an Atom feed, in order.
+pub(crate) fn feed_titles(feed: &str) -> Vec<&str> {
+    feed.split("<entry>")
+        .skip(1)
+        .filter_map(|e| e.split("<title>").nth(1)?.split("</title>").next())
+        .collect()
+}

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     about = "電子保証の案内サイト・証書・確認サービスを作ります"
 )]
 pub struct Cli {
-    /// Print debug timings (the same as RUST_LOG=hosho=debug).
+    /// 各段階の所要時間を表示します（RUST_LOG=hosho=debug と同じ）
     #[arg(short, long, global = true)]
     pub verbose: bool,
     #[command(subcommand)]
@@ -21,22 +21,22 @@ pub struct Cli {
 /// The site root every command works on.
 #[derive(Debug, Args)]
 pub struct RootArg {
-    /// The site root (the directory holding hosho.toml).
+    /// サイトのルート（hosho.toml のあるディレクトリ）
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub root: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate everything and build the site into site-out/.
+    /// すべてを検査し、サイトを site-out/ に書き出します（失敗したときは何も変えません）
     Build {
         #[command(flatten)]
         root: RootArg,
-        /// Output directory (default: ROOT/site-out).
+        /// 書き出し先（既定: ROOT/site-out）
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Validate everything; write nothing.
+    /// すべてを検査します。何も書き込みません
     Check {
         #[command(flatten)]
         root: RootArg,

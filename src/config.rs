@@ -38,6 +38,40 @@ pub struct AdoptersConfig {
     pub default_basis: String,
 }
 
+/// Settings of certificates, notices and the signed manifest (`[certificates]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesConfig {
+    /// Where an orderer checks a certificate (printed on every notice and certificate);
+    /// `BASE_URL/verify/` when not set.
+    #[serde(default)]
+    pub verify_url: Option<String>,
+    /// PBKDF2 iterations for key verifiers.
+    #[serde(default = "default_iterations")]
+    pub kdf_iterations: u32,
+    /// Days a manifest stays valid after a build; the daemon stops answering after that.
+    #[serde(default = "default_valid_days")]
+    pub manifest_valid_days: u32,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        CertificatesConfig {
+            verify_url: None,
+            kdf_iterations: default_iterations(),
+            manifest_valid_days: default_valid_days(),
+        }
+    }
+}
+
+fn default_iterations() -> u32 {
+    crate::manifest::DEFAULT_ITERATIONS
+}
+
+fn default_valid_days() -> u32 {
+    35
+}
+
 fn default_basis() -> String {
     "契約締結日".to_owned()
 }
@@ -53,6 +87,8 @@ struct RawConfig {
     banner: Option<String>,
     guarantor: Guarantor,
     adopters: AdoptersConfig,
+    #[serde(default)]
+    certificates: CertificatesConfig,
 }
 
 /// The validated site settings.
@@ -68,6 +104,7 @@ pub struct Config {
     pub banner: Option<String>,
     pub guarantor: Guarantor,
     pub adopters: AdoptersConfig,
+    pub certificates: CertificatesConfig,
 }
 
 impl Config {
@@ -103,6 +140,12 @@ impl Config {
                 format!("base_url「{base_url}」は https://example.jp/ のような http(s) の絶対 URL で書いてください"),
             ));
         };
+        if raw.certificates.kdf_iterations < 10_000 {
+            return Err(Diagnostic::file(
+                CONFIG_FILE,
+                "[certificates] kdf_iterations は 10000 以上にしてください（既定 100000）",
+            ));
+        }
         if raw.adopters.categories.is_empty() {
             return Err(Diagnostic::file(
                 CONFIG_FILE,
@@ -122,7 +165,16 @@ impl Config {
             banner: raw.banner,
             guarantor: raw.guarantor,
             adopters: raw.adopters,
+            certificates: raw.certificates,
         })
+    }
+
+    /// Where orderers verify certificates.
+    pub fn verify_url(&self) -> String {
+        self.certificates
+            .verify_url
+            .clone()
+            .unwrap_or_else(|| self.absolute_url("/verify/"))
     }
 
     /// The absolute URL of a site path (`/adopters/` → `https://…/adopters/`).

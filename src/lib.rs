@@ -3,7 +3,9 @@
 //! Data flows one way: files → validated model ([`site::Site`]) → rendered output
 //! ([`site::Output`]), swapped into place whole ([`output::Staging`]).
 
+pub mod authkey;
 pub mod build;
+pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod content;
@@ -11,12 +13,17 @@ pub mod data;
 pub mod diagnostics;
 pub mod era;
 pub mod format;
+pub mod keys;
 pub mod links;
+pub mod manifest;
 pub mod markdown;
 pub mod opendata;
 pub mod output;
 pub mod render;
 pub mod site;
 pub mod timeline;
+pub mod typeset;
+pub mod vault;
+pub mod verify;
 pub mod walk;
 pub mod yaml;

@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use hosho::build::{self, Paths};
 use hosho::cli::{Cli, Command};
-use hosho::diagnostics::InputErrors;
+use hosho::diagnostics::{Diagnostic, InputErrors};
+use hosho::{keys, verify};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,7 +24,7 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             report(&e);
             ExitCode::from(1)
@@ -30,28 +32,121 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn print_warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Build { root, out } => {
-            let out = hosho::build::default_out(&root.root, out.as_deref());
-            let s = hosho::build::build(&root.root, &out)?;
+        Command::Build {
+            root,
+            out,
+            vault,
+            keys,
+        } => {
+            let paths = Paths::new(
+                &root.root,
+                out.as_deref(),
+                vault.as_deref(),
+                keys.as_deref(),
+            );
+            let s = build::build(&paths)?;
+            print_warnings(&s.warnings);
+            if let Some(id) = &s.created_keys {
+                eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+                eprintln!(
+                    "警告: 鍵がなかったため、開発用の鍵ペア（鍵 ID {id}）を {} に作りました。",
+                    paths.keys.display()
+                );
+                eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
+                eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            }
+            let v = &s.vault_report;
             println!(
-                "{} に {} ページ（{} ファイル）を書き出しました（{:.2} 秒）",
+                "{} に {} ページ（{} ファイル）を書き出しました",
                 s.out.display(),
                 s.pages,
-                s.files,
-                s.elapsed.as_secs_f64()
+                s.files
             );
+            println!(
+                "{} に証書 {} 件を書き出しました（組版 {} 件、前回から再利用 {} 件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
+                s.vault.display(),
+                v.certificates,
+                v.typeset,
+                v.reused,
+                v.seq,
+                v.manifest_sha256,
+                v.key_id
+            );
+            println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
         }
         Command::Check { root } => {
-            let s = hosho::build::check(&root.root)?;
+            let s = build::check(&root.root)?;
+            print_warnings(&s.warnings);
             println!(
-                "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件",
-                s.pages, s.tables, s.adopters, s.qa
+                "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件、保証の記録 {} 件",
+                s.pages, s.tables, s.adopters, s.qa, s.certificates
             );
         }
+        Command::Keygen { root, keys: dir } => {
+            let dir = keys::keys_dir(&root.root, dir.as_deref());
+            let public = keys::generate(&dir)?;
+            println!("鍵を作りました（鍵 ID {}）", public.id);
+            println!(
+                "  秘密鍵        {}（0600）",
+                dir.join(keys::PRIVATE_KEY_FILE).display()
+            );
+            println!(
+                "  認証キーの秘密値 {}（0600）",
+                dir.join(keys::AUTH_SECRET_FILE).display()
+            );
+            println!(
+                "  公開鍵        {}",
+                dir.join(keys::PUBLIC_KEY_FILE).display()
+            );
+            println!("秘密鍵と秘密値はバックアップし、リポジトリに入れないでください。");
+        }
+        Command::Verify {
+            root,
+            vault,
+            public_key,
+            number,
+            key,
+        } => {
+            let vault = vault.unwrap_or_else(|| root.root.join(hosho::vault::VAULT_DIR));
+            let files = if public_key.is_empty() {
+                vec![root.root.join(keys::KEYS_DIR).join(keys::PUBLIC_KEY_FILE)]
+            } else {
+                public_key
+            };
+            if files.len() > 2 {
+                eprintln!("--public-key は 2 つまでです（鍵の切り替え中の新旧）");
+                return Ok(ExitCode::from(2));
+            }
+            let trusted = files
+                .iter()
+                .map(|f| keys::load_public(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match verify::verify(&vault, &trusted, &number, &key) {
+                Ok(v) => {
+                    println!("有効な電子証書です");
+                    println!("  保証契約番号  {}", v.number);
+                    println!("  区分          {}", v.kind);
+                    println!("  状態          {}", verify::status_label(v.status));
+                    println!("  証書 PDF      {}", v.pdf.display());
+                    println!("  PDF SHA-256   {}", v.pdf_sha256);
+                    println!("  マニフェスト  #{}", v.seq);
+                }
+                Err(e) => {
+                    eprintln!("確認できません: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Input errors one per line; anything else with its whole cause chain.

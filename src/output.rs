@@ -84,6 +84,23 @@ pub fn ensure_replaceable(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `files` (relative path → bytes) under `dir`, in parallel.
+pub fn write_files(dir: &Path, files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<()> {
+    use rayon::prelude::*;
+    let mut dirs: Vec<PathBuf> = files
+        .keys()
+        .filter_map(|p| Path::new(p).parent().map(|d| dir.join(d)))
+        .collect();
+    dirs.dedup();
+    for d in &dirs {
+        fs::create_dir_all(d).with_context(|| format!("{} を作れません", d.display()))?;
+    }
+    files.par_iter().try_for_each(|(path, bytes)| {
+        let target = dir.join(path);
+        fs::write(&target, bytes).with_context(|| format!("{} を書けません", target.display()))
+    })
+}
+
 /// A directory being filled beside `target`.
 pub struct Staging {
     target: PathBuf,

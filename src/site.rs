@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::Serialize;
 use tera::Context;
 
+use crate::cert::{self, Certificate};
 use crate::config::Config;
 use crate::content::{self, Page, PageKind, PageLink};
 use crate::data::{self, AdopterTable, QaEntry};
@@ -44,6 +44,22 @@ pub struct Site {
     renderer: Renderer,
     /// Site paths of pages whose own files have problems: links to them are not reported.
     unavailable: BTreeSet<String>,
+    /// Guarantee records (private input: never rendered into the site).
+    pub certificates: Vec<Certificate>,
+    /// Notes that do not stop the build.
+    pub warnings: Diagnostics,
+}
+
+/// What the public site may say about the signed manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trust {
+    /// Id of the signing key.
+    pub key_id: String,
+    /// The signing public key, hex.
+    pub public_key: String,
+    /// SHA-256 of `manifest.json`.
+    pub manifest_sha256: String,
+    pub seq: u64,
 }
 
 /// The files of one build, by path relative to the output directory.
@@ -55,20 +71,7 @@ pub struct Output {
 impl Output {
     /// Writes every file under `dir` (which exists and is empty).
     pub fn write_into(&self, dir: &Path) -> anyhow::Result<()> {
-        let mut dirs: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter_map(|p| Path::new(p).parent().map(|d| dir.join(d)))
-            .collect();
-        dirs.dedup();
-        for d in &dirs {
-            std::fs::create_dir_all(d).with_context(|| format!("{} を作れません", d.display()))?;
-        }
-        self.files.par_iter().try_for_each(|(path, bytes)| {
-            let target = dir.join(path);
-            std::fs::write(&target, bytes)
-                .with_context(|| format!("{} を書けません", target.display()))
-        })
+        crate::output::write_files(dir, &self.files)
     }
 
     pub fn page_count(&self) -> usize {
@@ -154,6 +157,8 @@ impl Site {
             unavailable.insert(ADOPTERS_PATH.to_owned());
         }
         let qa = data::load_qa(root, &base_path, &mut d);
+        let mut warnings = Diagnostics::default();
+        let certificates = cert::load(root, &mut d, &mut warnings);
         let templates = Renderer::load(root, &mut d);
         tracing::debug!(elapsed = ?started.elapsed(), pages = pages.len(), "loaded inputs");
 
@@ -200,8 +205,11 @@ impl Site {
             timeline,
             renderer,
             unavailable,
+            certificates,
+            warnings,
         };
         site.register_template_data();
+        site.set_trust(None);
         (Some(site), d)
     }
 
@@ -342,6 +350,12 @@ impl Site {
             // Serialising plain data structures cannot fail; an empty value keeps templates working.
             self.renderer.register_data(name, value.unwrap_or_default());
         }
+    }
+
+    /// The key id and manifest fingerprint shown on the home page (`trust()` in templates).
+    pub fn set_trust(&mut self, trust: Option<Trust>) {
+        let value = serde_json::to_value(trust).unwrap_or_default();
+        self.renderer.register_data("trust", value);
     }
 
     fn base_context(&self, nav: &[NavItem]) -> Context {

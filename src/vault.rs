@@ -1,0 +1,475 @@
+//! The private output, `vault/`: certificate and notice PDFs and the signed manifest.
+//!
+//! Certificates and notices are typeset in parallel. A rebuild reuses the PDFs, salt and
+//! verifier of every certificate whose inputs did not change (record, templates, fonts,
+//! KDF parameters and key), so it typesets and pays the KDF only for what changed. Reuse is
+//! authenticated with an HMAC keyed by the auth-key secret, which never enters the vault:
+//! a tampered cache or PDF is simply typeset again, and the cache is no fast oracle for keys.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use rayon::prelude::*;
+use ring::hmac;
+use ring::rand::SystemRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::authkey;
+use crate::cert::{Certificate, Change};
+use crate::config::Config;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::keys::KeyMaterial;
+use crate::manifest::{self, from_hex, sha256_hex, to_hex, Entry, Kdf, Manifest};
+use crate::typeset::{Template, FONTS};
+use crate::{era, format};
+
+pub const VAULT_DIR: &str = "vault";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const SIGNATURE_FILE: &str = "manifest.json.sig";
+const CACHE_FILE: &str = "cache.json";
+const CACHE_DOMAIN: &[u8] = b"hosho vault cache v1\0";
+
+pub fn certificate_file(number: &str) -> String {
+    format!("certificates/{number}.pdf")
+}
+
+pub fn notice_file(number: &str) -> String {
+    format!("notices/{number}.pdf")
+}
+
+/// The two templates, loaded once per build.
+pub struct Typesetter {
+    certificate: Template,
+    notice: Template,
+    /// SHA-256 over both templates and the fonts: part of every cache key.
+    fingerprint: String,
+}
+
+impl Typesetter {
+    pub fn load(root: &Path) -> Result<Typesetter, Diagnostics> {
+        let certificate = Template::load(root, "certificate.typ");
+        let notice = Template::load(root, "notice.typ");
+        let (certificate, notice) = match (certificate, notice) {
+            (Ok(c), Ok(n)) => (c, n),
+            (c, n) => {
+                let mut d = Diagnostics::default();
+                for e in [c.err(), n.err()].into_iter().flatten() {
+                    d.push(e);
+                }
+                return Err(d);
+            }
+        };
+        let mut all = Vec::new();
+        for part in [certificate.source().as_bytes(), notice.source().as_bytes()] {
+            all.extend_from_slice(manifest::sha256_hex(part).as_bytes());
+        }
+        for font in FONTS {
+            all.extend_from_slice(manifest::sha256_hex(font).as_bytes());
+        }
+        Ok(Typesetter {
+            fingerprint: sha256_hex(&all),
+            certificate,
+            notice,
+        })
+    }
+
+    /// Typesets the first certificate, so `hosho check` finds template errors.
+    pub fn try_one(&self, config: &Config, certificate: &Certificate) -> Result<(), Diagnostics> {
+        let key = "0000000000";
+        let (c, n) = inputs(config, certificate, key);
+        let mut d = Diagnostics::default();
+        if let Err(e) = self.certificate.pdf(&c, "check") {
+            d.push(e);
+        }
+        if let Err(e) = self.notice.pdf(&n, "check") {
+            d.push(e);
+        }
+        if d.is_empty() {
+            Ok(())
+        } else {
+            Err(d)
+        }
+    }
+}
+
+/// What the vault build did.
+#[derive(Debug, Clone)]
+pub struct VaultReport {
+    pub certificates: usize,
+    pub typeset: usize,
+    pub reused: usize,
+    pub seq: u64,
+    pub manifest_sha256: String,
+    pub key_id: String,
+}
+
+/// The files of a vault, by path relative to it.
+pub struct VaultFiles {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub report: VaultReport,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cache {
+    format: u32,
+    entries: BTreeMap<String, CacheEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheEntry {
+    pdf_sha256: String,
+    notice_sha256: String,
+    salt: String,
+    verifier: String,
+    /// HMAC(auth-key secret, inputs, the values above), hex.
+    mac: String,
+}
+
+fn change_items(change: &Change, previous: &crate::cert::Current) -> Vec<String> {
+    let mut items = Vec::new();
+    if let Some(a) = change.amount {
+        let word = if a >= previous.amount {
+            "増額"
+        } else {
+            "減額"
+        };
+        items.push(format!(
+            "保証金額 {} → {}（{word}）",
+            format::yen(previous.amount),
+            format::yen(a)
+        ));
+    }
+    if let Some(a) = change.contract_amount {
+        items.push(format!(
+            "請負金額 {} → {}",
+            format::yen(previous.contract_amount),
+            format::yen(a)
+        ));
+    }
+    if let Some(p) = change.period {
+        if p.to != previous.period.to {
+            items.push(format!(
+                "保証期間の終期 {} → {}（期限変更）",
+                era::full_date(previous.period.to),
+                era::full_date(p.to)
+            ));
+        }
+        if p.from != previous.period.from {
+            items.push(format!(
+                "保証期間の始期 {} → {}",
+                era::full_date(previous.period.from),
+                era::full_date(p.from)
+            ));
+        }
+    }
+    if let Some(p) = &change.project {
+        items.push(format!("工事名 {} → {}", previous.project, p));
+    }
+    items
+}
+
+/// What the two templates receive: every value already in the form the page shows.
+pub fn inputs(
+    config: &Config,
+    c: &Certificate,
+    key: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let guarantor = json!({
+        "name": config.guarantor.name,
+        "branch": config.guarantor.branch,
+        "address": config.guarantor.address,
+        "tel": config.guarantor.tel,
+        "fax": config.guarantor.fax,
+    });
+    let now = c.current();
+    let mut state = crate::cert::Current {
+        amount: c.amount,
+        contract_amount: c.contract_amount,
+        period: c.period,
+        project: c.project.clone(),
+    };
+    let mut changes = Vec::new();
+    for change in &c.changes {
+        changes.push(
+            json!({"date": era::full_date(change.date), "items": change_items(change, &state)}),
+        );
+        state.amount = change.amount.unwrap_or(state.amount);
+        state.contract_amount = change.contract_amount.unwrap_or(state.contract_amount);
+        state.period = change.period.unwrap_or(state.period);
+        if let Some(p) = &change.project {
+            state.project.clone_from(p);
+        }
+    }
+    let kind = c.kind.label();
+    let certificate = json!({
+        "title": format!("保証証書（{kind}）{}", c.number),
+        "number": c.number,
+        "kind": kind,
+        "issued": era::full_date(c.issued),
+        "contractor": {"name": c.contractor.name, "address": c.contractor.address},
+        "beneficiary": c.beneficiary,
+        "project": now.project,
+        "site": c.site,
+        "amount": format::yen(now.amount),
+        "contract_amount": format::yen(now.contract_amount),
+        "period": {"from": era::full_date(now.period.from), "to": era::full_date(now.period.to)},
+        "bank": c.bank,
+        "changed": !c.changes.is_empty() && !c.cancelled,
+        "cancelled": c.cancelled,
+        "cancelled_note": "解除されています。保証の効力はありません。",
+        "changes": changes,
+        "guarantor": guarantor,
+        "verify_url": config.verify_url(),
+    });
+    let notice = json!({
+        "number": c.number,
+        "kind": kind,
+        "key": authkey::group(key),
+        "project": now.project,
+        "beneficiary": c.beneficiary,
+        "guarantor": guarantor,
+        "verify_url": config.verify_url(),
+    });
+    (certificate, notice)
+}
+
+/// What the cache HMAC covers: the inputs and every cached value, length-prefixed.
+fn cache_message(material: &[u8], pdf: &str, notice: &str, salt: &str, verifier: &str) -> Vec<u8> {
+    let mut message = Vec::new();
+    for part in [
+        CACHE_DOMAIN,
+        material,
+        pdf.as_bytes(),
+        notice.as_bytes(),
+        salt.as_bytes(),
+        verifier.as_bytes(),
+    ] {
+        message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        message.extend_from_slice(part);
+    }
+    message
+}
+
+/// The previous vault's cache and files, when they check out.
+struct Previous<'a> {
+    dir: &'a Path,
+    cache: Cache,
+}
+
+impl Previous<'_> {
+    fn reuse(
+        &self,
+        number: &str,
+        material: &[u8],
+        secret: &[u8],
+    ) -> Option<(CacheEntry, Vec<u8>, Vec<u8>)> {
+        let entry = self.cache.entries.get(number)?;
+        let mac = from_hex(&entry.mac)?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let message = cache_message(
+            material,
+            &entry.pdf_sha256,
+            &entry.notice_sha256,
+            &entry.salt,
+            &entry.verifier,
+        );
+        hmac::verify(&key, &message, &mac).ok()?;
+        let pdf = std::fs::read(self.dir.join(certificate_file(number))).ok()?;
+        let notice = std::fs::read(self.dir.join(notice_file(number))).ok()?;
+        (sha256_hex(&pdf) == entry.pdf_sha256 && sha256_hex(&notice) == entry.notice_sha256)
+            .then(|| (entry.clone(), pdf, notice))
+    }
+}
+
+/// Typesets (or reuses) every certificate and notice, and signs the manifest.
+pub fn build(
+    config: &Config,
+    certificates: &[Certificate],
+    typesetter: &Typesetter,
+    keys: &KeyMaterial,
+    previous_vault: &Path,
+    now_unix: u64,
+) -> Result<VaultFiles, Diagnostics> {
+    let iterations = config.certificates.kdf_iterations;
+    let previous_cache: Cache = std::fs::read(previous_vault.join(CACHE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|c: &Cache| c.format == 1)
+        .unwrap_or_default();
+    let previous = Previous {
+        dir: previous_vault,
+        cache: previous_cache,
+    };
+    let previous_seq = std::fs::read(previous_vault.join(MANIFEST_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+        .map_or(0, |m| m.seq);
+
+    let progress = if std::io::stderr().is_terminal() && certificates.len() > 1 {
+        let bar = indicatif::ProgressBar::new(certificates.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "証書と認証キーのお知らせを組版中 {bar:40} {pos}/{len}（残り {eta}）",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let rng = SystemRandom::new();
+    struct Done {
+        entry: Entry,
+        cache: CacheEntry,
+        pdf: Vec<u8>,
+        notice: Vec<u8>,
+        reused: bool,
+    }
+    let results: Vec<Result<Done, Diagnostic>> = certificates
+        .par_iter()
+        .map(|c| {
+            let key = c
+                .auth_key
+                .clone()
+                .unwrap_or_else(|| authkey::derive_key(&keys.auth_secret, &c.number));
+            let (cert_inputs, notice_inputs) = inputs(config, c, &key);
+            let material = format!(
+                "{}\0{}\0{}\0{}",
+                cert_inputs, notice_inputs, typesetter.fingerprint, iterations
+            );
+            let done = if let Some((cached, pdf, notice)) =
+                previous.reuse(&c.number, material.as_bytes(), &keys.auth_secret)
+            {
+                Done {
+                    entry: Entry {
+                        number: c.number.clone(),
+                        kind: c.kind.label().to_owned(),
+                        status: c.status(),
+                        pdf_sha256: cached.pdf_sha256.clone(),
+                        salt: cached.salt.clone(),
+                        verifier: cached.verifier.clone(),
+                    },
+                    cache: cached,
+                    pdf,
+                    notice,
+                    reused: true,
+                }
+            } else {
+                let pdf = typesetter
+                    .certificate
+                    .pdf(&cert_inputs, &format!("certificate-{}", c.number))?;
+                let notice = typesetter
+                    .notice
+                    .pdf(&notice_inputs, &format!("notice-{}", c.number))?;
+                let salt = manifest::new_salt(&rng)
+                    .map_err(|_| Diagnostic::file(&c.source, "乱数を得られません"))?;
+                let verifier = manifest::make_verifier(&key, &salt, iterations);
+                let (pdf_sha256, notice_sha256) = (sha256_hex(&pdf), sha256_hex(&notice));
+                let (salt, verifier) = (to_hex(&salt), to_hex(&verifier));
+                let message = cache_message(
+                    material.as_bytes(),
+                    &pdf_sha256,
+                    &notice_sha256,
+                    &salt,
+                    &verifier,
+                );
+                let mac = to_hex(
+                    hmac::sign(
+                        &hmac::Key::new(hmac::HMAC_SHA256, &keys.auth_secret),
+                        &message,
+                    )
+                    .as_ref(),
+                );
+                Done {
+                    entry: Entry {
+                        number: c.number.clone(),
+                        kind: c.kind.label().to_owned(),
+                        status: c.status(),
+                        pdf_sha256: pdf_sha256.clone(),
+                        salt: salt.clone(),
+                        verifier: verifier.clone(),
+                    },
+                    cache: CacheEntry {
+                        pdf_sha256,
+                        notice_sha256,
+                        salt,
+                        verifier,
+                        mac,
+                    },
+                    pdf,
+                    notice,
+                    reused: false,
+                }
+            };
+            progress.inc(1);
+            Ok(done)
+        })
+        .collect();
+    progress.finish_and_clear();
+
+    let mut d = Diagnostics::default();
+    let mut files = BTreeMap::new();
+    let mut entries = Vec::with_capacity(certificates.len());
+    let mut cache = Cache {
+        format: 1,
+        entries: BTreeMap::new(),
+    };
+    let (mut typeset, mut reused) = (0, 0);
+    for result in results {
+        match result {
+            Ok(done) => {
+                if done.reused {
+                    reused += 1;
+                } else {
+                    typeset += 1;
+                }
+                files.insert(certificate_file(&done.entry.number), done.pdf);
+                files.insert(notice_file(&done.entry.number), done.notice);
+                cache.entries.insert(done.entry.number.clone(), done.cache);
+                entries.push(done.entry);
+            }
+            Err(e) => d.push(e),
+        }
+    }
+    if !d.is_empty() {
+        return Err(d);
+    }
+    let manifest = Manifest {
+        format: manifest::FORMAT,
+        seq: (previous_seq + 1).max(now_unix),
+        issued_at: now_unix,
+        expires_at: now_unix + u64::from(config.certificates.manifest_valid_days) * 86_400,
+        key_id: keys.public.id.clone(),
+        kdf: Kdf {
+            algorithm: manifest::KDF_ALGORITHM.to_owned(),
+            iterations,
+            length: manifest::VERIFIER_LEN,
+        },
+        entries,
+    };
+    let internal = |e: serde_json::Error| {
+        Diagnostics::from(Diagnostic::file(
+            VAULT_DIR,
+            format!("マニフェストを作れません: {e}"),
+        ))
+    };
+    let manifest_bytes = manifest.to_bytes().map_err(internal)?;
+    let signature =
+        manifest::sign(&manifest_bytes, &keys.key_pair, &keys.public.id).map_err(internal)?;
+    let mut cache_bytes = serde_json::to_vec_pretty(&cache).map_err(internal)?;
+    cache_bytes.push(b'\n');
+    let report = VaultReport {
+        certificates: certificates.len(),
+        typeset,
+        reused,
+        seq: manifest.seq,
+        manifest_sha256: sha256_hex(&manifest_bytes),
+        key_id: keys.public.id.clone(),
+    };
+    files.insert(MANIFEST_FILE.to_owned(), manifest_bytes);
+    files.insert(SIGNATURE_FILE.to_owned(), signature);
+    files.insert(CACHE_FILE.to_owned(), cache_bytes);
+    Ok(VaultFiles { files, report })
+}

@@ -1,0 +1,473 @@
+//! Certificates, notices and the signed manifest: built from the demo records, read back as
+//! text, verified offline, tampered with.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{snapshot, SiteDir};
+
+const NUMBERS: [&str; 8] = [
+    "2070004426",
+    "2070004427",
+    "2070202096",
+    "2070310001",
+    "2070310002",
+    "2070310003",
+    "2070310004",
+    "2070310005",
+];
+
+/// The text of a PDF (pdftotext, installed by scripts/test), whitespace collapsed.
+fn pdf_text(path: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/test");
+    assert!(out.status.success(), "pdftotext {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn vault(site: &SiteDir) -> std::path::PathBuf {
+    site.root.join("vault")
+}
+
+fn certificate(site: &SiteDir, number: &str) -> String {
+    pdf_text(&vault(site).join(format!("certificates/{number}.pdf")))
+}
+
+fn assert_contains(text: &str, facts: &[&str], what: &str) {
+    for fact in facts {
+        assert!(text.contains(fact), "{what}: missing {fact:?} in {text}");
+    }
+}
+
+#[test]
+fn demo_build_typesets_every_certificate_and_notice() {
+    let site = SiteDir::demo();
+    let run = site.build();
+    assert!(
+        run.stdout
+            .contains("証書 8 件を書き出しました（組版 8 件、前回から再利用 0 件）"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("警告: 鍵がなかったため、開発用の鍵ペア"),
+        "{}",
+        run.stderr
+    );
+    for n in NUMBERS {
+        for dir in ["certificates", "notices"] {
+            let pdf = fs::read(vault(&site).join(format!("{dir}/{n}.pdf"))).expect("pdf written");
+            assert!(pdf.starts_with(b"%PDF-"), "{dir}/{n}");
+        }
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(vault(&site).join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let numbers: Vec<&str> = manifest["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["number"].as_str())
+        .collect();
+    assert_eq!(numbers, NUMBERS, "sorted by number");
+    let statuses: Vec<&str> = manifest["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "valid",
+            "valid",
+            "valid",
+            "valid",
+            "changed",
+            "valid",
+            "cancelled",
+            "changed"
+        ]
+    );
+    assert_eq!(manifest["kdf"]["iterations"], 100_000);
+}
+
+#[test]
+fn certificates_show_every_field_for_each_kind() {
+    let site = SiteDir::demo();
+    site.build();
+    let advance = certificate(&site, "2070004426");
+    assert_contains(
+        &advance,
+        &[
+            "保証証書",
+            "（前払金保証）",
+            "電子証書（閲覧用）",
+            "保証契約番号",
+            "2070004426",
+            "大阪府大阪市北区みほん町一丁目1番1号",
+            "株式会社みほん建設 様",
+            "支出負担行為担当官 近畿地方整備局長 様",
+            "40,000,000円",
+            "令和4年5月10日 から 令和5年3月31日 まで",
+            "みほん道路改良工事",
+            "大阪府みほん市地内",
+            "100,000,000円",
+            "みほん銀行 梅田支店",
+            "発行日 令和4年5月10日",
+            "前払金保証契約を締結し、その保証の責任を負います",
+            "西日本建設業保証株式会社",
+            "大阪府大阪市西区立売堀二丁目1番2号（本社）",
+            "保証証書の原本ではありません",
+            "https://denshi-hosho.example.jp/verify/",
+        ],
+        "前払金保証",
+    );
+    assert!(
+        !advance.contains("（前払金保証） （変更）"),
+        "an unchanged certificate is not marked"
+    );
+    let contract = certificate(&site, "2070202096");
+    assert_contains(
+        &contract,
+        &["（契約保証）", "10,000,000円", "契約保証契約を締結"],
+        "契約保証",
+    );
+    assert!(
+        !contract.contains("預託金融機関"),
+        "no bank line for 契約保証"
+    );
+    let interim = certificate(&site, "2070310001");
+    assert_contains(
+        &interim,
+        &[
+            "（中間前払金保証）",
+            "16,940,000円",
+            "熊本県知事 様",
+            "みほん信用金庫 本店営業部",
+        ],
+        "中間前払金保証",
+    );
+}
+
+#[test]
+fn changed_and_cancelled_certificates_are_marked() {
+    let site = SiteDir::demo();
+    site.build();
+    let changed = certificate(&site, "2070310002");
+    assert_contains(
+        &changed,
+        &[
+            "保証証書 （前払金保証） （変更）",
+            "13,200,000円",
+            "33,000,000円",
+            "令和6年6月3日 から 令和7年2月28日 まで",
+            "変更の履歴",
+            "令和6年9月2日",
+            "保証金額 12,100,000円 → 13,200,000円（増額）",
+            "請負金額 30,250,000円 → 33,000,000円",
+            "令和6年12月10日",
+            "保証期間の終期 令和6年12月20日 → 令和7年2月28日（期限変更）",
+        ],
+        "changed",
+    );
+    let cancelled = certificate(&site, "2070310004");
+    assert_contains(
+        &cancelled,
+        &[
+            "解除",
+            "この保証契約は解除されています。保証の効力はありません。",
+        ],
+        "cancelled",
+    );
+    let reiwa = certificate(&site, "2070310005");
+    assert_contains(
+        &reiwa,
+        &[
+            "発行日 平成31年4月26日",
+            "令和元年5月1日 から 令和2年3月31日 まで",
+            "（減額）",
+            "5,500,000円",
+        ],
+        "era boundary",
+    );
+}
+
+#[test]
+fn notices_carry_the_grouped_key_and_how_to_submit() {
+    let site = SiteDir::demo();
+    site.build();
+    let notice = pdf_text(&vault(&site).join("notices/2070004426.pdf"));
+    assert_contains(
+        &notice,
+        &[
+            "電子証書閲覧用「認証キー」等のお知らせ",
+            "前払金保証",
+            "2070004426",
+            "332 E1E 7K9Q",
+            "みほん道路改良工事",
+            "支出負担行為担当官 近畿地方整備局長",
+            "西日本建設業保証株式会社",
+            "電子契約システムへの登録（アップロード）",
+            "電子メールへの添付",
+            "印刷・保存したものは提出書類になりません",
+            "https://denshi-hosho.example.jp/verify/",
+        ],
+        "notice",
+    );
+    // A derived key is printed in the same grouped form.
+    let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
+    let key = hosho::authkey::derive_key(&secret, "2070004427");
+    let derived = pdf_text(&vault(&site).join("notices/2070004427.pdf"));
+    assert!(derived.contains(&hosho::authkey::group(&key)), "{derived}");
+}
+
+#[test]
+fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
+    let first = SiteDir::demo();
+    first.build();
+    let again = first.build();
+    assert!(
+        again.stdout.contains("（組版 0 件、前回から再利用 8 件）"),
+        "{}",
+        again.stdout
+    );
+    // Another checkout with the same keys typesets byte-identical PDFs.
+    let second = SiteDir::demo();
+    crate::support::copy_dir(&first.root.join("keys"), &second.root.join("keys"));
+    second.build();
+    let (a, b) = (snapshot(&vault(&first)), snapshot(&vault(&second)));
+    for n in NUMBERS {
+        for dir in ["certificates", "notices"] {
+            let file = format!("{dir}/{n}.pdf");
+            assert!(a[&file] == b[&file], "{file} differs between checkouts");
+        }
+    }
+    // One changed record: one typesetting, one KDF.
+    let data = first.root.join("data/certificates/demo.yaml");
+    let text = fs::read_to_string(&data).expect("read");
+    fs::write(
+        &data,
+        text.replacen("amount: 20000000", "amount: 21000000", 1),
+    )
+    .expect("write");
+    let run = first.build();
+    assert!(
+        run.stdout.contains("（組版 1 件、前回から再利用 7 件）"),
+        "{}",
+        run.stdout
+    );
+}
+
+fn verify(site: &SiteDir, args: &[&str]) -> crate::support::Run {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    site.hosho(&all)
+}
+
+#[test]
+fn verify_accepts_the_right_key_in_any_form() {
+    let site = SiteDir::demo();
+    site.build();
+    for (number, key) in [
+        ("2070004426", "332E1E7K9Q"),
+        ("２０７０００４４２６", "３３２　Ｅ１Ｅ　７Ｋ９Ｑ"),
+        ("207-000-4426", "332-e1e-7k9q"),
+    ] {
+        let run = verify(&site, &[number, key]);
+        assert_eq!(run.code, 0, "{number} {key}: {run:?}");
+        assert!(run.stdout.contains("有効な電子証書です"), "{run:?}");
+        assert!(run.stdout.contains("区分          前払金保証"), "{run:?}");
+    }
+    let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
+    let key = hosho::authkey::derive_key(&secret, "2070310004");
+    let run = verify(&site, &["2070310004", &key]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("解除"), "{run:?}");
+}
+
+#[test]
+fn wrong_key_and_unknown_number_get_the_same_refusal() {
+    let site = SiteDir::demo();
+    site.build();
+    let wrong = verify(&site, &["2070004426", "332E1E7K9R"]);
+    let unknown = verify(&site, &["2070009999", "332E1E7K9Q"]);
+    let malformed = verify(&site, &["12", "x"]);
+    for run in [&wrong, &unknown, &malformed] {
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(
+            run.stderr,
+            "確認できません: 保証契約番号と認証キーの組み合わせに一致する電子証書はありません\n"
+        );
+    }
+}
+
+#[test]
+fn tampering_is_detected() {
+    let site = SiteDir::demo();
+    site.build();
+    let flip = |rel: &str, at: usize| {
+        let path = vault(&site).join(rel);
+        let mut bytes = fs::read(&path).expect("read");
+        let i = at.min(bytes.len() - 2);
+        bytes[i] ^= 0x01;
+        fs::write(&path, bytes).expect("write");
+        path
+    };
+    let ok = ["2070004426", "332E1E7K9Q"];
+    for (rel, at, expected) in [
+        ("manifest.json", 200, "署名が正しくありません"),
+        ("manifest.json.sig", 60, "署名"),
+        (
+            "certificates/2070004426.pdf",
+            4000,
+            "証書の PDF がマニフェストの記録と一致しません",
+        ),
+    ] {
+        let path = flip(rel, at);
+        let run = verify(&site, &ok);
+        assert_eq!(run.code, 1, "{rel}: {run:?}");
+        assert!(run.stderr.contains(expected), "{rel}: {}", run.stderr);
+        // Undo, and it verifies again.
+        let mut bytes = fs::read(&path).expect("read");
+        let i = at.min(bytes.len() - 2);
+        bytes[i] ^= 0x01;
+        fs::write(&path, bytes).expect("write");
+        assert_eq!(verify(&site, &ok).code, 0, "{rel} restored");
+    }
+}
+
+#[test]
+fn a_manifest_signed_by_another_key_is_refused() {
+    let site = SiteDir::demo();
+    site.build();
+    let other = tempfile::tempdir().expect("tempdir");
+    let run = site.hosho(&[
+        "keygen",
+        "--keys",
+        other.path().join("k").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let pubkey = other.path().join("k/signing.pub");
+    let run = verify(
+        &site,
+        &[
+            "--public-key",
+            pubkey.to_str().expect("utf-8"),
+            "2070004426",
+            "332E1E7K9Q",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("信頼する公開鍵にありません"),
+        "{}",
+        run.stderr
+    );
+    // Both keys during a rotation: the right one among them is enough.
+    let own = site.root.join("keys/signing.pub");
+    let run = verify(
+        &site,
+        &[
+            "--public-key",
+            pubkey.to_str().expect("utf-8"),
+            "--public-key",
+            own.to_str().expect("utf-8"),
+            "2070004426",
+            "332E1E7K9Q",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn nothing_private_reaches_the_public_site() {
+    let site = SiteDir::demo();
+    site.build();
+    let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(vault(&site).join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let mut secrets: Vec<String> = Vec::new();
+    for n in NUMBERS {
+        let key = if n == "2070004426" {
+            "332E1E7K9Q".to_owned()
+        } else {
+            hosho::authkey::derive_key(&secret, n)
+        };
+        secrets.push(hosho::authkey::group(&key));
+        secrets.push(key);
+    }
+    for e in manifest["entries"].as_array().expect("entries") {
+        secrets.push(e["salt"].as_str().expect("salt").to_owned());
+        secrets.push(e["verifier"].as_str().expect("verifier").to_owned());
+    }
+    for (path, bytes) in snapshot(&site.out()) {
+        assert!(!bytes.starts_with(b"%PDF"), "a PDF in site-out: {path}");
+        assert!(
+            !path.ends_with(".pdf") && !path.contains("manifest") && !path.contains("cache.json"),
+            "{path}"
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "{s} leaked into site-out/{path}"
+            );
+        }
+        assert!(
+            !text.contains("2070004426"),
+            "a contract number leaked into site-out/{path}"
+        );
+    }
+    // The public site shows the key id and the manifest fingerprint.
+    let home = site.read("index.html");
+    let sha = hosho::manifest::sha256_hex(
+        &fs::read(vault(&site).join("manifest.json")).expect("manifest"),
+    );
+    assert!(home.contains(&sha), "manifest SHA-256 on the home page");
+    assert!(home.contains(manifest["key_id"].as_str().expect("key id")));
+    // In the vault, keys (plain or grouped) appear only inside the notices.
+    let keys = &secrets[..NUMBERS.len() * 2];
+    for (path, bytes) in snapshot(&vault(&site)) {
+        if path.starts_with("notices/") {
+            continue;
+        }
+        let text = if path.ends_with(".pdf") {
+            pdf_text(&vault(&site).join(&path))
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        for key in keys {
+            assert!(!text.contains(key.as_str()), "key {key} in vault/{path}");
+        }
+    }
+}
+
+#[test]
+fn keygen_refuses_to_overwrite() {
+    let site = SiteDir::fixture("minimal");
+    let first = site.hosho(&["keygen"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let before = fs::read(site.root.join("keys/signing.pk8")).expect("key");
+    let second = site.hosho(&["keygen"]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second.stderr.contains("すでにあります"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        fs::read(site.root.join("keys/signing.pk8")).expect("key"),
+        before
+    );
+}

@@ -125,12 +125,20 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let mut site = load_valid(&paths.root)?;
     let typesetter = Typesetter::load(&paths.root).map_err(input_errors)?;
 
-    let created_keys = if keys::absent(&paths.keys) {
-        Some(keys::generate(&paths.keys)?.id)
+    // New development keys stay in memory until everything else has succeeded.
+    let new_keys = if keys::absent(&paths.keys) {
+        Some(keys::generate_in_memory()?)
     } else {
         None
     };
-    let keys = keys::load(&paths.keys)?;
+    let loaded;
+    let keys = match &new_keys {
+        Some(new) => &new.material,
+        None => {
+            loaded = keys::load(&paths.keys)?;
+            &loaded
+        }
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -159,6 +167,10 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         _ => return Err(input_errors(d)),
     };
 
+    if let Some(new) = &new_keys {
+        keys::write(&paths.keys, new)?;
+    }
+    let created_keys = new_keys.map(|k| k.material.public.id);
     let vault_stage = Staging::new(&paths.vault)?;
     output::write_files(vault_stage.path(), &vault_files.files)?;
     let site_stage = Staging::new(&paths.out)?;

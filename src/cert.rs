@@ -195,7 +195,7 @@ pub fn load(
     warnings: &mut Diagnostics,
 ) -> Vec<Certificate> {
     let mut certificates: Vec<Certificate> = Vec::new();
-    let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut first_seen: HashMap<String, (PathBuf, usize, usize)> = HashMap::new();
     let walk = Walk {
         flat: false,
         skip_dirs: &[],
@@ -216,22 +216,25 @@ pub fn load(
             }
         };
         let parsed = parse_file(&file.rel, &text, diagnostics, warnings);
-        for (certificate, line) in parsed {
-            if let Some((first_file, first_line)) = first_seen.get(&certificate.number) {
+        for (certificate, (line, column)) in parsed {
+            if let Some((first_file, first_line, first_column)) =
+                first_seen.get(&certificate.number)
+            {
                 diagnostics.push(Diagnostic::new(
                     &file.rel,
                     line,
-                    1,
+                    column,
                     format!(
-                        "保証契約番号 {} は {}:{} にもあります。番号はすべてのファイルを通して一つだけにしてください",
+                        "保証契約番号 {} は {}:{}:{} にもあります。番号はすべてのファイルを通して一つだけにしてください",
                         certificate.number,
                         first_file.display(),
-                        first_line
+                        first_line,
+                        first_column
                     ),
                 ));
                 continue;
             }
-            first_seen.insert(certificate.number.clone(), (file.rel.clone(), line));
+            first_seen.insert(certificate.number.clone(), (file.rel.clone(), line, column));
             certificates.push(certificate);
         }
     }
@@ -239,13 +242,13 @@ pub fn load(
     certificates
 }
 
-/// The records of one file, each with the line of its number.
+/// The records of one file, each with the line and column of its number.
 pub fn parse_file(
     rel: &Path,
     text: &str,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
-) -> Vec<(Certificate, usize)> {
+) -> Vec<(Certificate, (usize, usize))> {
     let doc = match Document::parse(rel, text, 0) {
         Ok(doc) => doc,
         Err(d) => {
@@ -260,8 +263,7 @@ pub fn parse_file(
         for (i, item) in items.iter().enumerate() {
             let path = top.index(i);
             if let Some(c) = record(&mut r, item, &path, rel, warnings) {
-                let (line, _) = doc.locate(&path.key(NUMBER.key), false);
-                out.push((c, line));
+                out.push((c, doc.locate(&path.key(NUMBER.key), false)));
             }
         }
     }

@@ -45,8 +45,35 @@ pub fn public_key_text(public: &PublicKey) -> String {
     format!("ed25519 {}\n", to_hex(&public.bytes))
 }
 
-/// Generates a key pair and an auth-key secret in `dir`; refuses if any of them exists.
-pub fn generate(dir: &Path) -> Result<PublicKey> {
+/// Freshly generated key material, not yet written anywhere.
+pub struct NewKeys {
+    pub material: KeyMaterial,
+    pkcs8: Vec<u8>,
+}
+
+/// Generates a key pair and an auth-key secret in memory.
+pub fn generate_in_memory() -> Result<NewKeys> {
+    let rng = SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| anyhow::anyhow!("Ed25519 の鍵を生成できません"))?;
+    let key_pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("生成した鍵を読めません"))?;
+    let public = PublicKey::from_bytes(key_pair.public_key().as_ref().to_vec());
+    let mut secret = [0u8; 32];
+    rng.fill(&mut secret)
+        .map_err(|_| anyhow::anyhow!("乱数を得られません"))?;
+    Ok(NewKeys {
+        material: KeyMaterial {
+            key_pair,
+            public,
+            auth_secret: secret.to_vec(),
+        },
+        pkcs8: pkcs8.as_ref().to_vec(),
+    })
+}
+
+/// Writes new key material into `dir`; refuses if any of its files exists.
+pub fn write(dir: &Path, keys: &NewKeys) -> Result<()> {
     for name in [PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, AUTH_SECRET_FILE] {
         let path = dir.join(name);
         if path.exists() {
@@ -61,23 +88,25 @@ pub fn generate(dir: &Path) -> Result<PublicKey> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("{} を作れません", dir.display()))?;
-    let rng = SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| anyhow::anyhow!("Ed25519 の鍵を生成できません"))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| anyhow::anyhow!("生成した鍵を読めません"))?;
-    let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
-    let mut secret = [0u8; 32];
-    rng.fill(&mut secret)
-        .map_err(|_| anyhow::anyhow!("乱数を得られません"))?;
-    create_new(&dir.join(PRIVATE_KEY_FILE), pkcs8.as_ref(), 0o600)?;
-    create_new(&dir.join(AUTH_SECRET_FILE), &secret, 0o600)?;
+    create_new(&dir.join(PRIVATE_KEY_FILE), &keys.pkcs8, 0o600)?;
+    create_new(
+        &dir.join(AUTH_SECRET_FILE),
+        &keys.material.auth_secret,
+        0o600,
+    )?;
     create_new(
         &dir.join(PUBLIC_KEY_FILE),
-        public_key_text(&public).as_bytes(),
+        public_key_text(&keys.material.public).as_bytes(),
         0o644,
     )?;
-    Ok(public)
+    Ok(())
+}
+
+/// Generates a key pair and an auth-key secret in `dir`; refuses if any of them exists.
+pub fn generate(dir: &Path) -> Result<PublicKey> {
+    let keys = generate_in_memory()?;
+    write(dir, &keys)?;
+    Ok(keys.material.public)
 }
 
 /// Reads a public key file (`ed25519 <hex>`).

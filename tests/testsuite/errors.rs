@@ -19,6 +19,8 @@ fn check_fails_with(fixture: &str, expected: &[&str]) {
         );
         assert!(run.stdout.is_empty(), "{command}: {run:?}");
         assert!(!site.out().exists(), "{command} wrote site-out");
+        assert!(!site.root.join("vault").exists(), "{command} wrote vault");
+        assert!(!site.root.join("keys").exists(), "{command} created keys");
         let leftovers: Vec<_> = std::fs::read_dir(&site.root)
             .expect("read root")
             .filter_map(|e| e.ok())
@@ -62,6 +64,25 @@ fn template_problems_point_into_the_template() {
             "content/page.md:3:11: テンプレート「missing.html」が templates/ にも組み込みにもありません",
             "templates/page.html:3:19: テンプレートの書き方に誤りがあります: expected `or`, `and`, `not`, `<=`, `>=`, `<`, `>`, `==`, `!=`, `+`, `-`, `*`, `/`, `%`, a filter, or a variable end (`}}`)",
         ],
+    );
+}
+
+#[test]
+fn certificate_records_are_checked_across_files() {
+    check_fails_with(
+        "invalid-certificates",
+        &[
+            "data/certificates/b.yaml:1:11: 保証契約番号 2070000001 は data/certificates/a.yaml:1:11 にもあります。番号はすべてのファイルを通して一つだけにしてください",
+            "data/certificates/b.yaml:11:9: 区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください",
+        ],
+    );
+}
+
+#[test]
+fn typst_template_problems_point_into_the_template() {
+    check_fails_with(
+        "invalid-typst",
+        &["templates/certificate.typ:4:4: 組版できません: dictionary does not contain key \"numbr\""],
     );
 }
 

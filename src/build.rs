@@ -147,7 +147,7 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         &site.config,
         &site.certificates,
         &typesetter,
-        &keys,
+        keys,
         &paths.vault,
         now,
     )

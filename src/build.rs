@@ -143,17 +143,18 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let vault_started = Instant::now();
-    let vault_files = vault::build(
+    let vault_stage = Staging::new(&paths.vault)?;
+    let report = vault::build(
         &site.config,
         &site.certificates,
         &typesetter,
         keys,
         &paths.vault,
+        vault_stage.path(),
         now,
     )
     .map_err(input_errors)?;
     tracing::debug!(elapsed = ?vault_started.elapsed(), "typeset certificates and signed the manifest");
-    let report = vault_files.report.clone();
     site.set_trust(Some(Trust {
         key_id: report.key_id.clone(),
         public_key: to_hex(&keys.public.bytes),
@@ -171,8 +172,6 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         keys::write(&paths.keys, new)?;
     }
     let created_keys = new_keys.map(|k| k.material.public.id);
-    let vault_stage = Staging::new(&paths.vault)?;
-    output::write_files(vault_stage.path(), &vault_files.files)?;
     let site_stage = Staging::new(&paths.out)?;
     let write_started = Instant::now();
     output::write_files(site_stage.path(), &rendered.files)?;

@@ -105,12 +105,6 @@ pub struct VaultReport {
     pub key_id: String,
 }
 
-/// The files of a vault, by path relative to it.
-pub struct VaultFiles {
-    pub files: BTreeMap<String, Vec<u8>>,
-    pub report: VaultReport,
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Cache {
     format: u32,
@@ -259,12 +253,10 @@ struct Previous<'a> {
 }
 
 impl Previous<'_> {
-    fn reuse(
-        &self,
-        number: &str,
-        material: &[u8],
-        secret: &[u8],
-    ) -> Option<(CacheEntry, Vec<u8>, Vec<u8>)> {
+    /// The cached entry of `number` when its MAC checks out for the current inputs. The PDFs
+    /// are not re-read here: the new manifest carries the authenticated hash, so a file
+    /// altered since is never endorsed (readers re-hash before trusting a PDF).
+    fn reuse(&self, number: &str, material: &[u8], secret: &[u8]) -> Option<CacheEntry> {
         let entry = self.cache.entries.get(number)?;
         let mac = from_hex(&entry.mac)?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
@@ -276,22 +268,34 @@ impl Previous<'_> {
             &entry.verifier,
         );
         hmac::verify(&key, &message, &mac).ok()?;
-        let pdf = std::fs::read(self.dir.join(certificate_file(number))).ok()?;
-        let notice = std::fs::read(self.dir.join(notice_file(number))).ok()?;
-        (sha256_hex(&pdf) == entry.pdf_sha256 && sha256_hex(&notice) == entry.notice_sha256)
-            .then(|| (entry.clone(), pdf, notice))
+        let present = |rel: String| self.dir.join(rel).is_file();
+        (present(certificate_file(number)) && present(notice_file(number))).then(|| entry.clone())
+    }
+
+    /// Links (or, across file systems, copies) a reused file into the new vault.
+    fn carry(&self, rel: &str, staging: &Path) -> std::io::Result<()> {
+        let (from, to) = (self.dir.join(rel), staging.join(rel));
+        std::fs::hard_link(&from, &to).or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
     }
 }
 
-/// Typesets (or reuses) every certificate and notice, and signs the manifest.
+/// Typesets (or reuses) every certificate and notice into `staging`, and signs the
+/// manifest. PDFs go to disk as they are made, so memory stays flat at any scale.
 pub fn build(
     config: &Config,
     certificates: &[Certificate],
     typesetter: &Typesetter,
     keys: &KeyMaterial,
     previous_vault: &Path,
+    staging: &Path,
     now_unix: u64,
-) -> Result<VaultFiles, Diagnostics> {
+) -> Result<VaultReport, Diagnostics> {
+    let io_error =
+        |what: &str, e: std::io::Error| Diagnostic::file(VAULT_DIR, format!("{what}: {e}"));
+    for dir in ["certificates", "notices"] {
+        std::fs::create_dir_all(staging.join(dir))
+            .map_err(|e| Diagnostics::from(io_error(&format!("{dir}/ を作れません"), e)))?;
+    }
     let iterations = config.certificates.kdf_iterations;
     let previous_cache: Cache = std::fs::read(previous_vault.join(CACHE_FILE))
         .ok()
@@ -323,8 +327,6 @@ pub fn build(
     struct Done {
         entry: Entry,
         cache: CacheEntry,
-        pdf: Vec<u8>,
-        notice: Vec<u8>,
         reused: bool,
     }
     let results: Vec<Result<Done, Diagnostic>> = certificates
@@ -339,9 +341,14 @@ pub fn build(
                 "{}\0{}\0{}\0{}",
                 cert_inputs, notice_inputs, typesetter.fingerprint, iterations
             );
-            let done = if let Some((cached, pdf, notice)) =
+            let (cert_file, notice_file) = (certificate_file(&c.number), notice_file(&c.number));
+            let done = if let Some(cached) =
                 previous.reuse(&c.number, material.as_bytes(), &keys.auth_secret)
             {
+                previous
+                    .carry(&cert_file, staging)
+                    .and_then(|()| previous.carry(&notice_file, staging))
+                    .map_err(|e| io_error(&format!("{cert_file} を引き継げません"), e))?;
                 Done {
                     entry: Entry {
                         number: c.number.clone(),
@@ -352,8 +359,6 @@ pub fn build(
                         verifier: cached.verifier.clone(),
                     },
                     cache: cached,
-                    pdf,
-                    notice,
                     reused: true,
                 }
             } else {
@@ -367,6 +372,9 @@ pub fn build(
                     .map_err(|_| Diagnostic::file(&c.source, "乱数を得られません"))?;
                 let verifier = manifest::make_verifier(&key, &salt, iterations);
                 let (pdf_sha256, notice_sha256) = (sha256_hex(&pdf), sha256_hex(&notice));
+                std::fs::write(staging.join(&cert_file), &pdf)
+                    .and_then(|()| std::fs::write(staging.join(&notice_file), &notice))
+                    .map_err(|e| io_error(&format!("{cert_file} を書けません"), e))?;
                 let (salt, verifier) = (to_hex(&salt), to_hex(&verifier));
                 let message = cache_message(
                     material.as_bytes(),
@@ -398,8 +406,6 @@ pub fn build(
                         verifier,
                         mac,
                     },
-                    pdf,
-                    notice,
                     reused: false,
                 }
             };
@@ -410,7 +416,6 @@ pub fn build(
     progress.finish_and_clear();
 
     let mut d = Diagnostics::default();
-    let mut files = BTreeMap::new();
     let mut entries = Vec::with_capacity(certificates.len());
     let mut cache = Cache {
         format: 1,
@@ -425,8 +430,6 @@ pub fn build(
                 } else {
                     typeset += 1;
                 }
-                files.insert(certificate_file(&done.entry.number), done.pdf);
-                files.insert(notice_file(&done.entry.number), done.notice);
                 cache.entries.insert(done.entry.number.clone(), done.cache);
                 entries.push(done.entry);
             }
@@ -468,8 +471,13 @@ pub fn build(
         manifest_sha256: sha256_hex(&manifest_bytes),
         key_id: keys.public.id.clone(),
     };
-    files.insert(MANIFEST_FILE.to_owned(), manifest_bytes);
-    files.insert(SIGNATURE_FILE.to_owned(), signature);
-    files.insert(CACHE_FILE.to_owned(), cache_bytes);
-    Ok(VaultFiles { files, report })
+    for (name, bytes) in [
+        (MANIFEST_FILE, manifest_bytes),
+        (SIGNATURE_FILE, signature),
+        (CACHE_FILE, cache_bytes),
+    ] {
+        std::fs::write(staging.join(name), bytes)
+            .map_err(|e| Diagnostics::from(io_error(&format!("{name} を書けません"), e)))?;
+    }
+    Ok(report)
 }

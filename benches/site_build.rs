@@ -9,13 +9,16 @@
 //! when /dev/shm exists, so the figures measure the generators rather than the disk, else
 //! `target/bench-site`), HOSHO_BENCH_KEEP=1 (keep the generated sites afterwards, e.g. to
 //! run `hosho -v build` on them).
-#![allow(unsafe_code)] // wait4(2) for the child's peak memory
 
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{measure, settle};
 
 /// A small deterministic generator, so every run builds the same site.
 struct Lcg(u64);
@@ -192,40 +195,10 @@ fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
     (hosho, hugo)
 }
 
-/// Runs a command to completion: wall time and the child's peak RSS in KiB (wait4).
-#[allow(clippy::zombie_processes)] // the child is reaped by wait4 below, not Child::wait
-fn measure(cmd: &mut Command) -> (Duration, u64) {
-    let started = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, status and usage are valid for writes.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = started.elapsed();
-    assert_eq!(rc, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    (elapsed, usage.ru_maxrss as u64)
-}
-
 struct Figures {
     median: Duration,
     min: Duration,
     peak_kib: u64,
-}
-
-/// Lets the disk finish earlier deletions (this machine's ext4 discards on delete), so one
-/// run's clean-up does not slow the next run down.
-fn settle() {
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_secs(2));
 }
 
 fn bench(runs: usize, mut command: impl FnMut() -> Command, before_each: impl Fn()) -> Figures {

@@ -195,7 +195,7 @@ pub fn load(
     warnings: &mut Diagnostics,
 ) -> Vec<Certificate> {
     let mut certificates: Vec<Certificate> = Vec::new();
-    let mut first_seen: HashMap<String, (PathBuf, usize, usize)> = HashMap::new();
+    let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
     let walk = Walk {
         flat: false,
         skip_dirs: &[],
@@ -216,25 +216,32 @@ pub fn load(
             }
         };
         let parsed = parse_file(&file.rel, &text, diagnostics, warnings);
-        for (certificate, (line, column)) in parsed {
-            if let Some((first_file, first_line, first_column)) =
-                first_seen.get(&certificate.number)
-            {
+        for (certificate, index) in parsed {
+            if let Some((first_file, first_index)) = first_seen.get(&certificate.number) {
+                // Positions are looked up only now: each lookup parses the file again.
+                let here = number_position(&file.rel, &text, index);
+                let first_text = if *first_file == file.rel {
+                    Some(text.clone())
+                } else {
+                    std::fs::read_to_string(root.join(first_file)).ok()
+                };
+                let there =
+                    first_text.map_or((1, 1), |t| number_position(first_file, &t, *first_index));
                 diagnostics.push(Diagnostic::new(
                     &file.rel,
-                    line,
-                    column,
+                    here.0,
+                    here.1,
                     format!(
                         "保証契約番号 {} は {}:{}:{} にもあります。番号はすべてのファイルを通して一つだけにしてください",
                         certificate.number,
                         first_file.display(),
-                        first_line,
-                        first_column
+                        there.0,
+                        there.1
                     ),
                 ));
                 continue;
             }
-            first_seen.insert(certificate.number.clone(), (file.rel.clone(), line, column));
+            first_seen.insert(certificate.number.clone(), (file.rel.clone(), index));
             certificates.push(certificate);
         }
     }
@@ -242,13 +249,20 @@ pub fn load(
     certificates
 }
 
-/// The records of one file, each with the line and column of its number.
+/// Line and column of the number of record `index` in a file.
+fn number_position(rel: &Path, text: &str, index: usize) -> (usize, usize) {
+    Document::parse(rel, text, 0).map_or((1, 1), |doc| {
+        doc.locate(&NodePath::default().index(index).key(NUMBER.key), false)
+    })
+}
+
+/// The records of one file, each with its index in the file.
 pub fn parse_file(
     rel: &Path,
     text: &str,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
-) -> Vec<(Certificate, (usize, usize))> {
+) -> Vec<(Certificate, usize)> {
     let doc = match Document::parse(rel, text, 0) {
         Ok(doc) => doc,
         Err(d) => {
@@ -263,7 +277,7 @@ pub fn parse_file(
         for (i, item) in items.iter().enumerate() {
             let path = top.index(i);
             if let Some(c) = record(&mut r, item, &path, rel, warnings) {
-                out.push((c, doc.locate(&path.key(NUMBER.key), false)));
+                out.push((c, i));
             }
         }
     }

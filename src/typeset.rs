@@ -134,8 +134,8 @@ impl Template {
     }
 }
 
-/// JSON → typst values (`null` → `none`).
-fn to_typst(value: &serde_json::Value) -> Value {
+/// JSON → typst values (`null` → `none`): what templates receive as `sys.inputs`.
+pub fn to_typst(value: &serde_json::Value) -> Value {
     use serde_json::Value as J;
     match value {
         J::Null => Value::None,

@@ -1,0 +1,381 @@
+//! `cargo bench --bench certificates`: certificates, notices and the signed manifest at
+//! scale, measured in one run:
+//!
+//! 1. a full `hosho build` of 10,000 synthetic records (wall time, certificates per second,
+//!    peak memory), then the same build after one record changed;
+//! 2. thread scaling: a full build of a smaller set with RAYON_NUM_THREADS=1 and =2;
+//! 3. typesetting cost per certificate (certificate + notice, one thread) in hosho against
+//!    the floor, a bare typst-as-lib loop over the same templates and fonts;
+//! 4. the typst CLI compiling the same certificate template once per certificate (the tool a
+//!    user would otherwise script), if `typst` is on the PATH (`cargo install typst-cli`).
+//!
+//! Environment: HOSHO_BENCH_CERTS (default 10000), HOSHO_BENCH_SCALE_CERTS (default 1000),
+//! HOSHO_BENCH_SAMPLE (default 300, typesetting comparison), HOSHO_BENCH_CLI_SAMPLE
+//! (default 50), HOSHO_BENCH_DIR (default /dev/shm/hosho-cert-bench, else target/).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hosho::cert::{self, Certificate};
+use hosho::config::Config;
+use hosho::diagnostics::Diagnostics;
+use hosho::typeset::{to_typst, Template, FONTS};
+use typst::foundations::{Dict, Smart, Value};
+use typst_as_lib::TypstEngine;
+use typst_layout::PagedDocument;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{measure, settle};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One synthetic record; every kind, some changed, some cancelled.
+fn record(i: usize) -> String {
+    let kinds = ["前払金保証", "中間前払金保証", "契約保証"];
+    let kind = kinds[i % 3];
+    let contract = 10_000_000 + (i as u64 % 97) * 1_300_000;
+    let amount = if kind == "契約保証" {
+        contract / 10
+    } else {
+        contract * 4 / 10
+    };
+    let year = 2019 + i % 6;
+    let mut r = String::new();
+    let _ = writeln!(r, "- number: \"{:010}\"", 3_000_000_000u64 + i as u64);
+    let _ = writeln!(r, "  kind: {kind}");
+    let _ = writeln!(r, "  issued: {year}-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
+    let _ = writeln!(
+        r,
+        "  contractor: {{name: 株式会社見本建設{:04}, address: 大阪府大阪市北区見本町{}丁目{}番{}号}}",
+        i % 5000,
+        1 + i % 9,
+        1 + i % 20,
+        1 + i % 30
+    );
+    let _ = writeln!(r, "  beneficiary: 見本市長");
+    let _ = writeln!(
+        r,
+        "  project: 市道見本{}号線道路改良工事（その{}）",
+        i % 300,
+        1 + i % 4
+    );
+    let _ = writeln!(r, "  site: 見本市見本町地内");
+    let _ = writeln!(r, "  contract_amount: {contract}");
+    let _ = writeln!(r, "  amount: {amount}");
+    let _ = writeln!(
+        r,
+        "  period: {{from: {year}-{:02}-{:02}, to: {}-03-31}}",
+        1 + i % 12,
+        1 + i % 28,
+        year + 1
+    );
+    if kind != "契約保証" {
+        let _ = writeln!(r, "  bank: 見本銀行 本店営業部");
+    }
+    if i % 10 == 0 {
+        let _ = writeln!(
+            r,
+            "  changes:\n    - {{date: {}-01-15, amount: {}, contract_amount: {}}}",
+            year + 1,
+            amount + 1_000_000,
+            contract + 2_500_000
+        );
+    }
+    if i % 50 == 7 {
+        let _ = writeln!(r, "  status: cancelled");
+    }
+    r
+}
+
+/// A site root with `count` records and its own keys.
+fn generate(root: &Path, count: usize, hosho: &str) {
+    let _ = fs::remove_dir_all(root);
+    fs::create_dir_all(root.join("content")).expect("mkdir");
+    fs::create_dir_all(root.join("data/certificates")).expect("mkdir");
+    fs::write(
+        root.join("hosho.toml"),
+        "title = \"証書ベンチマーク\"\nbase_url = \"https://bench.example.jp/\"\n[guarantor]\nname = \"見本保証株式会社\"\nbranch = \"大阪支店\"\naddress = \"大阪府大阪市西区見本町一丁目1番1号\"\ntel = \"06-0000-0000\"\n[adopters]\ncategories = [\"県\"]\n",
+    )
+    .expect("write");
+    fs::write(
+        root.join("content/_index.md"),
+        "---\ntitle: 証書ベンチマーク\n---\n本文\n",
+    )
+    .expect("write");
+    let mut yaml = String::with_capacity(count * 600);
+    for i in 0..count {
+        yaml.push_str(&record(i));
+    }
+    fs::write(root.join("data/certificates/bench.yaml"), yaml).expect("write records");
+    let ok = Command::new(hosho)
+        .args(["keygen", "--root"])
+        .arg(root)
+        .output()
+        .expect("keygen");
+    assert!(ok.status.success(), "keygen failed");
+}
+
+fn build(hosho: &str, root: &Path, threads: Option<usize>) -> (Duration, u64) {
+    let mut c = Command::new(hosho);
+    c.args(["build", "--root"]).arg(root);
+    if let Some(n) = threads {
+        c.env("RAYON_NUM_THREADS", n.to_string());
+    }
+    measure(&mut c)
+}
+
+fn per(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1000.0 / n as f64
+}
+
+fn main() {
+    let count = env_number("HOSHO_BENCH_CERTS", 10_000);
+    let scale_count = env_number("HOSHO_BENCH_SCALE_CERTS", 1_000);
+    let sample = env_number("HOSHO_BENCH_SAMPLE", 300);
+    let cli_sample = env_number("HOSHO_BENCH_CLI_SAMPLE", 50);
+    let hosho = env!("CARGO_BIN_EXE_hosho");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::var_os("HOSHO_BENCH_DIR").map_or_else(
+        || {
+            if Path::new("/dev/shm").is_dir() {
+                PathBuf::from("/dev/shm/hosho-cert-bench")
+            } else {
+                repo.join("target/cert-bench")
+            }
+        },
+        PathBuf::from,
+    );
+    println!(
+        "hosho certificate benchmark ({} cores), work directory {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        work.display()
+    );
+
+    // 1. Full build and one-record rebuild.
+    let large = work.join("large");
+    generate(&large, count, hosho);
+    settle();
+    let (full, full_rss) = build(hosho, &large, None);
+    let yaml_path = large.join("data/certificates/bench.yaml");
+    let yaml = fs::read_to_string(&yaml_path).expect("read");
+    fs::write(
+        &yaml_path,
+        yaml.replacen(
+            "  site: 見本市見本町地内",
+            "  site: 見本市見本町一丁目地内",
+            1,
+        ),
+    )
+    .expect("write");
+    settle();
+    let (incremental, incremental_rss) = build(hosho, &large, None);
+    println!("\n{count} records (KDF: PBKDF2-HMAC-SHA256, 100,000 iterations each)");
+    println!(
+        "  full build            {:>8.2} s   {:>7.1} certificates/s   peak RSS {:>6.1} MiB",
+        full.as_secs_f64(),
+        count as f64 / full.as_secs_f64(),
+        full_rss as f64 / 1024.0
+    );
+    println!(
+        "  one record changed    {:>8.2} s                           peak RSS {:>6.1} MiB",
+        incremental.as_secs_f64(),
+        incremental_rss as f64 / 1024.0
+    );
+
+    // 2. Thread scaling on a smaller set (fresh vault each time).
+    let small = work.join("scale");
+    let mut scaling = Vec::new();
+    for threads in [1, 2] {
+        generate(&small, scale_count, hosho);
+        settle();
+        let (t, _) = build(hosho, &small, Some(threads));
+        scaling.push(t);
+    }
+    println!("\nthread scaling, full build of {scale_count} records");
+    println!(
+        "  1 thread              {:>8.2} s",
+        scaling[0].as_secs_f64()
+    );
+    println!(
+        "  2 threads             {:>8.2} s   speed-up {:.2}×",
+        scaling[1].as_secs_f64(),
+        scaling[0].as_secs_f64() / scaling[1].as_secs_f64()
+    );
+
+    // 3. Typesetting per certificate, one thread: hosho's Template against a bare loop.
+    let config = Config::load(&large).expect("config");
+    let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+    let text = fs::read_to_string(&yaml_path).expect("read");
+    let certificates: Vec<Certificate> =
+        cert::parse_file(Path::new("bench.yaml"), &text, &mut d, &mut w)
+            .into_iter()
+            .map(|(c, _)| c)
+            .take(sample)
+            .collect();
+    let inputs: Vec<(serde_json::Value, serde_json::Value)> = certificates
+        .iter()
+        .map(|c| hosho::vault::inputs(&config, c, "332E1E7K9Q"))
+        .collect();
+    let certificate_tpl = Template::load(&repo, "certificate.typ").expect("template");
+    let notice_tpl = Template::load(&repo, "notice.typ").expect("template");
+    // Warm both paths once (font parsing, comemo caches).
+    let _ = certificate_tpl.pdf(&inputs[0].0, "warm");
+    let started = Instant::now();
+    for (i, (c, n)) in inputs.iter().enumerate() {
+        certificate_tpl.pdf(c, &format!("c{i}")).expect("pdf");
+        notice_tpl.pdf(n, &format!("n{i}")).expect("pdf");
+    }
+    let hosho_typeset = started.elapsed();
+
+    let engine = |name: &str| {
+        let source = fs::read_to_string(repo.join("templates").join(name)).expect("template");
+        TypstEngine::builder()
+            .main_file(source)
+            .fonts(FONTS)
+            .build()
+    };
+    let (bare_c, bare_n) = (engine("certificate.typ"), engine("notice.typ"));
+    let dicts: Vec<(Dict, Dict)> = inputs
+        .iter()
+        .map(|(c, n)| match (to_typst(c), to_typst(n)) {
+            (Value::Dict(c), Value::Dict(n)) => (c, n),
+            _ => panic!("inputs are dictionaries"),
+        })
+        .collect();
+    let pdf = |engine: &typst_as_lib::TypstEngine<typst_as_lib::TypstTemplateMainFile>,
+               dict: Dict,
+               ident: String| {
+        let doc: PagedDocument = engine.compile_with_input(dict).output.expect("compile");
+        let options = typst_pdf::PdfOptions {
+            ident: Smart::Custom(ident),
+            ..typst_pdf::PdfOptions::default()
+        };
+        typst_pdf::pdf(&doc, &options).expect("pdf")
+    };
+    let _ = pdf(&bare_c, dicts[0].0.clone(), "warm".into());
+    let started = Instant::now();
+    for (i, (c, n)) in dicts.iter().enumerate() {
+        pdf(&bare_c, c.clone(), format!("c{i}"));
+        pdf(&bare_n, n.clone(), format!("n{i}"));
+    }
+    let floor = started.elapsed();
+    let kdf_started = Instant::now();
+    for i in 0..20u8 {
+        let _ = hosho::manifest::make_verifier("332E1E7K9Q", &[i; 16], 100_000);
+    }
+    let kdf = kdf_started.elapsed() / 20;
+    println!("\ntypesetting per certificate (certificate + notice), one thread, {sample} records");
+    println!(
+        "  bare typst-as-lib loop (floor)  {:>7.2} ms",
+        per(floor, sample)
+    );
+    println!(
+        "  hosho Template::pdf             {:>7.2} ms   ratio to floor {:.3}×",
+        per(hosho_typeset, sample),
+        hosho_typeset.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  KDF (one verifier)              {:>7.2} ms",
+        kdf.as_secs_f64() * 1000.0
+    );
+
+    // 4. The typst CLI, once per certificate, on the certificate template.
+    let typst_ok = Command::new("typst")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if typst_ok && cli_sample > 0 {
+        let dir = work.join("cli");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let template = fs::read_to_string(repo.join("templates/certificate.typ"))
+            .expect("template")
+            .replace("#let d = sys.inputs", "#let d = json(\"input.json\")");
+        fs::write(dir.join("certificate.typ"), template).expect("write");
+        // As a user would script it (system fonts discovered too), and the fastest way
+        // (only the bundled fonts).
+        let run_cli = |extra: &[&str]| {
+            let started = Instant::now();
+            for (i, (c, _)) in inputs.iter().take(cli_sample).enumerate() {
+                fs::write(dir.join("input.json"), serde_json::to_vec(c).expect("json"))
+                    .expect("write");
+                let out = Command::new("typst")
+                    .arg("compile")
+                    .args(extra)
+                    .arg("--font-path")
+                    .arg(repo.join("assets/fonts"))
+                    .arg(dir.join("certificate.typ"))
+                    .arg(dir.join(format!("{i}.pdf")))
+                    .output()
+                    .expect("typst");
+                assert!(
+                    out.status.success(),
+                    "typst compile: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            started.elapsed()
+        };
+        let cli_default = run_cli(&[]);
+        let cli_bundled = run_cli(&["--ignore-system-fonts"]);
+        let started = Instant::now();
+        for (i, (c, _)) in inputs.iter().take(cli_sample).enumerate() {
+            certificate_tpl.pdf(c, &format!("c{i}")).expect("pdf");
+        }
+        let ours_one = started.elapsed();
+        let started = Instant::now();
+        {
+            use rayon::prelude::*;
+            inputs
+                .par_iter()
+                .take(cli_sample)
+                .enumerate()
+                .for_each(|(i, (c, _))| {
+                    certificate_tpl.pdf(c, &format!("c{i}")).expect("pdf");
+                });
+        }
+        let ours_all = started.elapsed();
+        let version = Command::new("typst")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        println!("\ncertificate template only, {cli_sample} certificates ({version})");
+        println!(
+            "  typst compile, default font discovery  {:>7.2} ms per certificate",
+            per(cli_default, cli_sample)
+        );
+        println!(
+            "  typst compile --ignore-system-fonts    {:>7.2} ms per certificate",
+            per(cli_bundled, cli_sample)
+        );
+        println!(
+            "  hosho, one thread                      {:>7.2} ms per certificate",
+            per(ours_one, cli_sample)
+        );
+        println!(
+            "  hosho, all cores                       {:>7.2} ms per certificate",
+            per(ours_all, cli_sample)
+        );
+        println!(
+            "  ratio to the CLI as scripted: {:.1}× (one thread), {:.1}× (all cores); to the fastest CLI: {:.1}×, {:.1}×",
+            cli_default.as_secs_f64() / ours_one.as_secs_f64(),
+            cli_default.as_secs_f64() / ours_all.as_secs_f64(),
+            cli_bundled.as_secs_f64() / ours_one.as_secs_f64(),
+            cli_bundled.as_secs_f64() / ours_all.as_secs_f64()
+        );
+    } else {
+        println!("\ntypst CLI not found (cargo install typst-cli): no comparison");
+    }
+    if std::env::var_os("HOSHO_BENCH_KEEP").is_none_or(|v| v != "1") {
+        let _ = fs::remove_dir_all(&work);
+    }
+}

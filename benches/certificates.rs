@@ -138,6 +138,11 @@ fn per(d: Duration, n: usize) -> f64 {
 }
 
 fn main() {
+    // As in hosho's main: typst needs more stack than rayon's default worker threads have.
+    rayon::ThreadPoolBuilder::new()
+        .stack_size(16 * 1024 * 1024)
+        .build_global()
+        .expect("thread pool");
     let count = env_number("HOSHO_BENCH_CERTS", 10_000);
     let scale_count = env_number("HOSHO_BENCH_SCALE_CERTS", 1_000);
     let sample = env_number("HOSHO_BENCH_SAMPLE", 300);

@@ -8,8 +8,19 @@ use hosho::cli::{Cli, Command};
 use hosho::diagnostics::{Diagnostic, InputErrors};
 use hosho::{keys, verify};
 
+/// Stack of each worker thread. Typst's layout recurses deeply; the 2 MiB default of
+/// spawned threads overflowed on real certificates.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK)
+        .build_global()
+    {
+        eprintln!("エラー: 作業用スレッドを用意できません: {e}");
+        return ExitCode::from(1);
+    }
     let filter = if cli.verbose {
         "hosho=debug"
     } else {

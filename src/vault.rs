@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use rayon::prelude::*;
 use ring::hmac;
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
@@ -279,6 +278,57 @@ impl Previous<'_> {
     }
 }
 
+/// Stack of each typesetting thread (typst's layout recurses deeply).
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
+/// Runs `job` on every item with one plain thread per core (as many as rayon's pool has,
+/// so RAYON_NUM_THREADS applies), results in item order.
+///
+/// Not rayon jobs: typst itself runs rayon work, and a rayon worker waiting for it steals
+/// further certificates onto the same stack, nesting without bound (a 10,000-certificate
+/// build overflowed the stack). Plain threads only wait; typst's own jobs still use the pool.
+fn run_on_workers<T, R, F>(items: &[T], job: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, items.len().max(1));
+    let mut indexed: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                done.push((i, job(item)));
+            }
+            done
+        };
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(WORKER_STACK)
+                    .spawn_scoped(scope, work)
+            })
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for handle in handles {
+            match handle.map(|h| h.join()) {
+                Ok(Ok(done)) => all.extend(done),
+                // A worker that panicked: re-raise it here, as rayon would.
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // No thread could be started: do its share on this one.
+                Err(_) => all.extend(work()),
+            }
+        }
+        all
+    });
+    indexed.sort_by_key(|(i, _)| *i);
+    indexed.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Typesets (or reuses) every certificate and notice into `staging`, and signs the
 /// manifest. PDFs go to disk as they are made, so memory stays flat at any scale.
 pub fn build(
@@ -329,90 +379,88 @@ pub fn build(
         cache: CacheEntry,
         reused: bool,
     }
-    let results: Vec<Result<Done, Diagnostic>> = certificates
-        .par_iter()
-        .map(|c| {
-            let key = c
-                .auth_key
-                .clone()
-                .unwrap_or_else(|| authkey::derive_key(&keys.auth_secret, &c.number));
-            let (cert_inputs, notice_inputs) = inputs(config, c, &key);
-            let material = format!(
-                "{}\0{}\0{}\0{}",
-                cert_inputs, notice_inputs, typesetter.fingerprint, iterations
+    let job = |c: &Certificate| -> Result<Done, Diagnostic> {
+        let key = c
+            .auth_key
+            .clone()
+            .unwrap_or_else(|| authkey::derive_key(&keys.auth_secret, &c.number));
+        let (cert_inputs, notice_inputs) = inputs(config, c, &key);
+        let material = format!(
+            "{}\0{}\0{}\0{}",
+            cert_inputs, notice_inputs, typesetter.fingerprint, iterations
+        );
+        let (cert_file, notice_file) = (certificate_file(&c.number), notice_file(&c.number));
+        let done = if let Some(cached) =
+            previous.reuse(&c.number, material.as_bytes(), &keys.auth_secret)
+        {
+            previous
+                .carry(&cert_file, staging)
+                .and_then(|()| previous.carry(&notice_file, staging))
+                .map_err(|e| io_error(&format!("{cert_file} を引き継げません"), e))?;
+            Done {
+                entry: Entry {
+                    number: c.number.clone(),
+                    kind: c.kind.label().to_owned(),
+                    status: c.status(),
+                    pdf_sha256: cached.pdf_sha256.clone(),
+                    salt: cached.salt.clone(),
+                    verifier: cached.verifier.clone(),
+                },
+                cache: cached,
+                reused: true,
+            }
+        } else {
+            let pdf = typesetter
+                .certificate
+                .pdf(&cert_inputs, &format!("certificate-{}", c.number))?;
+            let notice = typesetter
+                .notice
+                .pdf(&notice_inputs, &format!("notice-{}", c.number))?;
+            let salt = manifest::new_salt(&rng)
+                .map_err(|_| Diagnostic::file(&c.source, "乱数を得られません"))?;
+            let verifier = manifest::make_verifier(&key, &salt, iterations);
+            let (pdf_sha256, notice_sha256) = (sha256_hex(&pdf), sha256_hex(&notice));
+            std::fs::write(staging.join(&cert_file), &pdf)
+                .and_then(|()| std::fs::write(staging.join(&notice_file), &notice))
+                .map_err(|e| io_error(&format!("{cert_file} を書けません"), e))?;
+            let (salt, verifier) = (to_hex(&salt), to_hex(&verifier));
+            let message = cache_message(
+                material.as_bytes(),
+                &pdf_sha256,
+                &notice_sha256,
+                &salt,
+                &verifier,
             );
-            let (cert_file, notice_file) = (certificate_file(&c.number), notice_file(&c.number));
-            let done = if let Some(cached) =
-                previous.reuse(&c.number, material.as_bytes(), &keys.auth_secret)
-            {
-                previous
-                    .carry(&cert_file, staging)
-                    .and_then(|()| previous.carry(&notice_file, staging))
-                    .map_err(|e| io_error(&format!("{cert_file} を引き継げません"), e))?;
-                Done {
-                    entry: Entry {
-                        number: c.number.clone(),
-                        kind: c.kind.label().to_owned(),
-                        status: c.status(),
-                        pdf_sha256: cached.pdf_sha256.clone(),
-                        salt: cached.salt.clone(),
-                        verifier: cached.verifier.clone(),
-                    },
-                    cache: cached,
-                    reused: true,
-                }
-            } else {
-                let pdf = typesetter
-                    .certificate
-                    .pdf(&cert_inputs, &format!("certificate-{}", c.number))?;
-                let notice = typesetter
-                    .notice
-                    .pdf(&notice_inputs, &format!("notice-{}", c.number))?;
-                let salt = manifest::new_salt(&rng)
-                    .map_err(|_| Diagnostic::file(&c.source, "乱数を得られません"))?;
-                let verifier = manifest::make_verifier(&key, &salt, iterations);
-                let (pdf_sha256, notice_sha256) = (sha256_hex(&pdf), sha256_hex(&notice));
-                std::fs::write(staging.join(&cert_file), &pdf)
-                    .and_then(|()| std::fs::write(staging.join(&notice_file), &notice))
-                    .map_err(|e| io_error(&format!("{cert_file} を書けません"), e))?;
-                let (salt, verifier) = (to_hex(&salt), to_hex(&verifier));
-                let message = cache_message(
-                    material.as_bytes(),
-                    &pdf_sha256,
-                    &notice_sha256,
-                    &salt,
-                    &verifier,
-                );
-                let mac = to_hex(
-                    hmac::sign(
-                        &hmac::Key::new(hmac::HMAC_SHA256, &keys.auth_secret),
-                        &message,
-                    )
-                    .as_ref(),
-                );
-                Done {
-                    entry: Entry {
-                        number: c.number.clone(),
-                        kind: c.kind.label().to_owned(),
-                        status: c.status(),
-                        pdf_sha256: pdf_sha256.clone(),
-                        salt: salt.clone(),
-                        verifier: verifier.clone(),
-                    },
-                    cache: CacheEntry {
-                        pdf_sha256,
-                        notice_sha256,
-                        salt,
-                        verifier,
-                        mac,
-                    },
-                    reused: false,
-                }
-            };
-            progress.inc(1);
-            Ok(done)
-        })
-        .collect();
+            let mac = to_hex(
+                hmac::sign(
+                    &hmac::Key::new(hmac::HMAC_SHA256, &keys.auth_secret),
+                    &message,
+                )
+                .as_ref(),
+            );
+            Done {
+                entry: Entry {
+                    number: c.number.clone(),
+                    kind: c.kind.label().to_owned(),
+                    status: c.status(),
+                    pdf_sha256: pdf_sha256.clone(),
+                    salt: salt.clone(),
+                    verifier: verifier.clone(),
+                },
+                cache: CacheEntry {
+                    pdf_sha256,
+                    notice_sha256,
+                    salt,
+                    verifier,
+                    mac,
+                },
+                reused: false,
+            }
+        };
+        progress.inc(1);
+        Ok(done)
+    };
+    let results = run_on_workers(certificates, job);
     progress.finish_and_clear();
 
     let mut d = Diagnostics::default();

@@ -262,45 +262,33 @@ fn main() {
     let (hosho_root, hugo_root) = generate(&work, pages);
     let out = work.join("hosho-out");
     let hugo_out = work.join("hugo-out");
+    // Vault and keys go to the work directory too, so the demo run writes nothing in the repo.
+    let hosho_build = |root: &Path, out: &Path| {
+        let mut c = Command::new(hosho_bin);
+        c.args(["build", "--root"])
+            .arg(root)
+            .arg("--out")
+            .arg(out)
+            .arg("--vault")
+            .arg(work.join("vault"))
+            .arg("--keys")
+            .arg(work.join("keys"));
+        c
+    };
 
     let large = bench(
         runs,
-        || {
-            let mut c = Command::new(hosho_bin);
-            c.args(["build", "--root"])
-                .arg(&hosho_root)
-                .arg("--out")
-                .arg(&out);
-            c
-        },
+        || hosho_build(&hosho_root, &out),
         || {
             let _ = fs::remove_dir_all(&out);
         },
     );
     let built_pages = walkdir_count(&out);
-    let rebuild = bench(
-        runs,
-        || {
-            let mut c = Command::new(hosho_bin);
-            c.args(["build", "--root"])
-                .arg(&hosho_root)
-                .arg("--out")
-                .arg(&out);
-            c
-        },
-        || {},
-    );
+    let rebuild = bench(runs, || hosho_build(&hosho_root, &out), || {});
     let demo_out = work.join("demo-out");
     let demo = bench(
         runs,
-        || {
-            let mut c = Command::new(hosho_bin);
-            c.args(["build", "--root"])
-                .arg(&repo)
-                .arg("--out")
-                .arg(&demo_out);
-            c
-        },
+        || hosho_build(&repo, &demo_out),
         || {
             let _ = fs::remove_dir_all(&demo_out);
         },

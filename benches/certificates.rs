@@ -228,7 +228,10 @@ fn main() {
             .collect();
     let inputs: Vec<(serde_json::Value, serde_json::Value)> = certificates
         .iter()
-        .map(|c| hosho::vault::inputs(&config, c, "332E1E7K9Q"))
+        .map(|c| {
+            let record = hosho::record::Record::new(c, &config.guarantor);
+            hosho::vault::inputs(&record, &config.verify_url(), "332E1E7K9Q")
+        })
         .collect();
     let certificate_tpl = Template::load(&repo, "certificate.typ").expect("template");
     let notice_tpl = Template::load(&repo, "notice.typ").expect("template");

@@ -51,6 +51,9 @@ pub struct BuildSummary {
     pub vault_report: VaultReport,
     /// Set when this build created a development key pair.
     pub created_keys: Option<String>,
+    /// A 保証契約番号 and its 認証キー (grouped) to try the daemon with: the first valid
+    /// certificate's.
+    pub example: Option<(String, String)>,
     pub warnings: Vec<Diagnostic>,
     pub elapsed: Duration,
 }
@@ -168,6 +171,18 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         _ => return Err(input_errors(d)),
     };
 
+    let example = site
+        .certificates
+        .iter()
+        .find(|c| c.status() == crate::manifest::Status::Valid)
+        .or(site.certificates.first())
+        .map(|c| {
+            let key = c
+                .auth_key
+                .clone()
+                .unwrap_or_else(|| crate::authkey::derive_key(&keys.auth_secret, &c.number));
+            (c.number.clone(), crate::authkey::group(&key))
+        });
     if let Some(new) = &new_keys {
         keys::write(&paths.keys, new)?;
     }
@@ -185,6 +200,7 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         files: rendered.files.len(),
         vault_report: report,
         created_keys,
+        example,
         warnings: site.warnings.clone().sorted(),
         elapsed: started.elapsed(),
     })

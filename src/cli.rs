@@ -1,8 +1,12 @@
-//! The command line (`hosho build`, `check`, `keygen`, `verify`), as DESIGN.md fixes it.
+//! The command line (`hosho build`, `check`, `keygen`, `serve`, `verify`), as DESIGN.md fixes it.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+fn parse_rate(text: &str) -> Result<crate::daemon::Rate, String> {
+    crate::daemon::Rate::parse(text)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +58,53 @@ pub enum Command {
         /// 鍵の置き場所（既定: ROOT/keys）
         #[arg(long, value_name = "DIR")]
         keys: Option<PathBuf>,
+    },
+    /// 確認サービスを起動します（既定では先にビルドし、サイトのプレビューも表示します）
+    Serve {
+        #[command(flatten)]
+        root: RootArg,
+        /// 待ち受けるアドレス
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// vault の場所（既定: ROOT/vault）
+        #[arg(long, value_name = "DIR")]
+        vault: Option<PathBuf>,
+        /// プレビューするサイト（既定: ROOT/site-out）
+        #[arg(long, value_name = "DIR")]
+        site: Option<PathBuf>,
+        /// 鍵のディレクトリ（ビルドするとき。既定: ROOT/keys）
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
+        /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は 2 つ指定できます
+        #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+        public_key: Vec<PathBuf>,
+        /// 最高シーケンス番号と監査ログの置き場所（既定: ROOT/state）
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// ビルドせず、vault と公開鍵だけで動かします（本番）
+        #[arg(long)]
+        no_build: bool,
+        /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        limit_address: Option<crate::daemon::Rate>,
+        /// 保証契約番号ごとの確認回数の上限（既定: 100/day）
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        limit_number: Option<crate::daemon::Rate>,
+        /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
+        #[arg(long, value_name = "N")]
+        kdf_workers: Option<usize>,
+        /// 鍵導出の順番待ちの上限。超えた分はすぐ 503 で断ります（既定: 同時数の 16 倍）
+        #[arg(long, value_name = "N")]
+        kdf_queue: Option<usize>,
+        /// 同時に受け付ける接続の上限
+        #[arg(long, default_value_t = 1024, value_name = "N")]
+        max_connections: usize,
+        /// ヘッダーと本文それぞれを受け取る時間の上限（秒）
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        request_timeout: u64,
+        /// マニフェストに求める PBKDF2 反復回数の下限
+        #[arg(long, default_value_t = crate::manifest::DEFAULT_ITERATIONS, value_name = "N")]
+        min_kdf_iterations: u32,
     },
     /// 保証契約番号と認証キーで、署名付きマニフェストと証書 PDF を照合します（有効なら 0、そうでなければ 1）
     Verify {

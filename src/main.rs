@@ -6,7 +6,7 @@ use clap::Parser;
 use hosho::build::{self, Paths};
 use hosho::cli::{Cli, Command};
 use hosho::diagnostics::{Diagnostic, InputErrors};
-use hosho::{keys, verify};
+use hosho::{daemon, keys, verify};
 
 /// Stack of each worker thread. Typst's layout recurses deeply; the 2 MiB default of
 /// spawned threads overflowed on real certificates.
@@ -49,6 +49,54 @@ fn print_warnings(warnings: &[Diagnostic]) {
     }
 }
 
+fn print_build(paths: &Paths, s: &build::BuildSummary) {
+    print_warnings(&s.warnings);
+    if let Some(id) = &s.created_keys {
+        eprintln!(
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        );
+        eprintln!(
+            "警告: 鍵がなかったため、開発用の鍵ペア（鍵 ID {id}）を {} に作りました。",
+            paths.keys.display()
+        );
+        eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
+        eprintln!(
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        );
+    }
+    let v = &s.vault_report;
+    println!(
+        "{} に {} ページ（{} ファイル）を書き出しました",
+        s.out.display(),
+        s.pages,
+        s.files
+    );
+    println!(
+        "{} に証書 {} 件を書き出しました（組版 {} 件、前回から再利用 {} 件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
+        s.vault.display(),
+        v.certificates,
+        v.typeset,
+        v.reused,
+        v.seq,
+        v.manifest_sha256,
+        v.key_id
+    );
+    println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
+}
+
+/// The trusted public keys: those given, or ROOT/keys/signing.pub.
+fn trusted_keys(
+    root: &std::path::Path,
+    given: Vec<std::path::PathBuf>,
+) -> anyhow::Result<Vec<hosho::manifest::PublicKey>> {
+    let files = if given.is_empty() {
+        vec![root.join(keys::KEYS_DIR).join(keys::PUBLIC_KEY_FILE)]
+    } else {
+        given
+    };
+    files.iter().map(|f| keys::load_public(f)).collect()
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Build {
@@ -63,35 +111,83 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 vault.as_deref(),
                 keys.as_deref(),
             );
-            let s = build::build(&paths)?;
-            print_warnings(&s.warnings);
-            if let Some(id) = &s.created_keys {
-                eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-                eprintln!(
-                    "警告: 鍵がなかったため、開発用の鍵ペア（鍵 ID {id}）を {} に作りました。",
-                    paths.keys.display()
-                );
-                eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
-                eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            print_build(&paths, &build::build(&paths)?);
+        }
+        Command::Serve {
+            root,
+            listen,
+            vault,
+            site,
+            keys: keys_dir,
+            public_key,
+            state,
+            no_build,
+            limit_address,
+            limit_number,
+            kdf_workers,
+            kdf_queue,
+            max_connections,
+            request_timeout,
+            min_kdf_iterations,
+        } => {
+            if public_key.len() > 2 {
+                eprintln!("--public-key は 2 つまでです（鍵の切り替え中の新旧）");
+                return Ok(ExitCode::from(2));
             }
-            let v = &s.vault_report;
-            println!(
-                "{} に {} ページ（{} ファイル）を書き出しました",
-                s.out.display(),
-                s.pages,
-                s.files
+            let root = root.root;
+            let paths = Paths::new(
+                &root,
+                site.as_deref(),
+                vault.as_deref(),
+                keys_dir.as_deref(),
             );
-            println!(
-                "{} に証書 {} 件を書き出しました（組版 {} 件、前回から再利用 {} 件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
-                s.vault.display(),
-                v.certificates,
-                v.typeset,
-                v.reused,
-                v.seq,
-                v.manifest_sha256,
-                v.key_id
-            );
-            println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
+            let example = if no_build {
+                None
+            } else {
+                let summary = build::build(&paths)?;
+                print_build(&paths, &summary);
+                summary.example
+            };
+            let trusted = if public_key.is_empty() && !no_build {
+                vec![keys::load_public(&paths.keys.join(keys::PUBLIC_KEY_FILE))?]
+            } else {
+                trusted_keys(&root, public_key)?
+            };
+            let mut options = daemon::Options::new(root.clone(), paths.vault.clone(), trusted);
+            options.listen = listen;
+            options.site = Some(paths.out.clone());
+            if let Some(state) = state {
+                options.state_dir = state;
+            }
+            if let Some(rate) = limit_address {
+                options.abuse.per_address = rate;
+            }
+            if let Some(rate) = limit_number {
+                options.abuse.per_number = rate;
+            }
+            if let Some(n) = kdf_workers {
+                options.kdf_workers = n.max(1);
+            }
+            if let Some(n) = kdf_queue {
+                options.kdf_queue = n;
+            }
+            options.max_connections = max_connections.max(1);
+            options.request_timeout = std::time::Duration::from_secs(request_timeout.max(1));
+            options.min_kdf_iterations = min_kdf_iterations;
+            daemon::run(options, |ready| {
+                println!(
+                    "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{} 件）",
+                    ready.addr, ready.seq, ready.entries
+                );
+                if !no_build {
+                    println!("サイトのプレビュー: http://{}/", ready.addr);
+                }
+                if let Some((number, key)) = &example {
+                    println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
+                }
+                println!("監査ログ: {}", ready.audit_log.display());
+                println!("止めるには Ctrl-C を押してください");
+            })?;
         }
         Command::Check { root } => {
             let s = build::check(&root.root)?;
@@ -127,24 +223,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             key,
         } => {
             let vault = vault.unwrap_or_else(|| root.root.join(hosho::vault::VAULT_DIR));
-            let files = if public_key.is_empty() {
-                vec![root.root.join(keys::KEYS_DIR).join(keys::PUBLIC_KEY_FILE)]
-            } else {
-                public_key
-            };
-            if files.len() > 2 {
+            if public_key.len() > 2 {
                 eprintln!("--public-key は 2 つまでです（鍵の切り替え中の新旧）");
                 return Ok(ExitCode::from(2));
             }
-            let trusted = files
-                .iter()
-                .map(|f| keys::load_public(f))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let trusted = trusted_keys(&root.root, public_key)?;
             match verify::verify(&vault, &trusted, &number, &key) {
                 Ok(v) => {
                     println!("有効な電子証書です");
                     println!("  保証契約番号  {}", v.number);
-                    println!("  区分          {}", v.kind);
+                    println!("  区分          {}", v.record.kind);
                     println!("  状態          {}", verify::status_label(v.status));
                     println!("  証書 PDF      {}", v.pdf.display());
                     println!("  PDF SHA-256   {}", v.pdf_sha256);

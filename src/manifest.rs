@@ -56,25 +56,19 @@ pub struct Entry {
     pub status: Status,
     /// SHA-256 of the certificate PDF, hex.
     pub pdf_sha256: String,
+    /// SHA-256 of the certificate record (`records/<number>.json`), hex.
+    pub record_sha256: String,
     /// Per-entry random salt, hex.
     pub salt: String,
     /// PBKDF2 of the normalised 認証キー, hex.
     pub verifier: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A manifest as the build writes it. Readers hold a [`Catalog`] instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
-    pub format: u32,
-    /// Rises with every build; readers refuse to go below the highest they have seen.
-    pub seq: u64,
-    /// Unix seconds (UTC).
-    pub issued_at: u64,
-    /// Unix seconds (UTC); past this, verification answers "unavailable".
-    pub expires_at: u64,
-    /// Id of the signing key.
-    pub key_id: String,
-    pub kdf: Kdf,
+    #[serde(flatten)]
+    pub header: Header,
     /// Sorted by number.
     pub entries: Vec<Entry>,
 }
@@ -208,35 +202,255 @@ pub fn make_verifier(normalised_key: &str, salt: &[u8], kdf_iterations: u32) -> 
 }
 
 impl Manifest {
-    /// The canonical bytes of the manifest file (pretty JSON, one trailing newline).
+    /// The canonical bytes of the manifest file: one JSON object whose entries stand one per
+    /// line, compact, so a manifest diffs line by line and a million entries stay small.
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+        let mut out = serde_json::to_vec(&self.header)?;
+        out.pop(); // the closing brace; the entries follow inside the same object
+        out.extend_from_slice(b",\"entries\":[");
+        for (i, entry) in self.entries.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            serde_json::to_writer(&mut out, entry)?;
+        }
+        out.extend_from_slice(b"\n]}\n");
+        Ok(out)
     }
+}
 
-    /// The entry of a number (entries are sorted).
-    pub fn entry(&self, number: &str) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.number.as_str().cmp(number))
-            .ok()
-            .map(|i| &self.entries[i])
+/// The fixed part of a manifest, before its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    /// Rises with every build; readers refuse to go below the highest they have seen.
+    pub seq: u64,
+    /// Unix seconds (UTC).
+    pub issued_at: u64,
+    /// Unix seconds (UTC); past this, verification answers "unavailable".
+    pub expires_at: u64,
+    /// Id of the signing key.
+    pub key_id: String,
+    pub kdf: Kdf,
+}
+
+/// A verified manifest as readers hold it: the signed bytes themselves and an index by
+/// number into them. A million entries cost the file's size plus 16 bytes each; an entry is
+/// parsed from its slice when it is looked up.
+pub struct Catalog {
+    header: Header,
+    /// The signed message: the domain prefix, then the manifest file's bytes.
+    bytes: Vec<u8>,
+    index: Vec<Slot>,
+    sha256: String,
+}
+
+/// Where one entry's JSON lies in the bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    number: u64,
+    start: u32,
+    len: u32,
+}
+
+/// What a reader parses after the signature checked out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document<'a> {
+    format: u32,
+    seq: u64,
+    issued_at: u64,
+    expires_at: u64,
+    key_id: String,
+    kdf: Kdf,
+    #[serde(borrow)]
+    entries: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// One entry, borrowed from the bytes, to check it at load time without allocating.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryRef<'a> {
+    #[serde(borrow)]
+    number: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[allow(dead_code)]
+    status: Status,
+    #[serde(borrow)]
+    pdf_sha256: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    record_sha256: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    salt: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    verifier: std::borrow::Cow<'a, str>,
+}
+
+/// A 保証契約番号 as the index key: exactly 10 ASCII digits.
+fn number_key(number: &str) -> Option<u64> {
+    (number.len() == 10 && number.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| number.parse().ok())
+        .flatten()
+}
+
+fn is_hex_of(text: &str, bytes: usize) -> bool {
+    text.len() == bytes * 2 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl EntryRef<'_> {
+    fn check(&self) -> Result<u64, String> {
+        let number = number_key(&self.number).ok_or_else(|| {
+            format!(
+                "保証契約番号「{}」が 10 桁の数字ではありません",
+                self.number
+            )
+        })?;
+        let hex_ok = is_hex_of(&self.pdf_sha256, 32)
+            && is_hex_of(&self.record_sha256, 32)
+            && is_hex_of(&self.salt, SALT_LEN)
+            && is_hex_of(&self.verifier, VERIFIER_LEN);
+        if !hex_ok || self.kind.is_empty() {
+            return Err(format!("{} の項目の値が正しくありません", self.number));
+        }
+        Ok(number)
     }
+}
 
-    /// Whether `normalised_key` is the key of `entry` (constant-time comparison in ring).
-    pub fn key_matches(&self, entry: &Entry, normalised_key: &str) -> bool {
-        let (Some(salt), Some(verifier)) = (from_hex(&entry.salt), from_hex(&entry.verifier))
-        else {
-            return false;
+impl Catalog {
+    /// Indexes the signed `message` (the domain prefix, then the manifest), whose signature
+    /// checked out: every entry is checked once here.
+    fn index(message: Vec<u8>, sig_key_id: &str, limits: Limits) -> Result<Catalog, ManifestError> {
+        let malformed = |e: String| ManifestError::Malformed(e);
+        let manifest = message.get(SIGNATURE_DOMAIN.len()..).unwrap_or_default();
+        let document: Document<'_> =
+            serde_json::from_slice(manifest).map_err(|e| malformed(e.to_string()))?;
+        if document.format != FORMAT {
+            return Err(ManifestError::UnsupportedFormat(document.format));
+        }
+        if document.key_id != sig_key_id {
+            return Err(ManifestError::KeyIdMismatch);
+        }
+        if document.entries.len() > limits.max_entries {
+            return Err(ManifestError::TooManyEntries {
+                entries: document.entries.len(),
+                max: limits.max_entries,
+            });
+        }
+        let kdf = &document.kdf;
+        if kdf.algorithm != KDF_ALGORITHM || kdf.length != VERIFIER_LEN {
+            return Err(malformed(format!("kdf {}", kdf.algorithm)));
+        }
+        if kdf.iterations < limits.min_iterations {
+            return Err(ManifestError::WeakKdf {
+                iterations: kdf.iterations,
+                floor: limits.min_iterations,
+            });
+        }
+        let base = message.as_ptr() as usize;
+        let mut index: Vec<Slot> = Vec::with_capacity(document.entries.len());
+        for raw in &document.entries {
+            let text = raw.get();
+            let entry: EntryRef<'_> =
+                serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+            let number = entry.check().map_err(malformed)?;
+            if index.last().is_some_and(|last| last.number >= number) {
+                return Err(ManifestError::Unsorted);
+            }
+            let (start, len) = (text.as_ptr() as usize - base, text.len());
+            let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(len)) else {
+                return Err(ManifestError::TooLarge {
+                    bytes: manifest.len() as u64,
+                    max: u64::from(u32::MAX),
+                });
+            };
+            index.push(Slot { number, start, len });
+        }
+        let header = Header {
+            format: document.format,
+            seq: document.seq,
+            issued_at: document.issued_at,
+            expires_at: document.expires_at,
+            key_id: document.key_id,
+            kdf: document.kdf,
         };
-        pbkdf2::verify(
+        let sha256 = sha256_hex(manifest);
+        Ok(Catalog {
+            header,
+            bytes: message,
+            index,
+            sha256,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.header.seq
+    }
+
+    pub fn expires_at(&self) -> u64 {
+        self.header.expires_at
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// SHA-256 of the manifest file, hex (the fingerprint shown to orderers).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Size of the manifest file in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len() - SIGNATURE_DOMAIN.len()
+    }
+
+    /// The entry of a number, if it is in the manifest.
+    pub fn entry(&self, number: &str) -> Option<Entry> {
+        let key = number_key(number)?;
+        let at = self.index.binary_search_by_key(&key, |s| s.number).ok()?;
+        self.entry_at(at)
+    }
+
+    fn entry_at(&self, at: usize) -> Option<Entry> {
+        let slot = self.index.get(at)?;
+        let start = slot.start as usize;
+        let bytes = self.bytes.get(start..start + slot.len as usize)?;
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Every entry, in number order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        (0..self.index.len()).filter_map(|i| self.entry_at(i))
+    }
+
+    /// Whether `normalised_key` is the key of `entry`, compared in constant time by ring.
+    /// With no entry (an unknown number) the same PBKDF2 work is done against a dummy
+    /// verifier, so both refusals cost the same.
+    pub fn key_matches(&self, entry: Option<&Entry>, normalised_key: &str) -> bool {
+        const DUMMY_SALT: [u8; SALT_LEN] = [0x5a; SALT_LEN];
+        const DUMMY_VERIFIER: [u8; VERIFIER_LEN] = [0; VERIFIER_LEN];
+        let decoded = entry.and_then(|e| Some((from_hex(&e.salt)?, from_hex(&e.verifier)?)));
+        let (salt, verifier): (&[u8], &[u8]) = match &decoded {
+            Some((s, v)) => (s, v),
+            None => (&DUMMY_SALT, &DUMMY_VERIFIER),
+        };
+        let matched = pbkdf2::verify(
             pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations(self.kdf.iterations),
-            &salt,
+            iterations(self.header.kdf.iterations),
+            salt,
             normalised_key.as_bytes(),
-            &verifier,
+            verifier,
         )
-        .is_ok()
+        .is_ok();
+        matched && decoded.is_some()
     }
 }
 
@@ -289,7 +503,7 @@ pub fn read_verified(
     dir: &std::path::Path,
     trusted: &[PublicKey],
     limits: Limits,
-) -> Result<Manifest, ReadError> {
+) -> Result<Catalog, ReadError> {
     use std::io::Read;
     let path = dir.join("manifest.json");
     let file = std::fs::File::open(&path)
@@ -305,30 +519,68 @@ pub fn read_verified(
         }
         .into());
     }
-    let mut bytes = Vec::with_capacity(size as usize);
+    // Read straight behind the domain prefix: the signed message is then this one buffer,
+    // which the catalog keeps (a million entries are never held twice).
+    let mut message = Vec::with_capacity(SIGNATURE_DOMAIN.len() + size as usize);
+    message.extend_from_slice(SIGNATURE_DOMAIN);
     file.take(limits.max_bytes + 1)
-        .read_to_end(&mut bytes)
+        .read_to_end(&mut message)
         .map_err(|e| ReadError::Io(path.display().to_string(), e.to_string()))?;
     let sig_path = dir.join("manifest.json.sig");
-    let sig = std::fs::read(&sig_path)
+    let sig = read_small(&sig_path, MAX_SIGNATURE_BYTES)
         .map_err(|e| ReadError::Io(sig_path.display().to_string(), e.to_string()))?;
-    Ok(verify(&bytes, &sig, trusted, limits)?)
+    Ok(verify_message(message, &sig, trusted, limits)?)
 }
 
-/// Checks `signature_file` over `manifest_bytes`, then parses and checks the manifest.
+/// Signature files are about 200 bytes.
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+fn read_small(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Checks `signature_file` over `manifest_bytes`, then parses, checks and indexes the
+/// manifest.
 pub fn verify(
     manifest_bytes: &[u8],
     signature_file: &[u8],
     trusted: &[PublicKey],
     limits: Limits,
-) -> Result<Manifest, ManifestError> {
+) -> Result<Catalog, ManifestError> {
     if manifest_bytes.len() as u64 > limits.max_bytes {
         return Err(ManifestError::TooLarge {
             bytes: manifest_bytes.len() as u64,
             max: limits.max_bytes,
         });
     }
-    if signature_file.len() > 4096 {
+    verify_message(
+        signed_message(manifest_bytes),
+        signature_file,
+        trusted,
+        limits,
+    )
+}
+
+/// [`verify`] over the signed message itself (the domain prefix, then the manifest bytes).
+fn verify_message(
+    message: Vec<u8>,
+    signature_file: &[u8],
+    trusted: &[PublicKey],
+    limits: Limits,
+) -> Result<Catalog, ManifestError> {
+    let manifest_len = message.len().saturating_sub(SIGNATURE_DOMAIN.len()) as u64;
+    if manifest_len > limits.max_bytes {
+        return Err(ManifestError::TooLarge {
+            bytes: manifest_len,
+            max: limits.max_bytes,
+        });
+    }
+    if signature_file.len() as u64 > MAX_SIGNATURE_BYTES {
         return Err(ManifestError::BadSignatureFile("too large".into()));
     }
     let sig: SignatureFile = serde_json::from_slice(signature_file)
@@ -345,43 +597,10 @@ pub fn verify(
         .ok_or_else(|| ManifestError::UnknownKey(sig.key_id.clone()))?;
     let signature_bytes = from_hex(&sig.signature).ok_or(ManifestError::BadSignature)?;
     signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
-        .verify(&signed_message(manifest_bytes), &signature_bytes)
+        .verify(&message, &signature_bytes)
         .map_err(|_| ManifestError::BadSignature)?;
     // Only a correctly signed manifest is parsed.
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-        .map_err(|e| ManifestError::Malformed(e.to_string()))?;
-    if manifest.format != FORMAT {
-        return Err(ManifestError::UnsupportedFormat(manifest.format));
-    }
-    if manifest.key_id != sig.key_id {
-        return Err(ManifestError::KeyIdMismatch);
-    }
-    if manifest.entries.len() > limits.max_entries {
-        return Err(ManifestError::TooManyEntries {
-            entries: manifest.entries.len(),
-            max: limits.max_entries,
-        });
-    }
-    if manifest.kdf.algorithm != KDF_ALGORITHM || manifest.kdf.length != VERIFIER_LEN {
-        return Err(ManifestError::Malformed(format!(
-            "kdf {}",
-            manifest.kdf.algorithm
-        )));
-    }
-    if manifest.kdf.iterations < limits.min_iterations {
-        return Err(ManifestError::WeakKdf {
-            iterations: manifest.kdf.iterations,
-            floor: limits.min_iterations,
-        });
-    }
-    if manifest
-        .entries
-        .windows(2)
-        .any(|w| w[0].number >= w[1].number)
-    {
-        return Err(ManifestError::Unsorted);
-    }
-    Ok(manifest)
+    Catalog::index(message, &sig.key_id, limits)
 }
 
 /// A manifest that could not be read, or was refused.
@@ -425,24 +644,34 @@ mod tests {
     fn sample(key_id: &str, iterations: u32) -> Manifest {
         let salt = [7u8; SALT_LEN];
         Manifest {
-            format: FORMAT,
-            seq: 3,
-            issued_at: 1_700_000_000,
-            expires_at: 1_800_000_000,
-            key_id: key_id.to_owned(),
-            kdf: Kdf {
-                algorithm: KDF_ALGORITHM.to_owned(),
-                iterations,
-                length: VERIFIER_LEN,
+            header: Header {
+                format: FORMAT,
+                seq: 3,
+                issued_at: 1_700_000_000,
+                expires_at: 1_800_000_000,
+                key_id: key_id.to_owned(),
+                kdf: Kdf {
+                    algorithm: KDF_ALGORITHM.to_owned(),
+                    iterations,
+                    length: VERIFIER_LEN,
+                },
             },
             entries: vec![Entry {
                 number: "2070004426".to_owned(),
                 kind: "前払金保証".to_owned(),
                 status: Status::Valid,
                 pdf_sha256: sha256_hex(b"pdf"),
+                record_sha256: sha256_hex(b"record"),
                 salt: to_hex(&salt),
                 verifier: to_hex(&make_verifier("332E1E7K9Q", &salt, iterations)),
             }],
+        }
+    }
+
+    fn refused(result: Result<Catalog, ManifestError>) -> ManifestError {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e,
         }
     }
 
@@ -460,9 +689,18 @@ mod tests {
         let sig = sign(&bytes, &pair, &public.id).expect("sign");
         let m = verify(&bytes, &sig, &[public], limits(1000)).expect("valid");
         let entry = m.entry("2070004426").expect("entry");
-        assert!(m.key_matches(entry, "332E1E7K9Q"));
-        assert!(!m.key_matches(entry, "332E1E7K9R"));
+        assert!(m.key_matches(Some(&entry), "332E1E7K9Q"));
+        assert!(!m.key_matches(Some(&entry), "332E1E7K9R"));
         assert!(m.entry("2070004427").is_none());
+        assert!(!m.key_matches(None, "332E1E7K9Q"));
+        assert_eq!(
+            m.entries().collect::<Vec<_>>(),
+            sample(&m.header().key_id, 1000).entries
+        );
+        assert_eq!(
+            (m.seq(), m.len(), m.sha256()),
+            (3, 1, sha256_hex(&bytes).as_str())
+        );
     }
 
     #[test]
@@ -474,8 +712,13 @@ mod tests {
             let mut tampered = bytes.clone();
             tampered[i] ^= 0x01;
             assert_eq!(
-                verify(&tampered, &sig, std::slice::from_ref(&public), limits(1000)),
-                Err(ManifestError::BadSignature),
+                refused(verify(
+                    &tampered,
+                    &sig,
+                    std::slice::from_ref(&public),
+                    limits(1000)
+                )),
+                ManifestError::BadSignature,
                 "byte {i}"
             );
         }
@@ -484,8 +727,8 @@ mod tests {
         let mut tampered = sig.clone();
         tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
         assert_eq!(
-            verify(&bytes, &tampered, &[public], limits(1000)),
-            Err(ManifestError::BadSignature)
+            refused(verify(&bytes, &tampered, &[public], limits(1000))),
+            ManifestError::BadSignature
         );
     }
 
@@ -496,22 +739,32 @@ mod tests {
         let bytes = sample(&public.id, 1000).to_bytes().expect("json");
         let sig = sign(&bytes, &pair, &public.id).expect("sign");
         assert_eq!(
-            verify(&bytes, &sig, std::slice::from_ref(&other), limits(1000)),
-            Err(ManifestError::UnknownKey(public.id.clone()))
+            refused(verify(
+                &bytes,
+                &sig,
+                std::slice::from_ref(&other),
+                limits(1000)
+            )),
+            ManifestError::UnknownKey(public.id.clone())
         );
         // A signature by another key under the trusted key's id fails.
         let (impostor, _) = key_pair();
         let forged = sign(&bytes, &impostor, &public.id).expect("sign");
         assert_eq!(
-            verify(&bytes, &forged, std::slice::from_ref(&public), limits(1000)),
-            Err(ManifestError::BadSignature)
+            refused(verify(
+                &bytes,
+                &forged,
+                std::slice::from_ref(&public),
+                limits(1000)
+            )),
+            ManifestError::BadSignature
         );
         assert_eq!(
-            verify(&bytes, &sig, &[public], limits(5000)),
-            Err(ManifestError::WeakKdf {
+            refused(verify(&bytes, &sig, &[public], limits(5000))),
+            ManifestError::WeakKdf {
                 iterations: 1000,
                 floor: 5000
-            })
+            }
         );
     }
 
@@ -524,11 +777,11 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            verify(&big, b"{}", &[public], tiny),
-            Err(ManifestError::TooLarge {
+            refused(verify(&big, b"{}", &[public], tiny)),
+            ManifestError::TooLarge {
                 bytes: 100,
                 max: 10
-            })
+            }
         );
     }
 

@@ -14,7 +14,7 @@ use crate::{era, format};
 pub const TEMPLATES_DIR: &str = "templates";
 
 /// The built-in theme, so a site needs only the templates it changes.
-const BUILT_IN: [(&str, &str); 11] = [
+const BUILT_IN: [(&str, &str); 14] = [
     ("base.html", include_str!("../templates/base.html")),
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
@@ -29,6 +29,16 @@ const BUILT_IN: [(&str, &str); 11] = [
     ("404.html", include_str!("../templates/404.html")),
     ("atom.xml", include_str!("../templates/atom.xml")),
     ("sitemap.xml", include_str!("../templates/sitemap.xml")),
+    // The daemon's pages (hosho serve).
+    ("verify.html", include_str!("../templates/verify.html")),
+    (
+        "verify_certificate.html",
+        include_str!("../templates/verify_certificate.html"),
+    ),
+    (
+        "verify_message.html",
+        include_str!("../templates/verify_message.html"),
+    ),
 ];
 
 /// Where a template came from, to point at it in messages.

@@ -16,17 +16,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::authkey;
-use crate::cert::{Certificate, Change};
+use crate::cert::Certificate;
 use crate::config::Config;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::keys::KeyMaterial;
-use crate::manifest::{self, from_hex, sha256_hex, to_hex, Entry, Kdf, Manifest};
+use crate::manifest::{self, from_hex, sha256_hex, to_hex, Entry, Header, Kdf, Manifest, Status};
+use crate::record::{record_file, Record};
 use crate::typeset::{Template, FONTS};
 use crate::{era, format};
 
 pub const VAULT_DIR: &str = "vault";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SIGNATURE_FILE: &str = "manifest.json.sig";
+/// Readers refuse a certificate PDF larger than this (they are about 40 KiB).
+pub const MAX_PDF_BYTES: u64 = 16 * 1024 * 1024;
 const CACHE_FILE: &str = "cache.json";
 const CACHE_DOMAIN: &[u8] = b"hosho vault cache v1\0";
 
@@ -77,7 +80,8 @@ impl Typesetter {
     /// Typesets the first certificate, so `hosho check` finds template errors.
     pub fn try_one(&self, config: &Config, certificate: &Certificate) -> Result<(), Diagnostics> {
         let key = "0000000000";
-        let (c, n) = inputs(config, certificate, key);
+        let record = Record::new(certificate, &config.guarantor);
+        let (c, n) = inputs(&record, &config.verify_url(), key);
         let mut d = Diagnostics::default();
         if let Err(e) = self.certificate.pdf(&c, "check") {
             d.push(e);
@@ -120,110 +124,56 @@ struct CacheEntry {
     mac: String,
 }
 
-fn change_items(change: &Change, previous: &crate::cert::Current) -> Vec<String> {
-    let mut items = Vec::new();
-    if let Some(a) = change.amount {
-        let word = if a >= previous.amount {
-            "増額"
-        } else {
-            "減額"
-        };
-        items.push(format!(
-            "保証金額 {} → {}（{word}）",
-            format::yen(previous.amount),
-            format::yen(a)
-        ));
-    }
-    if let Some(a) = change.contract_amount {
-        items.push(format!(
-            "請負金額 {} → {}",
-            format::yen(previous.contract_amount),
-            format::yen(a)
-        ));
-    }
-    if let Some(p) = change.period {
-        if p.to != previous.period.to {
-            items.push(format!(
-                "保証期間の終期 {} → {}（期限変更）",
-                era::full_date(previous.period.to),
-                era::full_date(p.to)
-            ));
-        }
-        if p.from != previous.period.from {
-            items.push(format!(
-                "保証期間の始期 {} → {}",
-                era::full_date(previous.period.from),
-                era::full_date(p.from)
-            ));
-        }
-    }
-    if let Some(p) = &change.project {
-        items.push(format!("工事名 {} → {}", previous.project, p));
-    }
-    items
-}
-
 /// What the two templates receive: every value already in the form the page shows.
 pub fn inputs(
-    config: &Config,
-    c: &Certificate,
+    record: &Record,
+    verify_url: &str,
     key: &str,
 ) -> (serde_json::Value, serde_json::Value) {
+    let g = &record.guarantor;
     let guarantor = json!({
-        "name": config.guarantor.name,
-        "branch": config.guarantor.branch,
-        "address": config.guarantor.address,
-        "tel": config.guarantor.tel,
-        "fax": config.guarantor.fax,
+        "name": g.name,
+        "branch": g.branch,
+        "address": g.address,
+        "tel": g.tel,
+        "fax": g.fax,
     });
-    let now = c.current();
-    let mut state = crate::cert::Current {
-        amount: c.amount,
-        contract_amount: c.contract_amount,
-        period: c.period,
-        project: c.project.clone(),
-    };
-    let mut changes = Vec::new();
-    for change in &c.changes {
-        changes.push(
-            json!({"date": era::full_date(change.date), "items": change_items(change, &state)}),
-        );
-        state.amount = change.amount.unwrap_or(state.amount);
-        state.contract_amount = change.contract_amount.unwrap_or(state.contract_amount);
-        state.period = change.period.unwrap_or(state.period);
-        if let Some(p) = &change.project {
-            state.project.clone_from(p);
-        }
-    }
-    let kind = c.kind.label();
+    let changes: Vec<_> = record
+        .change_lines()
+        .into_iter()
+        .map(|(date, items)| json!({"date": date, "items": items}))
+        .collect();
+    let now = &record.current;
+    let kind = &record.kind;
+    let cancelled = record.status == Status::Cancelled;
     let certificate = json!({
-        "title": format!("保証証書（{kind}）{}", c.number),
-        "number": c.number,
+        "title": format!("保証証書（{kind}）{}", record.number),
+        "number": record.number,
         "kind": kind,
-        "issued": era::full_date(c.issued),
-        "contractor": {"name": c.contractor.name, "address": c.contractor.address},
-        "beneficiary": c.beneficiary,
+        "issued": era::full_date(record.issued),
+        "contractor": {"name": record.contractor.name, "address": record.contractor.address},
+        "beneficiary": record.beneficiary,
         "project": now.project,
-        "site": c.site,
+        "site": record.site,
         "amount": format::yen(now.amount),
         "contract_amount": format::yen(now.contract_amount),
         "period": {"from": era::full_date(now.period.from), "to": era::full_date(now.period.to)},
-        "bank": c.bank,
-        "changed": !c.changes.is_empty() && !c.cancelled,
-        "cancelled": c.cancelled,
+        "bank": record.bank,
+        "changed": record.status == Status::Changed,
+        "cancelled": cancelled,
         "cancelled_note": "解除されています。保証の効力はありません。",
         "changes": changes,
         "guarantor": guarantor,
-        "verify_url": config.verify_url(),
+        "verify_url": verify_url,
     });
     let notice = json!({
-        "number": c.number,
+        "number": record.number,
         "kind": kind,
         "key": authkey::group(key),
         "project": now.project,
-        "beneficiary": c.beneficiary,
+        "beneficiary": record.beneficiary,
         "guarantor": guarantor,
-        "verify_url": config.verify_url(),
+        "verify_url": verify_url,
     });
     (certificate, notice)
 }
@@ -342,7 +292,7 @@ pub fn build(
 ) -> Result<VaultReport, Diagnostics> {
     let io_error =
         |what: &str, e: std::io::Error| Diagnostic::file(VAULT_DIR, format!("{what}: {e}"));
-    for dir in ["certificates", "notices"] {
+    for dir in ["certificates", "notices", "records"] {
         std::fs::create_dir_all(staging.join(dir))
             .map_err(|e| Diagnostics::from(io_error(&format!("{dir}/ を作れません"), e)))?;
     }
@@ -356,9 +306,13 @@ pub fn build(
         dir: previous_vault,
         cache: previous_cache,
     };
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
     let previous_seq = std::fs::read(previous_vault.join(MANIFEST_FILE))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Seq>(&b).ok())
         .map_or(0, |m| m.seq);
 
     let progress = if std::io::stderr().is_terminal() && certificates.len() > 1 {
@@ -374,6 +328,7 @@ pub fn build(
         indicatif::ProgressBar::hidden()
     };
     let rng = SystemRandom::new();
+    let verify_url = config.verify_url();
     struct Done {
         entry: Entry,
         cache: CacheEntry,
@@ -384,7 +339,14 @@ pub fn build(
             .auth_key
             .clone()
             .unwrap_or_else(|| authkey::derive_key(&keys.auth_secret, &c.number));
-        let (cert_inputs, notice_inputs) = inputs(config, c, &key);
+        let record = Record::new(c, &config.guarantor);
+        let record_bytes = record
+            .to_bytes()
+            .map_err(|e| Diagnostic::file(&c.source, format!("証書の記録を作れません: {e}")))?;
+        let record_sha256 = sha256_hex(&record_bytes);
+        std::fs::write(staging.join(record_file(&c.number)), &record_bytes)
+            .map_err(|e| io_error(&format!("{} を書けません", record_file(&c.number)), e))?;
+        let (cert_inputs, notice_inputs) = inputs(&record, &verify_url, &key);
         let material = format!(
             "{}\0{}\0{}\0{}",
             cert_inputs, notice_inputs, typesetter.fingerprint, iterations
@@ -403,6 +365,7 @@ pub fn build(
                     kind: c.kind.label().to_owned(),
                     status: c.status(),
                     pdf_sha256: cached.pdf_sha256.clone(),
+                    record_sha256,
                     salt: cached.salt.clone(),
                     verifier: cached.verifier.clone(),
                 },
@@ -444,6 +407,7 @@ pub fn build(
                     kind: c.kind.label().to_owned(),
                     status: c.status(),
                     pdf_sha256: pdf_sha256.clone(),
+                    record_sha256,
                     salt: salt.clone(),
                     verifier: verifier.clone(),
                 },
@@ -488,15 +452,17 @@ pub fn build(
         return Err(d);
     }
     let manifest = Manifest {
-        format: manifest::FORMAT,
-        seq: (previous_seq + 1).max(now_unix),
-        issued_at: now_unix,
-        expires_at: now_unix + u64::from(config.certificates.manifest_valid_days) * 86_400,
-        key_id: keys.public.id.clone(),
-        kdf: Kdf {
-            algorithm: manifest::KDF_ALGORITHM.to_owned(),
-            iterations,
-            length: manifest::VERIFIER_LEN,
+        header: Header {
+            format: manifest::FORMAT,
+            seq: (previous_seq + 1).max(now_unix),
+            issued_at: now_unix,
+            expires_at: now_unix + u64::from(config.certificates.manifest_valid_days) * 86_400,
+            key_id: keys.public.id.clone(),
+            kdf: Kdf {
+                algorithm: manifest::KDF_ALGORITHM.to_owned(),
+                iterations,
+                length: manifest::VERIFIER_LEN,
+            },
         },
         entries,
     };
@@ -515,7 +481,7 @@ pub fn build(
         certificates: certificates.len(),
         typeset,
         reused,
-        seq: manifest.seq,
+        seq: manifest.header.seq,
         manifest_sha256: sha256_hex(&manifest_bytes),
         key_id: keys.public.id.clone(),
     };

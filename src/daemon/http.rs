@@ -1,0 +1,138 @@
+//! Responses with the security headers every answer carries, and request bodies read
+//! within a size and a time limit.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+pub(crate) type Body = Full<Bytes>;
+
+/// Pages load their own style sheet and nothing else; no script runs on the daemon's pages
+/// (the site preview may load its own scripts from the same origin).
+pub(crate) const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A response with `body` and every security header.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+pub(crate) fn html(status: StatusCode, page: String) -> Response<Body> {
+    response(status, "text/html; charset=utf-8", page)
+}
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    response(status, "application/json", bytes)
+}
+
+/// `{"error": code}` with `status`.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": code }))
+}
+
+pub(crate) fn with_header(
+    mut r: Response<Body>,
+    name: header::HeaderName,
+    value: &str,
+) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
+}
+
+pub(crate) fn redirect(location: &str) -> Response<Body> {
+    let r = response(
+        StatusCode::MOVED_PERMANENTLY,
+        "text/plain; charset=utf-8",
+        "",
+    );
+    with_header(r, header::LOCATION, location)
+}
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Timeout,
+    Broken,
+}
+
+impl BodyError {
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Broken => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "too_large",
+            BodyError::Timeout => "timeout",
+            BodyError::Broken => "bad_request",
+        }
+    }
+}
+
+/// The whole body, at most `max` bytes, read within `timeout`. A declared length over
+/// `max` is refused before anything is read.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let limited = Limited::new(req.into_body(), max);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(_)) => Err(BodyError::Broken),
+    }
+}
+
+/// Whether the request's Content-Type is `expected` (parameters such as charset allowed).
+pub(crate) fn content_type_is<B>(req: &Request<B>, expected: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}

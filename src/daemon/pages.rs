@@ -1,0 +1,247 @@
+//! The orderer's pages, rendered with the site's theme (its `base.html`, so the daemon looks
+//! like the site) from the built-in templates `verify*.html`, which a site may override.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use chrono::NaiveDate;
+use serde::Serialize;
+use tera::Context;
+
+use crate::config::Config;
+use crate::diagnostics::Diagnostics;
+use crate::manifest::Status;
+use crate::render::Renderer;
+use crate::verify::Verified;
+use crate::{era, verify};
+
+/// Style sheets the pages load, served by the daemon itself (it may run without the site).
+pub(crate) const STYLE_CSS: &[u8] = include_bytes!("../../assets/css/style.css");
+pub(crate) const VERIFY_CSS: &[u8] = include_bytes!("../../assets/css/verify.css");
+
+/// Settings for a host with no hosho.toml (a production host holds the vault and the public
+/// key alone).
+const FALLBACK_CONFIG: &str = r#"
+title = "電子証書の確認"
+base_url = "http://localhost/"
+[guarantor]
+name = ""
+address = ""
+[adopters]
+categories = ["発注者"]
+"#;
+
+#[derive(Serialize)]
+struct NavItem {
+    title: &'static str,
+    path: &'static str,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct ChangeView {
+    iso: NaiveDate,
+    date: String,
+    items: Vec<String>,
+}
+
+pub(crate) struct Pages {
+    renderer: Renderer,
+    config: Config,
+}
+
+/// The message pages (refusals other than "not found", limits, outages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Message {
+    /// 429, with the minutes to wait.
+    RateLimited(u64),
+    /// 503: the pool is full.
+    Busy,
+    /// 503: the manifest expired.
+    Expired,
+    /// 503: the vault does not match the manifest.
+    Damaged,
+    /// 400 / 413 / 415 / 408 on the form.
+    BadRequest,
+    /// 404 for an unknown or expired PDF link.
+    LinkExpired,
+    /// 405
+    MethodNotAllowed,
+    /// 404 when no site is previewed.
+    NotFound,
+}
+
+impl Pages {
+    /// The theme from `root` (built-in templates, overridden by the site's own), and its
+    /// settings, or neutral ones when there is no hosho.toml.
+    pub(crate) fn load(root: &Path) -> Result<Pages> {
+        let input_error = |d: Diagnostics| match d.into_result(()) {
+            Err(errors) => anyhow::Error::from(errors),
+            Ok(()) => anyhow!("テンプレートを読み込めません"),
+        };
+        let config = if root.join(crate::config::CONFIG_FILE).is_file() {
+            Config::load(root).map_err(|d| input_error(d.into()))?
+        } else {
+            Config::parse(FALLBACK_CONFIG).map_err(|d| input_error(d.into()))?
+        };
+        let mut d = Diagnostics::default();
+        let loaded = Renderer::load(root, &mut d);
+        let Some(renderer) = loaded.renderer else {
+            return Err(input_error(d));
+        };
+        Ok(Pages { renderer, config })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn context(&self) -> Context {
+        let mut c = Context::new();
+        let base = &self.config.base_path;
+        let nav = vec![
+            NavItem {
+                title: "ホーム",
+                path: "/",
+                url: base.clone(),
+            },
+            NavItem {
+                title: "電子証書の確認",
+                path: "/verify/",
+                url: "/verify/".to_owned(),
+            },
+        ];
+        c.insert("config", &self.config);
+        c.insert("base_path", base);
+        c.insert("nav", &nav);
+        c.insert("current_path", "/verify/");
+        c
+    }
+
+    fn render(&self, template: &str, c: &Context) -> String {
+        self.renderer
+            .render(template, c, template)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "ページを描画できません");
+                "<!DOCTYPE html><html lang=\"ja\"><meta charset=\"utf-8\"><title>エラー</title><p>ページを表示できません。</p></html>".to_owned()
+            })
+    }
+
+    /// The 保証確認 form; with `refused`, the one generic refusal above it.
+    pub(crate) fn form(&self, refused: bool) -> String {
+        let mut c = self.context();
+        c.insert("error", &refused);
+        self.render("verify.html", &c)
+    }
+
+    /// The certificate view.
+    pub(crate) fn certificate(
+        &self,
+        v: &Verified,
+        pdf_url: &str,
+        pdf_minutes: u64,
+        today: NaiveDate,
+        checked_at: &str,
+    ) -> String {
+        let mut c = self.context();
+        let period_ended = v.record.period_ended(today) && v.status != Status::Cancelled;
+        let (status_class, status_label) = match (v.status, period_ended) {
+            (Status::Cancelled, _) => ("cancelled", verify::status_label(Status::Cancelled)),
+            (_, true) => ("ended", "保証期限経過"),
+            (Status::Changed, false) => ("changed", verify::status_label(Status::Changed)),
+            (Status::Valid, false) => ("valid", verify::status_label(Status::Valid)),
+        };
+        let changes: Vec<ChangeView> = v
+            .record
+            .changes
+            .iter()
+            .zip(v.record.change_lines())
+            .map(|(ch, (date, items))| ChangeView {
+                iso: ch.date,
+                date,
+                items,
+            })
+            .collect();
+        c.insert("c", &v.record);
+        c.insert("changes", &changes);
+        c.insert("changed", &(v.status == Status::Changed));
+        c.insert("cancelled", &(v.status == Status::Cancelled));
+        c.insert("period_ended", &period_ended);
+        c.insert("status_class", status_class);
+        c.insert("status_label", status_label);
+        c.insert("pdf", pdf_url);
+        c.insert("pdf_minutes", &pdf_minutes);
+        c.insert("seq", &v.seq);
+        c.insert("checked_at", checked_at);
+        self.render("verify_certificate.html", &c)
+    }
+
+    pub(crate) fn message(&self, message: Message) -> String {
+        let (heading, paragraphs): (&str, Vec<String>) = match message {
+            Message::RateLimited(minutes) => (
+                "しばらく時間をおいてからお試しください",
+                vec![
+                    "短い時間に多くの確認が行われたため、不正な利用を防ぐために確認を一時的に止めています。".to_owned(),
+                    format!("約 {minutes} 分後に、もう一度お試しください。入力の誤りがないよう、「認証キーのお知らせ」と見比べてご入力ください。"),
+                ],
+            ),
+            Message::Busy => (
+                "ただいま混み合っています",
+                vec!["確認の処理が混み合っています。恐れ入りますが、少し時間をおいてからもう一度お試しください。".to_owned()],
+            ),
+            Message::Expired => (
+                "ただいま電子証書を確認できません",
+                vec![
+                    "保証会社の署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう確認を止めています。".to_owned(),
+                    "記録が更新されるまでお待ちいただくか、保証会社にお問い合わせください。".to_owned(),
+                ],
+            ),
+            Message::Damaged => (
+                "ただいま電子証書を表示できません",
+                vec!["この電子証書のファイルが保証会社の署名付き記録と一致しないため、表示を止めています。お手数ですが、保証会社にお問い合わせください。".to_owned()],
+            ),
+            Message::BadRequest => (
+                "入力を受け付けられませんでした",
+                vec!["送信された内容を読み取れませんでした。確認の画面からもう一度入力してください。".to_owned()],
+            ),
+            Message::LinkExpired => (
+                "このリンクは使えません",
+                vec!["証書の PDF へのリンクは、確認してから一定の時間だけ使えます。お手数ですが、もう一度保証契約番号と認証キーで確認してください。".to_owned()],
+            ),
+            Message::NotFound => (
+                "ページが見つかりません",
+                vec!["お探しのページはありません。電子証書の確認は下のリンクからどうぞ。".to_owned()],
+            ),
+            Message::MethodNotAllowed => (
+                "この方法ではご利用になれません",
+                vec!["確認の画面から入力してください。".to_owned()],
+            ),
+        };
+        let mut c = self.context();
+        c.insert("heading", heading);
+        c.insert("paragraphs", &paragraphs);
+        self.render("verify_message.html", &c)
+    }
+}
+
+/// Now in Japan (JST, UTC+9, no daylight saving).
+fn japan_now() -> chrono::NaiveDateTime {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(9)).naive_utc()
+}
+
+/// Today in Japan, for 保証期限経過.
+pub(crate) fn today_in_japan() -> NaiveDate {
+    japan_now().date()
+}
+
+/// Now in Japan as `令和7年11月23日 14時05分`.
+pub(crate) fn now_in_japan_text() -> String {
+    use chrono::Timelike;
+    let now = japan_now();
+    format!(
+        "{} {}時{:02}分",
+        era::full_date(now.date()),
+        now.hour(),
+        now.minute()
+    )
+}

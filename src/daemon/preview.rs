@@ -1,0 +1,209 @@
+//! The built site, served as a preview. Paths are percent-decoded once, then every segment
+//! is checked (no `..`, `.`, hidden names, separators or NUL); each component is looked at
+//! with `symlink_metadata`, so no symlink is followed, in or out of the site directory.
+
+use std::path::{Path, PathBuf};
+
+use hyper::StatusCode;
+
+use super::http::{self, Body};
+
+/// Files over this size are not served by the preview.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(crate) struct Preview {
+    root: PathBuf,
+    /// The site's base path (`/` or `/denshi/`): the site is served under it.
+    base_path: String,
+}
+
+/// What a request path resolves to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    File(PathBuf),
+    /// A directory asked for without its trailing slash.
+    Redirect(String),
+    NotFound,
+}
+
+impl Preview {
+    pub(crate) fn new(root: PathBuf, base_path: &str) -> Preview {
+        Preview {
+            root,
+            base_path: base_path.to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn resolve(&self, raw_path: &str) -> Resolved {
+        let Some(rest) = raw_path.strip_prefix(self.base_path.as_str()).or_else(|| {
+            // `/denshi` for `/denshi/`
+            (raw_path.len() + 1 == self.base_path.len() && self.base_path.starts_with(raw_path))
+                .then_some("")
+        }) else {
+            return Resolved::NotFound;
+        };
+        if raw_path.len() < self.base_path.len() {
+            return Resolved::Redirect(self.base_path.clone());
+        }
+        let Ok(decoded) = percent_encoding::percent_decode_str(rest).decode_utf8() else {
+            return Resolved::NotFound;
+        };
+        let mut path = self.root.clone();
+        let segments: Vec<&str> = decoded.split('/').collect();
+        let last = segments.len() - 1;
+        for (i, segment) in segments.iter().enumerate() {
+            if segment.is_empty() {
+                if i == last {
+                    break; // trailing slash: a directory
+                }
+                return Resolved::NotFound;
+            }
+            let bad = segment.starts_with('.')
+                || segment.contains(['\\', '\0'])
+                || segment.chars().any(char::is_control);
+            if bad {
+                return Resolved::NotFound;
+            }
+            path.push(segment);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Resolved::NotFound,
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.is_file() && i == last => return Resolved::File(path),
+                _ => return Resolved::NotFound,
+            }
+        }
+        // A directory: its index.html, with the trailing slash in the URL.
+        if !raw_path.ends_with('/') {
+            return Resolved::Redirect(format!("{raw_path}/"));
+        }
+        let index = path.join("index.html");
+        match std::fs::symlink_metadata(&index) {
+            Ok(m) if m.is_file() => Resolved::File(index),
+            _ => Resolved::NotFound,
+        }
+    }
+
+    /// The response for a GET of `raw_path`.
+    pub(crate) fn serve(&self, raw_path: &str) -> hyper::Response<Body> {
+        match self.resolve(raw_path) {
+            Resolved::File(path) => match read(&path) {
+                Some(bytes) => http::response(StatusCode::OK, content_type(&path), bytes),
+                None => self.not_found(),
+            },
+            Resolved::Redirect(to) => http::redirect(&to),
+            Resolved::NotFound => self.not_found(),
+        }
+    }
+
+    /// The site's own 404 page when there is one.
+    pub(crate) fn not_found(&self) -> hyper::Response<Body> {
+        let page = self.root.join("404.html");
+        let body = std::fs::symlink_metadata(&page)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|_| read(&page))
+            .unwrap_or_else(|| "ページが見つかりません".as_bytes().to_vec());
+        http::response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body)
+    }
+}
+
+fn read(path: &Path) -> Option<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    std::fs::read(path).ok()
+}
+
+pub(crate) fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "txt" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "pdf" => "application/pdf",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> (tempfile::TempDir, Preview) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("site");
+        std::fs::create_dir_all(root.join("qa")).expect("mkdir");
+        std::fs::write(root.join("index.html"), "home").expect("write");
+        std::fs::write(root.join("qa/index.html"), "qa").expect("write");
+        std::fs::write(dir.path().join("secret.txt"), "secret").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.txt"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).expect("symlink");
+        let preview = Preview::new(root, "/");
+        (dir, preview)
+    }
+
+    #[test]
+    fn files_and_directories() {
+        let (_d, p) = site();
+        assert_eq!(p.resolve("/"), Resolved::File(p.root().join("index.html")));
+        assert_eq!(
+            p.resolve("/qa/"),
+            Resolved::File(p.root().join("qa/index.html"))
+        );
+        assert_eq!(p.resolve("/qa"), Resolved::Redirect("/qa/".into()));
+        assert_eq!(
+            p.resolve("/%71a/index.html"),
+            Resolved::File(p.root().join("qa/index.html"))
+        );
+    }
+
+    #[test]
+    fn traversal_hidden_names_and_symlinks_are_not_found() {
+        let (_d, p) = site();
+        for path in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/qa/..%2f..%2fsecret.txt",
+            "/qa/%2E%2E/%2E%2E/secret.txt",
+            "/..%5csecret.txt",
+            "/link.txt",
+            "/up/secret.txt",
+            "/.hosho-output",
+            "/qa//index.html",
+            "/%00",
+            "/%ff",
+        ] {
+            assert_eq!(p.resolve(path), Resolved::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_base_path_prefixes_the_site() {
+        let (_d, p) = site();
+        let p = Preview::new(p.root().to_owned(), "/denshi/");
+        assert_eq!(
+            p.resolve("/denshi/"),
+            Resolved::File(p.root().join("index.html"))
+        );
+        assert_eq!(p.resolve("/denshi"), Resolved::Redirect("/denshi/".into()));
+        assert_eq!(p.resolve("/qa/"), Resolved::NotFound);
+    }
+}

@@ -330,7 +330,12 @@ fn tampering_is_detected() {
         (
             "certificates/2070004426.pdf",
             4000,
-            "証書の PDF がマニフェストの記録と一致しません",
+            "証書の PDF または記録がマニフェストの記録と一致しません",
+        ),
+        (
+            "records/2070004426.json",
+            40,
+            "証書の PDF または記録がマニフェストの記録と一致しません",
         ),
     ] {
         let path = flip(rel, at);

@@ -2,6 +2,7 @@
 
 mod browser;
 mod certificates;
+mod daemon;
 mod demo;
 mod errors;
 mod fixtures;

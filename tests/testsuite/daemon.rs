@@ -1,0 +1,859 @@
+//! `hosho serve` over a real socket on 127.0.0.1, with a real HTTP client (ureq) and, where
+//! the test is about bytes on the wire, a raw TCP stream. Every test starts its own daemon on
+//! a copy of the demo site built once.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{copy_dir, SiteDir};
+
+/// The demo site, built once; tests copy it.
+fn built_demo() -> &'static Path {
+    static BUILT: OnceLock<SiteDir> = OnceLock::new();
+    &BUILT
+        .get_or_init(|| {
+            let site = SiteDir::demo();
+            site.build();
+            site
+        })
+        .root
+}
+
+/// A private copy of the built demo (site, vault, keys).
+pub(crate) struct Root {
+    _tmp: tempfile::TempDir,
+    pub(crate) path: PathBuf,
+}
+
+impl Root {
+    pub(crate) fn new() -> Root {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("site");
+        copy_dir(built_demo(), &path);
+        Root { _tmp: tmp, path }
+    }
+
+    fn vault(&self, rel: &str) -> PathBuf {
+        self.path.join("vault").join(rel)
+    }
+
+    fn key_of(&self, number: &str) -> String {
+        let secret = fs::read(self.path.join("keys/authkey.secret")).expect("secret");
+        hosho::authkey::derive_key(&secret, number)
+    }
+
+    /// Rewrites the manifest through `change` and signs it again with the site's key.
+    fn resign(&self, change: impl FnOnce(&mut Value)) {
+        let path = self.vault("manifest.json");
+        let mut manifest: Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        change(&mut manifest);
+        let bytes = serde_json::to_vec(&manifest).expect("json");
+        let keys = hosho::keys::load(&self.path.join("keys")).expect("keys");
+        let sig = hosho::manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
+        fs::write(&path, bytes).expect("write");
+        fs::write(self.vault("manifest.json.sig"), sig).expect("write");
+    }
+
+    fn seq(&self) -> u64 {
+        let m: Value =
+            serde_json::from_slice(&fs::read(self.vault("manifest.json")).expect("read"))
+                .expect("json");
+        m["seq"].as_u64().expect("seq")
+    }
+
+    /// `hosho serve --no-build` that is expected to refuse to start.
+    fn refused_start(&self) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_hosho"))
+            .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
+            .arg(&self.path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hosho");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A running `hosho serve --no-build`, killed when dropped.
+pub(crate) struct Daemon {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) addr: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Daemon {
+    pub(crate) fn start(root: &Root, args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hosho"))
+            .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
+            .arg(&root.path)
+            .args(args)
+            .env("RUST_LOG", "hosho=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hosho serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!(
+                    "hosho serve did not start: {}",
+                    stderr.join().unwrap_or_default()
+                );
+            };
+            if let Some(rest) = line.strip_prefix("確認サービスを起動しました: http://")
+            {
+                break rest.split('/').next().expect("address").to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        assert_eq!(send_signal(pid, signal), 0);
+    }
+
+    /// Waits for the process to exit; its exit code and stderr.
+    fn wait(mut self, limit: Duration) -> (i32, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let log = self
+                    .stderr
+                    .take()
+                    .map(|h| h.join().unwrap_or_default())
+                    .unwrap_or_default();
+                return (status.code().unwrap_or(-1), log);
+            }
+            assert!(started.elapsed() < limit, "hosho serve did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn send_signal(pid: i32, signal: i32) -> i32 {
+    // `kill(1)` rather than libc, so the test crate needs no unsafe code.
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    if status.success() {
+        0
+    } else {
+        1
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Status, headers (lower-case names) and body of one response.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    fn from(mut r: ureq::http::Response<ureq::Body>) -> Reply {
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .expect("body");
+        Reply {
+            status: r.status().as_u16(),
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 body")
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("json {e}: {}", self.text()))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// Every response carries these.
+    fn assert_secure(&self) {
+        assert_eq!(self.header("cache-control"), "no-store", "{self:?}");
+        assert_eq!(self.header("referrer-policy"), "no-referrer");
+        assert_eq!(self.header("x-content-type-options"), "nosniff");
+        let csp = self.header("content-security-policy");
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+
+    /// Headers other than the date, which differs between two otherwise equal replies.
+    fn headers_but_date(&self) -> BTreeMap<String, String> {
+        let mut h = self.headers.clone();
+        h.remove("date");
+        h
+    }
+}
+
+pub(crate) fn get(url: &str) -> Reply {
+    Reply::from(agent().get(url).call().expect("GET"))
+}
+
+fn post(url: &str, content_type: &str, body: &str) -> Reply {
+    Reply::from(
+        agent()
+            .post(url)
+            .header("content-type", content_type)
+            .send(body)
+            .expect("POST"),
+    )
+}
+
+fn api(d: &Daemon, number: &str, key: &str) -> Reply {
+    let body = serde_json::json!({"number": number, "key": key}).to_string();
+    post(&d.url("/api/verify"), "application/json", &body)
+}
+
+pub(crate) fn form(d: &Daemon, number: &str, key: &str) -> Reply {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("number", number)
+        .append_pair("key", key)
+        .finish();
+    post(
+        &d.url("/verify/"),
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+}
+
+/// A raw request; the whole answer as text (the connection is closed after it).
+fn raw(d: &Daemon, request: &str) -> String {
+    let mut stream = TcpStream::connect(&d.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn valid_changed_and_cancelled_certificates_over_the_api() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+
+    // 全角 number, spaced lower-case key.
+    let r = api(&d, "２０７０００４４２６", "332 e1e 7k9q");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.assert_secure();
+    assert_eq!(r.header("content-type"), "application/json");
+    let v = r.json();
+    assert_eq!(v["status"], "valid");
+    let c = &v["certificate"];
+    assert_eq!(c["number"], "2070004426");
+    assert_eq!(c["kind"], "前払金保証");
+    assert_eq!(c["issued"], "2022-05-10");
+    assert_eq!(c["current"]["amount"], 40_000_000);
+    assert_eq!(c["current"]["period"]["to"], "2023-03-31");
+    assert_eq!(c["period_ended"], true);
+    assert_eq!(c["contractor"]["name"], "株式会社みほん建設");
+    assert_eq!(c["changes"], serde_json::json!([]));
+    assert!(c.get("format").is_none());
+    assert_eq!(v["manifest"]["seq"], root.seq());
+
+    // The PDF through its token: the exact file the manifest names.
+    let pdf_url = v["pdf"].as_str().expect("pdf link");
+    assert!(
+        pdf_url.starts_with("/certificates/") && pdf_url.len() == 14 + 32,
+        "{pdf_url}"
+    );
+    let pdf = get(&d.url(pdf_url));
+    assert_eq!(pdf.status, 200);
+    pdf.assert_secure();
+    assert_eq!(pdf.header("content-type"), "application/pdf");
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    assert_eq!(
+        pdf.body,
+        fs::read(root.vault("certificates/2070004426.pdf")).expect("pdf")
+    );
+
+    let changed = api(&d, "2070310002", &root.key_of("2070310002"));
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let v = changed.json();
+    assert_eq!(v["status"], "changed");
+    let changes = v["certificate"]["changes"].as_array().expect("changes");
+    assert!(!changes.is_empty());
+    assert!(
+        changes[0]["date"].as_str().is_some_and(|d| d.len() == 10),
+        "{changes:?}"
+    );
+
+    let cancelled = api(&d, "2070310004", &root.key_of("2070310004"));
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["status"], "cancelled");
+
+    // An unknown token is no file.
+    let gone = get(&d.url("/certificates/00000000000000000000000000000000"));
+    assert_eq!(gone.status, 404);
+    gone.assert_secure();
+}
+
+#[test]
+fn wrong_key_and_unknown_number_get_byte_identical_refusals() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let wrong = api(&d, "2070004426", "332E1E7K9R");
+    let unknown = api(&d, "2070009999", "332E1E7K9Q");
+    for r in [&wrong, &unknown] {
+        assert_eq!(r.status, 404);
+        r.assert_secure();
+        assert_eq!(r.text(), "{\"error\":\"not_found\"}\n");
+    }
+    assert_eq!(wrong.headers_but_date(), unknown.headers_but_date());
+
+    let wrong = form(&d, "2070004426", "332E1E7K9R");
+    let unknown = form(&d, "2070009999", "332E1E7K9Q");
+    assert_eq!(wrong.status, 404);
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.headers_but_date(), unknown.headers_but_date());
+    let page = wrong.text();
+    assert!(page.contains("電子証書を表示できませんでした"), "{page}");
+    // Nothing typed is echoed (the 2070004426 on the page is the format example).
+    assert!(!page.contains("2070009999") && !page.contains("332E1E7K9"));
+
+    // The audit log has every attempt, and never a key.
+    drop(d);
+    let audit = fs::read_to_string(root.path.join("state/audit.jsonl")).expect("audit log");
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{audit}");
+    for line in &lines {
+        assert_eq!(line["outcome"], "not_found");
+        assert_eq!(line["client"], "127.0.0.1");
+        assert!(line["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(line.as_object().map(|o| o.len()), Some(4), "{line}");
+    }
+    assert_eq!(lines[0]["number"], "2070004426");
+    assert_eq!(lines[1]["number"], "2070009999");
+    assert!(
+        !audit.contains("332E1E7K9") && !audit.to_lowercase().contains("key"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn the_form_and_the_certificate_pages() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let page = get(&d.url("/verify/"));
+    assert_eq!(page.status, 200);
+    page.assert_secure();
+    let html = page.text();
+    for fact in [
+        "<html lang=\"ja\">",
+        "<label for=\"number\">保証契約番号 <span class=\"required\">※必須</span></label>",
+        "<label for=\"key\">認証キー <span class=\"required\">※必須</span></label>",
+        "例：2070004426",
+        "例：332 E1E 7K9Q",
+        "method=\"post\" action=\"/verify/\"",
+    ] {
+        assert!(html.contains(fact), "{fact}");
+    }
+    assert!(!html.contains("<script"), "the form needs no script");
+    let css = get(&d.url("/verify/assets/verify.css"));
+    assert_eq!(css.status, 200);
+    assert!(css.text().contains("@media print"));
+
+    let valid = form(&d, "２０７　０００　４４２６", "３３２－ｅ１ｅ－７Ｋ９Ｑ");
+    assert_eq!(valid.status, 200, "{}", valid.text());
+    valid.assert_secure();
+    let html = valid.text();
+    for fact in [
+        "電子証書（閲覧用）",
+        "<th scope=\"row\">保証契約番号</th><td>2070004426</td>",
+        "令和4年5月10日",
+        "40,000,000円",
+        "保証期限経過",
+        "株式会社みほん建設",
+        "href=\"/certificates/",
+    ] {
+        assert!(html.contains(fact), "{fact}:\n{html}");
+    }
+
+    let changed = form(&d, "2070310002", &root.key_of("2070310002"));
+    assert_eq!(changed.status, 200);
+    let html = changed.text();
+    assert!(html.contains("（変更）"), "{html}");
+    assert!(
+        html.contains("<caption>変更履歴（古い順）</caption>"),
+        "{html}"
+    );
+    assert!(html.contains("→"), "{html}");
+
+    let cancelled = form(&d, "2070310004", &root.key_of("2070310004"));
+    let html = cancelled.text();
+    assert!(html.contains("解除（保証の効力はありません）"), "{html}");
+    assert!(html.contains("この保証契約は解除されています"), "{html}");
+}
+
+#[test]
+fn limits_per_contract_number_and_per_address() {
+    let root = Root::new();
+    let d = Daemon::start(
+        &root,
+        &[
+            "--limit-number",
+            "3/day+3",
+            "--limit-address",
+            "1000/day+1000",
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(api(&d, "2070009999", "0000000000").status, 404);
+    }
+    // A number that does not exist is limited like one that does.
+    let limited = api(&d, "2070009999", "0000000000");
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    limited.assert_secure();
+    let retry: u64 = limited
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!(retry > 60, "{retry}");
+    assert_eq!(limited.json()["error"], "rate_limited");
+    // Even the right key waits now; other numbers do not.
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+    for _ in 0..3 {
+        api(&d, "2070004426", "0000000000");
+    }
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 429);
+    let page = form(&d, "2070004426", "332E1E7K9Q");
+    assert_eq!(page.status, 429);
+    assert!(page
+        .text()
+        .contains("しばらく時間をおいてからお試しください"));
+
+    let d = Daemon::start(&root, &["--limit-address", "4/day+4"]);
+    for n in 0..4 {
+        assert_eq!(api(&d, &format!("207000900{n}"), "0000000000").status, 404);
+    }
+    let limited = api(&d, "2070009005", "0000000000");
+    assert_eq!(limited.status, 429);
+    assert!(limited
+        .header("retry-after")
+        .parse::<u64>()
+        .is_ok_and(|s| s > 60));
+    // /healthz is never limited.
+    assert_eq!(get(&d.url("/healthz")).status, 200);
+}
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let big = format!("{{\"number\":\"{}\",\"key\":\"x\"}}", "1".repeat(10_000));
+    let cases = [
+        (
+            post(&d.url("/api/verify"), "application/json", &big),
+            413,
+            "too_large",
+        ),
+        (
+            post(&d.url("/api/verify"), "application/json", "{\"number\":"),
+            400,
+            "bad_request",
+        ),
+        (
+            post(&d.url("/api/verify"), "application/json", "[1,2]"),
+            400,
+            "bad_request",
+        ),
+        (
+            post(&d.url("/api/verify"), "text/plain", "{}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (get(&d.url("/api/verify")), 405, "method_not_allowed"),
+    ];
+    for (r, status, code) in &cases {
+        assert_eq!(r.status, *status, "{code}: {}", r.text());
+        r.assert_secure();
+        assert_eq!(r.json()["error"], *code);
+    }
+    assert_eq!(cases[4].0.header("allow"), "POST");
+    // A body larger than declared, sent chunked, is cut off too.
+    let request = format!(
+        "POST /api/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+        big.len()
+    );
+    assert!(raw(&d, &request).starts_with("HTTP/1.1 413"));
+    // Nonsense on the wire is answered, and the daemon lives on.
+    assert!(raw(&d, "GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400"));
+    assert_eq!(get(&d.url("/healthz")).status, 200);
+}
+
+#[test]
+fn healthz_reports_the_manifest() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let r = get(&d.url("/healthz"));
+    assert_eq!(r.status, 200);
+    r.assert_secure();
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["seq"], root.seq());
+    assert_eq!(v["entries"], 8);
+    let sha = hosho::manifest::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
+    assert_eq!(v["manifest_sha256"], sha);
+}
+
+#[test]
+fn the_preview_refuses_traversal_and_symlinks() {
+    let root = Root::new();
+    fs::write(root.path.join("secret.txt"), "SECRET").expect("write");
+    std::os::unix::fs::symlink(
+        root.path.join("secret.txt"),
+        root.path.join("site-out/link.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(&root.path, root.path.join("site-out/up")).expect("symlink");
+    let d = Daemon::start(
+        &root,
+        &[
+            "--site",
+            root.path.join("site-out").to_str().expect("utf-8"),
+        ],
+    );
+    let home = get(&d.url("/"));
+    assert_eq!(home.status, 200);
+    home.assert_secure();
+    assert!(home.text().contains("電子保証"));
+    assert_eq!(get(&d.url("/qa")).status, 301);
+    for path in [
+        "/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/qa/..%2f..%2fsecret.txt",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/link.txt",
+        "/up/secret.txt",
+        "/up/keys/authkey.secret",
+        "/.hosho-output",
+    ] {
+        let answer = raw(
+            &d,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+        assert!(!answer.contains("SECRET"), "{path}");
+        assert!(answer.contains("no-store"), "{path}");
+    }
+}
+
+#[test]
+fn a_client_that_sends_nothing_is_dropped() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &["--request-timeout", "1"]);
+    for partial in ["", "GET /healthz HTTP/1.1\r\nHost: x\r\n"] {
+        let mut stream = TcpStream::connect(&d.addr).expect("connect");
+        stream.write_all(partial.as_bytes()).expect("write");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .expect("timeout");
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let read = stream.read_to_end(&mut out);
+        assert!(
+            read.is_ok(),
+            "{partial:?}: the daemon kept the connection: {read:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // A body that never comes is answered 408 after the timeout.
+    let mut stream = TcpStream::connect(&d.addr).expect("connect");
+    stream
+        .write_all(b"POST /api/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{")
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(get(&d.url("/healthz")).status, 200);
+}
+
+#[test]
+fn bad_manifests_refuse_start_up() {
+    let flip = |root: &Root, rel: &str, at: usize| {
+        let path = root.vault(rel);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[at] ^= 0x01;
+        fs::write(&path, bytes).expect("write");
+    };
+    let root = Root::new();
+    flip(&root, "manifest.json", 300);
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("起動しません") && err.contains("署名が正しくありません"),
+        "{err}"
+    );
+
+    let root = Root::new();
+    flip(&root, "manifest.json.sig", 70);
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("署名"), "{err}");
+
+    let root = Root::new();
+    fs::remove_file(root.vault("manifest.json.sig")).expect("unsign");
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("manifest.json.sig を読めません"), "{err}");
+
+    let root = Root::new();
+    root.resign(|m| m["expires_at"] = Value::from(1_000_000_000u64));
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("有効期限"), "{err}");
+
+    let root = Root::new();
+    fs::create_dir_all(root.path.join("state")).expect("mkdir");
+    fs::write(
+        root.path.join("state/high-water"),
+        format!("{}\n", root.seq() + 1),
+    )
+    .expect("write");
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("巻き戻し"), "{err}");
+
+    let root = Root::new();
+    root.resign(|m| m["entries"][0]["salt"] = Value::from("zz"));
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("形式が正しくありません"), "{err}");
+
+    // Signed by another key.
+    let root = Root::new();
+    let other = tempfile::tempdir().expect("tempdir");
+    let keys = other.path().join("k");
+    let status = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args(["keygen", "--keys"])
+        .arg(&keys)
+        .output()
+        .expect("keygen");
+    assert!(status.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args([
+            "serve",
+            "--no-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--public-key",
+        ])
+        .arg(keys.join("signing.pub"))
+        .arg("--root")
+        .arg(&root.path)
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("信頼する公開鍵にありません"));
+}
+
+fn healthz_seq(d: &Daemon) -> u64 {
+    get(&d.url("/healthz")).json()["seq"].as_u64().expect("seq")
+}
+
+#[test]
+fn reloads_only_a_manifest_that_passes_every_check() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let first = root.seq();
+    assert_eq!(healthz_seq(&d), first);
+
+    // A tampered manifest: refused, the old one keeps serving.
+    let good = fs::read(root.vault("manifest.json")).expect("read");
+    let mut bad = good.clone();
+    bad[300] ^= 0x01;
+    fs::write(root.vault("manifest.json"), &bad).expect("write");
+    d.signal(1); // SIGHUP
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(healthz_seq(&d), first);
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+
+    // A rolled-back one (signed, but a lower seq): refused too.
+    fs::write(root.vault("manifest.json"), &good).expect("restore");
+    root.resign(|m| m["seq"] = Value::from(first - 1));
+    d.signal(1);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(healthz_seq(&d), first);
+
+    // A good new one is picked up by the file watch alone.
+    root.resign(|m| m["seq"] = Value::from(first + 5));
+    let started = Instant::now();
+    while healthz_seq(&d) != first + 5 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not reloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let saved = fs::read_to_string(root.path.join("state/high-water")).expect("high-water");
+    assert_eq!(saved.trim(), (first + 5).to_string());
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+}
+
+#[test]
+fn a_manifest_that_expires_while_serving_answers_503() {
+    let root = Root::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    root.resign(|m| m["expires_at"] = Value::from(now + 2));
+    let d = Daemon::start(&root, &[]);
+    std::thread::sleep(Duration::from_millis(3100));
+    let r = api(&d, "2070004426", "332E1E7K9Q");
+    assert_eq!(r.status, 503);
+    r.assert_secure();
+    assert_eq!(r.json()["error"], "manifest_expired");
+    let page = form(&d, "2070004426", "332E1E7K9Q");
+    assert_eq!(page.status, 503);
+    assert!(page.text().contains("ただいま電子証書を確認できません"));
+    let h = get(&d.url("/healthz"));
+    assert_eq!(h.status, 503);
+    assert_eq!(h.json()["status"], "expired");
+}
+
+#[test]
+fn a_tampered_pdf_or_record_is_not_served() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let v = api(&d, "2070004426", "332E1E7K9Q").json();
+    let link = v["pdf"].as_str().expect("link").to_owned();
+    let pdf = root.vault("certificates/2070004426.pdf");
+    let mut bytes = fs::read(&pdf).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    fs::write(&pdf, &bytes).expect("write");
+    let r = get(&d.url(&link));
+    assert_eq!(r.status, 503);
+    r.assert_secure();
+    assert!(!r.body.starts_with(b"%PDF"));
+    let again = api(&d, "2070004426", "332E1E7K9Q");
+    assert_eq!(again.status, 503);
+    assert_eq!(again.json()["error"], "unavailable");
+
+    let record = root.vault("records/2070310002.json");
+    let text = fs::read_to_string(&record)
+        .expect("read")
+        .replace("株式会社", "有限会社");
+    fs::write(&record, text).expect("write");
+    assert_eq!(
+        api(&d, "2070310002", &root.key_of("2070310002")).status,
+        503
+    );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let body = "{\"number\":\"2070004426\",\"key\":\"332E1E7K9Q\"}";
+    let mut stream = TcpStream::connect(&d.addr).expect("connect");
+    stream
+        .write_all(
+            format!(
+                "POST /api/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                body.len(),
+                &body[..10]
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(15); // SIGTERM while the body is still coming
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are no longer accepted...
+    assert!(TcpStream::connect(&d.addr).is_err());
+    // ...but the request in flight completes.
+    stream
+        .write_all(&body.as_bytes()[10..])
+        .expect("rest of body");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"valid\""), "{answer}");
+    let (code, log) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("処理中の確認がすべて終わりました"), "{log}");
+}

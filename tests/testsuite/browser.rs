@@ -12,7 +12,7 @@ use crate::support::{attrs, count, repo_root, texts, SiteDir};
 
 /// Debian's `chromium`, or `HOSHO_CHROMIUM`. Missing is a failure unless
 /// `HOSHO_SKIP_BROWSER=1` says so explicitly (`scripts/test` installs it).
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     if std::env::var_os("HOSHO_SKIP_BROWSER").is_some_and(|v| v == "1") {
         return None;
     }
@@ -91,7 +91,7 @@ fn chromium_command(chromium: &Path, profile: &Path) -> Command {
     c
 }
 
-fn screenshots_dir() -> PathBuf {
+pub(crate) fn screenshots_dir() -> PathBuf {
     let dir = repo_root().join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("create target/screenshots");
     dir
@@ -188,4 +188,88 @@ fn pages_render_in_headless_chromium() {
         !text.contains("よくあるご質問"),
         "navigation hidden in print: {text}"
     );
+}
+
+/// The orderer's whole path through the daemon, at the keyboard: open the form, type a 全角
+/// number and a spaced key, press Enter, read the certificate, follow the PDF link, print.
+#[test]
+fn an_orderer_verifies_a_certificate_in_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+        return;
+    };
+    let root = crate::daemon::Root::new();
+    let daemon = crate::daemon::Daemon::start(&root, &[]);
+    let shots = screenshots_dir();
+    let mut b = crate::cdp::Browser::launch(&chromium);
+
+    b.navigate(&daemon.url("/verify/"));
+    assert_eq!(b.eval("document.documentElement.lang"), "ja");
+    assert_eq!(
+        b.eval("document.querySelectorAll('label[for=number], label[for=key]').length"),
+        2
+    );
+    b.screenshot(&shots.join("verify-form.png"));
+    // Into the number field, then Tab to the key, as a keyboard user does.
+    b.eval("document.getElementById('number').focus()");
+    b.type_text("２０７　０００　４４２６");
+    b.press_tab();
+    assert_eq!(b.eval("document.activeElement.id"), "key");
+    b.type_text("332 e1e 7k9q");
+    b.clear_events();
+    b.press_enter();
+    b.wait_for("Page.loadEventFired");
+
+    assert_eq!(
+        b.eval("document.querySelector('h1').innerText.replace(/\\s+/g, '')"),
+        "保証証書（前払金保証）"
+    );
+    let table = b
+        .eval("document.querySelector('.certificate-table').innerText")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for fact in [
+        "2070004426",
+        "令和4年5月10日",
+        "40,000,000円",
+        "株式会社みほん建設",
+        "保証期限経過",
+    ] {
+        assert!(table.contains(fact), "{fact}: {table}");
+    }
+    assert_eq!(
+        b.eval("document.querySelector('.copy-mark').innerText"),
+        "電子証書（閲覧用）"
+    );
+    b.screenshot(&shots.join("verify-certificate.png"));
+
+    // The PDF link: followed from the page, it is the certificate PDF.
+    let pdf = b.eval(
+        "fetch(document.querySelector('.certificate-actions a.button').href).then(async r => [r.status, r.headers.get('content-type'), r.headers.get('cache-control'), new TextDecoder().decode((await r.arrayBuffer()).slice(0, 5))])",
+    );
+    assert_eq!(
+        pdf,
+        serde_json::json!([200, "application/pdf", "no-store", "%PDF-"])
+    );
+
+    // Printed, it reads like the paper certificate: no navigation, no buttons.
+    let printed = shots.join("verify-certificate-print.pdf");
+    b.print_to_pdf(&printed);
+    let text = Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&printed)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/test");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("保証証書") && text.contains("電子証書（閲覧用）"),
+        "{text}"
+    );
+    assert!(text.contains("2070004426"), "{text}");
+    for hidden in ["本文へ移動", "証書の PDF を開く", "別の電子証書を確認する"]
+    {
+        assert!(!text.contains(hidden), "{hidden} printed: {text}");
+    }
 }

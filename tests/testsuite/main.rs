@@ -1,6 +1,7 @@
 //! hosho's integration tests: fixture site roots built with the real binary.
 
 mod browser;
+mod cdp;
 mod certificates;
 mod daemon;
 mod demo;

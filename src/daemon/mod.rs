@@ -265,6 +265,9 @@ async fn watch(app: Arc<App>, trust: Arc<trust::Trust>, reload: Arc<Notify>, eve
         }
         seen = stamp;
         let current = app.catalog.load_full();
+        if !forced && trust.unchanged(&current) {
+            continue;
+        }
         let trust = Arc::clone(&trust);
         let floor = current.seq();
         let started = std::time::Instant::now();

@@ -66,8 +66,10 @@ pub(crate) struct Stamp([(u64, u64, i64, i64); 2]);
 impl Trust {
     /// Reads and checks the manifest completely; does not save anything.
     pub(crate) fn load(&self, floor: u64) -> Result<Catalog, Refusal> {
+        let started = std::time::Instant::now();
         let catalog = manifest::read_verified(&self.vault, &self.trusted, self.limits)
             .map_err(Refusal::Unreadable)?;
+        tracing::debug!(elapsed = ?started.elapsed(), entries = catalog.len(), "read, checked and indexed the manifest");
         if unix_now() > catalog.expires_at() {
             return Err(Refusal::Expired {
                 expires_at: catalog.expires_at(),
@@ -119,6 +121,15 @@ impl Trust {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Whether the signature file on disk is the one `catalog` was accepted with: then the
+    /// files were touched but not changed, and nothing needs reading.
+    pub(crate) fn unchanged(&self, catalog: &Catalog) -> bool {
+        std::fs::read(self.vault.join(SIGNATURE_FILE))
+            .ok()
+            .and_then(|bytes| manifest::signature_of(&bytes))
+            .is_some_and(|sig| sig == catalog.signature())
     }
 
     /// The current stamp of the manifest files (zeros for a missing file).

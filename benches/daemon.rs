@@ -1,0 +1,465 @@
+//! `cargo bench --bench daemon`: the verification daemon under load, all in one run on this
+//! machine, with wrk (Debian's `wrk`) as the load generator on 127.0.0.1.
+//!
+//! 1. A hyper hello-world built here, against the daemon's rate-limited refusals
+//!    (`POST /api/verify` once the per-address budget is spent) and `GET /healthz`:
+//!    requests per second and p50/p99 at 64 connections.
+//! 2. Verification with the default KDF (100,000 PBKDF2 iterations): throughput and p99,
+//!    against the bare KDF on as many threads as the daemon's pool.
+//! 3. A signed manifest of 1,000,000 entries: time to start (read, check the signature,
+//!    index), resident memory, and the time to hot-reload it while serving.
+//!
+//! Settings: HOSHO_BENCH_SECONDS (default 10) per wrk run; HOSHO_BENCH_ENTRIES (default
+//! 1000000) for part 3.
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hosho::manifest::{self, Entry, Header, Kdf, Manifest, Status};
+
+fn seconds() -> u64 {
+    std::env::var("HOSHO_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+/// What wrk measured.
+#[derive(Debug, Clone)]
+struct Load {
+    rps: f64,
+    p50: String,
+    p99: String,
+    non_2xx: u64,
+    requests: u64,
+}
+
+fn wrk(url: &str, connections: u32, script: Option<&Path>) -> Load {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", seconds()));
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("wrk: install it with `apt-get install wrk`");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| -> String {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Load {
+        rps: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50: field("50%"),
+        p99: field("99%"),
+        non_2xx: field("Non-2xx or 3xx responses:").parse().unwrap_or(0),
+        requests,
+    }
+}
+
+/// A hyper 1.x hello-world on the same runtime settings as the daemon.
+fn hello_world() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_req| async {
+                        Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::from_static(b"Hello, World!"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    rx.recv().expect("hello-world address")
+}
+
+/// `hosho serve --no-build`, with its address once it listens.
+struct Daemon {
+    child: Child,
+    addr: String,
+    started_in: Duration,
+}
+
+impl Daemon {
+    fn start(root: &Path, args: &[&str]) -> Daemon {
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hosho"))
+            .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("HOSHO_BENCH_LOG").unwrap_or_else(|_| "hosho=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("hosho serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("hosho serve exited")
+                .expect("stdout line");
+            if let Some(rest) = line.strip_prefix("確認サービスを起動しました: http://")
+            {
+                break rest.split('/').next().expect("address").to_owned();
+            }
+        };
+        let started_in = started.elapsed();
+        std::thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            addr,
+            started_in,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib = |key: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+
+    fn hangup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -HUP");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lua(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("post.lua");
+    std::fs::write(
+        &path,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        ),
+    )
+    .expect("write lua");
+    path
+}
+
+fn demo_root(work: &Path) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = work.join("demo");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    for dir in ["content", "data", "templates", "assets"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(repo.join(dir))
+            .arg(&root)
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    std::fs::copy(repo.join("hosho.toml"), root.join("hosho.toml")).expect("copy");
+    let status = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args(["build", "--root"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("hosho build");
+    assert!(status.success(), "demo build");
+    root
+}
+
+fn bare_kdf_per_second(workers: usize, iterations: u32) -> f64 {
+    let salt = [7u8; manifest::SALT_LEN];
+    let verifier = manifest::make_verifier("332E1E7K9Q", &salt, iterations);
+    let per_worker = 150usize;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                for _ in 0..per_worker {
+                    let ok = ring::pbkdf2::verify(
+                        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                        std::num::NonZeroU32::new(iterations).expect("iterations"),
+                        &salt,
+                        b"332E1E7K9Q",
+                        &verifier,
+                    );
+                    assert!(ok.is_ok());
+                }
+            });
+        }
+    });
+    (workers * per_worker) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A signed manifest of `n` synthetic entries in `vault`, and its public key file.
+fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
+    let keys_dir = work.join("big-keys");
+    if !keys_dir.join("signing.pub").exists() {
+        hosho::keys::generate(&keys_dir).expect("keys");
+    }
+    let keys = hosho::keys::load(&keys_dir).expect("load keys");
+    let vault = work.join("big-vault");
+    std::fs::create_dir_all(&vault).expect("mkdir");
+    let hex = |i: usize, tag: u8, len: usize| {
+        let mut seed = i.to_le_bytes().to_vec();
+        seed.push(tag);
+        let d = manifest::sha256_hex(&seed);
+        d[..len * 2].to_owned()
+    };
+    let entries = (0..n)
+        .map(|i| Entry {
+            number: format!("{}", 1_000_000_000 + i),
+            kind: "前払金保証".to_owned(),
+            status: Status::Valid,
+            pdf_sha256: hex(i, 1, 32),
+            record_sha256: hex(i, 2, 32),
+            salt: hex(i, 3, 16),
+            verifier: hex(i, 4, 32),
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let m = Manifest {
+        header: Header {
+            format: manifest::FORMAT,
+            seq,
+            issued_at: now,
+            expires_at: now + 35 * 86_400,
+            key_id: keys.public.id.clone(),
+            kdf: Kdf {
+                algorithm: manifest::KDF_ALGORITHM.to_owned(),
+                iterations: manifest::DEFAULT_ITERATIONS,
+                length: manifest::VERIFIER_LEN,
+            },
+        },
+        entries,
+    };
+    let bytes = m.to_bytes().expect("json");
+    let sig = manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
+    // Written aside and renamed, as a deployment would.
+    let tmp = vault.join(".manifest.json.new");
+    std::fs::write(&tmp, &bytes).expect("write");
+    std::fs::rename(&tmp, vault.join("manifest.json")).expect("rename");
+    std::fs::write(vault.join("manifest.json.sig"), sig).expect("write sig");
+    (vault, keys_dir.join("signing.pub"))
+}
+
+fn healthz_seq(d: &Daemon) -> Option<u64> {
+    let text = ureq::get(&d.url("/healthz"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["seq"].as_u64()
+}
+
+fn main() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is missing: apt-get install wrk (scripts/bench installs it)");
+        std::process::exit(1);
+    }
+    // HOSHO_BENCH_DIR keeps the generated files (to look at them afterwards).
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let work = std::env::var_os("HOSHO_BENCH_DIR")
+        .map_or_else(|| temporary.path().to_owned(), PathBuf::from);
+    std::fs::create_dir_all(&work).expect("work directory");
+    let root = demo_root(&work);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    println!(
+        "# hosho daemon bench: {cores} cores, wrk -t1, {} s per run",
+        seconds()
+    );
+
+    let only_manifest = std::env::var_os("HOSHO_BENCH_ONLY_MANIFEST").is_some();
+    // 1. Refusals and /healthz against hello-world, 64 connections.
+    if !only_manifest {
+        load_figures(&root, &work, cores);
+    }
+    manifest_figures(&work);
+}
+
+fn load_figures(root: &Path, work: &Path, cores: usize) {
+    let hello = hello_world();
+    let h = wrk(&format!("http://{hello}/"), 64, None);
+    let limited = Daemon::start(root, &["--limit-address", "1/day+1"]);
+    let refusal_script = lua(work, r#"{"number":"2070009999","key":"0000000000"}"#);
+    let r = wrk(&limited.url("/api/verify"), 64, Some(&refusal_script));
+    let z = wrk(&limited.url("/healthz"), 64, None);
+    drop(limited);
+    println!("\n## 64 connections");
+    println!("| server | requests/s | p50 | p99 | vs hello-world |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| hyper hello-world | {:.0} | {} | {} | 100% |",
+        h.rps, h.p50, h.p99
+    );
+    println!(
+        "| hosho: rate-limited POST /api/verify (429) | {:.0} | {} | {} | {:.0}% |",
+        r.rps,
+        r.p50,
+        r.p99,
+        100.0 * r.rps / h.rps
+    );
+    println!(
+        "| hosho: GET /healthz | {:.0} | {} | {} | {:.0}% |",
+        z.rps,
+        z.p50,
+        z.p99,
+        100.0 * z.rps / h.rps
+    );
+    println!(
+        "(refusals: {} of {} answers were 429)",
+        r.non_2xx, r.requests
+    );
+
+    // 2. Verification with the default KDF, against the bare KDF.
+    let open = Daemon::start(
+        root,
+        &[
+            "--limit-address",
+            "1000000/s+1000000",
+            "--limit-number",
+            "1000000/s+1000000",
+            "--kdf-queue",
+            "256",
+        ],
+    );
+    let valid_script = lua(work, r#"{"number":"2070004426","key":"332E1E7K9Q"}"#);
+    // The bare KDF before and after the daemon's run, to even out the machine's drift.
+    let before = bare_kdf_per_second(cores, manifest::DEFAULT_ITERATIONS);
+    let v = wrk(&open.url("/api/verify"), 8, Some(&valid_script));
+    drop(open);
+    let bare = (before + bare_kdf_per_second(cores, manifest::DEFAULT_ITERATIONS)) / 2.0;
+    println!("\n## Verification (100,000 PBKDF2 iterations, {cores} KDF workers, 8 connections)");
+    println!("| | verifications/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    println!("| bare KDF, {cores} threads | {bare:.1} | | |");
+    println!(
+        "| hosho POST /api/verify | {:.1} | {} | {} |",
+        v.rps, v.p50, v.p99
+    );
+    println!(
+        "daemon overhead over the bare KDF: {:.1}% (non-2xx answers: {})",
+        100.0 * (1.0 - v.rps / bare),
+        v.non_2xx
+    );
+}
+
+/// 3. A million entries: start, memory, hot reload while serving.
+fn manifest_figures(work: &Path) {
+    let n: usize = std::env::var("HOSHO_BENCH_ENTRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let (vault, public) = big_manifest(work, n, 1);
+    let size = std::fs::metadata(vault.join("manifest.json")).map_or(0, |m| m.len());
+    common::settle();
+    let state = work.join("big-state");
+    let args = [
+        "--vault",
+        vault.to_str().expect("utf-8"),
+        "--public-key",
+        public.to_str().expect("utf-8"),
+        "--state",
+        state.to_str().expect("utf-8"),
+    ];
+    let big = Daemon::start(work, &args);
+    let (rss, hwm) = big.memory();
+    println!(
+        "\n## A signed manifest of {n} entries ({:.0} MiB)",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "start (spawn to listening: read, signature, index): {:.2} s",
+        big.started_in.as_secs_f64()
+    );
+    println!("resident memory after start: {rss:.0} MiB (peak {hwm:.0} MiB)");
+    big_manifest(work, n, 2);
+    let reload_started = Instant::now();
+    big.hangup();
+    let mut answered = 0u32;
+    let mut slowest = Duration::ZERO;
+    loop {
+        let asked = Instant::now();
+        let seq = healthz_seq(&big);
+        slowest = slowest.max(asked.elapsed());
+        answered += 1;
+        if seq == Some(2) {
+            break;
+        }
+        assert!(
+            reload_started.elapsed() < Duration::from_secs(60),
+            "no reload"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reload_took = reload_started.elapsed();
+    println!(
+        "hot reload (SIGHUP to serving the new manifest): {:.2} s; /healthz answered {answered} times meanwhile, slowest {:.1} ms",
+        reload_took.as_secs_f64(),
+        slowest.as_secs_f64() * 1000.0
+    );
+    // The old manifest is freed as the swap completes; read memory once that settled.
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss, hwm) = big.memory();
+    println!(
+        "resident memory after reload: {rss:.0} MiB (peak {hwm:.0} MiB, while the old and the new manifest were both held)"
+    );
+}

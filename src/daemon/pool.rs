@@ -1,18 +1,22 @@
-//! The bounded pool the KDF runs on: `workers` jobs at a time and at most `queue` more
+//! The bounded pool the KDF runs on: `workers` threads of its own and at most `queue` jobs
 //! waiting. A request that finds it full is answered 503 at once, and the async threads
-//! (and with them `/healthz`) never run a KDF.
+//! (and with them `/healthz`) never run a KDF. A worker takes the next job the moment it
+//! finishes one, so the cores stay busy with PBKDF2 under load.
 
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 /// The pool was full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Busy;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub(crate) struct KdfPool {
     admitted: Arc<Semaphore>,
-    running: Arc<Semaphore>,
+    jobs: Mutex<Sender<Job>>,
     workers: usize,
     capacity: usize,
 }
@@ -20,9 +24,20 @@ pub(crate) struct KdfPool {
 impl KdfPool {
     pub(crate) fn new(workers: usize, queue: usize) -> KdfPool {
         let workers = workers.max(1);
+        let (sender, receiver) = channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..workers {
+            let receiver = Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kdf-{i}"))
+                .spawn(move || work(&receiver));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "鍵導出のスレッドを起動できません");
+            }
+        }
         KdfPool {
             admitted: Arc::new(Semaphore::new(workers + queue)),
-            running: Arc::new(Semaphore::new(workers)),
+            jobs: Mutex::new(sender),
             workers,
             capacity: workers + queue,
         }
@@ -38,8 +53,8 @@ impl KdfPool {
             .saturating_sub(self.admitted.available_permits())
     }
 
-    /// Runs `job` on a blocking thread once a worker is free; `Err(Busy)` at once when
-    /// `workers + queue` jobs are already admitted.
+    /// Runs `job` on a pool thread; `Err(Busy)` at once when `workers + queue` jobs are
+    /// already admitted.
     pub(crate) async fn run<R, F>(&self, job: F) -> Result<R, Busy>
     where
         R: Send + 'static,
@@ -48,19 +63,35 @@ impl KdfPool {
         let admitted = Arc::clone(&self.admitted)
             .try_acquire_owned()
             .map_err(|_| Busy)?;
-        let worker = Arc::clone(&self.running)
-            .acquire_owned()
-            .await
+        let (done, result) = oneshot::channel();
+        let boxed: Job = Box::new(move || {
+            let _ = done.send(job());
+            drop(admitted);
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| Busy)?
+            .send(boxed)
             .map_err(|_| Busy)?;
-        let result = tokio::task::spawn_blocking(move || {
-            let r = job();
-            drop(worker);
-            r
-        })
-        .await
-        .map_err(|_| Busy);
-        drop(admitted);
-        result
+        result.await.map_err(|_| Busy)
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match next {
+            // A job that panics answers Busy (its sender is dropped); the worker lives on.
+            Ok(job) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("鍵導出の処理が異常終了しました");
+                }
+            }
+            Err(_) => return, // the pool is gone
+        }
     }
 }
 

@@ -378,8 +378,10 @@ fn wrong_key_and_unknown_number_get_byte_identical_refusals() {
     // Nothing typed is echoed (the 2070004426 on the page is the format example).
     assert!(!page.contains("2070009999") && !page.contains("332E1E7K9"));
 
-    // The audit log has every attempt, and never a key.
-    drop(d);
+    // The audit log has every attempt, and never a key (written out at shutdown).
+    d.signal(15);
+    let (code, log) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
     let audit = fs::read_to_string(root.path.join("state/audit.jsonl")).expect("audit log");
     let lines: Vec<Value> = audit
         .lines()

@@ -70,6 +70,7 @@ fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
 
 fn healthz(app: &App) -> Response<Body> {
     let catalog = app.catalog.load();
+    let tracked = app.limiter.tracked();
     let expired = unix_now() > catalog.expires_at();
     let body = serde_json::json!({
         "status": if expired { "expired" } else { "ok" },
@@ -78,7 +79,7 @@ fn healthz(app: &App) -> Response<Body> {
         "expires_at": super::trust::rfc3339(catalog.expires_at()),
         "manifest_sha256": catalog.sha256(),
         "kdf_pool": {"workers": app.pool.workers(), "in_use": app.pool.in_use()},
-        "limiter": {"addresses": app.limiter.tracked().0, "numbers": app.limiter.tracked().1},
+        "limiter": {"addresses": tracked.0, "numbers": tracked.1},
         "audit_dropped": app.audit.dropped(),
     });
     let status = if expired {
@@ -137,9 +138,8 @@ async fn decide(
     number: &str,
     key: &str,
 ) -> Outcome {
-    let catalog = app.catalog.load_full();
     let now = unix_now();
-    if now > catalog.expires_at() {
+    if now > app.catalog.load().expires_at() {
         return Outcome::Expired;
     }
     if let Err(limited) = app.limiter.check_address(client) {
@@ -151,6 +151,8 @@ async fn decide(
     if let Err(limited) = app.limiter.check_number(normalised) {
         return Outcome::Limited(limited);
     }
+    // The manifest this attempt is checked against, held until it is done.
+    let catalog = app.catalog.load_full();
     let (vault, number, key) = (app.vault.clone(), number.to_owned(), key.to_owned());
     let job = move || verify::check(&catalog, &vault, &number, &key, now);
     match app.pool.run(job).await {

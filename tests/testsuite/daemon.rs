@@ -859,3 +859,81 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("処理中の確認がすべて終わりました"), "{log}");
 }
+
+#[test]
+fn connections_over_the_cap_are_closed_and_the_daemon_goes_on() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &["--max-connections", "2", "--request-timeout", "5"]);
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&d.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The third is accepted and closed at once, without an answer.
+    let mut third = TcpStream::connect(&d.addr).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let _ = third.read_to_end(&mut out);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(&d.url("/healthz")).status, 200);
+}
+
+#[test]
+fn a_full_kdf_pool_answers_503_at_once_and_healthz_stays_fast() {
+    let root = Root::new();
+    let d = Daemon::start(
+        &root,
+        &[
+            "--kdf-workers",
+            "1",
+            "--kdf-queue",
+            "0",
+            "--limit-address",
+            "1000/min+1000",
+        ],
+    );
+    let url = d.url("/api/verify");
+    let attempts: Vec<_> = (0..10)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let body = format!("{{\"number\":\"20700099{i:02}\",\"key\":\"0000000000\"}}");
+                let started = Instant::now();
+                let r = post(&url, "application/json", &body);
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let health = get(&d.url("/healthz"));
+    assert_eq!(health.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let answers: Vec<(Reply, Duration)> = attempts
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let busy: Vec<_> = answers.iter().filter(|(r, _)| r.status == 503).collect();
+    assert!(
+        !busy.is_empty(),
+        "{:?}",
+        answers.iter().map(|(r, _)| r.status).collect::<Vec<_>>()
+    );
+    for (r, _) in &busy {
+        r.assert_secure();
+        assert_eq!(r.json()["error"], "busy");
+        assert_eq!(r.header("retry-after"), "1");
+    }
+    assert!(answers
+        .iter()
+        .all(|(r, _)| r.status == 503 || r.status == 404));
+}

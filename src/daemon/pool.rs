@@ -65,8 +65,10 @@ impl KdfPool {
             .map_err(|_| Busy)?;
         let (done, result) = oneshot::channel();
         let boxed: Job = Box::new(move || {
-            let _ = done.send(job());
+            let result = job();
+            // The slot is free before the answer is, so whoever sees the answer sees it free.
             drop(admitted);
+            let _ = done.send(result);
         });
         self.jobs
             .lock()

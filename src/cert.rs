@@ -11,7 +11,7 @@ use yaml_serde::{Mapping, Value};
 use crate::authkey;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::walk::{self, Walk};
-use crate::yaml::{field, Document, Field, NodePath, Reader};
+use crate::yaml::{field, read_list, Document, Field, NodePath, Reader};
 
 pub const CERTIFICATES_DIR: &str = "data/certificates";
 
@@ -263,26 +263,13 @@ pub fn parse_file(
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
 ) -> Vec<(Certificate, usize)> {
-    let doc = match Document::parse(rel, text, 0) {
-        Ok(doc) => doc,
-        Err(d) => {
-            diagnostics.push(d);
-            return Vec::new();
-        }
-    };
-    let mut r = Reader::new(&doc);
-    let top = NodePath::default();
-    let mut out = Vec::new();
-    if let Some(items) = r.sequence(&doc.root, &top, "保証の記録のファイル") {
-        for (i, item) in items.iter().enumerate() {
-            let path = top.index(i);
-            if let Some(c) = record(&mut r, item, &path, rel, warnings) {
-                out.push((c, i));
-            }
-        }
-    }
-    diagnostics.extend(r.diagnostics);
-    out
+    read_list(
+        rel,
+        text,
+        "保証の記録のファイル",
+        diagnostics,
+        |r, item, path, i| record(r, item, path, rel, warnings).map(|c| (c, i)),
+    )
 }
 
 fn positive<'d>(

@@ -11,7 +11,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::era;
 use crate::markdown;
 use crate::walk::{self, Walk};
-use crate::yaml::{field, Document, Field, NodePath, Reader};
+use crate::yaml::{field, read_list, Document, Field, NodePath, Reader};
 
 pub const ADOPTERS_DIR: &str = "data/adopters";
 pub const QA_FILE: &str = "data/qa.yaml";
@@ -277,52 +277,40 @@ pub fn parse_qa(
     base_path: &str,
     diagnostics: &mut Diagnostics,
 ) -> Vec<QaEntry> {
-    let doc = match Document::parse(rel, text, 0) {
-        Ok(doc) => doc,
-        Err(d) => {
-            diagnostics.push(d);
-            return Vec::new();
-        }
-    };
-    let mut r = Reader::new(&doc);
-    let top = NodePath::default();
-    let mut entries = Vec::new();
-    if let Some(items) = r.sequence(&doc.root, &top, "Q&A のファイル") {
-        for (i, item) in items.iter().enumerate() {
-            let path = top.index(i);
-            let Some(map) = r.mapping(item, &path, "Q&A の項目", &QA_FIELDS) else {
-                continue;
-            };
-            let question = r.string(map, &path, QUESTION, true);
-            let answer = r.string(map, &path, ANSWER, true);
-            let tags = r.string_list(map, &path, TAGS);
-            if let (Some(question), Some(answer)) = (question, answer) {
-                let rendered = markdown::render(&answer, base_path);
-                let (line, column) = doc.locate(&path.key(ANSWER.key), false);
-                if !rendered.unclosed_emphasis.is_empty() {
-                    r.error(&path.key(ANSWER.key), markdown::UNCLOSED_EMPHASIS);
-                }
-                let links = rendered
-                    .links
-                    .into_iter()
-                    .map(|l| crate::content::PageLink {
-                        target: l.target,
-                        line,
-                        column,
-                    })
-                    .collect();
-                entries.push(QaEntry {
-                    id: format!("q{}", i + 1),
-                    question,
-                    answer: rendered.html,
-                    tags,
-                    links,
-                });
+    read_list(
+        rel,
+        text,
+        "Q&A のファイル",
+        diagnostics,
+        |r, item, path, i| {
+            let map = r.mapping(item, path, "Q&A の項目", &QA_FIELDS)?;
+            let question = r.string(map, path, QUESTION, true);
+            let answer = r.string(map, path, ANSWER, true);
+            let tags = r.string_list(map, path, TAGS);
+            let (question, answer) = (question?, answer?);
+            let rendered = markdown::render(&answer, base_path);
+            let (line, column) = r.doc.locate(&path.key(ANSWER.key), false);
+            if !rendered.unclosed_emphasis.is_empty() {
+                r.error(&path.key(ANSWER.key), markdown::UNCLOSED_EMPHASIS);
             }
-        }
-    }
-    diagnostics.extend(r.diagnostics);
-    entries
+            let links = rendered
+                .links
+                .into_iter()
+                .map(|l| crate::content::PageLink {
+                    target: l.target,
+                    line,
+                    column,
+                })
+                .collect();
+            Some(QaEntry {
+                id: format!("q{}", i + 1),
+                question,
+                answer: rendered.html,
+                tags,
+                links,
+            })
+        },
+    )
 }
 
 #[cfg(test)]

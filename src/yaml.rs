@@ -317,6 +317,36 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
+/// Reads `text` (the file `rel`) as a YAML list of `what`, calling `item` with each element,
+/// its path and its index; every problem goes to `diagnostics`.
+pub fn read_list<'s, T>(
+    rel: &Path,
+    text: &'s str,
+    what: &str,
+    diagnostics: &mut Diagnostics,
+    mut item: impl for<'d> FnMut(&mut Reader<'d, 's>, &'d Value, &NodePath, usize) -> Option<T>,
+) -> Vec<T> {
+    let doc = match Document::parse(rel, text, 0) {
+        Ok(doc) => doc,
+        Err(d) => {
+            diagnostics.push(d);
+            return Vec::new();
+        }
+    };
+    let mut r = Reader::new(&doc);
+    let top = NodePath::default();
+    let mut out = Vec::new();
+    if let Some(values) = r.sequence(&doc.root, &top, what) {
+        for (i, value) in values.iter().enumerate() {
+            if let Some(t) = item(&mut r, value, &top.index(i), i) {
+                out.push(t);
+            }
+        }
+    }
+    diagnostics.extend(r.diagnostics);
+    out
+}
+
 /// Typed, checked access to the nodes of one [`Document`], collecting every problem.
 pub struct Reader<'d, 's> {
     pub doc: &'d Document<'s>,

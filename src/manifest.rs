@@ -536,6 +536,19 @@ pub struct Limits {
     pub min_iterations: u32,
 }
 
+impl Limits {
+    /// `Err(TooLarge)` when a manifest of `bytes` is over the byte cap.
+    fn check_size(&self, bytes: u64) -> Result<(), ManifestError> {
+        if bytes > self.max_bytes {
+            return Err(ManifestError::TooLarge {
+                bytes,
+                max: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -561,13 +574,7 @@ pub fn read_verified(
         .metadata()
         .map_err(|e| ReadError::Io(path.display().to_string(), e.to_string()))?
         .len();
-    if size > limits.max_bytes {
-        return Err(ManifestError::TooLarge {
-            bytes: size,
-            max: limits.max_bytes,
-        }
-        .into());
-    }
+    limits.check_size(size)?;
     // Read once into a buffer of the file's size, which the catalog keeps.
     let mut bytes = Vec::with_capacity(size as usize);
     file.take(limits.max_bytes + 1)
@@ -599,12 +606,8 @@ pub fn verify(
     trusted: &[PublicKey],
     limits: Limits,
 ) -> Result<Catalog, ManifestError> {
-    if manifest_bytes.len() as u64 > limits.max_bytes {
-        return Err(ManifestError::TooLarge {
-            bytes: manifest_bytes.len() as u64,
-            max: limits.max_bytes,
-        });
-    }
+    // Checked before the copy, so an oversized slice is never duplicated.
+    limits.check_size(manifest_bytes.len() as u64)?;
     verify_owned(manifest_bytes.to_vec(), signature_file, trusted, limits)
 }
 
@@ -615,12 +618,7 @@ fn verify_owned(
     trusted: &[PublicKey],
     limits: Limits,
 ) -> Result<Catalog, ManifestError> {
-    if manifest.len() as u64 > limits.max_bytes {
-        return Err(ManifestError::TooLarge {
-            bytes: manifest.len() as u64,
-            max: limits.max_bytes,
-        });
-    }
+    limits.check_size(manifest.len() as u64)?;
     if signature_file.len() as u64 > MAX_SIGNATURE_BYTES {
         return Err(ManifestError::BadSignatureFile("too large".into()));
     }

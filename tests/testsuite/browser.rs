@@ -8,7 +8,7 @@ use std::process::Command;
 
 use scraper::Html;
 
-use crate::support::{attrs, count, repo_root, texts, SiteDir};
+use crate::support::{attrs, count, pdftotext, repo_root, texts, SiteDir};
 
 /// Debian's `chromium`, or `HOSHO_CHROMIUM`. Missing is a failure unless
 /// `HOSHO_SKIP_BROWSER=1` says so explicitly (`scripts/test` installs it).
@@ -74,20 +74,23 @@ fn answer(mut stream: TcpStream, dir: &Path) {
     let _ = stream.write_all(&body);
 }
 
+/// Headless, and quiet on this machine's closed network.
+pub(crate) const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+];
+
 fn chromium_command(chromium: &Path, profile: &Path) -> Command {
     let mut c = Command::new(chromium);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--virtual-time-budget=3000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
+    c.args(CHROMIUM_FLAGS)
+        .arg("--virtual-time-budget=3000")
+        .arg(format!("--user-data-dir={}", profile.display()));
     c
 }
 
@@ -170,13 +173,7 @@ fn pages_render_in_headless_chromium() {
         "print: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let text = Command::new("pdftotext")
-        .args(["-layout", "-enc", "UTF-8"])
-        .arg(&pdf)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils) is installed by scripts/test");
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = pdftotext(&pdf, &["-layout"]);
     assert!(text.contains("熊本県下自治体"), "{text}");
     assert!(text.contains("錦町"), "last row printed: {text}");
     assert!(
@@ -256,13 +253,7 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
     // Printed, it reads like the paper certificate: no navigation, no buttons.
     let printed = shots.join("verify-certificate-print.pdf");
     b.print_to_pdf(&printed);
-    let text = Command::new("pdftotext")
-        .args(["-layout", "-enc", "UTF-8"])
-        .arg(&printed)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils) is installed by scripts/test");
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = pdftotext(&printed, &["-layout"]);
     assert!(
         text.contains("保証証書") && text.contains("電子証書（閲覧用）"),
         "{text}"

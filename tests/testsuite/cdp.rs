@@ -25,18 +25,8 @@ impl Browser {
     pub(crate) fn launch(chromium: &Path) -> Browser {
         let profile = tempfile::tempdir().expect("profile");
         let child = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--hide-scrollbars",
-                "--remote-debugging-port=0",
-                "--window-size=1280,1600",
-            ])
+            .args(crate::browser::CHROMIUM_FLAGS)
+            .args(["--remote-debugging-port=0", "--window-size=1280,1600"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::{snapshot, SiteDir};
 
@@ -20,14 +19,7 @@ const NUMBERS: [&str; 8] = [
 
 /// The text of a PDF (pdftotext, installed by scripts/test), whitespace collapsed.
 fn pdf_text(path: &Path) -> String {
-    let out = Command::new("pdftotext")
-        .args(["-enc", "UTF-8"])
-        .arg(path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils) is installed by scripts/test");
-    assert!(out.status.success(), "pdftotext {}", path.display());
-    String::from_utf8_lossy(&out.stdout)
+    crate::support::pdftotext(path, &[])
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -154,3 +154,17 @@ pub(crate) fn feed_titles(feed: &str) -> Vec<&str> {
         .filter_map(|e| e.split("<title>").nth(1)?.split("</title>").next())
         .collect()
 }
+
+/// The text of a PDF through pdftotext (poppler-utils, installed by scripts/test), with
+/// `options` such as `-layout`.
+pub(crate) fn pdftotext(path: &Path, options: &[&str]) -> String {
+    let out = Command::new("pdftotext")
+        .args(options)
+        .args(["-enc", "UTF-8"])
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/test");
+    assert!(out.status.success(), "pdftotext {}", path.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -72,7 +72,7 @@ pub enum Command {
         /// プレビューするサイト（既定: ROOT/site-out）
         #[arg(long, value_name = "DIR")]
         site: Option<PathBuf>,
-        /// 鍵のディレクトリ（ビルドするとき。既定: ROOT/keys）
+        /// 鍵のディレクトリ: ビルドに使い、--public-key がなければその signing.pub を信頼します（既定: ROOT/keys）
         #[arg(long, value_name = "DIR")]
         keys: Option<PathBuf>,
         /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は 2 つ指定できます

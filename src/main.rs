@@ -84,13 +84,13 @@ fn print_build(paths: &Paths, s: &build::BuildSummary) {
     println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
 }
 
-/// The trusted public keys: those given, or ROOT/keys/signing.pub.
+/// The trusted public keys: those given, or `signing.pub` in the keys directory.
 fn trusted_keys(
-    root: &std::path::Path,
+    keys_dir: &std::path::Path,
     given: Vec<std::path::PathBuf>,
 ) -> anyhow::Result<Vec<hosho::manifest::PublicKey>> {
     let files = if given.is_empty() {
-        vec![root.join(keys::KEYS_DIR).join(keys::PUBLIC_KEY_FILE)]
+        vec![keys_dir.join(keys::PUBLIC_KEY_FILE)]
     } else {
         given
     };
@@ -148,11 +148,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 print_build(&paths, &summary);
                 summary.example
             };
-            let trusted = if public_key.is_empty() && !no_build {
-                vec![keys::load_public(&paths.keys.join(keys::PUBLIC_KEY_FILE))?]
-            } else {
-                trusted_keys(&root, public_key)?
-            };
+            let trusted = trusted_keys(&paths.keys, public_key)?;
             let mut options = daemon::Options::new(root.clone(), paths.vault.clone(), trusted);
             options.listen = listen;
             options.site = Some(paths.out.clone());
@@ -227,7 +223,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("--public-key は 2 つまでです（鍵の切り替え中の新旧）");
                 return Ok(ExitCode::from(2));
             }
-            let trusted = trusted_keys(&root.root, public_key)?;
+            let trusted = trusted_keys(&root.root.join(keys::KEYS_DIR), public_key)?;
             match verify::verify(&vault, &trusted, &number, &key) {
                 Ok(v) => {
                     println!("有効な電子証書です");

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hosho::cert::{self, Certificate};
-use hosho::config::Config;
-use hosho::diagnostics::Diagnostics;
-use hosho::typeset::{to_typst, Template, FONTS};
+use hosho::certificates::documents::{self, Extras};
+use hosho::certificates::input::{self, Certificate};
+use hosho::certificates::typeset::{to_typst, Template, FONTS};
+use hosho::common::config::Config;
+use hosho::common::diagnostics::Diagnostics;
 use typst::foundations::{Dict, Smart, Value};
 use typst_as_lib::TypstEngine;
 use typst_layout::PagedDocument;
@@ -221,16 +222,22 @@ fn main() {
     let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
     let text = fs::read_to_string(&yaml_path).expect("read");
     let certificates: Vec<Certificate> =
-        cert::parse_file(Path::new("bench.yaml"), &text, &mut d, &mut w)
+        input::parse_file(Path::new("bench.yaml"), &text, &mut d, &mut w)
             .into_iter()
             .map(|(c, _)| c)
             .take(sample)
             .collect();
+    let verify_url = config.verify_url();
+    let extras = Extras {
+        verify_url: &verify_url,
+        key: "332E1E7K9Q",
+    };
     let inputs: Vec<(serde_json::Value, serde_json::Value)> = certificates
         .iter()
         .map(|c| {
-            let record = hosho::record::Record::new(c, &config.guarantor);
-            hosho::vault::inputs(&record, &config.verify_url(), "332E1E7K9Q")
+            let record = c.record(&config.guarantor);
+            let all = documents::all_inputs(&record, extras).expect("inputs");
+            (all[0].clone(), all[1].clone())
         })
         .collect();
     let certificate_tpl = Template::load(&repo, "certificate.typ").expect("template");
@@ -278,7 +285,7 @@ fn main() {
     let floor = started.elapsed();
     let kdf_started = Instant::now();
     for i in 0..20u8 {
-        let _ = hosho::manifest::make_verifier("332E1E7K9Q", &[i; 16], 100_000);
+        let _ = hosho::trust::manifest::make_verifier("332E1E7K9Q", &[i; 16], 100_000);
     }
     let kdf = kdf_started.elapsed() / 20;
     println!("\ntypesetting per certificate (certificate + notice), one thread, {sample} records");

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hosho::manifest::{self, Entry, Header, Kdf, Manifest, Status};
+use hosho::common::config::DEFAULT_KDF_ITERATIONS;
+use hosho::common::hex::sha256_hex;
+use hosho::trust::manifest::{self, Entry, Header, Kdf, Kind, Manifest, Status};
 
 fn seconds() -> u64 {
     std::env::var("HOSHO_BENCH_SECONDS")
@@ -274,21 +276,21 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
     let keys_dir = work.join("big-keys");
     if !keys_dir.join("signing.pub").exists() {
-        hosho::keys::generate(&keys_dir).expect("keys");
+        hosho::trust::keys::generate(&keys_dir).expect("keys");
     }
-    let keys = hosho::keys::load(&keys_dir).expect("load keys");
+    let keys = hosho::trust::keys::load(&keys_dir).expect("load keys");
     let vault = work.join("big-vault");
     std::fs::create_dir_all(&vault).expect("mkdir");
     let hex = |i: usize, tag: u8, len: usize| {
         let mut seed = i.to_le_bytes().to_vec();
         seed.push(tag);
-        let d = manifest::sha256_hex(&seed);
+        let d = sha256_hex(&seed);
         d[..len * 2].to_owned()
     };
     let entries = (0..n)
         .map(|i| Entry {
             number: format!("{}", 1_000_000_000 + i),
-            kind: "前払金保証".to_owned(),
+            kind: Kind::Advance,
             status: Status::Valid,
             pdf_sha256: hex(i, 1, 32),
             record_sha256: hex(i, 2, 32),
@@ -309,7 +311,7 @@ fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
             key_id: keys.public.id.clone(),
             kdf: Kdf {
                 algorithm: manifest::KDF_ALGORITHM.to_owned(),
-                iterations: manifest::DEFAULT_ITERATIONS,
+                iterations: DEFAULT_KDF_ITERATIONS,
                 length: manifest::VERIFIER_LEN,
             },
         },
@@ -422,7 +424,7 @@ fn load_figures(root: &Path, work: &Path, cores: usize) {
     let (mut bare_rates, mut bare_cpus, mut rates, mut cpus) = (vec![], vec![], vec![], vec![]);
     let mut last = None;
     for _ in 0..3 {
-        let (rate, cpu) = bare_kdf(cores, manifest::DEFAULT_ITERATIONS);
+        let (rate, cpu) = bare_kdf(cores, DEFAULT_KDF_ITERATIONS);
         bare_rates.push(rate);
         bare_cpus.push(cpu);
         let cpu_before = cpu_seconds(&pid);

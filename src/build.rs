@@ -1,45 +1,25 @@
 //! `hosho build` and `hosho check`: load and validate everything, typeset certificates and
 //! sign the manifest into the vault, render the site, and swap both outputs into place.
+//!
+//! The public site and the private certificates are loaded side by side and never mixed:
+//! the site receives only what the public may see of the signed manifest ([`Trust`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 
-use crate::diagnostics::{Diagnostic, Diagnostics, InputErrors};
-use crate::keys;
-use crate::manifest::to_hex;
+use crate::certificates::input::{self, Certificate};
+use crate::certificates::typeset::Typesetter;
+use crate::certificates::vault::{self, VaultBuild, VaultReport};
+use crate::common::certificate::Status;
+use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
+use crate::common::hex::to_hex;
+pub use crate::common::root::Paths;
 use crate::output::{self, Staging};
-use crate::site::{Site, Trust};
-use crate::vault::{self, Typesetter, VaultReport};
-
-/// Where a build reads and writes.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    pub root: PathBuf,
-    /// Public output (`--out`, default `ROOT/site-out`).
-    pub out: PathBuf,
-    /// Private output (`--vault`, default `ROOT/vault`).
-    pub vault: PathBuf,
-    /// Key material (`--keys`, default `ROOT/keys`).
-    pub keys: PathBuf,
-}
-
-impl Paths {
-    pub fn new(
-        root: &Path,
-        out: Option<&Path>,
-        vault: Option<&Path>,
-        keys: Option<&Path>,
-    ) -> Paths {
-        Paths {
-            root: root.to_path_buf(),
-            out: out.map_or_else(|| root.join("site-out"), Path::to_path_buf),
-            vault: vault.map_or_else(|| root.join(vault::VAULT_DIR), Path::to_path_buf),
-            keys: keys::keys_dir(root, keys),
-        }
-    }
-}
+use crate::site::{Output, Site, Trust};
+use crate::trust::authkey;
+use crate::trust::keys::{self, BuildKeys, KeyMaterial};
 
 /// What a build wrote.
 #[derive(Debug)]
@@ -73,11 +53,26 @@ fn input_errors(d: Diagnostics) -> anyhow::Error {
     InputErrors(d.sorted()).into()
 }
 
-/// Loads the site; on any problem, renders what it can (for link problems) and fails with all.
-fn load_valid(root: &Path) -> Result<Site> {
+/// Everything a build reads, validated: the public site and, apart, the private
+/// certificates with the notes that do not stop the build.
+struct Inputs {
+    site: Site,
+    certificates: Vec<Certificate>,
+    warnings: Diagnostics,
+}
+
+/// Loads the site and the certificates; on any problem, renders what it can (for link
+/// problems) and fails with all of them.
+fn load(root: &Path) -> Result<Inputs> {
     let (site, mut d) = Site::load_partial(root);
+    let mut warnings = Diagnostics::default();
+    let certificates = input::load(root, &mut d, &mut warnings);
     match site {
-        Some(site) if d.is_empty() => Ok(site),
+        Some(site) if d.is_empty() => Ok(Inputs {
+            site,
+            certificates,
+            warnings,
+        }),
         Some(site) => {
             site.render(&mut d);
             Err(input_errors(d))
@@ -86,22 +81,34 @@ fn load_valid(root: &Path) -> Result<Site> {
     }
 }
 
+/// Renders the site; every problem (templates, links) fails the run.
+fn render(site: &Site) -> Result<Output> {
+    let mut d = Diagnostics::default();
+    match site.render(&mut d) {
+        Some(output) if d.is_empty() => Ok(output),
+        _ => Err(input_errors(d)),
+    }
+}
+
 /// Validates everything, renders the site and typesets one certificate, writing nothing.
 pub fn check(root: &Path) -> Result<CheckSummary> {
-    let (site, output) = Site::load(root)?;
+    let inputs = load(root)?;
+    let output = render(&inputs.site)?;
     let typesetter = Typesetter::load(root).map_err(input_errors)?;
-    if let Some(first) = site.certificates.first() {
+    let config = &inputs.site.config;
+    if let Some(first) = inputs.certificates.first() {
         typesetter
-            .try_one(&site.config, first)
+            .try_one(&config.guarantor, &config.verify_url(), first)
             .map_err(input_errors)?;
     }
+    let site = &inputs.site;
     Ok(CheckSummary {
         pages: output.page_count(),
         tables: site.tables.len(),
         adopters: site.tables.iter().map(|t| t.adopters.len()).sum(),
         qa: site.qa.len(),
-        certificates: site.certificates.len(),
-        warnings: site.warnings.clone().sorted(),
+        certificates: inputs.certificates.len(),
+        warnings: inputs.warnings.sorted(),
     })
 }
 
@@ -118,6 +125,21 @@ fn refuse_private_under_public(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
+/// The first valid certificate's number and grouped 認証キー (or the first one's).
+fn example(certificates: &[Certificate], keys: &KeyMaterial) -> Option<(String, String)> {
+    let c = certificates
+        .iter()
+        .find(|c| c.status() == Status::Valid)
+        .or(certificates.first())?;
+    Some((c.number.clone(), authkey::group(&c.key(&keys.auth_secret))))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Builds the site and the vault; each is rendered beside its target and swapped in whole.
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let started = Instant::now();
@@ -125,38 +147,26 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     // Refuse foreign directories before any work, and again just before each swap.
     output::ensure_replaceable(&paths.out)?;
     output::ensure_replaceable(&paths.vault)?;
-    let mut site = load_valid(&paths.root)?;
+    let Inputs {
+        mut site,
+        certificates,
+        warnings,
+    } = load(&paths.root)?;
     let typesetter = Typesetter::load(&paths.root).map_err(input_errors)?;
+    let build_keys = BuildKeys::load_or_new(&paths.keys)?;
+    let keys = build_keys.material();
 
-    // New development keys stay in memory until everything else has succeeded.
-    let new_keys = if keys::absent(&paths.keys) {
-        Some(keys::generate_in_memory()?)
-    } else {
-        None
-    };
-    let loaded;
-    let keys = match &new_keys {
-        Some(new) => &new.material,
-        None => {
-            loaded = keys::load(&paths.keys)?;
-            &loaded
-        }
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let vault_started = Instant::now();
     let vault_stage = Staging::new(&paths.vault)?;
-    let report = vault::build(
-        &site.config,
-        &site.certificates,
-        &typesetter,
+    let report = vault::build(&VaultBuild {
+        config: &site.config,
+        certificates: &certificates,
+        typesetter: &typesetter,
         keys,
-        &paths.vault,
-        vault_stage.path(),
-        now,
-    )
-    .map_err(input_errors)?;
+        previous: &paths.vault,
+        staging: vault_stage.path(),
+        now_unix: unix_now(),
+    })?;
     tracing::debug!(elapsed = ?vault_started.elapsed(), "typeset certificates and signed the manifest");
     site.set_trust(Some(Trust {
         key_id: report.key_id.clone(),
@@ -164,29 +174,10 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         manifest_sha256: report.manifest_sha256.clone(),
         seq: report.seq,
     }));
-    let mut d = Diagnostics::default();
-    let rendered = site.render(&mut d);
-    let rendered = match rendered {
-        Some(r) if d.is_empty() => r,
-        _ => return Err(input_errors(d)),
-    };
-
-    let example = site
-        .certificates
-        .iter()
-        .find(|c| c.status() == crate::manifest::Status::Valid)
-        .or(site.certificates.first())
-        .map(|c| {
-            let key = c
-                .auth_key
-                .clone()
-                .unwrap_or_else(|| crate::authkey::derive_key(&keys.auth_secret, &c.number));
-            (c.number.clone(), crate::authkey::group(&key))
-        });
-    if let Some(new) = &new_keys {
+    let rendered = render(&site)?;
+    if let BuildKeys::New(new) = &build_keys {
         keys::write(&paths.keys, new)?;
     }
-    let created_keys = new_keys.map(|k| k.material.public.id);
     let site_stage = Staging::new(&paths.out)?;
     let write_started = Instant::now();
     output::write_files(site_stage.path(), &rendered.files)?;
@@ -199,9 +190,12 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         pages: rendered.page_count(),
         files: rendered.files.len(),
         vault_report: report,
-        created_keys,
-        example,
-        warnings: site.warnings.clone().sorted(),
+        created_keys: match &build_keys {
+            BuildKeys::New(new) => Some(new.material.public.id.clone()),
+            BuildKeys::Existing(_) => None,
+        },
+        example: example(&certificates, keys),
+        warnings: warnings.sorted(),
         elapsed: started.elapsed(),
     })
 }

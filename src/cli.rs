@@ -1,4 +1,5 @@
-//! The command line (`hosho build`, `check`, `keygen`, `serve`, `verify`), as DESIGN.md fixes it.
+//! The command line (`hosho build`, `check`, `keygen`, `serve`, `verify`); each command's
+//! arguments are one struct, which its file in `cmd/` takes.
 
 use std::path::PathBuf;
 
@@ -23,7 +24,7 @@ pub struct Cli {
 }
 
 /// The site root every command works on.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RootArg {
     /// サイトのルート（hosho.toml のあるディレクトリ）
     #[arg(long, default_value = ".", value_name = "DIR")]
@@ -33,92 +34,112 @@ pub struct RootArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// すべてを検査し、サイトを site-out/ に、証書と署名付きマニフェストを vault/ に書き出します（失敗したときは何も変えません）
-    Build {
-        #[command(flatten)]
-        root: RootArg,
-        /// 公開用の書き出し先（既定: ROOT/site-out）
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// 非公開の書き出し先: 証書・お知らせ・マニフェスト（既定: ROOT/vault）
-        #[arg(long, value_name = "DIR")]
-        vault: Option<PathBuf>,
-        /// 鍵のディレクトリ（既定: ROOT/keys）
-        #[arg(long, value_name = "DIR")]
-        keys: Option<PathBuf>,
-    },
+    Build(BuildArgs),
     /// すべてを検査します。何も書き込みません
-    Check {
-        #[command(flatten)]
-        root: RootArg,
-    },
+    Check(CheckArgs),
     /// 署名用の鍵ペアと認証キーの秘密値を作ります（既存の鍵は上書きしません）
-    Keygen {
-        #[command(flatten)]
-        root: RootArg,
-        /// 鍵の置き場所（既定: ROOT/keys）
-        #[arg(long, value_name = "DIR")]
-        keys: Option<PathBuf>,
-    },
+    Keygen(KeygenArgs),
     /// 確認サービスを起動します（既定では先にビルドし、サイトのプレビューも表示します）
-    Serve {
-        #[command(flatten)]
-        root: RootArg,
-        /// 待ち受けるアドレス
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// vault の場所（既定: ROOT/vault）
-        #[arg(long, value_name = "DIR")]
-        vault: Option<PathBuf>,
-        /// プレビューするサイト（既定: ROOT/site-out）
-        #[arg(long, value_name = "DIR")]
-        site: Option<PathBuf>,
-        /// 鍵のディレクトリ: ビルドに使い、--public-key がなければその signing.pub を信頼します（既定: ROOT/keys）
-        #[arg(long, value_name = "DIR")]
-        keys: Option<PathBuf>,
-        /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は 2 つ指定できます
-        #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
-        public_key: Vec<PathBuf>,
-        /// 最高シーケンス番号と監査ログの置き場所（既定: ROOT/state）
-        #[arg(long, value_name = "DIR")]
-        state: Option<PathBuf>,
-        /// ビルドせず、vault と公開鍵だけで動かします（本番）
-        #[arg(long)]
-        no_build: bool,
-        /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
-        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-        limit_address: Option<crate::daemon::Rate>,
-        /// 保証契約番号ごとの確認回数の上限（既定: 100/day）
-        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-        limit_number: Option<crate::daemon::Rate>,
-        /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
-        #[arg(long, value_name = "N")]
-        kdf_workers: Option<usize>,
-        /// 鍵導出の順番待ちの上限。超えた分はすぐ 503 で断ります（既定: 同時数の 16 倍）
-        #[arg(long, value_name = "N")]
-        kdf_queue: Option<usize>,
-        /// 同時に受け付ける接続の上限
-        #[arg(long, default_value_t = 1024, value_name = "N")]
-        max_connections: usize,
-        /// ヘッダーと本文それぞれを受け取る時間の上限（秒）
-        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-        request_timeout: u64,
-        /// マニフェストに求める PBKDF2 反復回数の下限
-        #[arg(long, default_value_t = crate::manifest::DEFAULT_ITERATIONS, value_name = "N")]
-        min_kdf_iterations: u32,
-    },
+    Serve(ServeArgs),
     /// 保証契約番号と認証キーで、署名付きマニフェストと証書 PDF を照合します（有効なら 0、そうでなければ 1）
-    Verify {
-        #[command(flatten)]
-        root: RootArg,
-        /// vault の場所（既定: ROOT/vault）
-        #[arg(long, value_name = "DIR")]
-        vault: Option<PathBuf>,
-        /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。2 つまで指定できます
-        #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
-        public_key: Vec<PathBuf>,
-        /// 保証契約番号（10 桁）
-        number: String,
-        /// 認証キー（10 文字。全角・スペース・ハイフンがあっても構いません）
-        key: String,
-    },
+    Verify(VerifyArgs),
+}
+
+/// `hosho build`
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 公開用の書き出し先（既定: ROOT/site-out）
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// 非公開の書き出し先: 証書・お知らせ・マニフェスト（既定: ROOT/vault）
+    #[arg(long, value_name = "DIR")]
+    pub vault: Option<PathBuf>,
+    /// 鍵のディレクトリ（既定: ROOT/keys）
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+}
+
+/// `hosho check`
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+}
+
+/// `hosho keygen`
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 鍵の置き場所（既定: ROOT/keys）
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+}
+
+/// `hosho serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 待ち受けるアドレス
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// vault の場所（既定: ROOT/vault）
+    #[arg(long, value_name = "DIR")]
+    pub vault: Option<PathBuf>,
+    /// プレビューするサイト（既定: ROOT/site-out）
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// 鍵のディレクトリ: ビルドに使い、--public-key がなければその signing.pub を信頼します（既定: ROOT/keys）
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は 2 つ指定できます
+    #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub public_key: Vec<PathBuf>,
+    /// 最高シーケンス番号と監査ログの置き場所（既定: ROOT/state）
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// ビルドせず、vault と公開鍵だけで動かします（本番）
+    #[arg(long)]
+    pub no_build: bool,
+    /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_address: Option<crate::daemon::Rate>,
+    /// 保証契約番号ごとの確認回数の上限（既定: 100/day）
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_number: Option<crate::daemon::Rate>,
+    /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
+    #[arg(long, value_name = "N")]
+    pub kdf_workers: Option<usize>,
+    /// 鍵導出の順番待ちの上限。超えた分はすぐ 503 で断ります（既定: 同時数の 16 倍）
+    #[arg(long, value_name = "N")]
+    pub kdf_queue: Option<usize>,
+    /// 同時に受け付ける接続の上限
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// ヘッダーと本文それぞれを受け取る時間の上限（秒）
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub request_timeout: u64,
+    /// マニフェストに求める PBKDF2 反復回数の下限
+    #[arg(long, default_value_t = crate::common::config::DEFAULT_KDF_ITERATIONS, value_name = "N")]
+    pub min_kdf_iterations: u32,
+}
+
+/// `hosho verify`
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// vault の場所（既定: ROOT/vault）
+    #[arg(long, value_name = "DIR")]
+    pub vault: Option<PathBuf>,
+    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。2 つまで指定できます
+    #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub public_key: Vec<PathBuf>,
+    /// 保証契約番号（10 桁）
+    pub number: String,
+    /// 認証キー（10 文字。全角・スペース・ハイフンがあっても構いません）
+    pub key: String,
 }

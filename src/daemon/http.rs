@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
@@ -106,8 +106,8 @@ impl BodyError {
 
 /// The whole body, at most `max` bytes, read within `timeout`. A declared length over
 /// `max` is refused before anything is read.
-pub(crate) async fn read_body(
-    req: Request<Incoming>,
+pub(crate) async fn read_body<B: super::routes::RequestBody>(
+    req: Request<B>,
     max: usize,
     timeout: Duration,
 ) -> Result<Bytes, BodyError> {

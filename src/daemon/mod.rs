@@ -1,12 +1,16 @@
-//! `hosho serve`: the verification daemon (hyper 1.x over tokio). It holds the vault and
-//! public keys only, and fails closed: no manifest is served before every check passed.
+//! `hosho serve`: the verification daemon (hyper 1.x over tokio), its HTTP interface in
+//! `docs/http.md`. It holds the vault and public keys only, and fails closed: no manifest is
+//! served before every check passed.
 //!
-//! - `trust`: which manifest is served, the high-water mark, reloads.
-//! - `routes`: the HTTP interface of DESIGN.md; `pages`: the orderer's HTML pages.
+//! - `app`: what every request shares, built without a socket (tests build it in-process).
+//! - `gate`: which manifest is served, the high-water mark, reloads.
+//! - `routes`: the HTTP interface; `pages`: the orderer's HTML pages.
 //! - `limits`, `pool`: abuse limits before any KDF work, and the bounded KDF pool.
 //! - `tokens`: short-lived PDF links; `audit`: the JSON-lines audit log; `preview`: the site.
 
+mod app;
 mod audit;
+mod gate;
 mod http;
 mod limits;
 mod pages;
@@ -14,7 +18,6 @@ mod pool;
 mod preview;
 mod routes;
 mod tokens;
-mod trust;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,24 +34,32 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::manifest::{self, Catalog, PublicKey};
+use crate::cli::ServeArgs;
+use crate::common::root::{Paths, STATE_DIR};
+use crate::trust::keys::TrustedKeys;
+use app::App;
+pub use gate::HIGH_WATER_FILE;
 pub use limits::{AbuseLimits, Rate};
-pub use trust::HIGH_WATER_FILE;
 
 /// The audit log's file name in the state directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
-/// Everything `hosho serve` is told.
+/// Everything `hosho serve` is told, defaults worked out.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Build the site root first and preview the site (not with `--no-build`).
+    pub build: bool,
     pub listen: SocketAddr,
     /// The site root: hosho.toml and templates for the pages' look, when present.
     pub root: PathBuf,
     pub vault: PathBuf,
-    /// The built site to preview, if any.
-    pub site: Option<PathBuf>,
-    /// At most two (old and new during a key rotation).
-    pub trusted: Vec<PublicKey>,
+    /// The built site to preview (`--site`, default `ROOT/site-out`); not served when it is
+    /// no directory.
+    pub site: PathBuf,
+    /// Key material for the build; its `signing.pub` is trusted unless keys are given.
+    pub keys_dir: PathBuf,
+    /// Public keys to trust (`--public-key`, at most two).
+    pub public_keys: Vec<PathBuf>,
     /// High-water mark and audit log.
     pub state_dir: PathBuf,
     /// The lowest PBKDF2 iteration count accepted in a manifest.
@@ -67,23 +77,41 @@ pub struct Options {
     pub drain: Duration,
 }
 
-impl Options {
-    /// Defaults for everything but the paths and keys.
-    pub fn new(root: PathBuf, vault: PathBuf, trusted: Vec<PublicKey>) -> Options {
-        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+impl From<ServeArgs> for Options {
+    /// Each default is worked out after the values it depends on: the paths after the root,
+    /// the KDF queue after the number of KDF workers (16 waiting per worker).
+    fn from(args: ServeArgs) -> Options {
+        let root = args.root.root;
+        let paths = Paths::new(
+            &root,
+            args.site.as_deref(),
+            args.vault.as_deref(),
+            args.keys.as_deref(),
+        );
+        let kdf_workers = args
+            .kdf_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+            .max(1);
+        let defaults = AbuseLimits::default();
         Options {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            state_dir: root.join("state"),
+            build: !args.no_build,
+            listen: args.listen,
+            state_dir: args.state.unwrap_or_else(|| root.join(STATE_DIR)),
             root,
-            vault,
-            site: None,
-            trusted,
-            min_kdf_iterations: manifest::DEFAULT_ITERATIONS,
-            abuse: AbuseLimits::default(),
-            kdf_workers: workers,
-            kdf_queue: workers * 16,
-            max_connections: 1024,
-            request_timeout: Duration::from_secs(10),
+            vault: paths.vault,
+            site: paths.out,
+            keys_dir: paths.keys,
+            public_keys: args.public_key,
+            min_kdf_iterations: args.min_kdf_iterations,
+            abuse: AbuseLimits {
+                per_address: args.limit_address.unwrap_or(defaults.per_address),
+                per_number: args.limit_number.unwrap_or(defaults.per_number),
+                ..defaults
+            },
+            kdf_workers,
+            kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
+            max_connections: args.max_connections.max(1),
+            request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             pdf_link_ttl: Duration::from_secs(600),
             watch_every: Duration::from_secs(2),
             drain: Duration::from_secs(30),
@@ -91,17 +119,16 @@ impl Options {
     }
 }
 
-/// What every request shares.
-struct App {
-    catalog: ArcSwap<Catalog>,
-    vault: PathBuf,
-    limiter: limits::Limiter,
-    pool: pool::KdfPool,
-    tokens: tokens::Tokens,
-    audit: audit::Audit,
-    pages: pages::Pages,
-    preview: Option<Arc<preview::Preview>>,
-    body_timeout: Duration,
+impl Options {
+    /// Where the build before serving reads and writes.
+    pub fn paths(&self) -> Paths {
+        Paths {
+            root: self.root.clone(),
+            out: self.site.clone(),
+            vault: self.vault.clone(),
+            keys: self.keys_dir.clone(),
+        }
+    }
 }
 
 /// What `run` reports once it listens.
@@ -115,62 +142,29 @@ pub struct Ready {
 /// Checks the manifest (refusing to start on any failure), listens, and serves until SIGTERM
 /// or Ctrl-C, then lets in-flight requests finish.
 pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
-    if options.trusted.is_empty() || options.trusted.len() > 2 {
-        return Err(anyhow!("信頼する公開鍵は 1 つか 2 つにしてください"));
-    }
-    let trust = Arc::new(trust::Trust {
-        vault: options.vault.clone(),
-        trusted: options.trusted.clone(),
-        limits: manifest::Limits {
-            min_iterations: options.min_kdf_iterations,
-            ..manifest::Limits::default()
-        },
-        state_dir: options.state_dir.clone(),
-    });
-    let catalog = trust
-        .load(0)
-        .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
-    trust
-        .save_high_water(catalog.seq())
-        .context("最高シーケンス番号を保存できないため起動しません")?;
-    let pages = pages::Pages::load(&options.root)?;
-    let preview = options
-        .site
-        .as_ref()
-        .filter(|s| s.is_dir())
-        .map(|s| Arc::new(preview::Preview::new(s.clone(), &pages.config().base_path)));
-    let audit_log = options.state_dir.join(AUDIT_FILE);
-    let app = Arc::new(App {
-        catalog: ArcSwap::from_pointee(catalog),
-        vault: options.vault.clone(),
-        limiter: limits::Limiter::new(options.abuse),
-        pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
-        tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
-        audit: audit::Audit::open(&audit_log)?,
-        pages,
-        preview,
-        body_timeout: options.request_timeout,
-    });
+    let trusted = TrustedKeys::load(&options.keys_dir, &options.public_keys)?;
+    let (app, gate) = App::new(&options, trusted)?;
+    let app = Arc::new(app);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("非同期ランタイムを起動できません")?;
-    let result = runtime.block_on(serve(Arc::clone(&app), trust, &options, |addr| {
-        let catalog = app.catalog.load();
+    let result = runtime.block_on(serve(Arc::clone(&app), gate, &options, |addr| {
+        let catalog = app.catalog();
         on_ready(&Ready {
             addr,
             seq: catalog.seq(),
             entries: catalog.len(),
-            audit_log: audit_log.clone(),
+            audit_log: options.state_dir.join(AUDIT_FILE),
         });
     }));
-    app.audit.close();
+    app.close();
     result
 }
 
 async fn serve(
     app: Arc<App>,
-    trust: Arc<trust::Trust>,
+    gate: gate::Gate,
     options: &Options,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
@@ -182,7 +176,7 @@ async fn serve(
     let reload = Arc::new(Notify::new());
     tokio::spawn(watch(
         Arc::clone(&app),
-        trust,
+        Arc::new(gate),
         Arc::clone(&reload),
         options.watch_every,
     ));
@@ -192,7 +186,6 @@ async fn serve(
             .local_addr()
             .context("待ち受けアドレスを得られません")?,
     );
-
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.request_timeout)
@@ -237,21 +230,26 @@ async fn serve(
         }
     }
     drop(listener);
+    drain(graceful, options.drain).await;
+    Ok(())
+}
+
+/// Lets requests in flight finish, for at most `limit`.
+async fn drain(graceful: GracefulShutdown, limit: Duration) {
     tracing::info!("終了します。処理中の確認が終わるのを待っています");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("処理中の確認がすべて終わりました"),
-        () = tokio::time::sleep(options.drain) => {
-            tracing::warn!("{} 秒待っても終わらない接続を打ち切りました", options.drain.as_secs());
+        () = tokio::time::sleep(limit) => {
+            tracing::warn!("{} 秒待っても終わらない接続を打ち切りました", limit.as_secs());
         }
     }
-    Ok(())
 }
 
 /// Reloads the manifest when its files change (looked at every `every`) or on SIGHUP. A new
 /// manifest is swapped in only after every check passed and the high-water mark was saved;
 /// otherwise the last good one keeps serving.
-async fn watch(app: Arc<App>, trust: Arc<trust::Trust>, reload: Arc<Notify>, every: Duration) {
-    let mut seen = trust.stamp();
+async fn watch(app: Arc<App>, gate: Arc<gate::Gate>, reload: Arc<Notify>, every: Duration) {
+    let mut seen = gate.stamp();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -259,26 +257,19 @@ async fn watch(app: Arc<App>, trust: Arc<trust::Trust>, reload: Arc<Notify>, eve
             _ = tick.tick() => false,
             () = reload.notified() => true,
         };
-        let stamp = trust.stamp();
+        let stamp = gate.stamp();
         if !forced && stamp == seen {
             continue;
         }
         seen = stamp;
-        let current = app.catalog.load_full();
-        if !forced && trust.unchanged(&current) {
+        let current = app.catalog();
+        if !forced && gate.unchanged(&current) {
             continue;
         }
-        let trust = Arc::clone(&trust);
+        let gate = Arc::clone(&gate);
         let floor = current.seq();
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let catalog = trust.load(floor)?;
-            trust.save_high_water(catalog.seq()).map_err(|e| {
-                trust::Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e:#}"))
-            })?;
-            Ok::<_, trust::Refusal>(catalog)
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || gate.admit(floor)).await;
         match loaded {
             Ok(Ok(catalog)) if catalog.sha256() == current.sha256() => {}
             Ok(Ok(catalog)) => {
@@ -288,7 +279,7 @@ async fn watch(app: Arc<App>, trust: Arc<trust::Trust>, reload: Arc<Notify>, eve
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "新しいマニフェストに切り替えました"
                 );
-                app.catalog.store(Arc::new(catalog));
+                app.swap(catalog);
             }
             Ok(Err(e)) => tracing::warn!(
                 seq = current.seq(),
@@ -305,4 +296,9 @@ async fn sweep_limiters(app: Arc<App>) {
         tick.tick().await;
         app.limiter.sweep();
     }
+}
+
+/// The error of a daemon that cannot start on its manifest.
+pub(crate) fn refused_start(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("マニフェストを受け付けられないため起動しません: {e}")
 }

@@ -8,12 +8,12 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tera::Context;
 
-use crate::config::Config;
-use crate::diagnostics::Diagnostics;
-use crate::manifest::Status;
-use crate::render::Renderer;
-use crate::verify::Verified;
-use crate::{era, verify};
+use crate::common::certificate::Status;
+use crate::common::config::Config;
+use crate::common::diagnostics::Diagnostics;
+use crate::common::era;
+use crate::site::render::Renderer;
+use crate::trust::verify::Verified;
 
 /// Style sheets the pages load, served by the daemon itself (it may run without the site).
 pub(crate) const STYLE_CSS: &[u8] = include_bytes!("../../assets/css/style.css");
@@ -79,7 +79,7 @@ impl Pages {
             Err(errors) => anyhow::Error::from(errors),
             Ok(()) => anyhow!("テンプレートを読み込めません"),
         };
-        let config = if root.join(crate::config::CONFIG_FILE).is_file() {
+        let config = if root.join(crate::common::config::CONFIG_FILE).is_file() {
             Config::load(root).map_err(|d| input_error(d.into()))?
         } else {
             Config::parse(FALLBACK_CONFIG).map_err(|d| input_error(d.into()))?
@@ -146,10 +146,10 @@ impl Pages {
         let mut c = self.context();
         let period_ended = v.record.period_ended(today) && v.status != Status::Cancelled;
         let (status_class, status_label) = match (v.status, period_ended) {
-            (Status::Cancelled, _) => ("cancelled", verify::status_label(Status::Cancelled)),
+            (Status::Cancelled, _) => ("cancelled", Status::Cancelled.label()),
             (_, true) => ("ended", "保証期限経過"),
-            (Status::Changed, false) => ("changed", verify::status_label(Status::Changed)),
-            (Status::Valid, false) => ("valid", verify::status_label(Status::Valid)),
+            (Status::Changed, false) => ("changed", Status::Changed.label()),
+            (Status::Valid, false) => ("valid", Status::Valid.label()),
         };
         let changes: Vec<ChangeView> = v
             .record

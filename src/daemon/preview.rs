@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hyper::StatusCode;
 
 use super::http::{self, Body};
+use crate::common::files::read_capped;
 
 /// Files over this size are not served by the preview.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -103,21 +104,14 @@ impl Preview {
     /// The site's own 404 page when there is one.
     pub(crate) fn not_found(&self) -> hyper::Response<Body> {
         let page = self.root.join("404.html");
-        let body = std::fs::symlink_metadata(&page)
-            .ok()
-            .filter(std::fs::Metadata::is_file)
-            .and_then(|_| read(&page))
-            .unwrap_or_else(|| "ページが見つかりません".as_bytes().to_vec());
+        let body = read(&page).unwrap_or_else(|| "ページが見つかりません".as_bytes().to_vec());
         http::response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body)
     }
 }
 
+/// The file's bytes: a regular file (no symlink) of at most [`MAX_FILE_BYTES`].
 fn read(path: &Path) -> Option<Vec<u8>> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
-        return None;
-    }
-    std::fs::read(path).ok()
+    read_capped(path, MAX_FILE_BYTES, false).ok()
 }
 
 pub(crate) fn content_type(path: &Path) -> &'static str {

@@ -1,27 +1,49 @@
-//! One function per request: `route` matches method and path, and every answer goes through
-//! `http::response`, so each carries the security headers.
+//! One function per request (`docs/http.md`): [`route`] matches method and path, every
+//! answer goes through `http::response`, so each carries the security headers, and every
+//! verification outcome maps to its status and `Retry-After` in one place
+//! ([`Outcome::refusal`]), whether the form or the API asked.
+//!
+//! `route` is generic over the request body, so tests call it in memory with a `Full` body.
 
+use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use hyper::body::Body as HttpBody;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
+use super::app::App;
 use super::audit::{self, Line};
-use super::http::{self, Body, BodyError};
+use super::http::{self, Body};
 use super::limits::Limited;
 use super::pages::{self, Message, STYLE_CSS, VERIFY_CSS};
-use super::App;
-use crate::manifest::Status;
-use crate::verify::{self, unix_now, NotValid, Verified};
-use crate::{authkey, vault};
+use crate::trust::authkey;
+use crate::trust::layout::certificate_file;
+use crate::trust::verify::{self, unix_now, NotValid, Verified};
 
 /// Request bodies: two short fields fit in far less.
 pub(crate) const MAX_BODY: usize = 4 * 1024;
 
-pub(crate) async fn route(app: Arc<App>, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+/// What any request body must be for [`route`].
+pub(crate) trait RequestBody: HttpBody<Error = Self::E> + Send + 'static {
+    type E: Into<Box<dyn StdError + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type E = B::Error;
+}
+
+pub(crate) async fn route<B: RequestBody>(
+    app: Arc<App>,
+    req: Request<B>,
+    client: IpAddr,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let read = matches!(method, Method::GET | Method::HEAD);
@@ -44,20 +66,20 @@ pub(crate) async fn route(app: Arc<App>, req: Request<Incoming>, client: IpAddr)
             http::response(StatusCode::OK, "text/css; charset=utf-8", VERIFY_CSS)
         }
         p if read && p.starts_with("/certificates/") => certificate_pdf(&app, p).await,
-        p if read => match &app.preview {
-            Some(preview) => {
-                let preview = Arc::clone(preview);
-                let p = p.to_owned();
-                tokio::task::spawn_blocking(move || preview.serve(&p))
-                    .await
-                    .unwrap_or_else(|_| {
-                        http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                    })
-            }
-            None => http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound)),
-        },
+        p if read => preview(&app, p).await,
         _ => not_allowed_page(&app, "GET, HEAD"),
     }
+}
+
+/// The built site, when one is previewed.
+async fn preview(app: &App, path: &str) -> Response<Body> {
+    let Some(preview) = &app.preview else {
+        return http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound));
+    };
+    let (preview, path) = (Arc::clone(preview), path.to_owned());
+    tokio::task::spawn_blocking(move || preview.serve(&path))
+        .await
+        .unwrap_or_else(|_| http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal"))
 }
 
 fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
@@ -69,14 +91,14 @@ fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
 }
 
 fn healthz(app: &App) -> Response<Body> {
-    let catalog = app.catalog.load();
+    let catalog = app.catalog();
     let tracked = app.limiter.tracked();
     let expired = unix_now() > catalog.expires_at();
     let body = serde_json::json!({
         "status": if expired { "expired" } else { "ok" },
         "seq": catalog.seq(),
         "entries": catalog.len(),
-        "expires_at": super::trust::rfc3339(catalog.expires_at()),
+        "expires_at": super::gate::rfc3339(catalog.expires_at()),
         "manifest_sha256": catalog.sha256(),
         "kdf_pool": {"workers": app.pool.workers(), "in_use": app.pool.in_use()},
         "limiter": {"addresses": tracked.0, "numbers": tracked.1},
@@ -100,14 +122,20 @@ enum Outcome {
     Damaged,
 }
 
+/// How an attempt that showed no certificate is answered, by the form and the API alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    status: StatusCode,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
+    /// The API's `{"error": …}`.
+    code: &'static str,
+}
+
 impl Outcome {
     fn audit_label(&self) -> &'static str {
         match self {
-            Outcome::Found(v, _) => match v.status {
-                Status::Valid => "valid",
-                Status::Changed => "changed",
-                Status::Cancelled => "cancelled",
-            },
+            Outcome::Found(v, _) => v.status.code(),
             Outcome::NotFound => "not_found",
             Outcome::Limited(Limited::Address(_)) => "rate_limited_address",
             Outcome::Limited(Limited::Number(_)) => "rate_limited_number",
@@ -115,6 +143,35 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Damaged => "damaged",
         }
+    }
+
+    /// Status, retry delay and error code of every outcome but a certificate found.
+    fn refusal(&self) -> Option<Refusal> {
+        let (status, retry_after, code) = match self {
+            Outcome::Found(..) => return None,
+            Outcome::NotFound => (StatusCode::NOT_FOUND, None, "not_found"),
+            Outcome::Limited(l) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(l.retry_after()),
+                "rate_limited",
+            ),
+            Outcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1), "busy"),
+            Outcome::Expired => (StatusCode::SERVICE_UNAVAILABLE, None, "manifest_expired"),
+            Outcome::Damaged => (StatusCode::SERVICE_UNAVAILABLE, None, "unavailable"),
+        };
+        Some(Refusal {
+            status,
+            retry_after,
+            code,
+        })
+    }
+}
+
+/// `r` with `Retry-After` when the refusal has one.
+fn with_retry(r: Response<Body>, refusal: Refusal) -> Response<Body> {
+    match refusal.retry_after {
+        Some(seconds) => http::with_header(r, header::RETRY_AFTER, &seconds.to_string()),
+        None => r,
     }
 }
 
@@ -139,7 +196,9 @@ async fn decide(
     key: &str,
 ) -> Outcome {
     let now = unix_now();
-    if now > app.catalog.load().expires_at() {
+    // The manifest this attempt is checked against, held until it is done.
+    let catalog = app.catalog();
+    if now > catalog.expires_at() {
         return Outcome::Expired;
     }
     if let Err(limited) = app.limiter.check_address(client) {
@@ -151,8 +210,6 @@ async fn decide(
     if let Err(limited) = app.limiter.check_number(normalised) {
         return Outcome::Limited(limited);
     }
-    // The manifest this attempt is checked against, held until it is done.
-    let catalog = app.catalog.load_full();
     let (vault, number, key) = (app.vault.clone(), number.to_owned(), key.to_owned());
     let job = move || verify::check(&catalog, &vault, &number, &key, now);
     match app.pool.run(job).await {
@@ -174,17 +231,17 @@ fn pdf_url(token: &str) -> String {
     format!("/certificates/{token}")
 }
 
-fn retry_after(r: Response<Body>, limited: Limited) -> Response<Body> {
-    http::with_header(r, header::RETRY_AFTER, &limited.retry_after().to_string())
-}
-
 #[derive(Deserialize)]
 struct ApiRequest {
     number: String,
     key: String,
 }
 
-async fn verify_api(app: &Arc<App>, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+async fn verify_api<B: RequestBody>(
+    app: &Arc<App>,
+    req: Request<B>,
+    client: IpAddr,
+) -> Response<Body> {
     if !http::content_type_is(&req, "application/json") {
         return http::json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     }
@@ -195,137 +252,400 @@ async fn verify_api(app: &Arc<App>, req: Request<Incoming>, client: IpAddr) -> R
     let Ok(request) = serde_json::from_slice::<ApiRequest>(&body) else {
         return http::json_error(StatusCode::BAD_REQUEST, "bad_request");
     };
-    match attempt(app, client, &request.number, &request.key).await {
-        Outcome::Found(v, token) => {
-            let mut certificate = serde_json::to_value(&v.record).unwrap_or_default();
-            if let Some(fields) = certificate.as_object_mut() {
-                fields.remove("format");
-                let ended = v.record.period_ended(pages::today_in_japan());
-                fields.insert("period_ended".into(), ended.into());
-            }
-            let body = serde_json::json!({
-                "status": v.status,
-                "certificate": certificate,
-                "pdf": pdf_url(&token),
-                "manifest": {"seq": v.seq, "sha256": app.catalog.load().sha256()},
-            });
-            http::json(StatusCode::OK, &body)
+    let outcome = attempt(app, client, &request.number, &request.key).await;
+    let Some(refusal) = outcome.refusal() else {
+        let Outcome::Found(v, token) = outcome else {
+            return http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
+        };
+        return http::json(StatusCode::OK, &api_certificate(app, &v, &token));
+    };
+    let body = match refusal.retry_after {
+        Some(seconds) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
+            serde_json::json!({"error": refusal.code, "retry_after": seconds})
         }
-        Outcome::NotFound => http::json_error(StatusCode::NOT_FOUND, "not_found"),
-        Outcome::Limited(l) => retry_after(
-            http::json(
-                StatusCode::TOO_MANY_REQUESTS,
-                &serde_json::json!({"error": "rate_limited", "retry_after": l.retry_after()}),
-            ),
-            l,
-        ),
-        Outcome::Busy => retry_after(
-            http::json_error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            Limited::Address(std::time::Duration::from_secs(1)),
-        ),
-        Outcome::Expired => http::json_error(StatusCode::SERVICE_UNAVAILABLE, "manifest_expired"),
-        Outcome::Damaged => http::json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    }
+        _ => serde_json::json!({"error": refusal.code}),
+    };
+    with_retry(http::json(refusal.status, &body), refusal)
 }
 
-async fn verify_form(app: &Arc<App>, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
-    let bad = |status: StatusCode| http::html(status, app.pages.message(Message::BadRequest));
-    if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
-        return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+/// The API's answer for a certificate found: every field of its record, raw.
+fn api_certificate(app: &App, v: &Verified, token: &str) -> serde_json::Value {
+    let mut certificate = serde_json::to_value(&v.record).unwrap_or_default();
+    if let Some(fields) = certificate.as_object_mut() {
+        fields.remove("format");
+        let ended = v.record.period_ended(pages::today_in_japan());
+        fields.insert("period_ended".into(), ended.into());
     }
-    let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
-        Ok(b) => b,
-        Err(e @ (BodyError::TooLarge | BodyError::Timeout | BodyError::Broken)) => {
-            return bad(e.status())
-        }
-    };
+    serde_json::json!({
+        "status": v.status,
+        "certificate": certificate,
+        "pdf": pdf_url(token),
+        "manifest": {"seq": v.seq, "sha256": app.catalog().sha256()},
+    })
+}
+
+/// The number and key of a form post (other fields are ignored).
+fn form_fields(body: &[u8]) -> (String, String) {
     let (mut number, mut key) = (String::new(), String::new());
-    for (name, value) in form_urlencoded::parse(&body) {
+    for (name, value) in form_urlencoded::parse(body) {
         match name.as_ref() {
             "number" => number = value.into_owned(),
             "key" => key = value.into_owned(),
             _ => {}
         }
     }
-    match attempt(app, client, &number, &key).await {
-        Outcome::Found(v, token) => {
-            let page = app.pages.certificate(
-                &v,
-                &pdf_url(&token),
-                app.tokens.ttl().as_secs().div_ceil(60),
-                pages::today_in_japan(),
-                &pages::now_in_japan_text(),
-            );
-            http::html(StatusCode::OK, page)
-        }
-        Outcome::NotFound => http::html(StatusCode::NOT_FOUND, app.pages.form(true)),
-        Outcome::Limited(l) => retry_after(
-            http::html(
-                StatusCode::TOO_MANY_REQUESTS,
-                app.pages
-                    .message(Message::RateLimited(l.retry_after().div_ceil(60))),
-            ),
-            l,
-        ),
-        Outcome::Busy => retry_after(
-            http::html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                app.pages.message(Message::Busy),
-            ),
-            Limited::Address(std::time::Duration::from_secs(1)),
-        ),
-        Outcome::Expired => http::html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            app.pages.message(Message::Expired),
-        ),
-        Outcome::Damaged => http::html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            app.pages.message(Message::Damaged),
-        ),
+    (number, key)
+}
+
+async fn verify_form<B: RequestBody>(
+    app: &Arc<App>,
+    req: Request<B>,
+    client: IpAddr,
+) -> Response<Body> {
+    let bad = |status: StatusCode| http::html(status, app.pages.message(Message::BadRequest));
+    if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
+        return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
+    let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => return bad(e.status()),
+    };
+    let (number, key) = form_fields(&body);
+    let outcome = attempt(app, client, &number, &key).await;
+    let Some(refusal) = outcome.refusal() else {
+        let Outcome::Found(v, token) = outcome else {
+            return bad(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let page = app.pages.certificate(
+            &v,
+            &pdf_url(&token),
+            app.tokens.ttl().as_secs().div_ceil(60),
+            pages::today_in_japan(),
+            &pages::now_in_japan_text(),
+        );
+        return http::html(StatusCode::OK, page);
+    };
+    let page = match outcome {
+        Outcome::NotFound => app.pages.form(true),
+        Outcome::Limited(l) => app
+            .pages
+            .message(Message::RateLimited(l.retry_after().div_ceil(60))),
+        Outcome::Busy => app.pages.message(Message::Busy),
+        Outcome::Expired => app.pages.message(Message::Expired),
+        Outcome::Damaged | Outcome::Found(..) => app.pages.message(Message::Damaged),
+    };
+    with_retry(http::html(refusal.status, page), refusal)
 }
 
 /// `GET /certificates/<token>`: the PDF of the number the token was issued for, re-hashed
 /// against the current manifest before a byte is sent.
 async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
-    let gone = || {
-        http::html(
-            StatusCode::NOT_FOUND,
-            app.pages.message(Message::LinkExpired),
-        )
-    };
+    let message = |status, m| http::html(status, app.pages.message(m));
     let token = path.trim_start_matches("/certificates/");
     let Some(number) = app.tokens.number(token) else {
-        return gone();
+        return message(StatusCode::NOT_FOUND, Message::LinkExpired);
     };
-    let catalog = app.catalog.load_full();
+    let catalog = app.catalog();
     if unix_now() > catalog.expires_at() {
-        return http::html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            app.pages.message(Message::Expired),
-        );
+        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Expired);
     }
     let Some(entry) = catalog.entry(&number) else {
-        return gone();
+        return message(StatusCode::NOT_FOUND, Message::LinkExpired);
     };
-    let file = app.vault.join(vault::certificate_file(&entry.number));
+    let file = app.vault.join(certificate_file(&entry.number));
     let sha256 = entry.pdf_sha256.clone();
     let bytes = tokio::task::spawn_blocking(move || verify::read_pdf(&file, &sha256))
         .await
         .ok()
         .flatten();
-    match bytes {
-        Some(bytes) => {
-            let r = http::response(StatusCode::OK, "application/pdf", bytes);
-            let disposition = format!("inline; filename=\"certificate-{}.pdf\"", entry.number);
-            http::with_header(r, header::CONTENT_DISPOSITION, &disposition)
+    let Some(bytes) = bytes else {
+        tracing::error!(number = %entry.number, "証書の PDF が署名付きマニフェストと一致しないため、送りませんでした");
+        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Damaged);
+    };
+    let r = http::response(StatusCode::OK, "application/pdf", bytes);
+    let disposition = format!("inline; filename=\"certificate-{}.pdf\"", entry.number);
+    http::with_header(r, header::CONTENT_DISPOSITION, &disposition)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::HeaderMap;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::daemon::Options;
+    use crate::trust::keys::TrustedKeys;
+    use crate::trust::testing::write_vault;
+
+    fn options(root: &Path, extra: &[&str]) -> Options {
+        let root = root.to_string_lossy().into_owned();
+        let mut args = vec!["hosho", "serve", "--no-build", "--root", &root];
+        args.extend(["--min-kdf-iterations", "1000"]);
+        args.extend(extra);
+        match Cli::try_parse_from(args).expect("arguments").command {
+            Command::Serve(serve) => Options::from(serve),
+            other => panic!("not serve: {other:?}"),
         }
-        None => {
-            tracing::error!(number = %entry.number, "証書の PDF が署名付きマニフェストと一致しないため、送りませんでした");
-            http::html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                app.pages.message(Message::Damaged),
-            )
+    }
+
+    /// An app on a fresh signed test vault, as `hosho serve --no-build` builds it.
+    fn app(extra: &[&str]) -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write_vault(&root.join("vault"), &root.join("keys"), 5, 2_000_000_000);
+        let options = options(root, extra);
+        let trusted = TrustedKeys::load(&options.keys_dir, &options.public_keys).expect("keys");
+        let (app, _gate) = App::new(&options, trusted).expect("app");
+        (dir, Arc::new(app))
+    }
+
+    struct Answer {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: String,
+    }
+
+    async fn send(
+        app: &Arc<App>,
+        method: Method,
+        path: &str,
+        form: Option<(&str, &str)>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        let mut body = String::new();
+        if let Some((content_type, text)) = form {
+            req = req.header(header::CONTENT_TYPE, content_type);
+            body = text.to_owned();
         }
+        let req = req.body(Full::new(Bytes::from(body))).expect("request");
+        let client: IpAddr = "192.0.2.1".parse().expect("ip");
+        let (parts, body) = route(Arc::clone(app), req, client).await.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn api(app: &Arc<App>, number: &str, key: &str) -> Answer {
+        let body = serde_json::json!({"number": number, "key": key}).to_string();
+        send(
+            app,
+            Method::POST,
+            "/api/verify",
+            Some(("application/json", &body)),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_api_shows_a_certificate_and_its_pdf() {
+        let (_dir, app) = app(&[]);
+        let found = api(&app, "２０７０００４４２７", "7m4k-2p9q-rs").await;
+        assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+        let json: serde_json::Value = serde_json::from_str(&found.body).expect("json");
+        assert_eq!(json["status"], "changed");
+        assert_eq!(json["certificate"]["number"], "2070004427");
+        assert_eq!(json["certificate"]["current"]["amount"], 45_000_000);
+        assert_eq!(json["certificate"]["period_ended"], false);
+        assert!(json["certificate"].get("format").is_none());
+        assert_eq!(json["manifest"]["seq"], 5);
+        let pdf = json["pdf"].as_str().expect("pdf link");
+        let got = send(&app, Method::GET, pdf, None).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.headers[header::CONTENT_TYPE], "application/pdf");
+        assert_eq!(got.body, "%PDF-1.7 test certificate 2070004427");
+        let gone = send(&app, Method::GET, "/certificates/nosuchtoken", None).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_and_an_unknown_number_look_the_same() {
+        let (_dir, app) = app(&[]);
+        let wrong = api(&app, "2070004426", "332E1E7K9R").await;
+        let unknown = api(&app, "2070009999", "332E1E7K9Q").await;
+        assert_eq!(
+            (wrong.status, unknown.status),
+            (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND)
+        );
+        assert_eq!(wrong.body, "{\"error\":\"not_found\"}\n");
+        assert_eq!(wrong.body, unknown.body);
+        let form = |n: &str| format!("number={n}&key=332E1E7K9R");
+        let ct = "application/x-www-form-urlencoded";
+        let a = send(
+            &app,
+            Method::POST,
+            "/verify/",
+            Some((ct, &form("2070004426"))),
+        )
+        .await;
+        let b = send(
+            &app,
+            Method::POST,
+            "/verify/",
+            Some((ct, &form("2070009999"))),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body.len()),
+            (StatusCode::NOT_FOUND, b.body.len())
+        );
+        assert_eq!(a.body, b.body);
+    }
+
+    #[tokio::test]
+    async fn the_form_shows_the_certificate_page() {
+        let (_dir, app) = app(&[]);
+        let ct = "application/x-www-form-urlencoded";
+        let body = "number=2070004428&key=A1B2C3D4E5";
+        let page = send(&app, Method::POST, "/verify/", Some((ct, body))).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("2070004428") && page.body.contains("解除"),
+            "{}",
+            page.body
+        );
+        let json = send(
+            &app,
+            Method::POST,
+            "/verify/",
+            Some(("application/json", "{}")),
+        )
+        .await;
+        assert_eq!(json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let big = "x".repeat(MAX_BODY + 1);
+        let too_large = send(&app, Method::POST, "/verify/", Some((ct, &big))).await;
+        assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn limits_answer_429_with_retry_after_on_both_paths() {
+        let (_dir, app) = app(&["--limit-number", "2/day+2"]);
+        for _ in 0..2 {
+            assert_eq!(
+                api(&app, "2070004426", "332E1E7K9R").await.status,
+                StatusCode::NOT_FOUND
+            );
+        }
+        let limited = api(&app, "2070004426", "332E1E7K9Q").await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = limited.headers[header::RETRY_AFTER]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!(retry > 40_000 && retry <= 43_200, "{retry}");
+        let json: serde_json::Value = serde_json::from_str(&limited.body).expect("json");
+        assert_eq!(
+            (json["error"].as_str(), json["retry_after"].as_u64()),
+            (Some("rate_limited"), Some(retry))
+        );
+        let ct = "application/x-www-form-urlencoded";
+        let page = send(
+            &app,
+            Method::POST,
+            "/verify/",
+            Some((ct, "number=2070004426&key=x")),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            page.headers[header::RETRY_AFTER],
+            retry.to_string().as_str()
+        );
+        assert!(
+            page.body
+                .contains(&format!("約 {} 分後", retry.div_ceil(60))),
+            "{}",
+            page.body
+        );
+    }
+
+    #[test]
+    fn every_outcome_has_one_status_and_retry_delay() {
+        let refusal = |o: Outcome| {
+            o.refusal()
+                .map(|r| (r.status.as_u16(), r.retry_after, r.code))
+        };
+        let limited = Outcome::Limited(Limited::Number(std::time::Duration::from_millis(2500)));
+        assert_eq!(refusal(limited), Some((429, Some(3), "rate_limited")));
+        assert_eq!(refusal(Outcome::Busy), Some((503, Some(1), "busy")));
+        assert_eq!(refusal(Outcome::NotFound), Some((404, None, "not_found")));
+        assert_eq!(
+            refusal(Outcome::Expired),
+            Some((503, None, "manifest_expired"))
+        );
+        assert_eq!(refusal(Outcome::Damaged), Some((503, None, "unavailable")));
+    }
+
+    #[tokio::test]
+    async fn methods_paths_and_headers() {
+        let (_dir, app) = app(&[]);
+        let health = send(&app, Method::GET, "/healthz", None).await;
+        assert_eq!(health.status, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_str(&health.body).expect("json");
+        assert_eq!(
+            (
+                json["status"].as_str(),
+                json["seq"].as_u64(),
+                json["entries"].as_u64()
+            ),
+            (Some("ok"), Some(5), Some(3))
+        );
+        let redirect = send(&app, Method::GET, "/verify", None).await;
+        assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(redirect.headers[header::LOCATION], "/verify/");
+        let put = send(&app, Method::PUT, "/verify/", None).await;
+        assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(put.headers[header::ALLOW], "GET, HEAD, POST");
+        let get_api = send(&app, Method::GET, "/api/verify", None).await;
+        assert_eq!(get_api.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(get_api.headers[header::ALLOW], "POST");
+        let delete = send(&app, Method::DELETE, "/", None).await;
+        assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(delete.headers[header::ALLOW], "GET, HEAD");
+        // No site is previewed here: a 404 page.
+        assert_eq!(
+            send(&app, Method::GET, "/qa/", None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        for answer in [health, redirect, put, get_api, delete] {
+            assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+            assert_eq!(answer.headers[header::REFERRER_POLICY], "no-referrer");
+            assert_eq!(answer.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(answer.headers[header::X_FRAME_OPTIONS], "DENY");
+            assert_eq!(answer.headers[header::CONTENT_SECURITY_POLICY], http::CSP);
+        }
+    }
+
+    #[test]
+    fn serve_options_work_out_their_defaults() {
+        let root = Path::new("/srv/hosho");
+        let o = options(root, &["--kdf-workers", "3"]);
+        assert_eq!(
+            (o.kdf_workers, o.kdf_queue),
+            (3, 48),
+            "16 waiting per worker"
+        );
+        let o = options(root, &["--kdf-workers", "3", "--kdf-queue", "5"]);
+        assert_eq!((o.kdf_workers, o.kdf_queue), (3, 5));
+        let o = options(root, &[]);
+        assert_eq!(o.kdf_queue, o.kdf_workers * 16);
+        assert_eq!(o.vault, root.join("vault"));
+        assert_eq!(o.site, root.join("site-out"));
+        assert_eq!(o.state_dir, root.join("state"));
+        assert_eq!(o.keys_dir, root.join("keys"));
+        assert!(!o.build);
+        let o = options(root, &["--keys", "/etc/hosho", "--vault", "/var/vault"]);
+        assert_eq!(
+            (o.keys_dir.as_path(), o.vault.as_path()),
+            (Path::new("/etc/hosho"), Path::new("/var/vault"))
+        );
     }
 }

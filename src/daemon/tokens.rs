@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::manifest::to_hex;
+use crate::common::hex::to_hex;
 
 /// Token length in bytes (hex in the URL).
 const TOKEN_BYTES: usize = 16;

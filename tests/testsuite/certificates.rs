@@ -218,9 +218,12 @@ fn notices_carry_the_grouped_key_and_how_to_submit() {
     );
     // A derived key is printed in the same grouped form.
     let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
-    let key = hosho::authkey::derive_key(&secret, "2070004427");
+    let key = hosho::trust::authkey::derive_key(&secret, "2070004427");
     let derived = pdf_text(&vault(&site).join("notices/2070004427.pdf"));
-    assert!(derived.contains(&hosho::authkey::group(&key)), "{derived}");
+    assert!(
+        derived.contains(&hosho::trust::authkey::group(&key)),
+        "{derived}"
+    );
 }
 
 #[test]
@@ -281,7 +284,7 @@ fn verify_accepts_the_right_key_in_any_form() {
         assert!(run.stdout.contains("区分          前払金保証"), "{run:?}");
     }
     let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
-    let key = hosho::authkey::derive_key(&secret, "2070310004");
+    let key = hosho::trust::authkey::derive_key(&secret, "2070310004");
     let run = verify(&site, &["2070310004", &key]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("解除"), "{run:?}");
@@ -399,9 +402,9 @@ fn nothing_private_reaches_the_public_site() {
         let key = if n == "2070004426" {
             "332E1E7K9Q".to_owned()
         } else {
-            hosho::authkey::derive_key(&secret, n)
+            hosho::trust::authkey::derive_key(&secret, n)
         };
-        secrets.push(hosho::authkey::group(&key));
+        secrets.push(hosho::trust::authkey::group(&key));
         secrets.push(key);
     }
     for e in manifest["entries"].as_array().expect("entries") {
@@ -428,7 +431,7 @@ fn nothing_private_reaches_the_public_site() {
     }
     // The public site shows the key id and the manifest fingerprint.
     let home = site.read("index.html");
-    let sha = hosho::manifest::sha256_hex(
+    let sha = hosho::common::hex::sha256_hex(
         &fs::read(vault(&site).join("manifest.json")).expect("manifest"),
     );
     assert!(home.contains(&sha), "manifest SHA-256 on the home page");

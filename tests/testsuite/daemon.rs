@@ -47,7 +47,7 @@ impl Root {
 
     fn key_of(&self, number: &str) -> String {
         let secret = fs::read(self.path.join("keys/authkey.secret")).expect("secret");
-        hosho::authkey::derive_key(&secret, number)
+        hosho::trust::authkey::derive_key(&secret, number)
     }
 
     /// Rewrites the manifest through `change` and signs it again with the site's key.
@@ -57,8 +57,9 @@ impl Root {
             serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
         change(&mut manifest);
         let bytes = serde_json::to_vec(&manifest).expect("json");
-        let keys = hosho::keys::load(&self.path.join("keys")).expect("keys");
-        let sig = hosho::manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
+        let keys = hosho::trust::keys::load(&self.path.join("keys")).expect("keys");
+        let sig =
+            hosho::trust::manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
         fs::write(&path, bytes).expect("write");
         fs::write(self.vault("manifest.json.sig"), sig).expect("write");
     }
@@ -564,7 +565,7 @@ fn healthz_reports_the_manifest() {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["seq"], root.seq());
     assert_eq!(v["entries"], 8);
-    let sha = hosho::manifest::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
+    let sha = hosho::common::hex::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
     assert_eq!(v["manifest_sha256"], sha);
 }
 

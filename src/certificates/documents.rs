@@ -1,0 +1,189 @@
+//! The documents typeset for every certificate, described as data: which typst template,
+//! where the PDF goes in the vault, and what the template receives ([`DOCUMENTS`]). A third
+//! per-certificate document is one more entry and one more inputs type; the vault build,
+//! its cache and `hosho check` follow the table.
+//!
+//! Templates receive every value already in the form the page shows (era dates,
+//! `40,000,000円`), made from the certificate record, so the PDF and the daemon's page cannot
+//! disagree.
+
+use serde::Serialize;
+
+use crate::common::certificate::{Guarantor, Party, Record, Status};
+use crate::common::{era, format};
+use crate::trust::authkey;
+use crate::trust::layout::{CERTIFICATES_DIR, NOTICES_DIR};
+
+/// What every document of one certificate may use besides its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras<'a> {
+    /// Where orderers check certificates (printed on certificates and notices).
+    pub verify_url: &'a str,
+    /// The certificate's 認証キー, canonical.
+    pub key: &'a str,
+}
+
+/// One kind of document typeset for every certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentKind {
+    /// Short name: the PDF's identifier prefix and the key of its hash in the cache.
+    pub id: &'static str,
+    /// The typst template (built in, or the site's `templates/NAME`).
+    pub template: &'static str,
+    /// The directory of its PDFs in the vault.
+    pub dir: &'static str,
+    /// The template's inputs.
+    pub inputs: fn(&Record, Extras<'_>) -> serde_json::Result<serde_json::Value>,
+}
+
+impl DocumentKind {
+    /// `DIR/<number>.pdf`, relative to the vault.
+    pub fn file(&self, number: &str) -> String {
+        format!("{}/{number}.pdf", self.dir)
+    }
+}
+
+/// Every document of a certificate, in the order they are typeset and cached.
+pub const DOCUMENTS: [DocumentKind; 2] = [
+    DocumentKind {
+        id: "certificate",
+        template: "certificate.typ",
+        dir: CERTIFICATES_DIR,
+        inputs: certificate_inputs,
+    },
+    DocumentKind {
+        id: "notice",
+        template: "notice.typ",
+        dir: NOTICES_DIR,
+        inputs: notice_inputs,
+    },
+];
+
+/// The certificate itself: its hash is the manifest's `pdf_sha256`, and it is the one
+/// document the daemon serves (from `trust::layout::certificate_file`).
+pub const CERTIFICATE: DocumentKind = DOCUMENTS[0];
+
+/// 保証期間 in era form.
+#[derive(Debug, Serialize)]
+struct PeriodText {
+    from: String,
+    to: String,
+}
+
+/// One 変更 in words, dated in era form.
+#[derive(Debug, Serialize)]
+struct ChangeText {
+    date: String,
+    items: Vec<String>,
+}
+
+/// What `certificate.typ` receives: the 保証証書 (電子証書, 閲覧用).
+#[derive(Debug, Serialize)]
+struct CertificateInputs<'a> {
+    title: String,
+    number: &'a str,
+    kind: &'static str,
+    issued: String,
+    contractor: &'a Party,
+    beneficiary: &'a str,
+    project: &'a str,
+    site: Option<&'a str>,
+    amount: String,
+    contract_amount: String,
+    period: PeriodText,
+    bank: Option<&'a str>,
+    changed: bool,
+    cancelled: bool,
+    cancelled_note: &'static str,
+    changes: Vec<ChangeText>,
+    guarantor: &'a Guarantor,
+    verify_url: &'a str,
+}
+
+/// What `notice.typ` receives: the 電子証書閲覧用「認証キー」等のお知らせ.
+#[derive(Debug, Serialize)]
+struct NoticeInputs<'a> {
+    number: &'a str,
+    kind: &'static str,
+    /// Grouped for reading: `332 E1E 7K9Q`.
+    key: String,
+    project: &'a str,
+    beneficiary: &'a str,
+    guarantor: &'a Guarantor,
+    verify_url: &'a str,
+}
+
+fn certificate_inputs(
+    record: &Record,
+    extras: Extras<'_>,
+) -> serde_json::Result<serde_json::Value> {
+    let now = &record.current;
+    let kind = record.kind.label();
+    let changes = record
+        .change_lines()
+        .into_iter()
+        .map(|(date, items)| ChangeText { date, items })
+        .collect();
+    serde_json::to_value(CertificateInputs {
+        title: format!("保証証書（{kind}）{}", record.number),
+        number: &record.number,
+        kind,
+        issued: era::full_date(record.issued),
+        contractor: &record.contractor,
+        beneficiary: &record.beneficiary,
+        project: &now.project,
+        site: record.site.as_deref(),
+        amount: format::yen(now.amount),
+        contract_amount: format::yen(now.contract_amount),
+        period: PeriodText {
+            from: era::full_date(now.period.from),
+            to: era::full_date(now.period.to),
+        },
+        bank: record.bank.as_deref(),
+        changed: record.status == Status::Changed,
+        cancelled: record.status == Status::Cancelled,
+        cancelled_note: "解除されています。保証の効力はありません。",
+        changes,
+        guarantor: &record.guarantor,
+        verify_url: extras.verify_url,
+    })
+}
+
+fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(NoticeInputs {
+        number: &record.number,
+        kind: record.kind.label(),
+        key: authkey::group(extras.key),
+        project: &record.current.project,
+        beneficiary: &record.beneficiary,
+        guarantor: &record.guarantor,
+        verify_url: extras.verify_url,
+    })
+}
+
+/// The inputs of every document of `record`, in [`DOCUMENTS`] order.
+pub fn all_inputs(
+    record: &Record,
+    extras: Extras<'_>,
+) -> serde_json::Result<Vec<serde_json::Value>> {
+    DOCUMENTS
+        .iter()
+        .map(|document| (document.inputs)(record, extras))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::layout::certificate_file;
+
+    #[test]
+    fn the_certificate_is_where_readers_look_for_it() {
+        assert_eq!(
+            CERTIFICATE.file("2070004426"),
+            certificate_file("2070004426")
+        );
+        let ids: std::collections::BTreeSet<&str> = DOCUMENTS.iter().map(|d| d.id).collect();
+        assert_eq!(ids.len(), DOCUMENTS.len(), "document ids are unique");
+    }
+}

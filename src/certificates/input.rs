@@ -1,0 +1,584 @@
+//! The certificate files (`data/certificates/*.yaml`, private input, format in
+//! `docs/certificates.md`) validated into [`Certificate`]s: the content of a 保証証書
+//! (電子証書). Every problem in every file is reported at `path:line:column` in one run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use yaml_serde::{Mapping, Value};
+
+use crate::common::certificate::{
+    Change, Guarantor, Kind, Party, Period, Record, Status, Terms, RECORD_FORMAT,
+};
+use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::root::CERTIFICATES_DIR;
+use crate::common::walk::{self, Walk};
+use crate::common::yaml::{field, read_list, Document, Field, NodePath, Reader};
+use crate::trust::authkey;
+
+const NUMBER: Field = field("number", "保証契約番号");
+const KIND: Field = field("kind", "区分");
+const ISSUED: Field = field("issued", "発行日");
+const CONTRACTOR: Field = field("contractor", "保証契約者（受注者）");
+const BENEFICIARY: Field = field("beneficiary", "被保証者（発注者）");
+const PROJECT: Field = field("project", "工事名");
+const SITE: Field = field("site", "工事場所");
+const CONTRACT_AMOUNT: Field = field("contract_amount", "請負金額");
+const AMOUNT: Field = field("amount", "保証金額");
+const PERIOD: Field = field("period", "保証期間");
+const BANK: Field = field("bank", "前払金の預託金融機関");
+const AUTH_KEY: Field = field("auth_key", "認証キー");
+const STATUS: Field = field("status", "状態");
+const CHANGES: Field = field("changes", "変更履歴");
+const RECORD_FIELDS: [Field; 14] = [
+    NUMBER,
+    KIND,
+    ISSUED,
+    CONTRACTOR,
+    BENEFICIARY,
+    PROJECT,
+    SITE,
+    CONTRACT_AMOUNT,
+    AMOUNT,
+    PERIOD,
+    BANK,
+    AUTH_KEY,
+    STATUS,
+    CHANGES,
+];
+const NAME: Field = field("name", "名称");
+const ADDRESS: Field = field("address", "所在地");
+const FROM: Field = field("from", "始期");
+const TO: Field = field("to", "終期");
+const DATE: Field = field("date", "変更日");
+const CHANGE_FIELDS: [Field; 5] = [DATE, AMOUNT, CONTRACT_AMOUNT, PERIOD, PROJECT];
+
+/// A validated guarantee certificate: the content of a 保証証書 (電子証書), with its
+/// 認証キー when one was imported. Private: it never reaches the public site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// 保証契約番号 (10 digits)
+    pub number: String,
+    /// 区分
+    pub kind: Kind,
+    /// 発行日
+    pub issued: NaiveDate,
+    /// 保証契約者（受注者）
+    pub contractor: Party,
+    /// 被保証者 (発注者)
+    pub beneficiary: String,
+    /// 工事場所
+    pub site: Option<String>,
+    /// 前払金の預託金融機関
+    pub bank: Option<String>,
+    /// 工事名, 請負金額, 保証金額 and 保証期間 as first issued.
+    pub initial: Terms,
+    /// Oldest first.
+    pub changes: Vec<Change>,
+    /// 解除
+    pub cancelled: bool,
+    /// 認証キー imported from the core system (canonical), if any.
+    pub auth_key: Option<String>,
+    /// The file it was read from, relative to the site root.
+    pub source: PathBuf,
+}
+
+impl Certificate {
+    /// The terms in force after every change.
+    pub fn current(&self) -> Terms {
+        self.initial.after(&self.changes)
+    }
+
+    /// 有効 / （変更） / 解除, as the manifest records it.
+    pub fn status(&self) -> Status {
+        if self.cancelled {
+            Status::Cancelled
+        } else if self.changes.is_empty() {
+            Status::Valid
+        } else {
+            Status::Changed
+        }
+    }
+
+    /// The 認証キー (canonical): the imported one, or the one derived from `auth_secret`.
+    pub fn key(&self, auth_secret: &[u8]) -> String {
+        self.auth_key
+            .clone()
+            .unwrap_or_else(|| authkey::derive_key(auth_secret, &self.number))
+    }
+
+    /// The certificate record (`vault/records/<number>.json`) that the PDF and the daemon's
+    /// page are made from.
+    pub fn record(&self, guarantor: &Guarantor) -> Record {
+        Record {
+            format: RECORD_FORMAT,
+            number: self.number.clone(),
+            kind: self.kind,
+            status: self.status(),
+            issued: self.issued,
+            contractor: self.contractor.clone(),
+            beneficiary: self.beneficiary.clone(),
+            site: self.site.clone(),
+            bank: self.bank.clone(),
+            current: self.current(),
+            initial: self.initial.clone(),
+            changes: self.changes.clone(),
+            guarantor: guarantor.clone(),
+        }
+    }
+}
+
+/// Every certificate under `data/certificates/`, sorted by number. Problems go to
+/// `diagnostics`; notes that do not stop the build (契約保証 below 1/10) to `warnings`.
+pub fn load(
+    root: &Path,
+    diagnostics: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+) -> Vec<Certificate> {
+    let mut certificates: Vec<Certificate> = Vec::new();
+    let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let walk = Walk {
+        flat: false,
+        skip_dirs: &[],
+    };
+    for file in walk::files(root, CERTIFICATES_DIR, walk, diagnostics) {
+        if !file.name.ends_with(".yaml") && !file.name.ends_with(".yml") {
+            diagnostics.push(Diagnostic::file(
+                file.rel,
+                "data/certificates/ には .yaml ファイルだけを置いてください",
+            ));
+            continue;
+        }
+        let text = match std::fs::read_to_string(&file.abs) {
+            Ok(t) => t,
+            Err(e) => {
+                diagnostics.push(Diagnostic::file(&file.rel, format!("読めません: {e}")));
+                continue;
+            }
+        };
+        let parsed = parse_file(&file.rel, &text, diagnostics, warnings);
+        for (certificate, index) in parsed {
+            if let Some((first_file, first_index)) = first_seen.get(&certificate.number) {
+                // Positions are looked up only now: each lookup parses the file again.
+                let here = number_position(&file.rel, &text, index);
+                let first_text = if *first_file == file.rel {
+                    Some(text.clone())
+                } else {
+                    std::fs::read_to_string(root.join(first_file)).ok()
+                };
+                let there =
+                    first_text.map_or((1, 1), |t| number_position(first_file, &t, *first_index));
+                diagnostics.push(Diagnostic::new(
+                    &file.rel,
+                    here.0,
+                    here.1,
+                    format!(
+                        "保証契約番号 {} は {}:{}:{} にもあります。番号はすべてのファイルを通して一つだけにしてください",
+                        certificate.number,
+                        first_file.display(),
+                        there.0,
+                        there.1
+                    ),
+                ));
+                continue;
+            }
+            first_seen.insert(certificate.number.clone(), (file.rel.clone(), index));
+            certificates.push(certificate);
+        }
+    }
+    certificates.sort_by(|a, b| a.number.cmp(&b.number));
+    certificates
+}
+
+/// Line and column of the number of entry `index` in a file.
+fn number_position(rel: &Path, text: &str, index: usize) -> (usize, usize) {
+    Document::parse(rel, text, 0).map_or((1, 1), |doc| {
+        doc.locate(&NodePath::default().index(index).key(NUMBER.key), false)
+    })
+}
+
+/// The certificates of one file, each with its index in the file.
+pub fn parse_file(
+    rel: &Path,
+    text: &str,
+    diagnostics: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+) -> Vec<(Certificate, usize)> {
+    read_list(
+        rel,
+        text,
+        "保証の記録のファイル",
+        diagnostics,
+        |r, item, path, i| certificate(r, item, path, rel, warnings).map(|c| (c, i)),
+    )
+}
+
+fn positive<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    f: Field,
+    required: bool,
+) -> Option<u64> {
+    let n = r.integer(map, path, f, required)?;
+    if n <= 0 {
+        r.error(
+            &path.key(f.key),
+            format!("{f} は 1 円以上の整数で書いてください（{n} になっています）"),
+        );
+        return None;
+    }
+    u64::try_from(n).ok()
+}
+
+fn period<'d>(r: &mut Reader<'d, '_>, value: &'d Value, path: &NodePath) -> Option<Period> {
+    let map = r.mapping(value, path, "保証期間", &[FROM, TO])?;
+    let from = r.date(map, path, FROM, true);
+    let to = r.date(map, path, TO, true);
+    let (from, to) = (from?, to?);
+    if from > to {
+        r.error(
+            path,
+            format!("保証期間の始期 {from} が終期 {to} より後になっています"),
+        );
+        return None;
+    }
+    Some(Period { from, to })
+}
+
+/// 保証契約番号: a string of exactly 10 half-width digits.
+fn number<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option<String> {
+    let number = r.string(map, path, NUMBER, true)?;
+    if number.len() != authkey::NUMBER_LEN || !number.bytes().all(|b| b.is_ascii_digit()) {
+        r.error(
+            &path.key(NUMBER.key),
+            format!("保証契約番号「{number}」は半角数字 10 桁で書いてください"),
+        );
+    }
+    Some(number)
+}
+
+/// 区分: one of [`Kind::ALL`]; 契約保証予約 is named as not eligible.
+fn kind<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option<Kind> {
+    let text = r.string(map, path, KIND, true)?;
+    let kind = Kind::parse(&text);
+    if kind.is_none() {
+        let message = if text == "契約保証予約" {
+            "区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください".to_owned()
+        } else {
+            format!(
+                "区分「{text}」は使えません。{}のいずれかを書いてください",
+                Kind::labels()
+            )
+        };
+        r.error(&path.key(KIND.key), message);
+    }
+    kind
+}
+
+/// 保証契約者: name and address.
+fn contractor<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option<Party> {
+    let value = r.required(map, path, CONTRACTOR)?;
+    let p = path.key(CONTRACTOR.key);
+    let m = r.mapping(value, &p, "保証契約者", &[NAME, ADDRESS])?;
+    let name = r.string(m, &p, NAME, true);
+    let address = r.string(m, &p, ADDRESS, true);
+    Some(Party {
+        name: name?,
+        address: address?,
+    })
+}
+
+/// An imported 認証キー, normalised.
+fn auth_key<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option<String> {
+    let text = r.string(map, path, AUTH_KEY, false)?;
+    match authkey::normalise_key(&text) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            r.error(
+                &path.key(AUTH_KEY.key),
+                format!("認証キー「{text}」が正しくありません（{e}）。英数字 10 文字（I・L・O・U を除く）で書いてください"),
+            );
+            None
+        }
+    }
+}
+
+/// `status:` valid (the default) or cancelled (解除).
+fn cancelled<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> bool {
+    match r.string(map, path, STATUS, false).as_deref() {
+        None | Some("valid") => false,
+        Some("cancelled") => true,
+        Some(other) => {
+            r.error(
+                &path.key(STATUS.key),
+                format!("状態「{other}」は valid（有効）か cancelled（解除）で書いてください"),
+            );
+            false
+        }
+    }
+}
+
+fn certificate<'d>(
+    r: &mut Reader<'d, '_>,
+    item: &'d Value,
+    path: &NodePath,
+    rel: &Path,
+    warnings: &mut Diagnostics,
+) -> Option<Certificate> {
+    let map = r.mapping(item, path, "保証の記録", &RECORD_FIELDS)?;
+    let before = r.diagnostics.len();
+    let number = number(r, map, path);
+    let kind = kind(r, map, path);
+    let issued = r.date(map, path, ISSUED, true);
+    let contractor = contractor(r, map, path);
+    let beneficiary = r.string(map, path, BENEFICIARY, true);
+    let project = r.string(map, path, PROJECT, true);
+    let site = r.string(map, path, SITE, false);
+    let contract_amount = positive(r, map, path, CONTRACT_AMOUNT, true);
+    let amount = positive(r, map, path, AMOUNT, true);
+    let period_value = r.required(map, path, PERIOD);
+    let period = period_value.and_then(|v| period(r, v, &path.key(PERIOD.key)));
+    let bank = r.string(map, path, BANK, false);
+    if let (Some(kind), None) = (kind, &bank) {
+        if kind.needs_bank() {
+            r.error(path, format!("{}には {BANK} が必要です", kind.label()));
+        }
+    }
+    let auth_key = auth_key(r, map, path);
+    let cancelled = cancelled(r, map, path);
+    let changes = changes(r, map, path, issued);
+    let certificate = Certificate {
+        number: number?,
+        kind: kind?,
+        issued: issued?,
+        contractor: contractor?,
+        beneficiary: beneficiary?,
+        site,
+        bank,
+        initial: Terms {
+            project: project?,
+            contract_amount: contract_amount?,
+            amount: amount?,
+            period: period?,
+        },
+        changes,
+        cancelled,
+        auth_key,
+        source: rel.to_path_buf(),
+    };
+    check_amounts(r, &certificate, path);
+    if certificate.kind == Kind::Contract {
+        warn_small_contract_guarantee(r, &certificate, path, warnings);
+    }
+    (r.diagnostics.len() == before).then_some(certificate)
+}
+
+/// 保証金額 must not exceed 請負金額, as first issued and after every change.
+fn check_amounts(r: &mut Reader<'_, '_>, certificate: &Certificate, path: &NodePath) {
+    let initial = std::iter::once((path.key(AMOUNT.key), certificate.initial.clone()));
+    let changed = certificate
+        .initial
+        .history(&certificate.changes)
+        .enumerate()
+        .map(|(i, terms)| (path.key(CHANGES.key).index(i), terms));
+    for (at, s) in initial.chain(changed) {
+        if s.amount > s.contract_amount {
+            r.error(
+                &at,
+                format!(
+                    "保証金額 {} が請負金額 {} を超えています",
+                    crate::common::format::yen(s.amount),
+                    crate::common::format::yen(s.contract_amount)
+                ),
+            );
+        }
+    }
+}
+
+/// 契約保証 is normally at least 1/10 of 請負金額: below that is a warning, not an error.
+fn warn_small_contract_guarantee(
+    r: &Reader<'_, '_>,
+    certificate: &Certificate,
+    path: &NodePath,
+    warnings: &mut Diagnostics,
+) {
+    let rel = &certificate.source;
+    let now = certificate.current();
+    if now.amount.saturating_mul(10) < now.contract_amount {
+        let (line, column) = r.doc.locate(&path.key(AMOUNT.key), false);
+        warnings.push(Diagnostic::new(
+            rel,
+            line,
+            column,
+            format!(
+                "注意: 契約保証の保証金額 {} は請負金額 {} の10分の1に満たない額です（通常は10分の1以上）",
+                crate::common::format::yen(now.amount),
+                crate::common::format::yen(now.contract_amount)
+            ),
+        ));
+    }
+}
+
+fn changes<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    issued: Option<NaiveDate>,
+) -> Vec<Change> {
+    let Some(value) = map.get(CHANGES.key).filter(|v| !v.is_null()) else {
+        return Vec::new();
+    };
+    let list_path = path.key(CHANGES.key);
+    let Some(items) = r.sequence(value, &list_path, "変更履歴") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Change> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = list_path.index(i);
+        let Some(m) = r.mapping(item, &p, "変更", &CHANGE_FIELDS) else {
+            continue;
+        };
+        let Some(date) = r.date(m, &p, DATE, true) else {
+            continue;
+        };
+        let change = Change {
+            date,
+            amount: positive(r, m, &p, AMOUNT, false),
+            contract_amount: positive(r, m, &p, CONTRACT_AMOUNT, false),
+            period: m
+                .get(PERIOD.key)
+                .filter(|v| !v.is_null())
+                .and_then(|v| period(r, v, &p.key(PERIOD.key))),
+            project: r.string(m, &p, PROJECT, false),
+        };
+        if change.is_empty() {
+            r.error(
+                &p,
+                "変更には amount・contract_amount・period・project のどれかを書いてください",
+            );
+        }
+        if let Some(issued) = issued.filter(|d| date < *d) {
+            r.error(
+                &p.key(DATE.key),
+                format!("変更日 {date} が発行日 {issued} より前です"),
+            );
+        }
+        if let Some(previous) = out.last().filter(|c| date < c.date) {
+            r.error(
+                &p.key(DATE.key),
+                format!(
+                    "変更日 {date} が一つ前の変更 {} より前です。変更履歴は古い順に書いてください",
+                    previous.date
+                ),
+            );
+        }
+        out.push(change);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A changed 前払金保証, as a maintainer writes it.
+    pub(crate) const GOOD: &str = r#"- number: "2070004426"
+  kind: 前払金保証
+  issued: 2022-05-10
+  contractor: {name: 株式会社見本建設, address: 大阪府大阪市北区梅田一丁目1番1号}
+  beneficiary: 支出負担行為担当官 近畿地方整備局長
+  project: 見本道路改良工事
+  contract_amount: 100000000
+  amount: 40000000
+  period: {from: 2022-05-10, to: 2023-03-31}
+  bank: 見本銀行 梅田支店
+  changes:
+    - {date: 2022-09-01, amount: 45000000, contract_amount: 112500000}
+    - {date: 2023-01-10, period: {from: 2022-05-10, to: 2023-06-30}}
+"#;
+
+    fn parse(text: &str) -> (Vec<Certificate>, Vec<String>, Vec<String>) {
+        let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+        let certs = parse_file(Path::new("data/certificates/t.yaml"), text, &mut d, &mut w)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let lines = |d: Diagnostics| d.sorted().iter().map(ToString::to_string).collect();
+        (certs, lines(d), lines(w))
+    }
+
+    #[test]
+    fn a_changed_advance_payment_guarantee() {
+        let (certs, errs, warns) = parse(GOOD);
+        assert!(errs.is_empty() && warns.is_empty(), "{errs:?} {warns:?}");
+        let c = &certs[0];
+        assert_eq!(c.kind, Kind::Advance);
+        assert_eq!(c.status(), Status::Changed);
+        let now = c.current();
+        assert_eq!((now.amount, now.contract_amount), (45_000_000, 112_500_000));
+        assert_eq!(
+            now.period.to,
+            NaiveDate::from_ymd_opt(2023, 6, 30).expect("date")
+        );
+    }
+
+    #[test]
+    fn every_rule_is_checked_in_one_run() {
+        let text = r#"- number: 2070004426
+  kind: 契約保証予約
+  issued: 2022-05-10
+  contractor: {name: 株式会社見本建設, address: 大阪府}
+  beneficiary: 見本市長
+  project: 見本工事
+  contract_amount: 100000000
+  amount: 0
+  period: {from: 2023-05-10, to: 2023-03-31}
+- number: "207000442"
+  kind: 中間前払金保証
+  issued: 2022-05-10
+  contractor: {name: 株式会社見本建設, address: 大阪府}
+  beneficiary: 見本市長
+  project: 見本工事
+  contract_amount: 100000000
+  amount: 120000000
+  period: {from: 2022-05-10, to: 2023-03-31}
+  auth_key: 332E1E7K9U
+  changes:
+    - {date: 2022-09-01, amount: 1000}
+    - {date: 2022-08-01}
+"#;
+        let (certs, errs, _) = parse(text);
+        assert!(certs.is_empty());
+        assert_eq!(
+            errs,
+            [
+                "data/certificates/t.yaml:1:11: number（保証契約番号） は文字列で書いてください（数値になっています。数字だけなら引用符で囲みます）",
+                "data/certificates/t.yaml:2:9: 区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください",
+                "data/certificates/t.yaml:8:11: amount（保証金額） は 1 円以上の整数で書いてください（0 になっています）",
+                "data/certificates/t.yaml:9:11: 保証期間の始期 2023-05-10 が終期 2023-03-31 より後になっています",
+                "data/certificates/t.yaml:10:3: 中間前払金保証には bank（前払金の預託金融機関） が必要です",
+                "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
+                "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
+                "data/certificates/t.yaml:19:13: 認証キー「332E1E7K9U」が正しくありません（使えない文字「U」があります）。英数字 10 文字（I・L・O・U を除く）で書いてください",
+                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project のどれかを書いてください",
+                "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
+            ]
+        );
+    }
+
+    #[test]
+    fn small_contract_guarantees_are_a_warning_only() {
+        let text = GOOD
+            .replace("kind: 前払金保証", "kind: 契約保証")
+            .replace("  changes:\n    - {date: 2022-09-01, amount: 45000000, contract_amount: 112500000}\n    - {date: 2023-01-10, period: {from: 2022-05-10, to: 2023-06-30}}\n", "")
+            .replace("amount: 40000000", "amount: 9000000");
+        let (certs, errs, warns) = parse(&text);
+        assert_eq!(certs.len(), 1, "{errs:?}");
+        assert_eq!(
+            warns,
+            ["data/certificates/t.yaml:8:11: 注意: 契約保証の保証金額 9,000,000円 は請負金額 100,000,000円 の10分の1に満たない額です（通常は10分の1以上）"]
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! The private output, `vault/` (layout in `docs/vault.md`): each certificate's record and
+//! its documents ([`DOCUMENTS`]), and the signed manifest.
+//!
+//! [`build`] reads as its steps: load the previous vault's cache → typeset what changed
+//! (reusing the PDFs, salt and verifier of every certificate whose inputs did not change and
+//! whose files are intact, so a rebuild pays the KDF only for what changed) → assemble the
+//! manifest → sign it → write it. PDFs go to disk as they are made, so memory stays flat at
+//! any scale. Problems in the input (a template that fails) are reported as diagnostics; a
+//! file that cannot be written is an I/O error with its cause.
+
+mod cache;
+mod workers;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _, Result};
+use ring::rand::SystemRandom;
+use serde::Deserialize;
+
+pub use workers::WORKER_STACK;
+
+use self::cache::{Cache, CacheEntry, Previous};
+use crate::certificates::documents::{self, Extras, CERTIFICATE, DOCUMENTS};
+use crate::certificates::input::Certificate;
+use crate::certificates::typeset::Typesetter;
+use crate::common::config::Config;
+use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
+use crate::common::hex::{sha256_hex, to_hex};
+use crate::trust::keys::KeyMaterial;
+use crate::trust::layout::{record_file, CACHE_FILE, MANIFEST_FILE, RECORDS_DIR, SIGNATURE_FILE};
+use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest};
+
+/// Everything one vault build reads.
+pub struct VaultBuild<'a> {
+    pub config: &'a Config,
+    pub certificates: &'a [Certificate],
+    pub typesetter: &'a Typesetter,
+    pub keys: &'a KeyMaterial,
+    /// The vault being replaced: read for reuse, never written.
+    pub previous: &'a Path,
+    /// The new vault's directory, swapped in for `previous` once everything is written.
+    pub staging: &'a Path,
+    pub now_unix: u64,
+}
+
+/// What the vault build did.
+#[derive(Debug, Clone)]
+pub struct VaultReport {
+    pub certificates: usize,
+    pub typeset: usize,
+    pub reused: usize,
+    pub seq: u64,
+    pub manifest_sha256: String,
+    pub key_id: String,
+}
+
+/// Why one certificate could not be put into the vault.
+enum Failure {
+    /// Its input or a template is wrong: reported with the others at `path:line:column`.
+    Input(Diagnostic),
+    /// The machine failed (a file not written, no randomness).
+    Io(anyhow::Error),
+}
+
+/// One certificate, done.
+struct Done {
+    entry: Entry,
+    cache: CacheEntry,
+    reused: bool,
+}
+
+/// Typesets (or reuses) every certificate's documents into `b.staging`, and signs the
+/// manifest.
+pub fn build(b: &VaultBuild<'_>) -> Result<VaultReport> {
+    for dir in DOCUMENTS.iter().map(|d| d.dir).chain([RECORDS_DIR]) {
+        let path = b.staging.join(dir);
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("{} を作れません", path.display()))?;
+    }
+    let previous = Previous {
+        dir: b.previous,
+        cache: Cache::read(b.previous),
+    };
+    let done = typeset_all(b, &previous)?;
+    let (manifest, cache) = assemble(b, &done);
+    let manifest_sha256 = sign_and_write(b, &manifest, &cache)?;
+    let reused = done.iter().filter(|d| d.reused).count();
+    Ok(VaultReport {
+        certificates: done.len(),
+        typeset: done.len() - reused,
+        reused,
+        seq: manifest.header.seq,
+        manifest_sha256,
+        key_id: b.keys.public.id.clone(),
+    })
+}
+
+/// Every certificate on the worker threads, with a progress bar on a terminal. Input
+/// problems are all reported together; the first I/O failure stops the build.
+fn typeset_all(b: &VaultBuild<'_>, previous: &Previous<'_>) -> Result<Vec<Done>> {
+    let progress = progress_bar(b.certificates.len());
+    let rng = SystemRandom::new();
+    let verify_url = b.config.verify_url();
+    let results = workers::run_on_workers(b.certificates, |c| {
+        let done = one(b, previous, &rng, &verify_url, c);
+        progress.inc(1);
+        done
+    });
+    progress.finish_and_clear();
+    let mut d = Diagnostics::default();
+    let mut done = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(one) => done.push(one),
+            Err(Failure::Input(e)) => d.push(e),
+            Err(Failure::Io(e)) => return Err(e),
+        }
+    }
+    if !d.is_empty() {
+        return Err(InputErrors(d.sorted()).into());
+    }
+    Ok(done)
+}
+
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() || len < 2 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "証書と認証キーのお知らせを組版中 {bar:40} {pos}/{len}（残り {eta}）",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn write(staging: &Path, rel: &str, bytes: &[u8]) -> Result<(), Failure> {
+    let path = staging.join(rel);
+    std::fs::write(&path, bytes)
+        .with_context(|| format!("{} を書けません", path.display()))
+        .map_err(Failure::Io)
+}
+
+/// What the reuse cache is keyed on: every document's inputs, the templates and fonts, and
+/// the KDF parameters.
+fn material(inputs: &[serde_json::Value], fingerprint: &str, iterations: u32) -> String {
+    let mut parts: Vec<String> = inputs.iter().map(ToString::to_string).collect();
+    parts.push(fingerprint.to_owned());
+    parts.push(iterations.to_string());
+    parts.join("\0")
+}
+
+/// One certificate: its record written, its documents typeset or carried forward.
+fn one(
+    b: &VaultBuild<'_>,
+    previous: &Previous<'_>,
+    rng: &SystemRandom,
+    verify_url: &str,
+    c: &Certificate,
+) -> Result<Done, Failure> {
+    let input_error = |what: &str, e: serde_json::Error| {
+        Failure::Input(Diagnostic::file(&c.source, format!("{what}: {e}")))
+    };
+    let key = c.key(&b.keys.auth_secret);
+    let record = c.record(&b.config.guarantor);
+    let record_bytes = record
+        .to_bytes()
+        .map_err(|e| input_error("証書の記録を作れません", e))?;
+    write(b.staging, &record_file(&c.number), &record_bytes)?;
+    let extras = Extras {
+        verify_url,
+        key: &key,
+    };
+    let inputs =
+        documents::all_inputs(&record, extras).map_err(|e| input_error("入力を作れません", e))?;
+    let iterations = b.config.certificates.kdf_iterations;
+    let material = material(&inputs, b.typesetter.fingerprint(), iterations);
+    let secret = &b.keys.auth_secret;
+    let (cache, reused) = match previous.reuse(&c.number, material.as_bytes(), secret) {
+        Some(cached) => {
+            for document in &DOCUMENTS {
+                let rel = document.file(&c.number);
+                previous
+                    .carry(&rel, b.staging)
+                    .with_context(|| format!("{rel} を前回の vault から引き継げません"))
+                    .map_err(Failure::Io)?;
+            }
+            (cached, true)
+        }
+        None => {
+            let pdfs = b
+                .typesetter
+                .typeset(&inputs, &c.number)
+                .map_err(Failure::Input)?;
+            let mut hashes = BTreeMap::new();
+            for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
+                write(b.staging, &document.file(&c.number), pdf)?;
+                hashes.insert(document.id.to_owned(), sha256_hex(pdf));
+            }
+            let salt =
+                manifest::new_salt(rng).map_err(|_| Failure::Io(anyhow!("乱数を得られません")))?;
+            let verifier = manifest::make_verifier(&key, &salt, iterations);
+            let entry = CacheEntry::new(
+                material.as_bytes(),
+                hashes,
+                to_hex(&salt),
+                to_hex(&verifier),
+                secret,
+            );
+            (entry, false)
+        }
+    };
+    let entry = Entry {
+        number: c.number.clone(),
+        kind: c.kind,
+        status: c.status(),
+        pdf_sha256: cache
+            .documents
+            .get(CERTIFICATE.id)
+            .cloned()
+            .unwrap_or_default(),
+        record_sha256: sha256_hex(&record_bytes),
+        salt: cache.salt.clone(),
+        verifier: cache.verifier.clone(),
+    };
+    Ok(Done {
+        entry,
+        cache,
+        reused,
+    })
+}
+
+/// The sequence number of the manifest being replaced (0 when there is none).
+fn previous_seq(previous: &Path) -> u64 {
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    std::fs::read(previous.join(MANIFEST_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Seq>(&b).ok())
+        .map_or(0, |m| m.seq)
+}
+
+/// The new manifest (a sequence number above the previous one and at least the time) and
+/// the new cache.
+fn assemble(b: &VaultBuild<'_>, done: &[Done]) -> (Manifest, Cache) {
+    let mut cache = Cache::new();
+    for d in done {
+        cache.insert(d.entry.number.clone(), d.cache.clone());
+    }
+    let certificates = &b.config.certificates;
+    let manifest = Manifest {
+        header: Header {
+            format: manifest::FORMAT,
+            seq: (previous_seq(b.previous) + 1).max(b.now_unix),
+            issued_at: b.now_unix,
+            expires_at: b.now_unix + u64::from(certificates.manifest_valid_days) * 86_400,
+            key_id: b.keys.public.id.clone(),
+            kdf: Kdf {
+                algorithm: manifest::KDF_ALGORITHM.to_owned(),
+                iterations: certificates.kdf_iterations,
+                length: manifest::VERIFIER_LEN,
+            },
+        },
+        entries: done.iter().map(|d| d.entry.clone()).collect(),
+    };
+    (manifest, cache)
+}
+
+/// Writes the manifest, its signature and the cache; returns the manifest's SHA-256.
+fn sign_and_write(b: &VaultBuild<'_>, manifest: &Manifest, cache: &Cache) -> Result<String> {
+    let manifest_bytes = manifest.to_bytes().context("マニフェストを作れません")?;
+    let signature = manifest::sign(&manifest_bytes, &b.keys.key_pair, &b.keys.public.id)
+        .context("署名を作れません")?;
+    let cache_bytes = cache.to_bytes().context("cache.json を作れません")?;
+    let manifest_sha256 = sha256_hex(&manifest_bytes);
+    for (name, bytes) in [
+        (MANIFEST_FILE, manifest_bytes),
+        (SIGNATURE_FILE, signature),
+        (CACHE_FILE, cache_bytes),
+    ] {
+        let path = b.staging.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("{} を書けません", path.display()))?;
+    }
+    Ok(manifest_sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certificates::input;
+    use crate::common::diagnostics::Diagnostics;
+    use crate::trust::keys;
+    use crate::trust::layout::certificate_file;
+    use crate::trust::manifest::Limits;
+    use crate::trust::verify;
+
+    /// Appended to `input::tests::GOOD`: a second certificate, cancelled.
+    const CANCELLED: &str = r#"- number: "2070202096"
+  kind: 契約保証
+  issued: 2022-05-10
+  contractor: {name: 株式会社見本建設, address: 大阪府大阪市北区梅田一丁目1番1号}
+  beneficiary: 見本市長
+  project: 見本庁舎改修工事
+  contract_amount: 100000000
+  amount: 10000000
+  period: {from: 2022-05-10, to: 2099-03-31}
+  status: cancelled
+"#;
+
+    fn certificates() -> Vec<Certificate> {
+        let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+        let text = format!("{}{CANCELLED}", input::tests::GOOD);
+        let parsed = input::parse_file(Path::new("c.yaml"), &text, &mut d, &mut w);
+        assert!(d.is_empty(), "{d:?}");
+        parsed.into_iter().map(|(c, _)| c).collect()
+    }
+
+    /// Builds a vault from `previous` into a new directory and returns it.
+    fn build_into(previous: &Path, out: &Path, keys: &KeyMaterial) -> VaultReport {
+        let config = Config::default_for_test();
+        let typesetter = Typesetter::load(Path::new("/nonexistent")).expect("built-in templates");
+        std::fs::create_dir_all(out).expect("mkdir");
+        build(&VaultBuild {
+            config: &config,
+            certificates: &certificates(),
+            typesetter: &typesetter,
+            keys,
+            previous,
+            staging: out,
+            now_unix: verify::unix_now(),
+        })
+        .expect("vault")
+    }
+
+    #[test]
+    fn builds_verifiable_vaults_and_reuses_only_intact_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys_dir = dir.path().join("keys");
+        keys::generate(&keys_dir).expect("keys");
+        let material = keys::load(&keys_dir).expect("load");
+        let (first, second, third) = (
+            dir.path().join("v1"),
+            dir.path().join("v2"),
+            dir.path().join("v3"),
+        );
+        let report = build_into(&dir.path().join("none"), &first, &material);
+        assert_eq!(
+            (report.certificates, report.typeset, report.reused),
+            (2, 2, 0)
+        );
+        let trusted = keys::TrustedKeys::load(&keys_dir, &[]).expect("trusted");
+        let key = crate::trust::authkey::derive_key(&material.auth_secret, "2070004426");
+        let v = verify::verify(&first, &trusted, "2070004426", &key).expect("valid");
+        assert_eq!(
+            (v.record.initial.amount, v.record.current.amount),
+            (40_000_000, 45_000_000)
+        );
+        for document in &DOCUMENTS {
+            let pdf = std::fs::read(first.join(document.file("2070202096"))).expect("pdf");
+            assert!(pdf.starts_with(b"%PDF-"), "{}", document.id);
+        }
+        // A rebuild reuses both, byte for byte and with the same verifiers.
+        let first_seq = report.seq;
+        let report = build_into(&first, &second, &material);
+        assert_eq!((report.typeset, report.reused), (0, 2));
+        assert!(report.seq > first_seq, "the sequence number rises");
+        let entries = |dir: &Path| {
+            let catalog = manifest::read_verified(dir, trusted.as_slice(), Limits::default())
+                .expect("manifest");
+            catalog.entries().collect::<Vec<_>>()
+        };
+        assert_eq!(entries(&first), entries(&second));
+        assert_eq!(
+            std::fs::read(first.join(certificate_file("2070004426"))).expect("a"),
+            std::fs::read(second.join(certificate_file("2070004426"))).expect("b")
+        );
+        // A notice altered by hand is typeset again, not carried forward.
+        std::fs::remove_file(second.join("notices/2070202096.pdf")).expect("rm");
+        std::fs::write(second.join("notices/2070202096.pdf"), b"%PDF-forged").expect("write");
+        let report = build_into(&second, &third, &material);
+        assert_eq!((report.typeset, report.reused), (1, 1));
+        let notice = std::fs::read(third.join("notices/2070202096.pdf")).expect("notice");
+        assert_ne!(notice, b"%PDF-forged");
+    }
+}

@@ -1,0 +1,122 @@
+//! Everything the commands print, in one place: results on standard output, warnings and
+//! errors on standard error, in Japanese for the maintainer or clerk at the terminal.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::build::{BuildSummary, CheckSummary, Paths};
+use crate::common::diagnostics::{Diagnostic, InputErrors};
+use crate::daemon::Ready;
+use crate::trust::keys::{KeyError, AUTH_SECRET_FILE, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};
+use crate::trust::verify::{NotValid, Verified};
+
+const BANNER: &str =
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+
+fn warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}
+
+/// What a build wrote, with a loud warning when it created development keys.
+pub(super) fn built(paths: &Paths, s: &BuildSummary) {
+    warnings(&s.warnings);
+    if let Some(id) = &s.created_keys {
+        eprintln!("{BANNER}");
+        eprintln!(
+            "警告: 鍵がなかったため、開発用の鍵ペア（鍵 ID {id}）を {} に作りました。",
+            paths.keys.display()
+        );
+        eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
+        eprintln!("{BANNER}");
+    }
+    let v = &s.vault_report;
+    println!(
+        "{} に {} ページ（{} ファイル）を書き出しました",
+        s.out.display(),
+        s.pages,
+        s.files
+    );
+    println!(
+        "{} に証書 {} 件を書き出しました（組版 {} 件、前回から再利用 {} 件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
+        s.vault.display(),
+        v.certificates,
+        v.typeset,
+        v.reused,
+        v.seq,
+        v.manifest_sha256,
+        v.key_id
+    );
+    println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
+}
+
+pub(super) fn checked(s: &CheckSummary) {
+    warnings(&s.warnings);
+    println!(
+        "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件、保証の記録 {} 件",
+        s.pages, s.tables, s.adopters, s.qa, s.certificates
+    );
+}
+
+pub(super) fn keys_created(dir: &Path, id: &str) {
+    println!("鍵を作りました（鍵 ID {id}）");
+    println!(
+        "  秘密鍵        {}（0600）",
+        dir.join(PRIVATE_KEY_FILE).display()
+    );
+    println!(
+        "  認証キーの秘密値 {}（0600）",
+        dir.join(AUTH_SECRET_FILE).display()
+    );
+    println!("  公開鍵        {}", dir.join(PUBLIC_KEY_FILE).display());
+    println!("秘密鍵と秘密値はバックアップし、リポジトリに入れないでください。");
+}
+
+pub(super) fn verified(v: &Verified) {
+    println!("有効な電子証書です");
+    println!("  保証契約番号  {}", v.number);
+    println!("  区分          {}", v.record.kind);
+    println!("  状態          {}", v.status.label());
+    println!("  証書 PDF      {}", v.pdf.display());
+    println!("  PDF SHA-256   {}", v.pdf_sha256);
+    println!("  マニフェスト  #{}", v.seq);
+}
+
+pub(super) fn not_verified(e: &NotValid) {
+    eprintln!("確認できません: {e}");
+}
+
+/// The daemon listens: where, on which manifest, and (after a build) a number and key to try.
+pub(super) fn serving(ready: &Ready, preview: bool, example: Option<&(String, String)>) {
+    println!(
+        "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{} 件）",
+        ready.addr, ready.seq, ready.entries
+    );
+    if preview {
+        println!("サイトのプレビュー: http://{}/", ready.addr);
+    }
+    if let Some((number, key)) = example {
+        println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
+    }
+    println!("監査ログ: {}", ready.audit_log.display());
+    println!("止めるには Ctrl-C を押してください");
+}
+
+/// Input errors one per line (exit 1); a usage error (exit 2); anything else with its
+/// whole cause chain (exit 1).
+pub(super) fn report(e: &anyhow::Error) -> ExitCode {
+    if let Some(input) = e.downcast_ref::<InputErrors>() {
+        eprintln!("{input}");
+        return ExitCode::from(1);
+    }
+    if let Some(KeyError::TrustedCount(_)) = e.downcast_ref::<KeyError>() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    eprintln!("エラー: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  原因: {cause}");
+    }
+    ExitCode::from(1)
+}

@@ -1,0 +1,52 @@
+//! One file per command, as Zola's `cmd/`: each turns its arguments into calls of the
+//! library and its results into console output (all of which is in `console`). Exit codes:
+//! 0 success, 1 the input is wrong (or a check refused), 2 usage.
+
+mod build;
+mod check;
+mod console;
+mod keygen;
+mod serve;
+mod verify;
+
+use std::process::ExitCode;
+
+use crate::certificates::vault::WORKER_STACK;
+use crate::cli::{Cli, Command};
+
+/// Runs the command `cli` names and reports how it ended.
+pub fn run(cli: Cli) -> ExitCode {
+    // Typst's layout recurses deeply, inside rayon's threads too.
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK)
+        .build_global()
+    {
+        eprintln!("エラー: 作業用スレッドを用意できません: {e}");
+        return ExitCode::from(1);
+    }
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::Verify(args) => verify::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => console::report(&e),
+    }
+}
+
+/// Log lines on standard error: stage timings with `-v`, or what `RUST_LOG` asks for.
+fn init_tracing(verbose: bool) {
+    let filter = if verbose { "hosho=debug" } else { "hosho=info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,240 @@
+//! `hosho.toml`: site settings, the guarantor (保証会社), the adopter categories and the
+//! certificate settings (format in `docs/hosho-toml.md`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::common::certificate::Guarantor;
+use crate::common::diagnostics::Diagnostic;
+
+pub const CONFIG_FILE: &str = "hosho.toml";
+
+/// PBKDF2 iterations of key verifiers unless `[certificates] kdf_iterations` says otherwise;
+/// also the lowest count the daemon accepts unless `--min-kdf-iterations` says otherwise.
+pub const DEFAULT_KDF_ITERATIONS: u32 = 100_000;
+
+/// Settings of the adoption tables (導入発注者一覧).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptersConfig {
+    /// 区分, in the order the tables show them.
+    pub categories: Vec<String>,
+    /// What 運用開始日 means when a file does not say (`basis:`).
+    #[serde(default = "default_basis")]
+    pub default_basis: String,
+}
+
+/// Settings of certificates, notices and the signed manifest (`[certificates]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesConfig {
+    /// Where an orderer checks a certificate (printed on every notice and certificate);
+    /// `BASE_URL/verify/` when not set.
+    #[serde(default)]
+    pub verify_url: Option<String>,
+    /// PBKDF2 iterations for key verifiers.
+    #[serde(default = "default_iterations")]
+    pub kdf_iterations: u32,
+    /// Days a manifest stays valid after a build; the daemon stops answering after that.
+    #[serde(default = "default_valid_days")]
+    pub manifest_valid_days: u32,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        CertificatesConfig {
+            verify_url: None,
+            kdf_iterations: default_iterations(),
+            manifest_valid_days: default_valid_days(),
+        }
+    }
+}
+
+fn default_iterations() -> u32 {
+    DEFAULT_KDF_ITERATIONS
+}
+
+fn default_valid_days() -> u32 {
+    35
+}
+
+fn default_basis() -> String {
+    "契約締結日".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    base_url: toml::Spanned<String>,
+    #[serde(default)]
+    banner: Option<String>,
+    guarantor: Guarantor,
+    adopters: AdoptersConfig,
+    #[serde(default)]
+    certificates: CertificatesConfig,
+}
+
+/// The validated site settings.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Config {
+    pub title: String,
+    pub description: Option<String>,
+    /// Absolute URL of the site, always ending in `/`.
+    pub base_url: String,
+    /// The path part of `base_url` (`/` or `/denshi/`): every internal link starts with it.
+    pub base_path: String,
+    /// A line shown on every page above the content (e.g. that this is a demo).
+    pub banner: Option<String>,
+    pub guarantor: Guarantor,
+    pub adopters: AdoptersConfig,
+    pub certificates: CertificatesConfig,
+}
+
+impl Config {
+    /// Reads `ROOT/hosho.toml`.
+    pub fn load(root: &Path) -> Result<Config, Diagnostic> {
+        let path = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Diagnostic::file(
+                CONFIG_FILE,
+                format!("設定ファイルを読めません（{e}）。サイトのルートで実行するか --root で指定してください"),
+            )
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, Diagnostic> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            Diagnostic::at_offset(
+                Path::new(CONFIG_FILE),
+                text,
+                offset,
+                format!("設定に誤りがあります: {}", e.message().trim()),
+            )
+        })?;
+        let url_span = raw.base_url.span();
+        let base_url = raw.base_url.into_inner();
+        let Some(base_path) = base_path_of(&base_url) else {
+            return Err(Diagnostic::at_offset(
+                Path::new(CONFIG_FILE),
+                text,
+                url_span.start,
+                format!("base_url「{base_url}」は https://example.jp/ のような http(s) の絶対 URL で書いてください"),
+            ));
+        };
+        if raw.certificates.kdf_iterations < 10_000 {
+            return Err(Diagnostic::file(
+                CONFIG_FILE,
+                "[certificates] kdf_iterations は 10000 以上にしてください（既定 100000）",
+            ));
+        }
+        if raw.adopters.categories.is_empty() {
+            return Err(Diagnostic::file(
+                CONFIG_FILE,
+                "[adopters] categories に区分を一つ以上書いてください",
+            ));
+        }
+        let base_url = if base_url.ends_with('/') {
+            base_url
+        } else {
+            format!("{base_url}/")
+        };
+        Ok(Config {
+            title: raw.title,
+            description: raw.description,
+            base_url,
+            base_path,
+            banner: raw.banner,
+            guarantor: raw.guarantor,
+            adopters: raw.adopters,
+            certificates: raw.certificates,
+        })
+    }
+
+    /// Where orderers verify certificates.
+    pub fn verify_url(&self) -> String {
+        self.certificates
+            .verify_url
+            .clone()
+            .unwrap_or_else(|| self.absolute_url("/verify/"))
+    }
+
+    /// The absolute URL of a site path (`/adopters/` → `https://…/adopters/`).
+    pub fn absolute_url(&self, site_path: &str) -> String {
+        format!("{}{}", self.base_url, site_path.trim_start_matches('/'))
+    }
+
+    /// A settings value for tests.
+    #[cfg(test)]
+    pub fn default_for_test() -> Config {
+        Self::parse(
+            r#"
+title = "テスト"
+base_url = "https://example.jp/"
+[guarantor]
+name = "テスト保証株式会社"
+address = "東京都千代田区"
+[adopters]
+categories = ["県", "市町村"]
+"#,
+        )
+        .expect("valid test config")
+    }
+}
+
+/// `https://host/a/b` → `/a/b/`; `None` unless an absolute http(s) URL with a host.
+fn base_path_of(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) || path.contains(['?', '#']) {
+        return None;
+    }
+    let path = path.trim_end_matches('/');
+    Some(format!("{path}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_path_from_url() {
+        assert_eq!(base_path_of("https://example.jp").as_deref(), Some("/"));
+        assert_eq!(base_path_of("https://example.jp/").as_deref(), Some("/"));
+        assert_eq!(
+            base_path_of("http://example.jp/denshi").as_deref(),
+            Some("/denshi/")
+        );
+        assert_eq!(base_path_of("example.jp"), None);
+        assert_eq!(base_path_of("https:///x"), None);
+    }
+
+    #[test]
+    fn config_errors_point_at_the_line() {
+        let text = "title = \"t\"\nbase_url = \"https://e.jp/\"\ncolour = 1\n";
+        let err = Config::parse(text).expect_err("unknown key");
+        assert_eq!((err.line, err.column), (3, 1));
+        assert!(err.message.contains("colour"), "{err}");
+        let text = "title = \"t\"\nbase_url = \"e.jp\"\n[guarantor]\nname = \"n\"\naddress = \"a\"\n[adopters]\ncategories = [\"県\"]\n";
+        let err = Config::parse(text).expect_err("bad url");
+        assert_eq!(err.to_string(), "hosho.toml:2:12: base_url「e.jp」は https://example.jp/ のような http(s) の絶対 URL で書いてください");
+    }
+
+    #[test]
+    fn test_config_is_valid() {
+        let c = Config::default_for_test();
+        assert_eq!(c.base_path, "/");
+        assert_eq!(c.absolute_url("/qa/"), "https://example.jp/qa/");
+        assert_eq!(c.adopters.default_basis, "契約締結日");
+    }
+}

@@ -1,0 +1,57 @@
+//! Lower-case hex and SHA-256 fingerprints, as manifests, signatures and caches write them.
+
+use ring::digest;
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether `text` is the lower-case hex of exactly `bytes` bytes.
+pub fn is_hex_of(text: &str, bytes: usize) -> bool {
+    text.len() == bytes * 2 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    to_hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(to_hex(&[0, 15, 255]), "000fff");
+        assert_eq!(from_hex("000fff"), Some(vec![0, 15, 255]));
+        assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("abc"), None);
+        assert!(is_hex_of("00ff", 2));
+        assert!(!is_hex_of("00FF", 2));
+        assert!(!is_hex_of("00f", 2));
+    }
+
+    #[test]
+    fn sha256_of_nothing() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! What every part of hosho shares, and none of it private: problems reported at
+//! `path:line:column`, YAML reading with positions, sorted walks, `hosho.toml`, era dates,
+//! number formats, hex, size-capped reads, and the certificate model (types only).
+
+pub mod certificate;
+pub mod config;
+pub mod diagnostics;
+pub mod era;
+pub mod files;
+pub mod format;
+pub mod hex;
+pub mod root;
+pub mod walk;
+pub mod yaml;

@@ -1,0 +1,77 @@
+//! What every request shares: the trusted manifest (swapped whole on reload), the limiters,
+//! the KDF pool, PDF tokens, the audit log and the pages. Built from [`Options`] without a
+//! socket, so the routes can be tested in-process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use arc_swap::ArcSwap;
+
+use super::gate::Gate;
+use super::{audit, limits, pages, pool, preview, refused_start, tokens, Options, AUDIT_FILE};
+use crate::trust::keys::TrustedKeys;
+use crate::trust::manifest::{Catalog, Limits};
+
+pub(crate) struct App {
+    catalog: ArcSwap<Catalog>,
+    pub(crate) vault: PathBuf,
+    pub(crate) limiter: limits::Limiter,
+    pub(crate) pool: pool::KdfPool,
+    pub(crate) tokens: tokens::Tokens,
+    pub(crate) audit: audit::Audit,
+    pub(crate) pages: pages::Pages,
+    pub(crate) preview: Option<Arc<preview::Preview>>,
+    pub(crate) body_timeout: Duration,
+}
+
+impl App {
+    /// Admits the manifest (refusing on any failure) and opens what the requests share; the
+    /// gate it passed through is returned for reloads.
+    pub(crate) fn new(options: &Options, trusted: TrustedKeys) -> Result<(App, Gate)> {
+        let gate = Gate {
+            vault: options.vault.clone(),
+            trusted,
+            limits: Limits {
+                min_iterations: options.min_kdf_iterations,
+                ..Limits::default()
+            },
+            state_dir: options.state_dir.clone(),
+        };
+        let catalog = gate.load(0).map_err(refused_start)?;
+        gate.save_high_water(catalog.seq())
+            .context("最高シーケンス番号を保存できないため起動しません")?;
+        let pages = pages::Pages::load(&options.root)?;
+        let preview = Some(&options.site)
+            .filter(|s| s.is_dir())
+            .map(|s| Arc::new(preview::Preview::new(s.clone(), &pages.config().base_path)));
+        let app = App {
+            catalog: ArcSwap::from_pointee(catalog),
+            vault: options.vault.clone(),
+            limiter: limits::Limiter::new(options.abuse),
+            pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
+            tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
+            audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,
+            pages,
+            preview,
+            body_timeout: options.request_timeout,
+        };
+        Ok((app, gate))
+    }
+
+    /// The manifest in force; a request holds it until it is answered.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Serves `catalog` from now on (requests in flight finish on the old one).
+    pub(crate) fn swap(&self, catalog: Catalog) {
+        self.catalog.store(Arc::new(catalog));
+    }
+
+    /// Flushes the audit log.
+    pub(crate) fn close(&self) {
+        self.audit.close();
+    }
+}

@@ -1,0 +1,156 @@
+//! Which manifest the daemon trusts, and when it may change: every check passes (signature
+//! by a trusted key, format, KDF floor, not expired, not below the saved high-water sequence
+//! number) before a manifest is served, at start and on every reload. The high-water mark is
+//! saved atomically, and only after all of that.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+
+use crate::trust::keys::TrustedKeys;
+use crate::trust::layout::{MANIFEST_FILE, SIGNATURE_FILE};
+use crate::trust::manifest::{self, Catalog, Limits, ReadError};
+use crate::trust::verify::unix_now;
+
+/// File under the state directory holding the highest sequence number ever served.
+pub const HIGH_WATER_FILE: &str = "high-water";
+
+/// Why a manifest is not served.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Unreadable(ReadError),
+    Expired { expires_at: u64 },
+    RolledBack { seq: u64, high_water: u64 },
+    HighWater(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Unreadable(e) => e.fmt(f),
+            Refusal::Expired { expires_at } => write!(
+                f,
+                "マニフェストの有効期限（{}）が過ぎています。新しくビルドしたマニフェストを置いてください",
+                rfc3339(*expires_at)
+            ),
+            Refusal::RolledBack { seq, high_water } => write!(
+                f,
+                "マニフェスト #{seq} は、すでに提供した #{high_water} より古いものです（巻き戻しは受け付けません）"
+            ),
+            Refusal::HighWater(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+pub(crate) fn rfc3339(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(|| unix.to_string(), |t| t.to_rfc3339())
+}
+
+/// Where the manifest comes from and what it must pass.
+pub(crate) struct Gate {
+    pub(crate) vault: PathBuf,
+    pub(crate) trusted: TrustedKeys,
+    pub(crate) limits: Limits,
+    pub(crate) state_dir: PathBuf,
+}
+
+/// A change stamp of the manifest and its signature, to notice a new build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp([(u64, u64, i64, i64); 2]);
+
+impl Gate {
+    /// Reads and checks the manifest completely; does not save anything.
+    pub(crate) fn load(&self, floor: u64) -> Result<Catalog, Refusal> {
+        let started = std::time::Instant::now();
+        let catalog = manifest::read_verified(&self.vault, self.trusted.as_slice(), self.limits)
+            .map_err(Refusal::Unreadable)?;
+        tracing::debug!(elapsed = ?started.elapsed(), entries = catalog.len(), "read, checked and indexed the manifest");
+        if unix_now() > catalog.expires_at() {
+            return Err(Refusal::Expired {
+                expires_at: catalog.expires_at(),
+            });
+        }
+        let high_water = self
+            .high_water()
+            .map_err(|e| Refusal::HighWater(format!("{e:#}")))?;
+        let floor = floor.max(high_water);
+        if catalog.seq() < floor {
+            return Err(Refusal::RolledBack {
+                seq: catalog.seq(),
+                high_water: floor,
+            });
+        }
+        Ok(catalog)
+    }
+
+    /// Reads and checks the manifest, then saves its sequence number as the high-water mark:
+    /// what a reload does before it swaps the new manifest in.
+    pub(crate) fn admit(&self, floor: u64) -> Result<Catalog, Refusal> {
+        let catalog = self.load(floor)?;
+        self.save_high_water(catalog.seq()).map_err(|e| {
+            Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e:#}"))
+        })?;
+        Ok(catalog)
+    }
+
+    /// The saved high-water sequence number (0 when none was saved yet). A file that exists
+    /// but cannot be read is an error: starting anyway would forget it.
+    pub(crate) fn high_water(&self) -> Result<u64> {
+        let path = self.state_dir.join(HIGH_WATER_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .with_context(|| format!("{} の内容が数字ではありません", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).with_context(|| format!("{} を読めません", path.display())),
+        }
+    }
+
+    /// Saves `seq` as the high-water mark when it is higher: written aside, synced, renamed.
+    pub(crate) fn save_high_water(&self, seq: u64) -> Result<()> {
+        if seq <= self.high_water()? {
+            return Ok(());
+        }
+        let dir = &self.state_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("{} を作れません", dir.display()))?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("{} に書けません", dir.display()))?;
+        writeln!(file, "{seq}")
+            .and_then(|()| file.as_file().sync_all())
+            .with_context(|| format!("{} に書けません", dir.display()))?;
+        let path = dir.join(HIGH_WATER_FILE);
+        file.persist(&path)
+            .with_context(|| format!("{} を置き換えられません", path.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Whether the signature file on disk is the one `catalog` was accepted with: then the
+    /// files were touched but not changed, and nothing needs reading.
+    pub(crate) fn unchanged(&self, catalog: &Catalog) -> bool {
+        std::fs::read(self.vault.join(SIGNATURE_FILE))
+            .ok()
+            .and_then(|bytes| manifest::signature_of(&bytes))
+            .is_some_and(|sig| sig == catalog.signature())
+    }
+
+    /// The current stamp of the manifest files (zeros for a missing file).
+    pub(crate) fn stamp(&self) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let one = |name: &str| -> (u64, u64, i64, i64) {
+            std::fs::metadata(self.vault.join(name)).map_or((0, 0, 0, 0), |m| {
+                (m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+            })
+        };
+        Stamp([one(MANIFEST_FILE), one(SIGNATURE_FILE)])
+    }
+}

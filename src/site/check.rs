@@ -1,0 +1,82 @@
+//! Broken internal links and `#fragment`s, reported where they were written: the Markdown
+//! line, the Q&A answer in `data/qa.yaml`, or the template.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::root::QA_FILE;
+use crate::site::content::{Page, PageLink};
+use crate::site::links::{self, BrokenLink};
+use crate::site::{feed, output_file, Output, Site};
+
+impl Site {
+    /// Reports every broken internal link at the place it was written.
+    pub(crate) fn check_links(&self, output: &Output, d: &mut Diagnostics) {
+        let html: BTreeMap<String, &str> = output
+            .files
+            .iter()
+            .filter(|(p, _)| p.ends_with(".html"))
+            .filter_map(|(p, b)| Some((p.clone(), std::str::from_utf8(b).ok()?)))
+            .chain(
+                output
+                    .files
+                    .keys()
+                    .filter(|p| !p.ends_with(".html"))
+                    .map(|p| (p.clone(), "")),
+            )
+            .collect();
+        let by_output: BTreeMap<String, &Page> = self
+            .pages
+            .iter()
+            .map(|p| (output_file(&p.path), p))
+            .collect();
+        for broken in links::check(&html, &self.config.base_path) {
+            let to_unavailable = broken.target.as_ref().is_some_and(|t| {
+                let t = t.trim_end_matches('/');
+                self.unavailable.iter().any(|u| u.trim_matches('/') == t)
+            });
+            if !to_unavailable {
+                d.push(self.locate(&broken, by_output.get(&broken.from_file).copied()));
+            }
+        }
+    }
+
+    /// Where `broken` was written: its Markdown or Q&A line, else its template's.
+    fn locate(&self, broken: &BrokenLink, page: Option<&Page>) -> Diagnostic {
+        let written = |links: &[PageLink]| {
+            links
+                .iter()
+                .find(|l| {
+                    l.target == broken.href || feed::url(&self.config, &l.target) == broken.href
+                })
+                .map(|l| (l.line, l.column))
+        };
+        let message = format!("リンク「{}」: {}", broken.href, broken.reason);
+        let from_markdown = page.and_then(|p| written(&p.links).map(|pos| (p.source.clone(), pos)));
+        let from_qa = || {
+            self.qa
+                .iter()
+                .find_map(|q| written(&q.links))
+                .map(|pos| (PathBuf::from(QA_FILE), pos))
+        };
+        if let Some((file, (line, column))) = from_markdown.or_else(from_qa) {
+            return Diagnostic::new(file, line, column, message);
+        }
+        let template = page.map_or("404.html", |p| p.template.as_str());
+        let needle = broken
+            .href
+            .strip_prefix(&self.config.base_path)
+            .unwrap_or(&broken.href);
+        let (line, column) = self
+            .renderer
+            .find_in_template(template, needle)
+            .unwrap_or((1, 1));
+        Diagnostic::new(
+            self.renderer.template_file(template),
+            line,
+            column,
+            format!("{message}（{} の中）", broken.from_file),
+        )
+    }
+}

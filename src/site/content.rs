@@ -1,0 +1,385 @@
+//! Pages from `content/**/*.md`: YAML front matter between `---` lines, Markdown body.
+//!
+//! `content/_index.md` is the home page, `content/DIR/_index.md` a section listing the
+//! pages in `DIR`, every other file a page at `/DIR/NAME/`. Line numbers of every problem
+//! count from the top of the whole file, front matter included.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::root::CONTENT_DIR;
+use crate::common::walk::{self, Walk};
+use crate::common::yaml::{field, Document, Field, NodePath, Reader};
+use crate::site::markdown::{self, SourceLink};
+
+const TITLE: Field = field("title", "表題");
+const DATE: Field = field("date", "日付");
+const WEIGHT: Field = field("weight", "並び順");
+const DRAFT: Field = field("draft", "下書き");
+const TEMPLATE: Field = field("template", "テンプレート");
+const DESCRIPTION: Field = field("description", "説明");
+const FRONT_MATTER: [Field; 6] = [TITLE, DATE, WEIGHT, DRAFT, TEMPLATE, DESCRIPTION];
+
+/// What a content file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    Home,
+    Section,
+    Page,
+}
+
+/// What a page is made from besides its front matter: a Markdown file, or data the build
+/// generates a page for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageData {
+    /// A Markdown file under `content/`.
+    Markdown,
+    /// One adoption table (`/adopters/<slug>/`): the index into the site's tables.
+    AdopterTable(usize),
+    /// The overview of all adoption tables (`/adopters/`), unless `content/adopters/_index.md`
+    /// is written.
+    AdoptersOverview,
+}
+
+/// One page of the site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// The source file relative to the site root (`content/qa.md`).
+    pub source: PathBuf,
+    pub kind: PageKind,
+    /// Site path without the base path: `/`, `/notices/`, `/notices/niihama/`.
+    pub path: String,
+    /// Path of the section this page belongs to (`/` for top-level pages).
+    pub section: Option<String>,
+    pub title: String,
+    pub date: Option<NaiveDate>,
+    pub weight: Option<i64>,
+    pub draft: bool,
+    /// Template named in the front matter, or the default for the kind.
+    pub template: String,
+    /// Where `template:` was written, to report an unknown template there.
+    #[serde(skip)]
+    pub template_at: Option<(usize, usize)>,
+    pub description: Option<String>,
+    /// The rendered body.
+    pub content: String,
+    #[serde(skip)]
+    pub links: Vec<PageLink>,
+    #[serde(skip)]
+    pub anchors: Vec<String>,
+    /// What the page is made from.
+    #[serde(skip)]
+    pub data: PageData,
+}
+
+/// A link written in a Markdown file, with its position there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLink {
+    pub target: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Page {
+    /// A page with no body, date, weight or description, and the default template of its kind.
+    pub fn new(
+        source: PathBuf,
+        kind: PageKind,
+        path: String,
+        section: Option<String>,
+        title: String,
+    ) -> Page {
+        let template = match kind {
+            PageKind::Home => "index.html",
+            PageKind::Section => "section.html",
+            PageKind::Page => "page.html",
+        };
+        Page {
+            source,
+            kind,
+            path,
+            section,
+            title,
+            date: None,
+            weight: None,
+            draft: false,
+            template: template.to_owned(),
+            template_at: None,
+            description: None,
+            content: String::new(),
+            links: Vec::new(),
+            anchors: Vec::new(),
+            data: PageData::Markdown,
+        }
+    }
+}
+
+/// Pages that loaded, and the site paths of files that did not (links to those are not
+/// reported as broken: the file's own problem is).
+#[derive(Debug, Default)]
+pub struct LoadedPages {
+    pub pages: Vec<Page>,
+    pub failed: Vec<String>,
+}
+
+/// Loads every page under `ROOT/content`, sorted by path; drafts are left out.
+pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> LoadedPages {
+    let dir = root.join(CONTENT_DIR);
+    if !dir.is_dir() {
+        diagnostics.push(Diagnostic::file(
+            CONTENT_DIR,
+            "content/ ディレクトリがありません（少なくとも content/_index.md が必要です）",
+        ));
+        return LoadedPages::default();
+    }
+    let mut files = Vec::new();
+    for file in walk::files(root, CONTENT_DIR, Walk::default(), diagnostics) {
+        if file.abs.extension().is_some_and(|x| x == "md") {
+            files.push((file.abs, file.rel));
+        } else {
+            diagnostics.push(Diagnostic::file(
+                file.rel,
+                "content/ には Markdown（.md）だけを置いてください。画像などは assets/ に置きます",
+            ));
+        }
+    }
+    let results: Vec<Result<Page, Diagnostics>> = files
+        .par_iter()
+        .map(|(abs, rel)| load_page(abs, rel, base_path))
+        .collect();
+    let mut loaded = LoadedPages::default();
+    for ((_, rel), result) in files.iter().zip(results) {
+        match result {
+            Ok(page) if !page.draft => loaded.pages.push(page),
+            Ok(_) => {}
+            Err(d) => {
+                diagnostics.extend(d);
+                let in_content = rel.strip_prefix(CONTENT_DIR).unwrap_or(rel);
+                if let Ok((path, _, _)) = site_path(in_content) {
+                    loaded.failed.push(path);
+                }
+            }
+        }
+    }
+    loaded
+}
+
+/// Reports pages (written or generated) that would be written to the same URL.
+pub fn check_unique_paths(pages: &[Page], diagnostics: &mut Diagnostics) {
+    let mut seen: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
+    for page in pages {
+        if let Some(first) = seen.insert(&page.path, &page.source) {
+            diagnostics.push(Diagnostic::file(
+                &page.source,
+                format!(
+                    "{} と同じ URL {} になります。どちらかの名前を変えてください",
+                    first.display(),
+                    page.path
+                ),
+            ));
+        }
+    }
+}
+
+/// Site path and kind of a content file (`content/a/b.md` → `/a/b/`).
+fn site_path(rel_in_content: &Path) -> Result<(String, PageKind, Option<String>), String> {
+    let parts: Vec<String> = rel_in_content
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let Some((file, dirs)) = parts.split_last() else {
+        return Err("ファイル名がありません".into());
+    };
+    let stem = file.trim_end_matches(".md");
+    for name in dirs.iter().map(String::as_str).chain(std::iter::once(stem)) {
+        if name != "_index" && !walk::is_url_name(name) {
+            return Err(format!(
+                "ファイル名・ディレクトリ名「{name}」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください"
+            ));
+        }
+    }
+    let dir_path: String = dirs.iter().map(|d| format!("/{d}")).collect();
+    Ok(if stem == "_index" {
+        let kind = if dirs.is_empty() {
+            PageKind::Home
+        } else {
+            PageKind::Section
+        };
+        let section = dirs.split_last().map(|(_, parent)| {
+            format!(
+                "{}/",
+                parent.iter().map(|d| format!("/{d}")).collect::<String>()
+            )
+        });
+        (format!("{dir_path}/"), kind, section)
+    } else {
+        (
+            format!("{dir_path}/{stem}/"),
+            PageKind::Page,
+            Some(format!("{dir_path}/")),
+        )
+    })
+}
+
+/// Splits `---\nYAML\n---\nbody`: the YAML text and the byte offset where the body starts.
+fn split_front_matter(text: &str) -> Option<(&str, usize)> {
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let start = text.len() - rest.len();
+    let mut pos = start;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            return Some((&text[start..pos], pos + line.len()));
+        }
+        pos += line.len();
+    }
+    None
+}
+
+fn load_page(abs: &Path, rel: &Path, base_path: &str) -> Result<Page, Diagnostics> {
+    let raw = std::fs::read_to_string(abs).map_err(|e| {
+        Diagnostics::from(Diagnostic::file(
+            rel,
+            format!("読めません（UTF-8 のテキストですか）: {e}"),
+        ))
+    })?;
+    let text = raw.strip_prefix('\u{feff}').unwrap_or(&raw);
+    let in_content = rel.strip_prefix(CONTENT_DIR).unwrap_or(rel);
+    let (path, kind, section) =
+        site_path(in_content).map_err(|m| Diagnostics::from(Diagnostic::file(rel, m)))?;
+    let Some((yaml, body_start)) = split_front_matter(text) else {
+        return Err(Diagnostic::file(
+            rel,
+            "先頭に front matter がありません。1 行目を --- にし、title: などを書いて --- の行で閉じてください",
+        )
+        .into());
+    };
+    let doc = Document::parse(rel, yaml, 1).map_err(Diagnostics::from)?;
+    let mut r = Reader::new(&doc);
+    let top = NodePath::default();
+    let map = r.mapping(&doc.root, &top, "front matter", &FRONT_MATTER);
+    let mut page = Page::new(rel.to_path_buf(), kind, path, section, String::new());
+    if let Some(map) = map {
+        page.title = r.string(map, &top, TITLE, true).unwrap_or_default();
+        page.date = r.date(map, &top, DATE, false);
+        page.weight = r.integer(map, &top, WEIGHT, false);
+        page.draft = r.boolean(map, &top, DRAFT).unwrap_or(false);
+        page.description = r.string(map, &top, DESCRIPTION, false);
+        if let Some(template) = r.string(map, &top, TEMPLATE, false) {
+            page.template_at = Some(doc.locate(&top.key(TEMPLATE.key), false));
+            page.template = template;
+        }
+    }
+    if !r.diagnostics.is_empty() {
+        return Err(r.diagnostics);
+    }
+    let body = &text[body_start..];
+    let rendered = markdown::render(body, base_path);
+    let unclosed: Diagnostics = rendered
+        .unclosed_emphasis
+        .iter()
+        .map(|offset| {
+            Diagnostic::at_offset(rel, text, body_start + offset, markdown::UNCLOSED_EMPHASIS)
+        })
+        .fold(Diagnostics::default(), |mut d, e| {
+            d.push(e);
+            d
+        });
+    if !unclosed.is_empty() {
+        return Err(unclosed);
+    }
+    page.links = rendered
+        .links
+        .iter()
+        .map(|SourceLink { target, offset }| {
+            let (line, column) = crate::common::diagnostics::line_column(text, body_start + offset);
+            PageLink {
+                target: target.clone(),
+                line,
+                column,
+            }
+        })
+        .collect();
+    page.content = rendered.html;
+    page.anchors = rendered.anchors;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_content_files() {
+        let p = |s: &str| site_path(Path::new(s)).expect("valid name");
+        assert_eq!(p("_index.md"), ("/".into(), PageKind::Home, None));
+        assert_eq!(
+            p("qa.md"),
+            ("/qa/".into(), PageKind::Page, Some("/".into()))
+        );
+        assert_eq!(
+            p("notices/_index.md"),
+            ("/notices/".into(), PageKind::Section, Some("/".into()))
+        );
+        assert_eq!(
+            p("notices/niihama.md"),
+            (
+                "/notices/niihama/".into(),
+                PageKind::Page,
+                Some("/notices/".into())
+            )
+        );
+        assert!(site_path(Path::new("お知らせ.md")).is_err());
+        assert!(site_path(Path::new("About.md")).is_err());
+    }
+
+    #[test]
+    fn front_matter_split() {
+        let text = "---\ntitle: a\n---\n本文\n";
+        let (yaml, body) = split_front_matter(text).expect("has front matter");
+        assert_eq!(yaml, "title: a\n");
+        assert_eq!(&text[body..], "本文\n");
+        assert!(split_front_matter("title: a\n").is_none());
+        assert!(split_front_matter("---\ntitle: a\n").is_none());
+    }
+
+    fn load(text: &str) -> Result<Page, Vec<String>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let abs = dir.path().join("p.md");
+        std::fs::write(&abs, text).expect("write");
+        load_page(&abs, Path::new("content/p.md"), "/")
+            .map_err(|d| d.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn errors_count_lines_in_the_whole_file() {
+        let errs = load("---\ntitle: 案内\ndate: 2024-13-01\ncolor: red\n---\n本文\n")
+            .expect_err("invalid");
+        assert_eq!(
+            errs,
+            [
+                "content/p.md:4:1: 知らないキー `color` があります。使えるキー: title（表題）, date（日付）, weight（並び順）, draft（下書き）, template（テンプレート）, description（説明）",
+                "content/p.md:3:7: date（日付） の日付「2024-13-01」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
+            ]
+        );
+    }
+
+    #[test]
+    fn links_carry_their_line_in_the_file() {
+        let page = load("---\ntitle: 案内\n---\n\n一行目\n\n[Q&A へ](/qa/)\n").expect("valid");
+        assert_eq!(
+            page.links,
+            [PageLink {
+                target: "/qa/".into(),
+                line: 7,
+                column: 1
+            }]
+        );
+    }
+}

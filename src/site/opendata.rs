@@ -1,0 +1,88 @@
+//! Open data: every adoption table as JSON and as CSV (UTF-8 with a BOM, so Excel opens it
+//! in Japanese).
+
+use serde::Serialize;
+
+use crate::site::adopters::AdopterTable;
+
+/// One row of the open data.
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    table: &'a str,
+    title: &'a str,
+    as_of: String,
+    category: &'a str,
+    name: &'a str,
+    start: Option<String>,
+    planned: bool,
+    services: Option<bool>,
+    basis: &'a str,
+}
+
+fn rows(tables: &[AdopterTable]) -> Vec<Row<'_>> {
+    tables
+        .iter()
+        .flat_map(|t| {
+            t.adopters.iter().map(move |a| Row {
+                table: &t.slug,
+                title: &t.title,
+                as_of: t.as_of.to_string(),
+                category: &a.category,
+                name: &a.name,
+                start: a.start.map(|d| d.to_string()),
+                planned: a.planned,
+                services: a.services,
+                basis: &t.basis,
+            })
+        })
+        .collect()
+}
+
+/// `data/adopters.json`: `{"adopters": [...]}` with ISO dates.
+pub fn adopters_json(tables: &[AdopterTable]) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        format: u32,
+        adopters: Vec<Row<'a>>,
+    }
+    let mut out = serde_json::to_vec_pretty(&Doc {
+        format: 1,
+        adopters: rows(tables),
+    })?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// `data/adopters.csv`: a BOM, a Japanese header row, one row per adopter, CRLF lines.
+pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(vec![0xEF, 0xBB, 0xBF]);
+    w.write_record([
+        "一覧",
+        "現在日",
+        "区分",
+        "発注者名",
+        "運用開始日",
+        "運用開始日（和暦）",
+        "予定",
+        "業務委託への適用",
+        "運用開始日の基準",
+    ])?;
+    for t in tables {
+        for a in &t.adopters {
+            w.write_record([
+                t.title.as_str(),
+                &t.as_of.to_string(),
+                &a.category,
+                &a.name,
+                &a.start.map(|d| d.to_string()).unwrap_or_default(),
+                a.start_wareki.as_deref().unwrap_or(""),
+                if a.planned { "予定" } else { "" },
+                a.services.map(crate::common::format::maru).unwrap_or(""),
+                &t.basis,
+            ])?;
+        }
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}

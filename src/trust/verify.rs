@@ -1,0 +1,230 @@
+//! Checking a 保証契約番号 and 認証キー against a trusted manifest: the rules `hosho verify`
+//! (offline, for an auditor or a clerk) and the daemon share (see `docs/vault.md`).
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::common::certificate::{Record, Status};
+use crate::common::files::read_capped;
+use crate::common::hex::sha256_hex;
+use crate::trust::authkey;
+use crate::trust::keys::TrustedKeys;
+use crate::trust::layout::{certificate_file, record_file, MAX_PDF_BYTES, MAX_RECORD_BYTES};
+use crate::trust::manifest::{self, Catalog, Limits};
+
+/// A certificate that checked out.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// 保証契約番号 (normalised)
+    pub number: String,
+    pub status: Status,
+    /// Everything the certificate shows, hash-checked against the manifest.
+    pub record: Record,
+    pub pdf: PathBuf,
+    pub pdf_sha256: String,
+    pub seq: u64,
+    pub expires_at: u64,
+}
+
+/// Why a certificate is not shown as valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotValid {
+    /// The manifest itself is refused (unsigned, wrong key, tampered, malformed, too large).
+    Manifest(String),
+    Expired,
+    /// Unknown number or wrong key: deliberately the same answer.
+    NoMatch,
+    /// The PDF or the record is missing, or its SHA-256 differs from the signed manifest.
+    Tampered,
+}
+
+impl std::fmt::Display for NotValid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotValid::Manifest(e) => write!(f, "マニフェストを信頼できません: {e}"),
+            NotValid::Expired => write!(
+                f,
+                "マニフェストの有効期限が切れています。最新のマニフェストで確認してください"
+            ),
+            NotValid::NoMatch => write!(
+                f,
+                "保証契約番号と認証キーの組み合わせに一致する電子証書はありません"
+            ),
+            NotValid::Tampered => write!(
+                f,
+                "証書の PDF または記録がマニフェストの記録と一致しません（改変されているか、ありません）"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NotValid {}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks `number` and `key` (as typed) against the signed manifest in `vault_dir`.
+pub fn verify(
+    vault_dir: &Path,
+    trusted: &TrustedKeys,
+    number: &str,
+    key: &str,
+) -> Result<Verified, NotValid> {
+    let catalog = manifest::read_verified(vault_dir, trusted.as_slice(), Limits::default())
+        .map_err(|e| NotValid::Manifest(e.to_string()))?;
+    check(&catalog, vault_dir, number, key, unix_now())
+}
+
+/// The checks once the manifest is trusted: not expired, the key's verifier (PBKDF2, the
+/// same work for an unknown number), then the record and the PDF re-hashed against the
+/// manifest. Files are found by the manifest's number, never by what was typed.
+pub fn check(
+    catalog: &Catalog,
+    vault_dir: &Path,
+    number: &str,
+    key: &str,
+    now_unix: u64,
+) -> Result<Verified, NotValid> {
+    if now_unix > catalog.expires_at() {
+        return Err(NotValid::Expired);
+    }
+    let (Ok(number), Ok(key)) = (
+        authkey::normalise_number(number),
+        authkey::normalise_key(key),
+    ) else {
+        return Err(NotValid::NoMatch);
+    };
+    let entry = catalog.entry(&number);
+    if !catalog.key_matches(entry.as_ref(), &key) {
+        return Err(NotValid::NoMatch);
+    }
+    let entry = entry.ok_or(NotValid::NoMatch)?;
+    let record_bytes = read_capped(
+        &vault_dir.join(record_file(&entry.number)),
+        MAX_RECORD_BYTES,
+        true,
+    )
+    .map_err(|_| NotValid::Tampered)?;
+    if sha256_hex(&record_bytes) != entry.record_sha256 {
+        return Err(NotValid::Tampered);
+    }
+    let record: Record = serde_json::from_slice(&record_bytes).map_err(|_| NotValid::Tampered)?;
+    if record.number != entry.number || record.status != entry.status || record.kind != entry.kind {
+        return Err(NotValid::Tampered);
+    }
+    let pdf = vault_dir.join(certificate_file(&entry.number));
+    if !pdf_matches(&pdf, &entry.pdf_sha256) {
+        return Err(NotValid::Tampered);
+    }
+    Ok(Verified {
+        number: entry.number,
+        status: entry.status,
+        record,
+        pdf,
+        pdf_sha256: entry.pdf_sha256,
+        seq: catalog.seq(),
+        expires_at: catalog.expires_at(),
+    })
+}
+
+/// The bytes of a certificate PDF when its SHA-256 is `sha256` (hex), else `None`.
+pub fn read_pdf(path: &Path, sha256: &str) -> Option<Vec<u8>> {
+    let bytes = read_capped(path, MAX_PDF_BYTES, true).ok()?;
+    (sha256_hex(&bytes) == sha256).then_some(bytes)
+}
+
+fn pdf_matches(path: &Path, sha256: &str) -> bool {
+    read_pdf(path, sha256).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::keys::TrustedKeys;
+    use crate::trust::testing::{write_vault, CERTIFICATES, ITERATIONS};
+
+    fn vault() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let public = write_vault(
+            &dir.path().join("vault"),
+            &dir.path().join("keys"),
+            7,
+            2_000_000_000,
+        );
+        let trusted = TrustedKeys::new(vec![public]).expect("one key");
+        let limits = Limits {
+            min_iterations: ITERATIONS,
+            ..Limits::default()
+        };
+        let catalog =
+            manifest::read_verified(&dir.path().join("vault"), trusted.as_slice(), limits)
+                .expect("trusted");
+        (dir, catalog)
+    }
+
+    #[test]
+    fn a_number_and_its_key_show_the_hash_checked_record() {
+        let (dir, catalog) = vault();
+        let vault = dir.path().join("vault");
+        for (number, key, status) in CERTIFICATES {
+            let v = check(&catalog, &vault, number, key, 1_800_000_000).expect("valid");
+            assert_eq!((v.number.as_str(), v.status, v.seq), (number, status, 7));
+            assert_eq!(v.record.number, number);
+        }
+        // As a clerk types it: 全角, spaces, lower case.
+        let v = check(&catalog, &vault, "２０７０００４４２６", "332 e1e 7k9q", 0).expect("typed");
+        assert_eq!(v.number, "2070004426");
+    }
+
+    #[test]
+    fn a_wrong_key_and_an_unknown_number_get_the_same_refusal() {
+        let (dir, catalog) = vault();
+        let vault = dir.path().join("vault");
+        let wrong = check(&catalog, &vault, "2070004426", "332E1E7K9R", 0);
+        let unknown = check(&catalog, &vault, "2070009999", "332E1E7K9Q", 0);
+        let garbage = check(&catalog, &vault, "20700", "key", 0);
+        assert_eq!(wrong.err(), Some(NotValid::NoMatch));
+        assert_eq!(unknown.err(), Some(NotValid::NoMatch));
+        assert_eq!(garbage.err(), Some(NotValid::NoMatch));
+    }
+
+    #[test]
+    fn expired_manifests_and_altered_files_are_refused() {
+        let (dir, catalog) = vault();
+        let vault = dir.path().join("vault");
+        let late = check(&catalog, &vault, "2070004426", "332E1E7K9Q", 2_000_000_001);
+        assert_eq!(late.err(), Some(NotValid::Expired));
+        std::fs::write(vault.join(certificate_file("2070004426")), b"%PDF-forged").expect("write");
+        let forged = check(&catalog, &vault, "2070004426", "332E1E7K9Q", 0);
+        assert_eq!(forged.err(), Some(NotValid::Tampered));
+        let record = vault.join(record_file("2070004427"));
+        let text = std::fs::read_to_string(&record).expect("read");
+        std::fs::write(&record, text.replace("テスト市長", "別の市長")).expect("write");
+        let altered = check(&catalog, &vault, "2070004427", "7M4K2P9QRS", 0);
+        assert_eq!(altered.err(), Some(NotValid::Tampered));
+        std::fs::remove_file(vault.join(record_file("2070004428"))).expect("rm");
+        let missing = check(&catalog, &vault, "2070004428", "A1B2C3D4E5", 0);
+        assert_eq!(missing.err(), Some(NotValid::Tampered));
+    }
+
+    #[test]
+    fn verify_reads_the_vault_with_the_trusted_keys_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (vault, keys) = (dir.path().join("vault"), dir.path().join("keys"));
+        write_vault(&vault, &keys, 1, 2_000_000_000);
+        let trusted = TrustedKeys::load(&keys, &[]).expect("signing.pub");
+        // The test vault's KDF count is below the default floor `hosho verify` applies.
+        let refused = verify(&vault, &trusted, "2070004426", "332E1E7K9Q");
+        assert!(matches!(refused, Err(NotValid::Manifest(_))), "{refused:?}");
+        let other = dir.path().join("other");
+        write_vault(&dir.path().join("vault2"), &other, 1, 2_000_000_000);
+        let untrusted = TrustedKeys::load(&other, &[]).expect("other key");
+        let refused = verify(&vault, &untrusted, "2070004426", "332E1E7K9Q");
+        assert!(
+            matches!(refused, Err(NotValid::Manifest(m)) if m.contains("信頼する公開鍵にありません"))
+        );
+    }
+}

@@ -182,37 +182,10 @@ fn one(
     let secret = &b.keys.auth_secret;
     let (cache, reused) = match previous.reuse(&c.number, material.as_bytes(), secret) {
         Some(cached) => {
-            for document in &DOCUMENTS {
-                let rel = document.file(&c.number);
-                previous
-                    .carry(&rel, b.staging)
-                    .with_context(|| format!("{rel} を前回の vault から引き継げません"))
-                    .map_err(Failure::Io)?;
-            }
+            carry_forward(previous, b.staging, &c.number)?;
             (cached, true)
         }
-        None => {
-            let pdfs = b
-                .typesetter
-                .typeset(&inputs, &c.number)
-                .map_err(Failure::Input)?;
-            let mut hashes = BTreeMap::new();
-            for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
-                write(b.staging, &document.file(&c.number), pdf)?;
-                hashes.insert(document.id.to_owned(), sha256_hex(pdf));
-            }
-            let salt =
-                manifest::new_salt(rng).map_err(|_| Failure::Io(anyhow!("乱数を得られません")))?;
-            let verifier = manifest::make_verifier(&key, &salt, iterations);
-            let entry = CacheEntry::new(
-                material.as_bytes(),
-                hashes,
-                to_hex(&salt),
-                to_hex(&verifier),
-                secret,
-            );
-            (entry, false)
-        }
+        None => (typeset_new(b, rng, c, &inputs, &key, &material)?, false),
     };
     let entry = Entry {
         number: c.number.clone(),
@@ -232,6 +205,48 @@ fn one(
         cache,
         reused,
     })
+}
+
+/// Links every document of `number` from the previous vault into the new one.
+fn carry_forward(previous: &Previous<'_>, staging: &Path, number: &str) -> Result<(), Failure> {
+    for document in &DOCUMENTS {
+        let rel = document.file(number);
+        previous
+            .carry(&rel, staging)
+            .with_context(|| format!("{rel} を前回の vault から引き継げません"))
+            .map_err(Failure::Io)?;
+    }
+    Ok(())
+}
+
+/// Typesets every document of `c`, writes them, and pays the KDF for a new salt.
+fn typeset_new(
+    b: &VaultBuild<'_>,
+    rng: &SystemRandom,
+    c: &Certificate,
+    inputs: &[serde_json::Value],
+    key: &str,
+    material: &str,
+) -> Result<CacheEntry, Failure> {
+    let pdfs = b
+        .typesetter
+        .typeset(inputs, &c.number)
+        .map_err(Failure::Input)?;
+    let mut hashes = BTreeMap::new();
+    for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
+        write(b.staging, &document.file(&c.number), pdf)?;
+        hashes.insert(document.id.to_owned(), sha256_hex(pdf));
+    }
+    let salt = manifest::new_salt(rng).map_err(|_| Failure::Io(anyhow!("乱数を得られません")))?;
+    let iterations = b.config.certificates.kdf_iterations;
+    let verifier = manifest::make_verifier(key, &salt, iterations);
+    Ok(CacheEntry::new(
+        material.as_bytes(),
+        hashes,
+        to_hex(&salt),
+        to_hex(&verifier),
+        &b.keys.auth_secret,
+    ))
 }
 
 /// The sequence number of the manifest being replaced (0 when there is none).

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use arc_swap::ArcSwap;
 
 use super::gate::Gate;
-use super::{audit, limits, pages, pool, preview, refused_start, tokens, Options, AUDIT_FILE};
+use super::{audit, limits, pages, pool, preview, tokens, Options, AUDIT_FILE};
 use crate::trust::keys::TrustedKeys;
 use crate::trust::manifest::{Catalog, Limits};
 
@@ -39,7 +39,9 @@ impl App {
             },
             state_dir: options.state_dir.clone(),
         };
-        let catalog = gate.load(0).map_err(refused_start)?;
+        let catalog = gate
+            .load(0)
+            .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
         gate.save_high_water(catalog.seq())
             .context("最高シーケンス番号を保存できないため起動しません")?;
         let pages = pages::Pages::load(&options.root)?;

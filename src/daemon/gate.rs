@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 
+use crate::common::files::read_capped;
 use crate::trust::keys::TrustedKeys;
-use crate::trust::layout::{MANIFEST_FILE, SIGNATURE_FILE};
+use crate::trust::layout::{MANIFEST_FILE, MAX_SIGNATURE_BYTES, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Catalog, Limits, ReadError};
 use crate::trust::verify::unix_now;
 
@@ -137,7 +138,7 @@ impl Gate {
     /// Whether the signature file on disk is the one `catalog` was accepted with: then the
     /// files were touched but not changed, and nothing needs reading.
     pub(crate) fn unchanged(&self, catalog: &Catalog) -> bool {
-        std::fs::read(self.vault.join(SIGNATURE_FILE))
+        read_capped(&self.vault.join(SIGNATURE_FILE), MAX_SIGNATURE_BYTES, true)
             .ok()
             .and_then(|bytes| manifest::signature_of(&bytes))
             .is_some_and(|sig| sig == catalog.signature())

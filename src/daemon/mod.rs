@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{Context as _, Result};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -296,9 +296,4 @@ async fn sweep_limiters(app: Arc<App>) {
         tick.tick().await;
         app.limiter.sweep();
     }
-}
-
-/// The error of a daemon that cannot start on its manifest.
-pub(crate) fn refused_start(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("マニフェストを受け付けられないため起動しません: {e}")
 }

@@ -1,4 +1,5 @@
-//! Pages from `content/**/*.md`: YAML front matter between `---` lines, Markdown body.
+//! Pages from `content/**/*.md` (`docs/data.md`): YAML front matter between `---` lines,
+//! Markdown body.
 //!
 //! `content/_index.md` is the home page, `content/DIR/_index.md` a section listing the
 //! pages in `DIR`, every other file a page at `/DIR/NAME/`. Line numbers of every problem

@@ -1,4 +1,5 @@
-//! 認証キー (authentication key) and 保証契約番号 (contract number) as people type them.
+//! 認証キー (authentication key) and 保証契約番号 (contract number) as people type them
+//! (`docs/manifest.md`).
 //!
 //! A key is 10 characters of Crockford base32 (`0-9 A-Z` without I, L, O, U), about 50 bits,
 //! printed grouped as `332 E1E 7K9Q`. Derived keys are HMAC-SHA256(auth-key secret, number),

@@ -11,28 +11,29 @@ use anyhow::{bail, Result};
 
 use crate::certificates::input::{self, Certificate};
 use crate::certificates::typeset::Typesetter;
-use crate::certificates::vault::{self, VaultBuild, VaultReport};
+use crate::certificates::vault::{self, Outputs, VaultBuild, VaultReport};
 use crate::common::certificate::Status;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::common::hex::to_hex;
 pub use crate::common::root::Paths;
-use crate::output::{self, Staging};
+use crate::output::{self, Access, Staging};
 use crate::site::{Output, Site, Trust};
 use crate::trust::authkey;
-use crate::trust::keys::{self, BuildKeys, KeyMaterial};
+use crate::trust::keys::{BuildKeys, KeyMaterial};
 
 /// What a build wrote.
 #[derive(Debug)]
 pub struct BuildSummary {
     pub out: PathBuf,
     pub vault: PathBuf,
+    pub notices: PathBuf,
     pub pages: usize,
     pub files: usize,
     pub vault_report: VaultReport,
     /// Set when this build created a development key pair.
     pub created_keys: Option<String>,
     /// A 保証契約番号 and its 認証キー (grouped) to try the daemon with: the first valid
-    /// certificate's.
+    /// certificate's, and only when the build signs with development keys.
     pub example: Option<(String, String)>,
     pub warnings: Vec<Diagnostic>,
     pub elapsed: Duration,
@@ -112,14 +113,28 @@ pub fn check(root: &Path) -> Result<CheckSummary> {
     })
 }
 
-fn refuse_private_under_public(paths: &Paths) -> Result<()> {
+/// The three outputs must not lie inside one another: nothing private under the public
+/// site, and no notice (with its 認証キー) in the vault that the daemon host receives.
+fn refuse_nested_outputs(paths: &Paths) -> Result<()> {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (out, vault) = (absolute(&paths.out), absolute(&paths.vault));
-    if vault.starts_with(&out) || out.starts_with(&vault) {
+    let nested = |a: &Path, b: &Path| {
+        let (a, b) = (absolute(a), absolute(b));
+        a.starts_with(&b) || b.starts_with(&a)
+    };
+    let (out, vault, notices) = (&paths.out, &paths.vault, &paths.notices);
+    if nested(vault, out) {
         bail!(
             "vault（{}）と公開用の出力（{}）は別の場所にしてください。証書や認証キーを公開サイトに置くことはできません",
-            paths.vault.display(),
-            paths.out.display()
+            vault.display(),
+            out.display()
+        );
+    }
+    if nested(notices, out) || nested(notices, vault) {
+        bail!(
+            "認証キーのお知らせの出力（{}）は、公開用の出力（{}）とも vault（{}）とも別の場所にしてください。お知らせはビルドするホストから出しません",
+            notices.display(),
+            out.display(),
+            vault.display()
         );
     }
     Ok(())
@@ -143,10 +158,11 @@ fn unix_now() -> u64 {
 /// Builds the site and the vault; each is rendered beside its target and swapped in whole.
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let started = Instant::now();
-    refuse_private_under_public(paths)?;
+    refuse_nested_outputs(paths)?;
     // Refuse foreign directories before any work, and again just before each swap.
     output::ensure_replaceable(&paths.out)?;
     output::ensure_replaceable(&paths.vault)?;
+    output::ensure_replaceable(&paths.notices)?;
     let Inputs {
         mut site,
         certificates,
@@ -157,14 +173,21 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let keys = build_keys.material();
 
     let vault_started = Instant::now();
-    let vault_stage = Staging::new(&paths.vault)?;
+    let vault_stage = Staging::new(&paths.vault, Access::Private)?;
+    let notices_stage = Staging::new(&paths.notices, Access::Private)?;
     let report = vault::build(&VaultBuild {
         config: &site.config,
         certificates: &certificates,
         typesetter: &typesetter,
         keys,
-        previous: &paths.vault,
-        staging: vault_stage.path(),
+        previous: Outputs {
+            vault: &paths.vault,
+            notices: &paths.notices,
+        },
+        staging: Outputs {
+            vault: vault_stage.path(),
+            notices: notices_stage.path(),
+        },
         now_unix: unix_now(),
     })?;
     tracing::debug!(elapsed = ?vault_started.elapsed(), "typeset certificates and signed the manifest");
@@ -175,26 +198,30 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         seq: report.seq,
     }));
     let rendered = render(&site)?;
-    if let BuildKeys::New(new) = &build_keys {
-        keys::write(&paths.keys, new)?;
-    }
-    let site_stage = Staging::new(&paths.out)?;
+    build_keys.write_new(&paths.keys)?;
+    let site_stage = Staging::new(&paths.out, Access::Public)?;
     let write_started = Instant::now();
     output::write_files(site_stage.path(), &rendered.files)?;
     tracing::debug!(elapsed = ?write_started.elapsed(), "wrote staging directories");
+    notices_stage.commit()?;
     vault_stage.commit()?;
     site_stage.commit()?;
     Ok(BuildSummary {
         out: paths.out.clone(),
         vault: paths.vault.clone(),
+        notices: paths.notices.clone(),
         pages: rendered.page_count(),
         files: rendered.files.len(),
         vault_report: report,
         created_keys: match &build_keys {
             BuildKeys::New(new) => Some(new.material.public.id.clone()),
-            BuildKeys::Existing(_) => None,
+            BuildKeys::Existing { .. } => None,
         },
-        example: example(&certificates, keys),
+        // A number and key to try, only where nobody depends on the keys.
+        example: build_keys
+            .development()
+            .then(|| example(&certificates, keys))
+            .flatten(),
         warnings: warnings.sorted(),
         elapsed: started.elapsed(),
     })

@@ -53,9 +53,12 @@ pub struct BuildArgs {
     /// 公開用の書き出し先（既定: ROOT/site-out）
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// 非公開の書き出し先: 証書・お知らせ・マニフェスト（既定: ROOT/vault）
+    /// 確認サービスに渡す非公開の書き出し先: 証書・記録・署名付きマニフェスト（既定: ROOT/vault）
     #[arg(long, value_name = "DIR")]
     pub vault: Option<PathBuf>,
+    /// ビルドするホストから出さない非公開の書き出し先: 認証キーのお知らせ（既定: ROOT/notices）
+    #[arg(long, value_name = "DIR")]
+    pub notices: Option<PathBuf>,
     /// 鍵のディレクトリ（既定: ROOT/keys）
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
@@ -89,6 +92,9 @@ pub struct ServeArgs {
     /// vault の場所（既定: ROOT/vault）
     #[arg(long, value_name = "DIR")]
     pub vault: Option<PathBuf>,
+    /// ビルドするときの認証キーのお知らせの書き出し先（既定: ROOT/notices）。確認サービスは読みません
+    #[arg(long, value_name = "DIR")]
+    pub notices: Option<PathBuf>,
     /// プレビューするサイト（既定: ROOT/site-out）
     #[arg(long, value_name = "DIR")]
     pub site: Option<PathBuf>,

@@ -5,9 +5,14 @@
 //! place. A failed build leaves the old output untouched; the staging directory is removed
 //! when dropped. A target that hosho did not create (no marker file), or that holds a file
 //! hosho did not write (a `.git` put there by hand, say), is never replaced.
+//!
+//! The public output is readable by everyone (directories 0755, files 0644, so a web server
+//! can serve it); private outputs (the vault, the notices) by their owner alone (0700 and
+//! 0600), written through [`write_private`] and [`create_private_dir`].
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -101,14 +106,59 @@ pub fn write_files(dir: &Path, files: &std::collections::BTreeMap<String, Vec<u8
     })
 }
 
+/// Who may read an output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `site-out/`: directories 0755, files 0644.
+    Public,
+    /// The vault and the notices: directories 0700, files 0600.
+    Private,
+}
+
+impl Access {
+    fn dir_mode(self) -> u32 {
+        match self {
+            Access::Public => 0o755,
+            Access::Private => 0o700,
+        }
+    }
+
+    fn file_mode(self) -> u32 {
+        match self {
+            Access::Public => 0o644,
+            Access::Private => 0o600,
+        }
+    }
+}
+
+/// Writes a file only its owner can read (0600), replacing any file of that name.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+/// Creates a directory (and its parents) only its owner can enter (0700).
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
 /// A directory being filled beside `target`.
 pub struct Staging {
     target: PathBuf,
     dir: tempfile::TempDir,
+    access: Access,
 }
 
 impl Staging {
-    pub fn new(target: &Path) -> Result<Staging> {
+    pub fn new(target: &Path, access: Access) -> Result<Staging> {
         ensure_replaceable(target)?;
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -126,6 +176,7 @@ impl Staging {
         Ok(Staging {
             target: target.to_path_buf(),
             dir,
+            access,
         })
     }
 
@@ -140,7 +191,14 @@ impl Staging {
             marker.push_str(&path);
             marker.push('\n');
         }
-        fs::write(self.dir.path().join(MARKER), marker)
+        let marker_path = self.dir.path().join(MARKER);
+        fs::write(&marker_path, marker)
+            .and_then(|()| {
+                let file_mode = fs::Permissions::from_mode(self.access.file_mode());
+                fs::set_permissions(&marker_path, file_mode)?;
+                let dir_mode = fs::Permissions::from_mode(self.access.dir_mode());
+                fs::set_permissions(self.dir.path(), dir_mode)
+            })
             .with_context(|| format!("{} に目印を書けません", self.dir.path().display()))?;
         // Checked again: the target may have changed while the build ran.
         ensure_replaceable(&self.target)?;
@@ -192,20 +250,40 @@ mod tests {
     fn replaces_own_output_whole() {
         let root = tempfile::tempdir().expect("tempdir");
         let target = root.path().join("site-out");
-        let s = Staging::new(&target).expect("new target");
+        let s = Staging::new(&target, Access::Public).expect("new target");
         fs::write(s.path().join("a.html"), "1").expect("write");
         s.commit().expect("commit");
         assert_eq!(
             fs::read_to_string(target.join("a.html")).expect("read"),
             "1"
         );
-        let s = Staging::new(&target).expect("own output");
+        let s = Staging::new(&target, Access::Public).expect("own output");
         fs::write(s.path().join("b.html"), "2").expect("write");
         s.commit().expect("commit");
         assert!(!target.join("a.html").exists(), "old files are gone");
         assert!(target.join("b.html").exists());
         let leftovers: Vec<_> = fs::read_dir(root.path()).expect("read").collect();
         assert_eq!(leftovers.len(), 1, "no staging or old directories left");
+    }
+
+    #[test]
+    fn private_outputs_are_for_their_owner_only() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        for (name, access, dir_mode, file_mode) in [
+            ("site-out", Access::Public, 0o755, 0o644),
+            ("vault", Access::Private, 0o700, 0o600),
+        ] {
+            let target = root.path().join(name);
+            let s = Staging::new(&target, access).expect("staging");
+            s.commit().expect("commit");
+            assert_eq!(mode(&target), dir_mode, "{name}");
+            assert_eq!(mode(&target.join(MARKER)), file_mode, "{name}");
+        }
+        let private = root.path().join("p/q");
+        create_private_dir(&private).expect("mkdir");
+        write_private(&private.join("f"), b"x").expect("write");
+        assert_eq!((mode(&private), mode(&private.join("f"))), (0o700, 0o600));
     }
 
     #[test]
@@ -216,7 +294,7 @@ mod tests {
         fs::write(target.join(MARKER), format!("{MARKER_HEADER}keep.html\n")).expect("marker");
         fs::write(target.join("keep.html"), "old").expect("write");
         {
-            let s = Staging::new(&target).expect("staging");
+            let s = Staging::new(&target, Access::Public).expect("staging");
             fs::write(s.path().join("new.html"), "new").expect("write");
         }
         assert_eq!(
@@ -230,13 +308,15 @@ mod tests {
     fn refuses_own_output_with_files_added_by_hand() {
         let root = tempfile::tempdir().expect("tempdir");
         let target = root.path().join("site-out");
-        let s = Staging::new(&target).expect("new");
+        let s = Staging::new(&target, Access::Public).expect("new");
         fs::create_dir(s.path().join("qa")).expect("mkdir");
         fs::write(s.path().join("qa/index.html"), "q").expect("write");
         s.commit().expect("commit");
         fs::create_dir(target.join(".git")).expect("mkdir");
         fs::write(target.join(".git/HEAD"), "ref").expect("write");
-        let err = Staging::new(&target).err().expect("refused");
+        let err = Staging::new(&target, Access::Public)
+            .err()
+            .expect("refused");
         assert!(
             err.to_string()
                 .contains("hosho が書いていないもの（.git/、.git/HEAD）"),
@@ -251,7 +331,9 @@ mod tests {
         let target = root.path().join("public");
         fs::create_dir(&target).expect("mkdir");
         fs::write(target.join("index.html"), "mine").expect("write");
-        let err = Staging::new(&target).err().expect("refused");
+        let err = Staging::new(&target, Access::Public)
+            .err()
+            .expect("refused");
         assert!(
             err.to_string()
                 .contains("hosho が作ったディレクトリではない"),

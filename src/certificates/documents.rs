@@ -1,5 +1,8 @@
 //! The documents typeset for every certificate, described as data: which typst template,
-//! where the PDF goes in the vault, and what the template receives ([`DOCUMENTS`]). A third
+//! which private output the PDF goes to and where in it, and what the template receives
+//! ([`DOCUMENTS`]). The certificate goes to the vault, which the daemon host receives; the
+//! notice, which holds the 認証キー in clear text, to the notices output, which never leaves
+//! the build host. A third
 //! per-certificate document is one more entry and one more inputs type; the vault build,
 //! its cache and `hosho check` follow the table.
 //!
@@ -12,7 +15,7 @@ use serde::Serialize;
 use crate::common::certificate::{Guarantor, Party, Record, Status};
 use crate::common::{era, format};
 use crate::trust::authkey;
-use crate::trust::layout::{CERTIFICATES_DIR, NOTICES_DIR};
+use crate::trust::layout::CERTIFICATES_DIR;
 
 /// What every document of one certificate may use besides its record.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +26,15 @@ pub struct Extras<'a> {
     pub key: &'a str,
 }
 
+/// The private output a document is written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `vault/`: shipped to the daemon host.
+    Vault,
+    /// `notices/`: stays on the build host (the notices hold the 認証キー).
+    Notices,
+}
+
 /// One kind of document typeset for every certificate.
 #[derive(Debug, Clone, Copy)]
 pub struct DocumentKind {
@@ -30,16 +42,22 @@ pub struct DocumentKind {
     pub id: &'static str,
     /// The typst template (built in, or the site's `templates/NAME`).
     pub template: &'static str,
-    /// The directory of its PDFs in the vault.
+    /// The output its PDFs go to.
+    pub place: Place,
+    /// The directory of its PDFs inside that output (`""` for the top).
     pub dir: &'static str,
     /// The template's inputs.
     pub inputs: fn(&Record, Extras<'_>) -> serde_json::Result<serde_json::Value>,
 }
 
 impl DocumentKind {
-    /// `DIR/<number>.pdf`, relative to the vault.
+    /// `DIR/<number>.pdf`, relative to its output.
     pub fn file(&self, number: &str) -> String {
-        format!("{}/{number}.pdf", self.dir)
+        if self.dir.is_empty() {
+            format!("{number}.pdf")
+        } else {
+            format!("{}/{number}.pdf", self.dir)
+        }
     }
 }
 
@@ -48,13 +66,15 @@ pub const DOCUMENTS: [DocumentKind; 2] = [
     DocumentKind {
         id: "certificate",
         template: "certificate.typ",
+        place: Place::Vault,
         dir: CERTIFICATES_DIR,
         inputs: certificate_inputs,
     },
     DocumentKind {
         id: "notice",
         template: "notice.typ",
-        dir: NOTICES_DIR,
+        place: Place::Notices,
+        dir: "",
         inputs: notice_inputs,
     },
 ];

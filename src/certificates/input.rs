@@ -298,7 +298,7 @@ fn auth_key<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Op
         Err(e) => {
             r.error(
                 &path.key(AUTH_KEY.key),
-                format!("認証キー「{text}」が正しくありません（{e}）。英数字 10 文字（I・L・O・U を除く）で書いてください"),
+                format!("認証キーが正しくありません（{e}）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません"),
             );
             None
         }
@@ -561,7 +561,7 @@ pub(crate) mod tests {
                 "data/certificates/t.yaml:10:3: 中間前払金保証には bank（前払金の預託金融機関） が必要です",
                 "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
                 "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
-                "data/certificates/t.yaml:19:13: 認証キー「332E1E7K9U」が正しくありません（使えない文字「U」があります）。英数字 10 文字（I・L・O・U を除く）で書いてください",
+                "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10 文字目に使えない文字があります）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
                 "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project のどれかを書いてください",
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]

@@ -13,6 +13,7 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
         &args.root.root,
         args.out.as_deref(),
         args.vault.as_deref(),
+        args.notices.as_deref(),
         args.keys.as_deref(),
     );
     console::built(&paths, &build::build(&paths)?);

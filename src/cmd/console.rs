@@ -48,6 +48,11 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         v.manifest_sha256,
         v.key_id
     );
+    println!(
+        "{} に認証キーのお知らせ {} 件を書き出しました（認証キーが書かれています。このホストから出さないでください）",
+        s.notices.display(),
+        v.certificates
+    );
     println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
 }
 

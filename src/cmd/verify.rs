@@ -11,7 +11,7 @@ use crate::trust::keys::TrustedKeys;
 use crate::trust::verify;
 
 pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
-    let paths = Paths::new(&args.root.root, None, args.vault.as_deref(), None);
+    let paths = Paths::new(&args.root.root, None, args.vault.as_deref(), None, None);
     let trusted = TrustedKeys::load(&paths.keys, &args.public_key)?;
     match verify::verify(&paths.vault, &trusted, &args.number, &args.key) {
         Ok(v) => {

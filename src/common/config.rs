@@ -63,6 +63,15 @@ fn default_basis() -> String {
     "契約締結日".to_owned()
 }
 
+/// How Markdown is rendered (`[markdown]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MarkdownConfig {
+    /// Raw HTML and `javascript:` links pass through (Hugo's `unsafe`); off by default.
+    #[serde(default, rename = "unsafe")]
+    pub unsafe_html: bool,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -76,6 +85,8 @@ struct RawConfig {
     adopters: AdoptersConfig,
     #[serde(default)]
     certificates: CertificatesConfig,
+    #[serde(default)]
+    markdown: MarkdownConfig,
 }
 
 /// The validated site settings.
@@ -92,6 +103,7 @@ pub struct Config {
     pub guarantor: Guarantor,
     pub adopters: AdoptersConfig,
     pub certificates: CertificatesConfig,
+    pub markdown: MarkdownConfig,
 }
 
 impl Config {
@@ -153,6 +165,7 @@ impl Config {
             guarantor: raw.guarantor,
             adopters: raw.adopters,
             certificates: raw.certificates,
+            markdown: raw.markdown,
         })
     }
 

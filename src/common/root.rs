@@ -22,8 +22,10 @@ pub const SITE_OUT_DIR: &str = "site-out";
 pub const STATE_DIR: &str = "state";
 /// Key material (`signing.pk8`, `signing.pub`, `authkey.secret`), by default.
 pub const KEYS_DIR: &str = "keys";
-/// The private output, by default (its layout: `trust::layout`).
+/// The private output the daemon host receives, by default (its layout: `trust::layout`).
 pub const VAULT_DIR: &str = "vault";
+/// The private output that never leaves the build host (認証キー notices), by default.
+pub const NOTICES_DIR: &str = "notices";
 
 /// Where a command reads and writes: the site root and the directories given on the command
 /// line, each defaulting inside the root.
@@ -32,8 +34,10 @@ pub struct Paths {
     pub root: PathBuf,
     /// Public output (`--out` or `--site`, default `ROOT/site-out`).
     pub out: PathBuf,
-    /// Private output (`--vault`, default `ROOT/vault`).
+    /// Private output for the daemon host (`--vault`, default `ROOT/vault`).
     pub vault: PathBuf,
+    /// Private output for the build host only (`--notices`, default `ROOT/notices`).
+    pub notices: PathBuf,
     /// Key material (`--keys`, default `ROOT/keys`).
     pub keys: PathBuf,
 }
@@ -43,6 +47,7 @@ impl Paths {
         root: &Path,
         out: Option<&Path>,
         vault: Option<&Path>,
+        notices: Option<&Path>,
         keys: Option<&Path>,
     ) -> Paths {
         let or_default = |given: Option<&Path>, name: &str| {
@@ -52,6 +57,7 @@ impl Paths {
             root: root.to_path_buf(),
             out: or_default(out, SITE_OUT_DIR),
             vault: or_default(vault, VAULT_DIR),
+            notices: or_default(notices, NOTICES_DIR),
             keys: or_default(keys, KEYS_DIR),
         }
     }

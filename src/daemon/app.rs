@@ -42,12 +42,20 @@ impl App {
         let catalog = gate
             .load(0)
             .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
-        gate.save_high_water(catalog.seq())
+        gate.save_high_water(&catalog)
             .context("最高シーケンス番号を保存できないため起動しません")?;
         let pages = pages::Pages::load(&options.root)?;
-        let preview = Some(&options.site)
-            .filter(|s| s.is_dir())
-            .map(|s| Arc::new(preview::Preview::new(s.clone(), &pages.config().base_path)));
+        let preview = match options.site.is_dir() {
+            true => {
+                preview::check_site(&options.site)?;
+                let base_path = &pages.config().base_path;
+                Some(Arc::new(preview::Preview::new(
+                    options.site.clone(),
+                    base_path,
+                )))
+            }
+            false => None,
+        };
         let app = App {
             catalog: ArcSwap::from_pointee(catalog),
             vault: options.vault.clone(),

@@ -1,7 +1,8 @@
 //! Which manifest the daemon trusts, and when it may change: every check passes (signature
 //! by a trusted key, format, KDF floor, not expired, not below the saved high-water sequence
-//! number) before a manifest is served, at start and on every reload. The high-water mark is
-//! saved atomically, and only after all of that.
+//! number, and not the same sequence number with other bytes) before a manifest is served,
+//! at start and on every reload. The high-water mark (sequence number and SHA-256) is saved
+//! atomically, and only after all of that.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,8 +22,17 @@ pub const HIGH_WATER_FILE: &str = "high-water";
 #[derive(Debug)]
 pub(crate) enum Refusal {
     Unreadable(ReadError),
-    Expired { expires_at: u64 },
-    RolledBack { seq: u64, high_water: u64 },
+    Expired {
+        expires_at: u64,
+    },
+    RolledBack {
+        seq: u64,
+        high_water: u64,
+    },
+    /// The sequence number already served, with other bytes.
+    Replaced {
+        seq: u64,
+    },
     HighWater(String),
 }
 
@@ -39,6 +49,10 @@ impl std::fmt::Display for Refusal {
                 f,
                 "マニフェスト #{seq} は、すでに提供した #{high_water} より古いものです（巻き戻しは受け付けません）"
             ),
+            Refusal::Replaced { seq } => write!(
+                f,
+                "マニフェスト #{seq} は、すでに提供した同じ番号のマニフェストと中身が違います（差し替えは受け付けません。新しくビルドしてください）"
+            ),
             Refusal::HighWater(e) => write!(f, "{e}"),
         }
     }
@@ -51,6 +65,36 @@ pub(crate) fn rfc3339(unix: u64) -> String {
         .ok()
         .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .map_or_else(|| unix.to_string(), |t| t.to_rfc3339())
+}
+
+/// The newest manifest ever served: its sequence number and (saved since hosho records it)
+/// its SHA-256. The file holds `SEQ SHA256` and a newline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HighWater {
+    pub(crate) seq: u64,
+    pub(crate) sha256: Option<String>,
+}
+
+impl HighWater {
+    fn parse(text: &str) -> Option<HighWater> {
+        let mut parts = text.split_whitespace();
+        let seq = parts.next()?.parse().ok()?;
+        let sha256 = match parts.next() {
+            Some(hex) if crate::common::hex::is_hex_of(hex, 32) => Some(hex.to_owned()),
+            Some(_) => return None,
+            None => None,
+        };
+        parts.next().is_none().then_some(HighWater { seq, sha256 })
+    }
+
+    /// Whether `catalog` is the served manifest's sequence number with other bytes.
+    fn replaced_by(&self, catalog: &Catalog) -> bool {
+        catalog.seq() == self.seq
+            && self
+                .sha256
+                .as_deref()
+                .is_some_and(|s| s != catalog.sha256())
+    }
 }
 
 /// Where the manifest comes from and what it must pass.
@@ -80,12 +124,15 @@ impl Gate {
         let high_water = self
             .high_water()
             .map_err(|e| Refusal::HighWater(format!("{e:#}")))?;
-        let floor = floor.max(high_water);
+        let floor = floor.max(high_water.seq);
         if catalog.seq() < floor {
             return Err(Refusal::RolledBack {
                 seq: catalog.seq(),
                 high_water: floor,
             });
+        }
+        if high_water.replaced_by(&catalog) {
+            return Err(Refusal::Replaced { seq: catalog.seq() });
         }
         Ok(catalog)
     }
@@ -94,36 +141,41 @@ impl Gate {
     /// what a reload does before it swaps the new manifest in.
     pub(crate) fn admit(&self, floor: u64) -> Result<Catalog, Refusal> {
         let catalog = self.load(floor)?;
-        self.save_high_water(catalog.seq()).map_err(|e| {
+        self.save_high_water(&catalog).map_err(|e| {
             Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e:#}"))
         })?;
         Ok(catalog)
     }
 
-    /// The saved high-water sequence number (0 when none was saved yet). A file that exists
-    /// but cannot be read is an error: starting anyway would forget it.
-    pub(crate) fn high_water(&self) -> Result<u64> {
+    /// The saved high-water mark (sequence number 0 when none was saved yet). A file that
+    /// exists but cannot be read is an error: starting anyway would forget it.
+    pub(crate) fn high_water(&self) -> Result<HighWater> {
         let path = self.state_dir.join(HIGH_WATER_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse()
-                .with_context(|| format!("{} の内容が数字ではありません", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Ok(text) => HighWater::parse(&text).with_context(|| {
+                format!(
+                    "{} の内容が「シーケンス番号 SHA-256」の形ではありません",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HighWater::default()),
             Err(e) => Err(e).with_context(|| format!("{} を読めません", path.display())),
         }
     }
 
-    /// Saves `seq` as the high-water mark when it is higher: written aside, synced, renamed.
-    pub(crate) fn save_high_water(&self, seq: u64) -> Result<()> {
-        if seq <= self.high_water()? {
+    /// Saves `catalog` as the high-water mark when it is newer (or the mark has no SHA-256
+    /// yet): written aside, synced, renamed.
+    pub(crate) fn save_high_water(&self, catalog: &Catalog) -> Result<()> {
+        let saved = self.high_water()?;
+        let seq = catalog.seq();
+        if seq < saved.seq || (seq == saved.seq && saved.sha256.is_some()) {
             return Ok(());
         }
         let dir = &self.state_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("{} を作れません", dir.display()))?;
         let mut file = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("{} に書けません", dir.display()))?;
-        writeln!(file, "{seq}")
+        writeln!(file, "{seq} {}", catalog.sha256())
             .and_then(|()| file.as_file().sync_all())
             .with_context(|| format!("{} に書けません", dir.display()))?;
         let path = dir.join(HIGH_WATER_FILE);

@@ -10,9 +10,14 @@ use hyper::{Request, Response, StatusCode};
 
 pub(crate) type Body = Full<Bytes>;
 
-/// Pages load their own style sheet and nothing else; no script runs on the daemon's pages
-/// (the site preview may load its own scripts from the same origin).
+/// The daemon's own pages and answers load their style sheet and nothing else: no script
+/// runs on them.
 pub(crate) const CSP: &str =
+    "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The previewed site may also run its own scripts (the table filter) from the same origin.
+pub(crate) const PREVIEW_CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -21,6 +26,24 @@ pub(crate) fn response(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
+) -> Response<Body> {
+    with_policy(status, content_type, body, CSP)
+}
+
+/// A file of the previewed site, with every security header but the preview's CSP.
+pub(crate) fn preview_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    with_policy(status, content_type, body, PREVIEW_CSP)
+}
+
+fn with_policy(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+    csp: &'static str,
 ) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
@@ -37,7 +60,7 @@ pub(crate) fn response(
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r

@@ -56,6 +56,8 @@ pub struct Options {
     /// The built site to preview (`--site`, default `ROOT/site-out`); not served when it is
     /// no directory.
     pub site: PathBuf,
+    /// Where the build before serving writes the notices (never read by the daemon).
+    pub notices: PathBuf,
     /// Key material for the build; its `signing.pub` is trusted unless keys are given.
     pub keys_dir: PathBuf,
     /// Public keys to trust (`--public-key`, at most two).
@@ -86,6 +88,7 @@ impl From<ServeArgs> for Options {
             &root,
             args.site.as_deref(),
             args.vault.as_deref(),
+            args.notices.as_deref(),
             args.keys.as_deref(),
         );
         let kdf_workers = args
@@ -100,6 +103,7 @@ impl From<ServeArgs> for Options {
             root,
             vault: paths.vault,
             site: paths.out,
+            notices: paths.notices,
             keys_dir: paths.keys,
             public_keys: args.public_key,
             min_kdf_iterations: args.min_kdf_iterations,
@@ -126,6 +130,7 @@ impl Options {
             root: self.root.clone(),
             out: self.site.clone(),
             vault: self.vault.clone(),
+            notices: self.notices.clone(),
             keys: self.keys_dir.clone(),
         }
     }

@@ -69,6 +69,8 @@ pub(crate) enum Message {
     MethodNotAllowed,
     /// 404 when no site is previewed.
     NotFound,
+    /// 403 for a form post from another site.
+    CrossSite,
 }
 
 impl Pages {
@@ -211,6 +213,10 @@ impl Pages {
             Message::NotFound => (
                 "ページが見つかりません",
                 vec!["お探しのページはありません。電子証書の確認は下のリンクからどうぞ。".to_owned()],
+            ),
+            Message::CrossSite => (
+                "この入力は受け付けられません",
+                vec!["ほかのサイトのページから送られた入力は受け付けていません。お手数ですが、この確認の画面から保証契約番号と認証キーを入力してください。".to_owned()],
             ),
             Message::MethodNotAllowed => (
                 "この方法ではご利用になれません",

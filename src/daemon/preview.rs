@@ -9,6 +9,51 @@ use hyper::StatusCode;
 use super::http::{self, Body};
 use crate::common::files::read_capped;
 
+/// Names that only private outputs hold: keys, a vault, the daemon's state. A directory
+/// holding any of them is never previewed.
+const PRIVATE_NAMES: [&str; 8] = [
+    "signing.pk8",
+    "authkey.secret",
+    "manifest.json",
+    "manifest.json.sig",
+    "cache.json",
+    "high-water",
+    "audit.jsonl",
+    "hosho.toml",
+];
+
+/// Whether `name` is a certificate's or a notice's PDF (`<10 digits>.pdf`).
+fn is_numbered_pdf(name: &str) -> bool {
+    name.strip_suffix(".pdf")
+        .is_some_and(|stem| stem.len() == 10 && stem.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Refuses to preview `dir` unless `hosho build` wrote it as a public site: it has the
+/// build's marker, and nothing in it is a key, a vault's or the daemon's file, or a
+/// certificate or notice PDF (so `--site vault`, `--site notices` or `--site .` are refused).
+pub(crate) fn check_site(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::{bail, Context as _};
+    if !dir.join(crate::output::MARKER).is_file() {
+        bail!(
+            "{} は hosho build が書き出した公開サイトではない（{} がない）ため、プレビューしません。--site には site-out を指定してください",
+            dir.display(),
+            crate::output::MARKER
+        );
+    }
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("{} を読めません", dir.display()))?;
+        let name = entry.file_name().to_string_lossy();
+        if PRIVATE_NAMES.contains(&name.as_ref()) || is_numbered_pdf(&name) {
+            bail!(
+                "{} に非公開のファイル（{}）があるため、プレビューしません。--site には site-out を指定してください",
+                dir.display(),
+                entry.path().strip_prefix(dir).unwrap_or(entry.path()).display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Files over this size are not served by the preview.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -93,7 +138,7 @@ impl Preview {
     pub(crate) fn serve(&self, raw_path: &str) -> hyper::Response<Body> {
         match self.resolve(raw_path) {
             Resolved::File(path) => match read(&path) {
-                Some(bytes) => http::response(StatusCode::OK, content_type(&path), bytes),
+                Some(bytes) => http::preview_response(StatusCode::OK, content_type(&path), bytes),
                 None => self.not_found(),
             },
             Resolved::Redirect(to) => http::redirect(&to),
@@ -105,7 +150,7 @@ impl Preview {
     pub(crate) fn not_found(&self) -> hyper::Response<Body> {
         let page = self.root.join("404.html");
         let body = read(&page).unwrap_or_else(|| "ページが見つかりません".as_bytes().to_vec());
-        http::response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body)
+        http::preview_response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body)
     }
 }
 
@@ -139,6 +184,31 @@ pub(crate) fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_built_public_site_is_previewed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = dir.path().join("site-out");
+        std::fs::create_dir_all(site.join("qa")).expect("mkdir");
+        std::fs::write(site.join("qa/index.html"), "qa").expect("write");
+        let err = check_site(&site).expect_err("no marker");
+        assert!(err.to_string().contains("公開サイトではない"), "{err}");
+        std::fs::write(site.join(crate::output::MARKER), "qa/\nqa/index.html\n").expect("marker");
+        check_site(&site).expect("a built site");
+        for private in [
+            "manifest.json",
+            "qa/authkey.secret",
+            "2070004426.pdf",
+            "high-water",
+        ] {
+            std::fs::write(site.join(private), "x").expect("write");
+            let err = check_site(&site).expect_err(private);
+            assert!(err.to_string().contains("非公開のファイル"), "{err}");
+            std::fs::remove_file(site.join(private)).expect("rm");
+        }
+        std::fs::write(site.join("guide.pdf"), "x").expect("write");
+        check_site(&site).expect("an ordinary PDF is public");
+    }
 
     fn site() -> (tempfile::TempDir, Preview) {
         let dir = tempfile::tempdir().expect("tempdir");

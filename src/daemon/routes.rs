@@ -297,12 +297,38 @@ fn form_fields(body: &[u8]) -> (String, String) {
     (number, key)
 }
 
+/// Whether a form post comes from a page of another site. Browsers say where a request
+/// comes from in `Sec-Fetch-Site` (or, older ones, in `Origin`): a page elsewhere must not be
+/// able to make its visitors' browsers guess keys. Programs that send neither are the API's
+/// business and are let through to the same limits.
+fn cross_site<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = text(header::ORIGIN) else {
+        return false;
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    origin_host.is_none() || origin_host != text(header::HOST)
+}
+
 async fn verify_form<B: RequestBody>(
     app: &Arc<App>,
     req: Request<B>,
     client: IpAddr,
 ) -> Response<Body> {
     let bad = |status: StatusCode| http::html(status, app.pages.message(Message::BadRequest));
+    if cross_site(&req) {
+        return http::html(StatusCode::FORBIDDEN, app.pages.message(Message::CrossSite));
+    }
     if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
         return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
@@ -416,11 +442,24 @@ mod tests {
         path: &str,
         form: Option<(&str, &str)>,
     ) -> Answer {
+        send_with(app, method, path, form, &[]).await
+    }
+
+    async fn send_with(
+        app: &Arc<App>,
+        method: Method,
+        path: &str,
+        form: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = Request::builder().method(method).uri(path);
         let mut body = String::new();
         if let Some((content_type, text)) = form {
             req = req.header(header::CONTENT_TYPE, content_type);
             body = text.to_owned();
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req.body(Full::new(Bytes::from(body))).expect("request");
         let client: IpAddr = "192.0.2.1".parse().expect("ip");
@@ -565,6 +604,47 @@ mod tests {
             "{}",
             page.body
         );
+    }
+
+    #[tokio::test]
+    async fn form_posts_from_other_sites_are_refused() {
+        let (_dir, app) = app(&[]);
+        let form = Some((
+            "application/x-www-form-urlencoded",
+            "number=2070004426&key=332E1E7K9Q",
+        ));
+        let post = |headers: &'static [(&'static str, &'static str)]| {
+            send_with(&app, Method::POST, "/verify/", form, headers)
+        };
+        for headers in [
+            &[("sec-fetch-site", "cross-site")][..],
+            &[("sec-fetch-site", "same-site")],
+            &[
+                ("origin", "https://evil.example"),
+                ("host", "hosho.example.jp"),
+            ],
+            &[("origin", "null"), ("host", "hosho.example.jp")],
+        ] {
+            let refused = post(headers).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{headers:?}");
+            assert!(refused.body.contains("ほかのサイト"), "{}", refused.body);
+        }
+        for headers in [
+            &[("sec-fetch-site", "same-origin")][..],
+            &[
+                ("origin", "https://hosho.example.jp"),
+                ("host", "hosho.example.jp"),
+            ],
+            &[],
+        ] {
+            assert_eq!(post(headers).await.status, StatusCode::OK, "{headers:?}");
+        }
+        // No page of this daemon may run a script.
+        let page = send(&app, Method::GET, "/verify/", None).await;
+        let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(csp.contains("script-src 'none'"), "{csp}");
     }
 
     #[test]

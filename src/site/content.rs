@@ -129,7 +129,11 @@ pub struct LoadedPages {
 }
 
 /// Loads every page under `ROOT/content`, sorted by path; drafts are left out.
-pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> LoadedPages {
+pub fn load_pages(
+    root: &Path,
+    markdown: markdown::Settings<'_>,
+    diagnostics: &mut Diagnostics,
+) -> LoadedPages {
     let dir = root.join(CONTENT_DIR);
     if !dir.is_dir() {
         diagnostics.push(Diagnostic::file(
@@ -151,7 +155,7 @@ pub fn load_pages(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -
     }
     let results: Vec<Result<Page, Diagnostics>> = files
         .par_iter()
-        .map(|(abs, rel)| load_page(abs, rel, base_path))
+        .map(|(abs, rel)| load_page(abs, rel, markdown))
         .collect();
     let mut loaded = LoadedPages::default();
     for ((_, rel), result) in files.iter().zip(results) {
@@ -243,7 +247,11 @@ fn split_front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
-fn load_page(abs: &Path, rel: &Path, base_path: &str) -> Result<Page, Diagnostics> {
+fn load_page(
+    abs: &Path,
+    rel: &Path,
+    markdown: markdown::Settings<'_>,
+) -> Result<Page, Diagnostics> {
     let raw = std::fs::read_to_string(abs).map_err(|e| {
         Diagnostics::from(Diagnostic::file(
             rel,
@@ -281,19 +289,25 @@ fn load_page(abs: &Path, rel: &Path, base_path: &str) -> Result<Page, Diagnostic
         return Err(r.diagnostics);
     }
     let body = &text[body_start..];
-    let rendered = markdown::render(body, base_path);
-    let unclosed: Diagnostics = rendered
-        .unclosed_emphasis
-        .iter()
-        .map(|offset| {
-            Diagnostic::at_offset(rel, text, body_start + offset, markdown::UNCLOSED_EMPHASIS)
-        })
+    let rendered = markdown::render(body, markdown);
+    let at = |offset: &usize, message: &str| {
+        Diagnostic::at_offset(rel, text, body_start + offset, message)
+    };
+    let emphasis = rendered.unclosed_emphasis.iter();
+    let problems = emphasis
+        .map(|o| at(o, markdown::UNCLOSED_EMPHASIS))
+        .chain(
+            rendered
+                .unsafe_markup
+                .iter()
+                .map(|o| at(o, markdown::UNSAFE_MARKUP)),
+        )
         .fold(Diagnostics::default(), |mut d, e| {
             d.push(e);
             d
         });
-    if !unclosed.is_empty() {
-        return Err(unclosed);
+    if !problems.is_empty() {
+        return Err(problems);
     }
     page.links = rendered
         .links
@@ -354,8 +368,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let abs = dir.path().join("p.md");
         std::fs::write(&abs, text).expect("write");
-        load_page(&abs, Path::new("content/p.md"), "/")
-            .map_err(|d| d.iter().map(ToString::to_string).collect())
+        load_page(
+            &abs,
+            Path::new("content/p.md"),
+            markdown::Settings::new("/"),
+        )
+        .map_err(|d| d.iter().map(ToString::to_string).collect())
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Markdown → HTML (pulldown-cmark): tables with header cells and captions, footnotes,
 //! heading anchors, and every link with its byte offset so broken ones can be reported
 //! at their line in the source file.
+//!
+//! Raw HTML and links that run a script (`javascript:`, `vbscript:`) are refused unless the
+//! site allows them (`[markdown] unsafe = true`, as Hugo's `unsafe`): a page edited by many
+//! hands must not be able to put a script on a guarantor's site by accident or on purpose.
 
 use std::collections::HashSet;
 
@@ -23,6 +27,74 @@ pub struct Rendered {
     /// Byte offsets of `**` left as text: emphasis that CommonMark could not close, as
     /// happens when `**` sits between Japanese punctuation and a letter (`**です。**次`).
     pub unclosed_emphasis: Vec<usize>,
+    /// Byte offsets of raw HTML and of script links, when the site does not allow them;
+    /// they are left out of `html`.
+    pub unsafe_markup: Vec<usize>,
+}
+
+/// How a site's Markdown is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings<'a> {
+    /// Prefixed to root-relative links: `/` or `/denshi/`.
+    pub base_path: &'a str,
+    /// Raw HTML and script links pass through (`[markdown] unsafe = true`).
+    pub unsafe_html: bool,
+}
+
+impl<'a> Settings<'a> {
+    /// The defaults: raw HTML and script links refused.
+    pub fn new(base_path: &'a str) -> Settings<'a> {
+        Settings {
+            base_path,
+            unsafe_html: false,
+        }
+    }
+}
+
+/// The message for [`Rendered::unsafe_markup`].
+pub const UNSAFE_MARKUP: &str = "Markdown の中の HTML やスクリプトを実行するリンク（javascript: など）は、安全のため使えません。Markdown だけで書き直すか、信頼できる人だけが編集するサイトなら hosho.toml の [markdown] に unsafe = true と書いてください";
+
+/// Whether a link target would run a script when followed.
+fn runs_script(target: &str) -> bool {
+    let scheme: String = target
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take_while(|c| *c != ':')
+        .flat_map(char::to_lowercase)
+        .collect();
+    target.contains(':') && matches!(scheme.as_str(), "javascript" | "vbscript")
+}
+
+/// Leaves out raw HTML and script links; their offsets are returned.
+fn remove_unsafe(events: Vec<(Event<'_>, usize)>) -> (Vec<(Event<'_>, usize)>, Vec<usize>) {
+    let mut kept = Vec::with_capacity(events.len());
+    let mut found = Vec::new();
+    let mut open_links = Vec::new();
+    for (event, offset) in events {
+        match &event {
+            Event::Start(Tag::HtmlBlock) => {
+                found.push(offset);
+                continue;
+            }
+            Event::End(TagEnd::HtmlBlock) | Event::Html(_) => continue,
+            Event::InlineHtml(_) => {
+                found.push(offset);
+                continue;
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                let unsafe_link = runs_script(dest_url);
+                open_links.push(unsafe_link);
+                if unsafe_link {
+                    found.push(offset);
+                    continue;
+                }
+            }
+            Event::End(TagEnd::Link) if open_links.pop() == Some(true) => continue,
+            _ => {}
+        }
+        kept.push((event, offset));
+    }
+    (kept, found)
 }
 
 /// The message for [`Rendered::unclosed_emphasis`].
@@ -38,8 +110,8 @@ fn options() -> Options {
         | Options::ENABLE_HEADING_ATTRIBUTES
 }
 
-/// Renders `text`. Root-relative links (`/qa/`) are prefixed with `base_path`.
-pub fn render(text: &str, base_path: &str) -> Rendered {
+/// Renders `text`. Root-relative links (`/qa/`) are prefixed with the base path.
+pub fn render(text: &str, settings: Settings<'_>) -> Rendered {
     let mut unclosed_emphasis = Vec::new();
     let mut in_code_block = false;
     let mut reported_in_block = false;
@@ -67,8 +139,15 @@ pub fn render(text: &str, base_path: &str) -> Rendered {
         }
         events.push((event, range.start));
     }
+    let unsafe_markup = if settings.unsafe_html {
+        Vec::new()
+    } else {
+        let (kept, found) = remove_unsafe(events);
+        events = kept;
+        found
+    };
     let anchors = assign_heading_ids(&mut events);
-    let links = rewrite_links(&mut events, base_path);
+    let links = rewrite_links(&mut events, settings.base_path);
     let events = accessible_tables(events);
     let mut out = String::with_capacity(text.len() * 3 / 2);
     html::push_html(&mut out, events.into_iter());
@@ -77,6 +156,7 @@ pub fn render(text: &str, base_path: &str) -> Rendered {
         links,
         anchors,
         unclosed_emphasis,
+        unsafe_markup,
     }
 }
 
@@ -266,7 +346,7 @@ mod tests {
     fn headings_get_unique_ids() {
         let r = render(
             "## 電子保証とは\n\n## 電子保証とは\n\n### Step 1: 申込 {#apply}\n",
-            "/",
+            Settings::new("/"),
         );
         assert_eq!(r.anchors, ["電子保証とは", "電子保証とは-1", "apply"]);
         assert!(
@@ -287,7 +367,7 @@ mod tests {
     fn tables_have_header_cells_and_captions() {
         let text =
             "| 区分 | 発注者名 |\n|:--|--:|\n| 県 | 熊本県 |\n\n表：導入発注者\n\nあとがき\n";
-        let r = render(text, "/");
+        let r = render(text, Settings::new("/"));
         assert!(r.html.contains("<table><caption>導入発注者</caption><thead><tr><th scope=\"col\" class=\"align-left\">区分</th>"), "{}", r.html);
         assert!(
             r.html.contains("<td class=\"align-right\">熊本県</td>"),
@@ -300,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_paragraph_that_is_no_caption_stays() {
-        let r = render("| a |\n|---|\n| b |\n\n次の段落\n", "/");
+        let r = render("| a |\n|---|\n| b |\n\n次の段落\n", Settings::new("/"));
         assert!(r.html.contains("<table><thead>"), "{}", r.html);
         assert!(r.html.contains("<p>次の段落</p>"), "{}", r.html);
     }
@@ -308,7 +388,7 @@ mod tests {
     #[test]
     fn links_are_collected_and_prefixed() {
         let text = "前文\n\n[Q&A](/qa/) と [外部](https://example.jp/) ![図](/assets/a.png)\n";
-        let r = render(text, "/denshi/");
+        let r = render(text, Settings::new("/denshi/"));
         let targets: Vec<&str> = r.links.iter().map(|l| l.target.as_str()).collect();
         assert_eq!(targets, ["/qa/", "https://example.jp/", "/assets/a.png"]);
         assert_eq!(r.links[0].offset, text.find("[Q&A]").expect("present"));
@@ -323,7 +403,7 @@ mod tests {
     #[test]
     fn unclosed_emphasis_is_found_but_escapes_and_code_are_not() {
         let text = "**かかりません。**保証料のみ\n\n**かかりません**。\n\n\\*\\*記号\\*\\*\n\n```\na ** b\n```\n";
-        let r = render(text, "/");
+        let r = render(text, Settings::new("/"));
         assert_eq!(r.unclosed_emphasis, [0]);
         assert!(
             r.html.contains("<strong>かかりません</strong>。"),
@@ -333,8 +413,45 @@ mod tests {
     }
 
     #[test]
+    fn raw_html_and_script_links_are_refused_unless_allowed() {
+        let text = "<div class=\"x\">\n箱\n</div>\n\n本文<b>太字</b>と[押す](javascript:alert(1))と[次](/qa/)\n";
+        let r = render(text, Settings::new("/"));
+        assert_eq!(
+            r.unsafe_markup,
+            [
+                0,
+                text.find("<b>").expect("b"),
+                text.find("</b>").expect("/b"),
+                text.find("[押す]").expect("link")
+            ]
+        );
+        for absent in ["<div", "<b>", "javascript"] {
+            assert!(!r.html.contains(absent), "{absent}: {}", r.html);
+        }
+        assert!(
+            r.html.contains("押す") && r.html.contains("<a href=\"/qa/\">次</a>"),
+            "{}",
+            r.html
+        );
+        let allowed = render(
+            text,
+            Settings {
+                base_path: "/",
+                unsafe_html: true,
+            },
+        );
+        assert!(allowed.unsafe_markup.is_empty());
+        assert!(
+            allowed.html.contains("<div class=\"x\">")
+                && allowed.html.contains("javascript:alert(1)")
+        );
+        assert!(runs_script(" JavaScript:void(0)") && runs_script("java\tscript:x"));
+        assert!(!runs_script("/javascript/") && !runs_script("https://example.jp/"));
+    }
+
+    #[test]
     fn footnotes_render() {
-        let r = render("本文[^1]\n\n[^1]: 注記\n", "/");
+        let r = render("本文[^1]\n\n[^1]: 注記\n", Settings::new("/"));
         assert!(r.html.contains("footnote-definition"), "{}", r.html);
     }
 }

@@ -140,7 +140,12 @@ impl Loaded {
             .as_ref()
             .map_or("/", |c| c.base_path.as_str())
             .to_owned();
-        let loaded = content::load_pages(root, &base_path, d);
+        let unsafe_html = config.as_ref().is_some_and(|c| c.markdown.unsafe_html);
+        let markdown = markdown::Settings {
+            base_path: &base_path,
+            unsafe_html,
+        };
+        let loaded = content::load_pages(root, markdown, d);
         let mut unavailable: BTreeSet<String> = loaded.failed.into_iter().collect();
         let mut failed_tables = Vec::new();
         let tables = config
@@ -151,7 +156,7 @@ impl Loaded {
             unavailable.insert(format!("{ADOPTERS_PATH}{slug}/"));
             unavailable.insert(ADOPTERS_PATH.to_owned());
         }
-        let qa = qa::load_qa(root, &base_path, d);
+        let qa = qa::load_qa(root, markdown, d);
         let templates = Renderer::load(root, d);
         Loaded {
             config,
@@ -579,6 +584,28 @@ categories = ["県", "市町村"]
             lines,
             ["content/notices/b.md:7:1: リンク「/denshi/nowhere/」: リンク先のページがありません"]
         );
+    }
+
+    #[test]
+    fn raw_html_is_refused_unless_the_site_allows_it() {
+        let page = (
+            "content/notices/b.md",
+            "---\ntitle: 二つ目\n---\n\n本文\n\n<script>alert(1)</script>\n",
+        );
+        let dir = root(&[page]);
+        let errors = Site::load(dir.path()).err().expect("raw HTML");
+        let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "content/notices/b.md:7:1: {}",
+                markdown::UNSAFE_MARKUP
+            )]
+        );
+        let allowed = format!("{CONFIG}[markdown]\nunsafe = true\n");
+        let dir = root(&[page, ("hosho.toml", &allowed)]);
+        let (_, output) = Site::load(dir.path()).expect("allowed");
+        assert!(text(&output, "notices/b/index.html").contains("<script>alert(1)</script>"));
     }
 
     #[test]

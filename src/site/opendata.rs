@@ -53,6 +53,18 @@ pub fn adopters_json(tables: &[AdopterTable]) -> serde_json::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A cell as a spreadsheet may safely open it: text that a spreadsheet would run as a
+/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`,
+/// as OWASP advises against CSV injection. Names come from maintainers' files, and a table
+/// sent in by an orderer could carry `=HYPERLINK(…)`.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// `data/adopters.csv`: a BOM, a Japanese header row, one row per adopter, CRLF lines.
 pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::WriterBuilder::new()
@@ -72,17 +84,35 @@ pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
     for t in tables {
         for a in &t.adopters {
             w.write_record([
-                t.title.as_str(),
+                cell(&t.title).as_ref(),
                 &t.as_of.to_string(),
-                &a.category,
-                &a.name,
+                &cell(&a.category),
+                &cell(&a.name),
                 &a.start.map(|d| d.to_string()).unwrap_or_default(),
                 a.start_wareki.as_deref().unwrap_or(""),
                 if a.planned { "予定" } else { "" },
                 a.services.map(crate::common::format::maru).unwrap_or(""),
-                &t.basis,
+                &cell(&t.basis),
             ])?;
         }
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_are_neutralised() {
+        assert_eq!(
+            cell("=HYPERLINK(\"https://evil.example/\")"),
+            "'=HYPERLINK(\"https://evil.example/\")"
+        );
+        for text in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(cell(text), format!("'{text}"), "{text:?}");
+        }
+        assert_eq!(cell("熊本県"), "熊本県");
+        assert_eq!(cell("a=b"), "a=b");
+    }
 }

@@ -29,13 +29,17 @@ pub struct QaEntry {
 }
 
 /// The Q&A entries of `data/qa.yaml` (none when the file is absent).
-pub fn load_qa(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> Vec<QaEntry> {
+pub fn load_qa(
+    root: &Path,
+    markdown: markdown::Settings<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Vec<QaEntry> {
     let path = root.join(QA_FILE);
     if !path.exists() {
         return Vec::new();
     }
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse_qa(Path::new(QA_FILE), &text, base_path, diagnostics),
+        Ok(text) => parse_qa(Path::new(QA_FILE), &text, markdown, diagnostics),
         Err(e) => {
             diagnostics.push(Diagnostic::file(QA_FILE, format!("読めません: {e}")));
             Vec::new()
@@ -46,7 +50,7 @@ pub fn load_qa(root: &Path, base_path: &str, diagnostics: &mut Diagnostics) -> V
 pub fn parse_qa(
     rel: &Path,
     text: &str,
-    base_path: &str,
+    markdown: markdown::Settings<'_>,
     diagnostics: &mut Diagnostics,
 ) -> Vec<QaEntry> {
     read_list(
@@ -60,10 +64,13 @@ pub fn parse_qa(
             let answer = r.string(map, path, ANSWER, true);
             let tags = r.string_list(map, path, TAGS);
             let (question, answer) = (question?, answer?);
-            let rendered = markdown::render(&answer, base_path);
+            let rendered = markdown::render(&answer, markdown);
             let (line, column) = r.doc.locate(&path.key(ANSWER.key), false);
             if !rendered.unclosed_emphasis.is_empty() {
                 r.error(&path.key(ANSWER.key), markdown::UNCLOSED_EMPHASIS);
+            }
+            if !rendered.unsafe_markup.is_empty() {
+                r.error(&path.key(ANSWER.key), markdown::UNSAFE_MARKUP);
             }
             let links = rendered
                 .links
@@ -95,7 +102,7 @@ mod tests {
         let qa = parse_qa(
             Path::new("data/qa.yaml"),
             "- q: 費用は？\n  a: \"**発生しません**。詳しくは [こちら](/enet/)\"\n- q: 2問目\n",
-            "/",
+            markdown::Settings::new("/"),
             &mut d,
         );
         assert_eq!(qa.len(), 1);

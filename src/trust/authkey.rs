@@ -18,20 +18,28 @@ pub const KEY_LEN: usize = 10;
 /// Length of a 保証契約番号 in digits.
 pub const NUMBER_LEN: usize = 10;
 
-/// Why typed text is not a key or a number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why typed text is not a key or a number. It never carries the text itself, so a
+/// message made from it cannot echo a key (or most of one) into a terminal or a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputError {
+    /// The length after normalisation.
     WrongLength(usize),
-    BadCharacter(char),
+    /// The position (1-based, after normalisation) of the first character not allowed.
+    BadCharacter(usize),
 }
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             InputError::WrongLength(n) => write!(f, "{n} 文字になっています"),
-            InputError::BadCharacter(c) => write!(f, "使えない文字「{c}」があります"),
+            InputError::BadCharacter(at) => write!(f, "{at} 文字目に使えない文字があります"),
         }
     }
+}
+
+/// The 1-based position of the first character of `text` that `allowed` refuses.
+fn first_bad(text: &str, allowed: impl Fn(char) -> bool) -> Option<usize> {
+    text.chars().position(|c| !allowed(c)).map(|i| i + 1)
 }
 
 /// A typed 認証キー in canonical form: NFKC, upper case, spaces and hyphens dropped,
@@ -45,11 +53,8 @@ pub fn normalise_key(input: &str) -> Result<String, InputError> {
             c => c,
         })
         .collect();
-    if let Some(bad) = key
-        .chars()
-        .find(|c| !c.is_ascii() || !ALPHABET.contains(&(*c as u8)))
-    {
-        return Err(InputError::BadCharacter(bad));
+    if let Some(at) = first_bad(&key, |c| c.is_ascii() && ALPHABET.contains(&(c as u8))) {
+        return Err(InputError::BadCharacter(at));
     }
     let len = key.chars().count();
     if len != KEY_LEN {
@@ -61,8 +66,8 @@ pub fn normalise_key(input: &str) -> Result<String, InputError> {
 /// A typed 保証契約番号 in canonical form: NFKC, spaces and hyphens dropped; 10 digits.
 pub fn normalise_number(input: &str) -> Result<String, InputError> {
     let number = fold(input);
-    if let Some(bad) = number.chars().find(|c| !c.is_ascii_digit()) {
-        return Err(InputError::BadCharacter(bad));
+    if let Some(at) = first_bad(&number, |c| c.is_ascii_digit()) {
+        return Err(InputError::BadCharacter(at));
     }
     let len = number.chars().count();
     if len != NUMBER_LEN {
@@ -181,11 +186,14 @@ mod tests {
         assert_eq!(normalise_key("332E1E7K9"), Err(InputError::WrongLength(9)));
         assert_eq!(
             normalise_key("332E1E7K9U"),
-            Err(InputError::BadCharacter('U'))
+            Err(InputError::BadCharacter(10))
         );
         assert_eq!(
             normalise_number("207000442X"),
-            Err(InputError::BadCharacter('X'))
+            Err(InputError::BadCharacter(10))
         );
+        // The message names the place, never the text.
+        let message = normalise_key("7M4K2P9QRU").expect_err("U").to_string();
+        assert_eq!(message, "10 文字目に使えない文字があります");
     }
 }

@@ -19,6 +19,9 @@ pub const PRIVATE_KEY_FILE: &str = "signing.pk8";
 pub const PUBLIC_KEY_FILE: &str = "signing.pub";
 /// 32 random bytes from which 認証キー are derived (private).
 pub const AUTH_SECRET_FILE: &str = "authkey.secret";
+/// Present beside keys that a build made for development: only then may hosho print a
+/// number and its 認証キー to try.
+pub const DEVELOPMENT_FILE: &str = "DEVELOPMENT";
 
 /// Why key material could not be made, read or written.
 #[derive(Debug)]
@@ -126,7 +129,12 @@ pub fn generate_in_memory() -> Result<NewKeys> {
 /// The key material of one build: the keys in the keys directory, or new development keys
 /// kept in memory until the build succeeded.
 pub enum BuildKeys {
-    Existing(KeyMaterial),
+    /// Keys from the keys directory; `development` when a build made them.
+    Existing {
+        material: KeyMaterial,
+        development: bool,
+    },
+    /// Development keys made for this build, written once it succeeded.
     New(NewKeys),
 }
 
@@ -136,13 +144,35 @@ impl BuildKeys {
         if absent(dir) {
             Ok(BuildKeys::New(generate_in_memory()?))
         } else {
-            Ok(BuildKeys::Existing(load(dir)?))
+            Ok(BuildKeys::Existing {
+                material: load(dir)?,
+                development: dir.join(DEVELOPMENT_FILE).exists(),
+            })
         }
+    }
+
+    /// Whether these are development keys (made by a build, not by `hosho keygen`).
+    pub fn development(&self) -> bool {
+        match self {
+            BuildKeys::Existing { development, .. } => *development,
+            BuildKeys::New(_) => true,
+        }
+    }
+
+    /// Writes new development keys into `dir`, marked as such; existing keys stay as they are.
+    pub fn write_new(&self, dir: &Path) -> Result<()> {
+        let BuildKeys::New(new) = self else {
+            return Ok(());
+        };
+        write(dir, new)?;
+        let marker = dir.join(DEVELOPMENT_FILE);
+        let text = "hosho build が作った開発用の鍵です。本番では hosho keygen で作った鍵を使ってください。\n";
+        create_new(&marker, text.as_bytes(), 0o644)
     }
 
     pub fn material(&self) -> &KeyMaterial {
         match self {
-            BuildKeys::Existing(m) => m,
+            BuildKeys::Existing { material, .. } => material,
             BuildKeys::New(new) => &new.material,
         }
     }

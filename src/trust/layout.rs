@@ -1,6 +1,7 @@
 //! The layout of a vault (`vault/`, see `docs/vault.md`): where the build writes each file
 //! and where `hosho verify` and the daemon look for it. Files are always found by the
-//! manifest's number, never by what a person typed.
+//! manifest's number, never by what a person typed. The vault holds no 認証キー: the
+//! notices are written to an output of their own, which never leaves the build host.
 
 /// The manifest: one entry per certificate.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -12,8 +13,6 @@ pub const CACHE_FILE: &str = "cache.json";
 pub const RECORDS_DIR: &str = "records";
 /// Certificate PDFs, `certificates/<number>.pdf`.
 pub const CERTIFICATES_DIR: &str = "certificates";
-/// 認証キー notices, `notices/<number>.pdf`.
-pub const NOTICES_DIR: &str = "notices";
 
 /// Readers refuse a certificate PDF larger than this (they are about 40 KiB).
 pub const MAX_PDF_BYTES: u64 = 16 * 1024 * 1024;

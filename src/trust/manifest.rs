@@ -526,6 +526,17 @@ impl Default for Limits {
     }
 }
 
+/// A file of the vault in `dir`, at most `max` bytes; an oversized manifest is a refusal.
+fn read_file(dir: &Path, name: &str, max: u64) -> Result<Vec<u8>, ReadError> {
+    let path = dir.join(name);
+    read_capped(&path, max, true).map_err(|e| match e {
+        ReadCapped::TooLarge { bytes, max } if name == MANIFEST_FILE => {
+            ReadError::Refused(ManifestError::TooLarge { bytes, max })
+        }
+        e => ReadError::Io(path.display().to_string(), e.to_string()),
+    })
+}
+
 /// Reads `manifest.json` and its signature from `dir`: size cap first, then the signature
 /// against `trusted` keys, and only then the JSON.
 pub fn read_verified(
@@ -533,18 +544,9 @@ pub fn read_verified(
     trusted: &[PublicKey],
     limits: Limits,
 ) -> Result<Catalog, ReadError> {
-    let read = |name: &str, max: u64| {
-        let path = dir.join(name);
-        read_capped(&path, max, true).map_err(|e| match e {
-            ReadCapped::TooLarge { bytes, max } if name == MANIFEST_FILE => {
-                ReadError::Refused(ManifestError::TooLarge { bytes, max })
-            }
-            e => ReadError::Io(path.display().to_string(), e.to_string()),
-        })
-    };
     // The manifest is read once into a buffer of its size, which the catalog keeps.
-    let bytes = read(MANIFEST_FILE, limits.max_bytes)?;
-    let sig = read(SIGNATURE_FILE, MAX_SIGNATURE_BYTES)?;
+    let bytes = read_file(dir, MANIFEST_FILE, limits.max_bytes)?;
+    let sig = read_file(dir, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)?;
     Ok(verify_owned(bytes, &sig, trusted, limits)?)
 }
 
@@ -568,6 +570,34 @@ fn verify_owned(
     trusted: &[PublicKey],
     limits: Limits,
 ) -> Result<Catalog, ManifestError> {
+    let checked = check_signature(&manifest, signature_file, trusted, limits)?;
+    // Only a correctly signed manifest is parsed.
+    let (header, index) = Catalog::index(&manifest, &checked.key_id, limits)?;
+    Ok(Catalog {
+        header,
+        bytes: manifest,
+        index,
+        sha256: checked.sha256,
+        signature: checked.signature,
+    })
+}
+
+/// A signature that checked out over a manifest.
+struct Checked {
+    key_id: String,
+    signature: Vec<u8>,
+    /// SHA-256 of the manifest, hex.
+    sha256: String,
+}
+
+/// Size caps, the signature file, a trusted key and the Ed25519 signature over the domain
+/// and the manifest's SHA-256: everything before a byte of the manifest is parsed.
+fn check_signature(
+    manifest: &[u8],
+    signature_file: &[u8],
+    trusted: &[PublicKey],
+    limits: Limits,
+) -> Result<Checked, ManifestError> {
     limits.check_size(manifest.len() as u64)?;
     if signature_file.len() as u64 > MAX_SIGNATURE_BYTES {
         return Err(ManifestError::BadSignatureFile("too large".into()));
@@ -584,20 +614,38 @@ fn verify_owned(
         .iter()
         .find(|k| k.id == sig.key_id)
         .ok_or_else(|| ManifestError::UnknownKey(sig.key_id.clone()))?;
-    let signature_bytes = from_hex(&sig.signature).ok_or(ManifestError::BadSignature)?;
-    let digest = digest::digest(&digest::SHA256, &manifest);
+    let signature = from_hex(&sig.signature).ok_or(ManifestError::BadSignature)?;
+    let digest = digest::digest(&digest::SHA256, manifest);
     signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
-        .verify(&signed_message(digest.as_ref()), &signature_bytes)
+        .verify(&signed_message(digest.as_ref()), &signature)
         .map_err(|_| ManifestError::BadSignature)?;
-    // Only a correctly signed manifest is parsed.
-    let (header, index) = Catalog::index(&manifest, &sig.key_id, limits)?;
-    Ok(Catalog {
-        header,
-        bytes: manifest,
-        index,
+    Ok(Checked {
+        key_id: sig.key_id,
+        signature,
         sha256: to_hex(digest.as_ref()),
-        signature: signature_bytes,
     })
+}
+
+/// The header of the manifest in `dir` once its signature checked out against `trusted`;
+/// the entries are skipped, not checked. What a build needs of the manifest it replaces.
+pub fn read_header(dir: &Path, trusted: &[PublicKey]) -> Result<Header, ReadError> {
+    #[derive(Deserialize)]
+    struct HeaderOnly {
+        #[serde(flatten)]
+        header: Header,
+        #[allow(dead_code)]
+        entries: serde::de::IgnoredAny,
+    }
+    let limits = Limits::default();
+    let manifest = read_file(dir, MANIFEST_FILE, limits.max_bytes)?;
+    let signature = read_file(dir, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)?;
+    let checked = check_signature(&manifest, &signature, trusted, limits)?;
+    let parsed: HeaderOnly =
+        serde_json::from_slice(&manifest).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    if parsed.header.key_id != checked.key_id {
+        return Err(ManifestError::KeyIdMismatch.into());
+    }
+    Ok(parsed.header)
 }
 
 /// The signature a signature file carries, if it can be read (no check is made).

@@ -71,55 +71,75 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
     }
 }
 
-/// Writes the test vault into `vault` and the public key into `keys/signing.pub`; the
-/// manifest expires at `expires_at` (Unix seconds) and has sequence number `seq`.
-pub(crate) fn write_vault(vault: &Path, keys: &Path, seq: u64, expires_at: u64) -> PublicKey {
-    let rng = SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen");
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key pair");
-    let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
-    for dir in ["records", "certificates"] {
-        std::fs::create_dir_all(vault.join(dir)).expect("mkdir");
+/// A signing key for test vaults, kept to sign more than one.
+pub(crate) struct Signer {
+    pair: Ed25519KeyPair,
+    pub(crate) public: PublicKey,
+}
+
+impl Signer {
+    pub(crate) fn new() -> Signer {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key pair");
+        let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
+        Signer { pair, public }
     }
-    std::fs::create_dir_all(keys).expect("mkdir keys");
-    std::fs::write(keys.join(PUBLIC_KEY_FILE), public_key_text(&public)).expect("public key");
-    let entries = CERTIFICATES
-        .iter()
-        .map(|(number, key, status)| {
-            let record = record(number, *status).to_bytes().expect("record");
-            let pdf = format!("%PDF-1.7 test certificate {number}").into_bytes();
-            std::fs::write(vault.join(record_file(number)), &record).expect("record");
-            std::fs::write(vault.join(certificate_file(number)), &pdf).expect("pdf");
-            let salt = manifest::new_salt(&rng).expect("salt");
-            Entry {
-                number: (*number).to_owned(),
-                kind: Kind::Advance,
-                status: *status,
-                pdf_sha256: sha256_hex(&pdf),
-                record_sha256: sha256_hex(&record),
-                salt: to_hex(&salt),
-                verifier: to_hex(&manifest::make_verifier(key, &salt, ITERATIONS)),
-            }
-        })
-        .collect();
-    let manifest = Manifest {
-        header: Header {
-            format: manifest::FORMAT,
-            seq,
-            issued_at: 1_700_000_000,
-            expires_at,
-            key_id: public.id.clone(),
-            kdf: Kdf {
-                algorithm: manifest::KDF_ALGORITHM.to_owned(),
-                iterations: ITERATIONS,
-                length: manifest::VERIFIER_LEN,
+
+    /// Writes the test vault into `vault` (fresh salts every time) and the public key into
+    /// `keys/signing.pub`; the manifest has sequence number `seq` and expires at
+    /// `expires_at` (Unix seconds).
+    pub(crate) fn write_vault(&self, vault: &Path, keys: &Path, seq: u64, expires_at: u64) {
+        let rng = SystemRandom::new();
+        for dir in ["records", "certificates"] {
+            std::fs::create_dir_all(vault.join(dir)).expect("mkdir");
+        }
+        std::fs::create_dir_all(keys).expect("mkdir keys");
+        std::fs::write(keys.join(PUBLIC_KEY_FILE), public_key_text(&self.public))
+            .expect("public key");
+        let entries = CERTIFICATES
+            .iter()
+            .map(|(number, key, status)| {
+                let record = record(number, *status).to_bytes().expect("record");
+                let pdf = format!("%PDF-1.7 test certificate {number}").into_bytes();
+                std::fs::write(vault.join(record_file(number)), &record).expect("record");
+                std::fs::write(vault.join(certificate_file(number)), &pdf).expect("pdf");
+                let salt = manifest::new_salt(&rng).expect("salt");
+                Entry {
+                    number: (*number).to_owned(),
+                    kind: Kind::Advance,
+                    status: *status,
+                    pdf_sha256: sha256_hex(&pdf),
+                    record_sha256: sha256_hex(&record),
+                    salt: to_hex(&salt),
+                    verifier: to_hex(&manifest::make_verifier(key, &salt, ITERATIONS)),
+                }
+            })
+            .collect();
+        let manifest = Manifest {
+            header: Header {
+                format: manifest::FORMAT,
+                seq,
+                issued_at: 1_700_000_000,
+                expires_at,
+                key_id: self.public.id.clone(),
+                kdf: Kdf {
+                    algorithm: manifest::KDF_ALGORITHM.to_owned(),
+                    iterations: ITERATIONS,
+                    length: manifest::VERIFIER_LEN,
+                },
             },
-        },
-        entries,
-    };
-    let bytes = manifest.to_bytes().expect("manifest");
-    let signature = manifest::sign(&bytes, &pair, &public.id).expect("sign");
-    std::fs::write(vault.join(MANIFEST_FILE), bytes).expect("manifest");
-    std::fs::write(vault.join(SIGNATURE_FILE), signature).expect("signature");
-    public
+            entries,
+        };
+        let bytes = manifest.to_bytes().expect("manifest");
+        let signature = manifest::sign(&bytes, &self.pair, &self.public.id).expect("sign");
+        std::fs::write(vault.join(MANIFEST_FILE), bytes).expect("manifest");
+        std::fs::write(vault.join(SIGNATURE_FILE), signature).expect("signature");
+    }
+}
+
+/// [`Signer::write_vault`] with a fresh key; its public key.
+pub(crate) fn write_vault(vault: &Path, keys: &Path, seq: u64, expires_at: u64) -> PublicKey {
+    let signer = Signer::new();
+    signer.write_vault(vault, keys, seq, expires_at);
+    signer.public
 }

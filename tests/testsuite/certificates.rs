@@ -29,6 +29,11 @@ fn vault(site: &SiteDir) -> std::path::PathBuf {
     site.root.join("vault")
 }
 
+/// The notice of `number`, in the notices output (never in the vault).
+fn notice(site: &SiteDir, number: &str) -> std::path::PathBuf {
+    site.root.join(format!("notices/{number}.pdf"))
+}
+
 fn certificate(site: &SiteDir, number: &str) -> String {
     pdf_text(&vault(site).join(format!("certificates/{number}.pdf")))
 }
@@ -56,9 +61,12 @@ fn demo_build_typesets_every_certificate_and_notice() {
         run.stderr
     );
     for n in NUMBERS {
-        for dir in ["certificates", "notices"] {
-            let pdf = fs::read(vault(&site).join(format!("{dir}/{n}.pdf"))).expect("pdf written");
-            assert!(pdf.starts_with(b"%PDF-"), "{dir}/{n}");
+        for path in [
+            vault(&site).join(format!("certificates/{n}.pdf")),
+            notice(&site, n),
+        ] {
+            let pdf = fs::read(&path).expect("pdf written");
+            assert!(pdf.starts_with(b"%PDF-"), "{}", path.display());
         }
     }
     let manifest: serde_json::Value =
@@ -198,9 +206,9 @@ fn changed_and_cancelled_certificates_are_marked() {
 fn notices_carry_the_grouped_key_and_how_to_submit() {
     let site = SiteDir::demo();
     site.build();
-    let notice = pdf_text(&vault(&site).join("notices/2070004426.pdf"));
+    let text = pdf_text(&notice(&site, "2070004426"));
     assert_contains(
-        &notice,
+        &text,
         &[
             "電子証書閲覧用「認証キー」等のお知らせ",
             "前払金保証",
@@ -219,7 +227,7 @@ fn notices_carry_the_grouped_key_and_how_to_submit() {
     // A derived key is printed in the same grouped form.
     let secret = fs::read(site.root.join("keys/authkey.secret")).expect("secret");
     let key = hosho::trust::authkey::derive_key(&secret, "2070004427");
-    let derived = pdf_text(&vault(&site).join("notices/2070004427.pdf"));
+    let derived = pdf_text(&notice(&site, "2070004427"));
     assert!(
         derived.contains(&hosho::trust::authkey::group(&key)),
         "{derived}"
@@ -241,11 +249,18 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     crate::support::copy_dir(&first.root.join("keys"), &second.root.join("keys"));
     second.build();
     let (a, b) = (snapshot(&vault(&first)), snapshot(&vault(&second)));
+    let (c, d) = (
+        snapshot(&first.root.join("notices")),
+        snapshot(&second.root.join("notices")),
+    );
     for n in NUMBERS {
-        for dir in ["certificates", "notices"] {
-            let file = format!("{dir}/{n}.pdf");
-            assert!(a[&file] == b[&file], "{file} differs between checkouts");
-        }
+        let file = format!("certificates/{n}.pdf");
+        assert!(a[&file] == b[&file], "{file} differs between checkouts");
+        let file = format!("{n}.pdf");
+        assert!(
+            c[&file] == d[&file],
+            "notice {file} differs between checkouts"
+        );
     }
     // One changed record: one typesetting, one KDF.
     let data = first.root.join("data/certificates/demo.yaml");
@@ -436,12 +451,11 @@ fn nothing_private_reaches_the_public_site() {
     );
     assert!(home.contains(&sha), "manifest SHA-256 on the home page");
     assert!(home.contains(manifest["key_id"].as_str().expect("key id")));
-    // In the vault, keys (plain or grouped) appear only inside the notices.
+    // No key (plain or grouped) appears anywhere in the vault the daemon host receives:
+    // the notices are written apart.
     let keys = &secrets[..NUMBERS.len() * 2];
+    assert!(!vault(&site).join("notices").exists());
     for (path, bytes) in snapshot(&vault(&site)) {
-        if path.starts_with("notices/") {
-            continue;
-        }
         let text = if path.ends_with(".pdf") {
             pdf_text(&vault(&site).join(&path))
         } else {
@@ -470,4 +484,58 @@ fn keygen_refuses_to_overwrite() {
         fs::read(site.root.join("keys/signing.pk8")).expect("key"),
         before
     );
+}
+
+#[test]
+fn private_outputs_are_for_their_owner_and_the_site_for_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = SiteDir::demo();
+    site.build();
+    let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    for (dir, dir_mode, file_mode) in [
+        ("vault", 0o700, 0o600),
+        ("notices", 0o700, 0o600),
+        ("site-out", 0o755, 0o644),
+    ] {
+        let root = site.root.join(dir);
+        assert_eq!(mode(&root), dir_mode, "{dir}/");
+        for rel in snapshot(&root).keys() {
+            let path = root.join(rel);
+            assert_eq!(mode(&path), file_mode, "{dir}/{rel}");
+            let parent = path.parent().expect("parent");
+            assert_eq!(mode(parent), dir_mode, "{}", parent.display());
+        }
+    }
+}
+
+#[test]
+fn a_bad_imported_key_is_reported_without_being_shown() {
+    let site = SiteDir::demo();
+    let data = site.root.join("data/certificates/demo.yaml");
+    let text = fs::read_to_string(&data).expect("read");
+    fs::write(
+        &data,
+        text.replacen("auth_key: 332E1E7K9Q", "auth_key: 332E1E7K9U", 1),
+    )
+    .expect("write");
+    let run = site.hosho(&["build"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("認証キーが正しくありません（10 文字目に使えない文字があります）"),
+        "{}",
+        run.stderr
+    );
+    for shown in ["332E1E7K9", "332 E1E", "E1E7K9"] {
+        assert!(
+            !run.stderr.contains(shown),
+            "the key was echoed: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains(shown),
+            "the key was echoed: {}",
+            run.stdout
+        );
+    }
 }

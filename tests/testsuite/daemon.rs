@@ -87,19 +87,29 @@ impl Root {
     }
 }
 
-/// A running `hosho serve --no-build`, killed when dropped.
+/// A running `hosho serve`, killed when dropped.
 pub(crate) struct Daemon {
     child: Child,
     pub(crate) base: String,
     pub(crate) addr: String,
+    /// What it printed on standard output when it started.
+    pub(crate) banner: Vec<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Daemon {
+    /// `hosho serve --no-build` on `root`.
     pub(crate) fn start(root: &Root, args: &[&str]) -> Daemon {
+        let mut all = vec!["--no-build"];
+        all.extend(args);
+        Daemon::launch(&root.path, &all)
+    }
+
+    /// `hosho serve ARGS` on `root`, on a free port.
+    pub(crate) fn launch(root: &Path, args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hosho"))
-            .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
-            .arg(&root.path)
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
             .args(args)
             .env("RUST_LOG", "hosho=info")
             .stdin(Stdio::null())
@@ -115,7 +125,8 @@ impl Daemon {
             text
         });
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
+        let (mut addr, mut banner) = (None, Vec::new());
+        loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
                 panic!(
@@ -125,14 +136,21 @@ impl Daemon {
             };
             if let Some(rest) = line.strip_prefix("確認サービスを起動しました: http://")
             {
-                break rest.split('/').next().expect("address").to_owned();
+                addr = rest.split('/').next().map(str::to_owned);
             }
-        };
+            let last = line.starts_with("止めるには");
+            banner.push(line);
+            if last {
+                break;
+            }
+        }
         std::thread::spawn(move || for _ in lines {});
+        let addr = addr.expect("address");
         Daemon {
             child,
             base: format!("http://{addr}"),
             addr,
+            banner,
             stderr: Some(stderr),
         }
     }
@@ -766,9 +784,22 @@ fn reloads_only_a_manifest_that_passes_every_check() {
         assert!(started.elapsed() < Duration::from_secs(10), "not reloaded");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The high-water mark holds the sequence number and the manifest's SHA-256.
     let saved = fs::read_to_string(root.path.join("state/high-water")).expect("high-water");
-    assert_eq!(saved.trim(), (first + 5).to_string());
+    let sha = hosho::common::hex::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
+    assert_eq!(saved, format!("{} {sha}\n", first + 5));
     assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+
+    // The same sequence number with other bytes (correctly signed): refused.
+    root.resign(|m| m["issued_at"] = Value::from(1_000u64));
+    d.signal(1);
+    std::thread::sleep(Duration::from_millis(800));
+    let health = get(&d.url("/healthz")).json();
+    assert_eq!(health["manifest_sha256"].as_str(), Some(sha.as_str()));
+    drop(d);
+    let (code, err) = root.refused_start();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("差し替えは受け付けません"), "{err}");
 }
 
 #[test]
@@ -937,4 +968,67 @@ fn a_full_kdf_pool_answers_503_at_once_and_healthz_stays_fast() {
     assert!(answers
         .iter()
         .all(|(r, _)| r.status == 503 || r.status == 404));
+}
+
+#[test]
+fn a_number_and_key_to_try_are_printed_only_with_development_keys() {
+    // Built with the development keys a fresh checkout gets: the banner offers a try.
+    let root = Root::new();
+    let dev = Daemon::launch(&root.path, &[]);
+    assert!(
+        dev.banner
+            .iter()
+            .any(|l| l.starts_with("お試しください: 保証契約番号 ")),
+        "{:?}",
+        dev.banner
+    );
+    drop(dev);
+    // The same site with keys from `hosho keygen`: no key is printed.
+    let root = Root::new();
+    fs::remove_dir_all(root.path.join("keys")).expect("rm keys");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args(["keygen", "--root"])
+        .arg(&root.path)
+        .output()
+        .expect("keygen");
+    assert!(keygen.status.success());
+    let production = Daemon::launch(&root.path, &[]);
+    assert!(
+        !production
+            .banner
+            .iter()
+            .any(|l| l.contains("お試しください")),
+        "{:?}",
+        production.banner
+    );
+    assert!(production
+        .banner
+        .iter()
+        .any(|l| l.starts_with("確認サービスを起動しました")));
+}
+
+#[test]
+fn only_a_built_public_site_is_previewed() {
+    // A vault, the notices or the site root itself is never served as a site.
+    let root = Root::new();
+    for site in ["vault", "notices", "."] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hosho"))
+            .args([
+                "serve",
+                "--no-build",
+                "--listen",
+                "127.0.0.1:0",
+                "--site",
+                site,
+                "--root",
+            ])
+            .arg(&root.path)
+            .current_dir(&root.path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--site {site}: {err}");
+        assert!(err.contains("プレビューしません"), "--site {site}: {err}");
+    }
 }

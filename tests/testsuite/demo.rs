@@ -168,7 +168,7 @@ fn guidance_pages_carry_the_flyer_facts() {
         assert!(about.contains(fact), "about: {fact}");
     }
     let flow = site.page("flow/index.html");
-    let steps = texts(&flow, "ol.steps h3");
+    let steps = texts(&flow, "main ol > li > h2");
     assert_eq!(steps.len(), 4);
     assert!(
         steps[0].starts_with("STEP 1") && steps[3].starts_with("STEP 4"),

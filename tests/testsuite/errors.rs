@@ -98,7 +98,7 @@ fn config_problems_point_into_hosho_toml() {
     let run = site.hosho(&["check"]);
     assert_eq!(run.code, 1);
     let first = run.stderr.lines().next().expect("a line");
-    assert_eq!(first, "hosho.toml:8:2: 設定に誤りがあります: unknown field `adopter`, expected one of `title`, `description`, `base_url`, `banner`, `guarantor`, `adopters`, `certificates`");
+    assert_eq!(first, "hosho.toml:8:2: 設定に誤りがあります: unknown field `adopter`, expected one of `title`, `description`, `base_url`, `banner`, `guarantor`, `adopters`, `certificates`, `markdown`");
 }
 
 #[test]

@@ -149,3 +149,23 @@ fn qa_page_numbers_questions_and_renders_markdown() {
     assert_eq!(attrs(&doc, "section.qa", "id"), ["q1", "q2"]);
     assert_eq!(texts(&doc, "#q2 .qa-answer strong"), ["かかりません"]);
 }
+
+#[test]
+fn open_data_cells_a_spreadsheet_would_run_are_neutralised() {
+    let site = SiteDir::fixture("small");
+    let file = site.root.join("data/adopters/national.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let text = text.replace(
+        "{name: 国土交通省, category: 国}",
+        "{name: \"=HYPERLINK(\\\"https://evil.example/\\\")\", category: 国}",
+    );
+    std::fs::write(&file, text).expect("write");
+    site.build();
+    let csv = site.read("data/adopters.csv");
+    assert!(
+        csv.contains(",国,\"'=HYPERLINK(\"\"https://evil.example/\"\")\",,,,,入札公告日\r\n"),
+        "{csv}"
+    );
+    // The JSON keeps the name as written: it is data, not a spreadsheet.
+    assert!(site.read("data/adopters.json").contains("\"=HYPERLINK("));
+}

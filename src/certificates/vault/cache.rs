@@ -14,7 +14,8 @@ use std::path::Path;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use crate::certificates::documents::DOCUMENTS;
+use super::Outputs;
+use crate::certificates::documents::{DocumentKind, DOCUMENTS};
 use crate::common::files::read_capped;
 use crate::common::hex::{from_hex, sha256_hex, to_hex};
 use crate::trust::layout::{CACHE_FILE, MAX_PDF_BYTES};
@@ -154,31 +155,38 @@ impl Cache {
     }
 }
 
-/// The previous vault: its directory and its cache.
+/// The previous outputs and the vault's cache.
 pub(super) struct Previous<'a> {
-    pub(super) dir: &'a Path,
+    pub(super) outputs: Outputs<'a>,
     pub(super) cache: Cache,
 }
 
 impl Previous<'_> {
     /// The cached entry of `number` when its MAC checks out for the current inputs and
-    /// every document in the previous vault still has its cached hash.
+    /// every document in the previous outputs still has its cached hash.
     pub(super) fn reuse(&self, number: &str, material: &[u8], secret: &[u8]) -> Option<CacheEntry> {
         let entry = self.cache.entries.get(number)?;
         if !entry.authentic(material, secret) {
             return None;
         }
         let unchanged = DOCUMENTS.iter().all(|document| {
-            let path = self.dir.join(document.file(number));
+            let path = self.outputs.of(document.place).join(document.file(number));
             let bytes = read_capped(&path, MAX_PDF_BYTES, false).ok();
             bytes.is_some_and(|b| entry.documents.get(document.id) == Some(&sha256_hex(&b)))
         });
         unchanged.then(|| entry.clone())
     }
 
-    /// Links (or, across file systems, copies) a reused file into the new vault.
-    pub(super) fn carry(&self, rel: &str, staging: &Path) -> std::io::Result<()> {
-        let (from, to) = (self.dir.join(rel), staging.join(rel));
+    /// Links (or, across file systems, copies) a reused document into the new output.
+    pub(super) fn carry(
+        &self,
+        document: &DocumentKind,
+        number: &str,
+        staging: Outputs<'_>,
+    ) -> std::io::Result<()> {
+        let rel = document.file(number);
+        let from = self.outputs.of(document.place).join(&rel);
+        let to = staging.of(document.place).join(&rel);
         std::fs::hard_link(&from, &to).or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
     }
 }
@@ -196,11 +204,19 @@ mod tests {
         .collect()
     }
 
-    fn vault_with(number: &str, secret: &[u8]) -> (tempfile::TempDir, Cache) {
+    /// A previous build of one certificate: its vault and notices under a temporary
+    /// directory, and a cache of it.
+    fn outputs_with(number: &str, secret: &[u8]) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (vault, notices) = dirs(dir.path());
+        let outputs = Outputs {
+            vault: &vault,
+            notices: &notices,
+        };
         for (document, bytes) in DOCUMENTS.iter().zip([&b"cert"[..], b"notice"]) {
-            std::fs::create_dir_all(dir.path().join(document.dir)).expect("mkdir");
-            std::fs::write(dir.path().join(document.file(number)), bytes).expect("write");
+            let place = outputs.of(document.place);
+            std::fs::create_dir_all(place.join(document.dir)).expect("mkdir");
+            std::fs::write(place.join(document.file(number)), bytes).expect("write");
         }
         let mut cache = Cache::new();
         let entry = CacheEntry::new(
@@ -214,15 +230,25 @@ mod tests {
         (dir, cache)
     }
 
+    /// The vault and notices directories under `dir`.
+    fn dirs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        (dir.join("vault"), dir.join("notices"))
+    }
+
     #[test]
     fn reuse_needs_the_secret_the_inputs_and_unaltered_files() {
         let secret = [7u8; 32];
-        let (dir, cache) = vault_with("2070004426", &secret);
+        let (dir, cache) = outputs_with("2070004426", &secret);
+        let (vault, notices) = dirs(dir.path());
+        let outputs = Outputs {
+            vault: &vault,
+            notices: &notices,
+        };
         let bytes = cache.to_bytes().expect("json");
-        std::fs::write(dir.path().join(CACHE_FILE), &bytes).expect("write");
+        std::fs::write(outputs.vault.join(CACHE_FILE), &bytes).expect("write");
         let previous = Previous {
-            dir: dir.path(),
-            cache: Cache::read(dir.path()),
+            outputs,
+            cache: Cache::read(outputs.vault),
         };
         assert!(previous.reuse("2070004426", b"inputs", &secret).is_some());
         assert!(previous
@@ -233,14 +259,19 @@ mod tests {
             .is_none());
         assert!(previous.reuse("2070004427", b"inputs", &secret).is_none());
         // A notice altered by hand is not carried forward.
-        std::fs::write(dir.path().join("notices/2070004426.pdf"), b"forged").expect("write");
+        std::fs::write(outputs.notices.join("2070004426.pdf"), b"forged").expect("write");
         assert!(previous.reuse("2070004426", b"inputs", &secret).is_none());
     }
 
     #[test]
     fn format_1_caches_are_still_read() {
         let secret = [7u8; 32];
-        let (dir, cache) = vault_with("2070004426", &secret);
+        let (dir, cache) = outputs_with("2070004426", &secret);
+        let (vault, notices) = dirs(dir.path());
+        let outputs = Outputs {
+            vault: &vault,
+            notices: &notices,
+        };
         let entry = &cache.entries["2070004426"];
         let v1 = serde_json::json!({
             "format": 1,
@@ -250,10 +281,10 @@ mod tests {
                 "salt": entry.salt, "verifier": entry.verifier, "mac": entry.mac,
             }},
         });
-        std::fs::write(dir.path().join(CACHE_FILE), v1.to_string()).expect("write");
+        std::fs::write(outputs.vault.join(CACHE_FILE), v1.to_string()).expect("write");
         let previous = Previous {
-            dir: dir.path(),
-            cache: Cache::read(dir.path()),
+            outputs,
+            cache: Cache::read(outputs.vault),
         };
         assert_eq!(
             previous.reuse("2070004426", b"inputs", &secret).as_ref(),

@@ -1,5 +1,6 @@
-//! The private output, `vault/` (layout in `docs/vault.md`): each certificate's record and
-//! its documents ([`DOCUMENTS`]), and the signed manifest.
+//! The private outputs (layout in `docs/vault.md`): `vault/`, with each certificate's record
+//! and PDF and the signed manifest, for the daemon host; and `notices/`, with the 認証キー
+//! notices, which never leave the build host. Both are readable by their owner alone.
 //!
 //! [`build`] reads as its steps: load the previous vault's cache → typeset what changed
 //! (reusing the PDFs, salt and verifier of every certificate whose inputs did not change and
@@ -17,20 +18,38 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context as _, Result};
 use ring::rand::SystemRandom;
-use serde::Deserialize;
 
 pub use workers::WORKER_STACK;
 
 use self::cache::{Cache, CacheEntry, Previous};
-use crate::certificates::documents::{self, Extras, CERTIFICATE, DOCUMENTS};
+use crate::certificates::documents::{self, Extras, Place, CERTIFICATE, DOCUMENTS};
 use crate::certificates::input::Certificate;
 use crate::certificates::typeset::Typesetter;
 use crate::common::config::Config;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::common::hex::{sha256_hex, to_hex};
+use crate::output::{create_private_dir, write_private};
 use crate::trust::keys::KeyMaterial;
 use crate::trust::layout::{record_file, CACHE_FILE, MANIFEST_FILE, RECORDS_DIR, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest};
+
+/// The two private outputs: the vault (for the daemon host) and the notices (for the build
+/// host alone).
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub vault: &'a Path,
+    pub notices: &'a Path,
+}
+
+impl Outputs<'_> {
+    /// The directory of `place`.
+    pub fn of(&self, place: Place) -> &Path {
+        match place {
+            Place::Vault => self.vault,
+            Place::Notices => self.notices,
+        }
+    }
+}
 
 /// Everything one vault build reads.
 pub struct VaultBuild<'a> {
@@ -38,10 +57,10 @@ pub struct VaultBuild<'a> {
     pub certificates: &'a [Certificate],
     pub typesetter: &'a Typesetter,
     pub keys: &'a KeyMaterial,
-    /// The vault being replaced: read for reuse, never written.
-    pub previous: &'a Path,
-    /// The new vault's directory, swapped in for `previous` once everything is written.
-    pub staging: &'a Path,
+    /// The outputs being replaced: read for reuse, never written.
+    pub previous: Outputs<'a>,
+    /// The new outputs' directories, swapped in for `previous` once everything is written.
+    pub staging: Outputs<'a>,
     pub now_unix: u64,
 }
 
@@ -74,17 +93,17 @@ struct Done {
 /// Typesets (or reuses) every certificate's documents into `b.staging`, and signs the
 /// manifest.
 pub fn build(b: &VaultBuild<'_>) -> Result<VaultReport> {
-    for dir in DOCUMENTS.iter().map(|d| d.dir).chain([RECORDS_DIR]) {
-        let path = b.staging.join(dir);
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("{} を作れません", path.display()))?;
+    let dirs = DOCUMENTS.iter().map(|d| b.staging.of(d.place).join(d.dir));
+    for path in dirs.chain([b.staging.vault.join(RECORDS_DIR)]) {
+        create_private_dir(&path).with_context(|| format!("{} を作れません", path.display()))?;
     }
     let previous = Previous {
-        dir: b.previous,
-        cache: Cache::read(b.previous),
+        outputs: b.previous,
+        cache: Cache::read(b.previous.vault),
     };
+    let seq = next_seq(b)?;
     let done = typeset_all(b, &previous)?;
-    let (manifest, cache) = assemble(b, &done);
+    let (manifest, cache) = assemble(b, &done, seq);
     let manifest_sha256 = sign_and_write(b, &manifest, &cache)?;
     let reused = done.iter().filter(|d| d.reused).count();
     Ok(VaultReport {
@@ -138,9 +157,9 @@ fn progress_bar(len: usize) -> indicatif::ProgressBar {
     bar
 }
 
-fn write(staging: &Path, rel: &str, bytes: &[u8]) -> Result<(), Failure> {
-    let path = staging.join(rel);
-    std::fs::write(&path, bytes)
+fn write(dir: &Path, rel: &str, bytes: &[u8]) -> Result<(), Failure> {
+    let path = dir.join(rel);
+    write_private(&path, bytes)
         .with_context(|| format!("{} を書けません", path.display()))
         .map_err(Failure::Io)
 }
@@ -170,7 +189,7 @@ fn one(
     let record_bytes = record
         .to_bytes()
         .map_err(|e| input_error("証書の記録を作れません", e))?;
-    write(b.staging, &record_file(&c.number), &record_bytes)?;
+    write(b.staging.vault, &record_file(&c.number), &record_bytes)?;
     let extras = Extras {
         verify_url,
         key: &key,
@@ -207,13 +226,16 @@ fn one(
     })
 }
 
-/// Links every document of `number` from the previous vault into the new one.
-fn carry_forward(previous: &Previous<'_>, staging: &Path, number: &str) -> Result<(), Failure> {
+/// Links every document of `number` from the previous outputs into the new ones.
+fn carry_forward(
+    previous: &Previous<'_>,
+    staging: Outputs<'_>,
+    number: &str,
+) -> Result<(), Failure> {
     for document in &DOCUMENTS {
-        let rel = document.file(number);
         previous
-            .carry(&rel, staging)
-            .with_context(|| format!("{rel} を前回の vault から引き継げません"))
+            .carry(document, number, staging)
+            .with_context(|| format!("{} を前回の出力から引き継げません", document.file(number)))
             .map_err(Failure::Io)?;
     }
     Ok(())
@@ -234,7 +256,7 @@ fn typeset_new(
         .map_err(Failure::Input)?;
     let mut hashes = BTreeMap::new();
     for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
-        write(b.staging, &document.file(&c.number), pdf)?;
+        write(b.staging.of(document.place), &document.file(&c.number), pdf)?;
         hashes.insert(document.id.to_owned(), sha256_hex(pdf));
     }
     let salt = manifest::new_salt(rng).map_err(|_| Failure::Io(anyhow!("乱数を得られません")))?;
@@ -249,21 +271,29 @@ fn typeset_new(
     ))
 }
 
-/// The sequence number of the manifest being replaced (0 when there is none).
-fn previous_seq(previous: &Path) -> u64 {
-    #[derive(Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    std::fs::read(previous.join(MANIFEST_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Seq>(&b).ok())
-        .map_or(0, |m| m.seq)
+/// The sequence number of the new manifest: above the one it replaces, and at least the
+/// time. The previous manifest's number counts only when its signature checks out with this
+/// build's key: a manifest put into the vault by anyone else (or signed by an old key) cannot
+/// push the numbers up, and one at the largest number stops the build rather than wrap.
+fn next_seq(b: &VaultBuild<'_>) -> Result<u64> {
+    let trusted = std::slice::from_ref(&b.keys.public);
+    let previous = match manifest::read_header(b.previous.vault, trusted) {
+        Ok(header) => header.seq,
+        Err(e) => {
+            if b.previous.vault.join(MANIFEST_FILE).exists() {
+                tracing::warn!("前回のマニフェストの番号は使いません（{e}）");
+            }
+            0
+        }
+    };
+    let next = previous.checked_add(1).ok_or_else(|| {
+        anyhow!("前回のマニフェストのシーケンス番号 {previous} が上限に達しているため、次の番号を付けられません")
+    })?;
+    Ok(next.max(b.now_unix))
 }
 
-/// The new manifest (a sequence number above the previous one and at least the time) and
-/// the new cache.
-fn assemble(b: &VaultBuild<'_>, done: &[Done]) -> (Manifest, Cache) {
+/// The new manifest, numbered `seq`, and the new cache.
+fn assemble(b: &VaultBuild<'_>, done: &[Done], seq: u64) -> (Manifest, Cache) {
     let mut cache = Cache::new();
     for d in done {
         cache.insert(d.entry.number.clone(), d.cache.clone());
@@ -272,7 +302,7 @@ fn assemble(b: &VaultBuild<'_>, done: &[Done]) -> (Manifest, Cache) {
     let manifest = Manifest {
         header: Header {
             format: manifest::FORMAT,
-            seq: (previous_seq(b.previous) + 1).max(b.now_unix),
+            seq,
             issued_at: b.now_unix,
             expires_at: b.now_unix + u64::from(certificates.manifest_valid_days) * 86_400,
             key_id: b.keys.public.id.clone(),
@@ -299,8 +329,8 @@ fn sign_and_write(b: &VaultBuild<'_>, manifest: &Manifest, cache: &Cache) -> Res
         (SIGNATURE_FILE, signature),
         (CACHE_FILE, cache_bytes),
     ] {
-        let path = b.staging.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("{} を書けません", path.display()))?;
+        let path = b.staging.vault.join(name);
+        write_private(&path, &bytes).with_context(|| format!("{} を書けません", path.display()))?;
     }
     Ok(manifest_sha256)
 }
@@ -337,20 +367,34 @@ mod tests {
     }
 
     /// Builds a vault from `previous` into a new directory and returns it.
+    /// Builds from the outputs in `previous` (`vault/`, `notices/`) into new ones in `out`.
     fn build_into(previous: &Path, out: &Path, keys: &KeyMaterial) -> VaultReport {
+        try_build_into(previous, out, keys).expect("vault")
+    }
+
+    fn try_build_into(previous: &Path, out: &Path, keys: &KeyMaterial) -> Result<VaultReport> {
         let config = Config::default_for_test();
         let typesetter = Typesetter::load(Path::new("/nonexistent")).expect("built-in templates");
-        std::fs::create_dir_all(out).expect("mkdir");
+        let (old_vault, old_notices) = (previous.join("vault"), previous.join("notices"));
+        let (vault, notices) = (out.join("vault"), out.join("notices"));
+        for dir in [&vault, &notices] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
         build(&VaultBuild {
             config: &config,
             certificates: &certificates(),
             typesetter: &typesetter,
             keys,
-            previous,
-            staging: out,
+            previous: Outputs {
+                vault: &old_vault,
+                notices: &old_notices,
+            },
+            staging: Outputs {
+                vault: &vault,
+                notices: &notices,
+            },
             now_unix: verify::unix_now(),
         })
-        .expect("vault")
     }
 
     #[test]
@@ -371,14 +415,23 @@ mod tests {
         );
         let trusted = keys::TrustedKeys::load(&keys_dir, &[]).expect("trusted");
         let key = crate::trust::authkey::derive_key(&material.auth_secret, "2070004426");
-        let v = verify::verify(&first, &trusted, "2070004426", &key).expect("valid");
+        let v = verify::verify(&first.join("vault"), &trusted, "2070004426", &key).expect("valid");
         assert_eq!(
             (v.record.initial.amount, v.record.current.amount),
             (40_000_000, 45_000_000)
         );
-        for document in &DOCUMENTS {
-            let pdf = std::fs::read(first.join(document.file("2070202096"))).expect("pdf");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        for (document, place) in DOCUMENTS.iter().zip(["vault", "notices"]) {
+            let path = first.join(place).join(document.file("2070202096"));
+            let pdf = std::fs::read(&path).expect("pdf");
             assert!(pdf.starts_with(b"%PDF-"), "{}", document.id);
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+        // The vault, which the daemon host receives, holds no notice.
+        assert!(!first.join("vault/notices").exists());
+        for file in ["vault/manifest.json", "vault/records/2070004426.json"] {
+            assert_eq!(mode(&first.join(file)), 0o600, "{file}");
         }
         // A rebuild reuses both, byte for byte and with the same verifiers.
         let first_seq = report.seq;
@@ -386,14 +439,15 @@ mod tests {
         assert_eq!((report.typeset, report.reused), (0, 2));
         assert!(report.seq > first_seq, "the sequence number rises");
         let entries = |dir: &Path| {
-            let catalog = manifest::read_verified(dir, trusted.as_slice(), Limits::default())
-                .expect("manifest");
+            let catalog =
+                manifest::read_verified(&dir.join("vault"), trusted.as_slice(), Limits::default())
+                    .expect("manifest");
             catalog.entries().collect::<Vec<_>>()
         };
         assert_eq!(entries(&first), entries(&second));
         assert_eq!(
-            std::fs::read(first.join(certificate_file("2070004426"))).expect("a"),
-            std::fs::read(second.join(certificate_file("2070004426"))).expect("b")
+            std::fs::read(first.join("vault").join(certificate_file("2070004426"))).expect("a"),
+            std::fs::read(second.join("vault").join(certificate_file("2070004426"))).expect("b")
         );
         // A notice altered by hand is typeset again, not carried forward.
         std::fs::remove_file(second.join("notices/2070202096.pdf")).expect("rm");
@@ -402,5 +456,63 @@ mod tests {
         assert_eq!((report.typeset, report.reused), (1, 1));
         let notice = std::fs::read(third.join("notices/2070202096.pdf")).expect("notice");
         assert_ne!(notice, b"%PDF-forged");
+    }
+
+    /// Rewrites the manifest in `vault` with `seq` and signs it with `pair`.
+    fn resign(vault: &Path, seq: u64, pair: &ring::signature::Ed25519KeyPair, key_id: &str) {
+        let path = vault.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        let (header, rest) = text.split_once(",\"entries\"").expect("header");
+        let mut header: serde_json::Value =
+            serde_json::from_str(&format!("{header}}}")).expect("json");
+        header["seq"] = serde_json::Value::from(seq);
+        let header = header.to_string();
+        let bytes = format!("{},\"entries\"{rest}", &header[..header.len() - 1]);
+        let signature = manifest::sign(bytes.as_bytes(), pair, key_id).expect("sign");
+        std::fs::write(&path, bytes).expect("write");
+        std::fs::write(vault.join(SIGNATURE_FILE), signature).expect("write");
+    }
+
+    #[test]
+    fn the_previous_sequence_number_counts_only_when_it_is_signed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys_dir = dir.path().join("keys");
+        keys::generate(&keys_dir).expect("keys");
+        let material = keys::load(&keys_dir).expect("load");
+        let first = dir.path().join("v1");
+        build_into(&dir.path().join("none"), &first, &material);
+        // Signed by another key: its (huge) number is not trusted; the time is used.
+        let other = keys::generate_in_memory().expect("other");
+        let huge = 1u64 << 62;
+        resign(
+            &first.join("vault"),
+            huge,
+            &other.material.key_pair,
+            &material.public.id,
+        );
+        let report = build_into(&first, &dir.path().join("v2"), &material);
+        assert!(
+            report.seq < huge && report.seq >= verify::unix_now() - 60,
+            "{}",
+            report.seq
+        );
+        // Signed by this build's key at the largest number: refused, not wrapped.
+        resign(
+            &first.join("vault"),
+            u64::MAX,
+            &material.key_pair,
+            &material.public.id,
+        );
+        let err = try_build_into(&first, &dir.path().join("v3"), &material).expect_err("overflow");
+        assert!(err.to_string().contains("上限に達している"), "{err}");
+        // Signed by this build's key: counted.
+        resign(
+            &first.join("vault"),
+            huge,
+            &material.key_pair,
+            &material.public.id,
+        );
+        let report = build_into(&first, &dir.path().join("v4"), &material);
+        assert_eq!(report.seq, huge + 1);
     }
 }

@@ -9,6 +9,13 @@ fn parse_rate(text: &str) -> Result<crate::daemon::Rate, String> {
     crate::daemon::Rate::parse(text)
 }
 
+/// `192.0.2.0/24`, `2001:db8::/32`, or one address (`127.0.0.1` is `127.0.0.1/32`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("「{text}」は 192.0.2.0/24 や 2001:db8::/32 のように書いてください"))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hosho",
@@ -110,6 +117,9 @@ pub struct ServeArgs {
     /// ビルドせず、vault と公開鍵だけで動かします（本番）
     #[arg(long)]
     pub no_build: bool,
+    /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、X-Forwarded-For・Forwarded の右端の信頼しないアドレスを利用者とみなします。複数指定できます
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network, action = clap::ArgAction::Append)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
     /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_address: Option<crate::daemon::Rate>,

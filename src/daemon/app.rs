@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use arc_swap::ArcSwap;
 
+use super::clients::TrustedProxies;
 use super::gate::Gate;
 use super::{audit, limits, pages, pool, preview, tokens, Options, AUDIT_FILE};
 use crate::trust::keys::TrustedKeys;
@@ -24,6 +25,7 @@ pub(crate) struct App {
     pub(crate) pages: pages::Pages,
     pub(crate) preview: Option<Arc<preview::Preview>>,
     pub(crate) body_timeout: Duration,
+    pub(crate) proxies: TrustedProxies,
 }
 
 impl App {
@@ -66,6 +68,7 @@ impl App {
             pages,
             preview,
             body_timeout: options.request_timeout,
+            proxies: options.trusted_proxies.clone(),
         };
         Ok((app, gate))
     }

@@ -10,6 +10,7 @@
 
 mod app;
 mod audit;
+mod clients;
 mod gate;
 mod http;
 mod limits;
@@ -38,6 +39,7 @@ use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
 use crate::trust::keys::TrustedKeys;
 use app::App;
+pub use clients::TrustedProxies;
 pub use gate::HIGH_WATER_FILE;
 pub use limits::{AbuseLimits, Rate};
 
@@ -67,6 +69,8 @@ pub struct Options {
     /// The lowest PBKDF2 iteration count accepted in a manifest.
     pub min_kdf_iterations: u32,
     pub abuse: AbuseLimits,
+    /// The proxies whose `X-Forwarded-For` and `Forwarded` name the client.
+    pub trusted_proxies: TrustedProxies,
     pub kdf_workers: usize,
     pub kdf_queue: usize,
     pub max_connections: usize,
@@ -112,6 +116,7 @@ impl From<ServeArgs> for Options {
                 per_number: args.limit_number.unwrap_or(defaults.per_number),
                 ..defaults
             },
+            trusted_proxies: TrustedProxies::new(args.trusted_proxy),
             kdf_workers,
             kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
             max_connections: args.max_connections.max(1),
@@ -186,6 +191,14 @@ async fn serve(
         options.watch_every,
     ));
     tokio::spawn(sweep_limiters(Arc::clone(&app)));
+    if options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "{} で待ち受けていますが、信頼するプロキシ（--trusted-proxy）の指定がありません。\
+             同じホストのプロキシの後ろで動かすなら --trusted-proxy 127.0.0.1/32 を指定してください。\
+             指定がないと、すべての利用者がプロキシのアドレスとして数えられ、制限を共有します",
+            options.listen
+        );
+    }
     on_ready(
         listener
             .local_addr()

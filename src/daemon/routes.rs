@@ -39,11 +39,13 @@ where
     type E = B::Error;
 }
 
+/// Answers `req`, which came over a connection from `peer`.
 pub(crate) async fn route<B: RequestBody>(
     app: Arc<App>,
     req: Request<B>,
-    client: IpAddr,
+    peer: IpAddr,
 ) -> Response<Body> {
+    let client = app.proxies.client(peer, req.headers());
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let read = matches!(method, Method::GET | Method::HEAD);
@@ -452,6 +454,18 @@ mod tests {
         form: Option<(&str, &str)>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        send_from(app, "192.0.2.1", method, path, form, headers).await
+    }
+
+    /// A request over a connection from `peer`.
+    async fn send_from(
+        app: &Arc<App>,
+        peer: &str,
+        method: Method,
+        path: &str,
+        form: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = Request::builder().method(method).uri(path);
         let mut body = String::new();
         if let Some((content_type, text)) = form {
@@ -462,8 +476,8 @@ mod tests {
             req = req.header(*name, *value);
         }
         let req = req.body(Full::new(Bytes::from(body))).expect("request");
-        let client: IpAddr = "192.0.2.1".parse().expect("ip");
-        let (parts, body) = route(Arc::clone(app), req, client).await.into_parts();
+        let peer: IpAddr = peer.parse().expect("ip");
+        let (parts, body) = route(Arc::clone(app), req, peer).await.into_parts();
         let bytes = body.collect().await.expect("body").to_bytes();
         Answer {
             status: parts.status,
@@ -645,6 +659,48 @@ mod tests {
             .to_str()
             .expect("ascii");
         assert!(csp.contains("script-src 'none'"), "{csp}");
+    }
+
+    #[tokio::test]
+    async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
+        let (dir, owned) = app(&["--trusted-proxy", "127.0.0.1", "--limit-address", "1/day+1"]);
+        let app = &owned;
+        let body = "{\"number\": \"2070004426\", \"key\": \"332E1E7K9R\"}";
+        let json = Some(("application/json", body));
+        let from = |peer: &'static str, forwarded: &'static str| async move {
+            let headers = [("x-forwarded-for", forwarded)];
+            send_from(app, peer, Method::POST, "/api/verify", json, &headers).await
+        };
+        assert_eq!(
+            from("127.0.0.1", "198.51.100.1").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            from("127.0.0.1", "198.51.100.1").await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // Another client behind the same proxy: its own budget.
+        assert_eq!(
+            from("127.0.0.1", "198.51.100.2").await.status,
+            StatusCode::NOT_FOUND
+        );
+        // A client that is no proxy cannot choose its address by a header.
+        assert_eq!(
+            from("203.0.113.9", "198.51.100.3").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            from("203.0.113.9", "198.51.100.4").await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        app.close();
+        let audit = std::fs::read_to_string(dir.path().join("state/audit.jsonl")).expect("audit");
+        assert!(audit.contains("\"client\":\"198.51.100.1\""), "{audit}");
+        assert!(audit.contains("\"client\":\"203.0.113.9\""), "{audit}");
+        assert!(
+            !audit.contains("198.51.100.3") && !audit.contains("\"client\":\"127.0.0.1\""),
+            "{audit}"
+        );
     }
 
     #[test]

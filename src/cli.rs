@@ -47,7 +47,7 @@ pub enum Command {
     /// 署名用の鍵ペアと認証キーの秘密値を作ります（既存の鍵は上書きしません）
     Keygen(KeygenArgs),
     /// 確認サービスを起動します（既定では先にビルドし、サイトのプレビューも表示します）
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// 保証契約番号と認証キーで、署名付きマニフェストと証書 PDF を照合します（有効なら 0、そうでなければ 1）
     Verify(VerifyArgs),
 }

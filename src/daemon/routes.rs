@@ -416,7 +416,7 @@ mod tests {
         args.extend(["--min-kdf-iterations", "1000"]);
         args.extend(extra);
         match Cli::try_parse_from(args).expect("arguments").command {
-            Command::Serve(serve) => Options::from(serve),
+            Command::Serve(serve) => Options::from(*serve),
             other => panic!("not serve: {other:?}"),
         }
     }

@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// ビルドせず、vault と公開鍵だけで動かします（本番）
     #[arg(long)]
     pub no_build: bool,
+    /// 運用者向けの待ち受けアドレス: Prometheus の /metrics と詳しい /healthz（例: 127.0.0.1:9090）。利用者に公開しないでください
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、X-Forwarded-For・Forwarded の右端の信頼しないアドレスを利用者とみなします。複数指定できます
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network, action = clap::ArgAction::Append)]
     pub trusted_proxy: Vec<ipnet::IpNet>,

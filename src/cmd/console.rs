@@ -101,6 +101,9 @@ pub(super) fn serving(ready: &Ready, preview: bool, example: Option<&(String, St
     if preview {
         println!("サイトのプレビュー: http://{}/", ready.addr);
     }
+    if let Some(admin) = ready.admin {
+        println!("運用者向け: http://{admin}/metrics と http://{admin}/healthz");
+    }
     if let Some((number, key)) = example {
         println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
     }

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use super::clients::TrustedProxies;
 use super::gate::Gate;
+use super::metrics::Metrics;
 use super::{audit, limits, pages, pool, preview, tokens, Options, AUDIT_FILE};
 use crate::trust::keys::TrustedKeys;
 use crate::trust::manifest::{Catalog, Limits};
@@ -26,6 +27,7 @@ pub(crate) struct App {
     pub(crate) preview: Option<Arc<preview::Preview>>,
     pub(crate) body_timeout: Duration,
     pub(crate) proxies: TrustedProxies,
+    pub(crate) metrics: Metrics,
 }
 
 impl App {
@@ -69,6 +71,7 @@ impl App {
             preview,
             body_timeout: options.request_timeout,
             proxies: options.trusted_proxies.clone(),
+            metrics: Metrics::new(),
         };
         Ok((app, gate))
     }

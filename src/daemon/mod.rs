@@ -8,12 +8,14 @@
 //! - `limits`, `pool`: abuse limits before any KDF work, and the bounded KDF pool.
 //! - `tokens`: short-lived PDF links; `audit`: the JSON-lines audit log; `preview`: the site.
 
+mod admin;
 mod app;
 mod audit;
 mod clients;
 mod gate;
 mod http;
 mod limits;
+mod metrics;
 mod pages;
 mod pool;
 mod preview;
@@ -52,6 +54,8 @@ pub struct Options {
     /// Build the site root first and preview the site (not with `--no-build`).
     pub build: bool,
     pub listen: SocketAddr,
+    /// Where `/metrics` and the detailed health are served (`--admin-listen`), if anywhere.
+    pub admin_listen: Option<SocketAddr>,
     /// The site root: hosho.toml and templates for the pages' look, when present.
     pub root: PathBuf,
     pub vault: PathBuf,
@@ -103,6 +107,7 @@ impl From<ServeArgs> for Options {
         Options {
             build: !args.no_build,
             listen: args.listen,
+            admin_listen: args.admin_listen,
             state_dir: args.state.unwrap_or_else(|| root.join(STATE_DIR)),
             root,
             vault: paths.vault,
@@ -144,6 +149,8 @@ impl Options {
 /// What `run` reports once it listens.
 pub struct Ready {
     pub addr: SocketAddr,
+    /// The admin listener's address, when there is one.
+    pub admin: Option<SocketAddr>,
     pub seq: u64,
     pub entries: usize,
     pub audit_log: PathBuf,
@@ -159,10 +166,11 @@ pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
         .enable_all()
         .build()
         .context("非同期ランタイムを起動できません")?;
-    let result = runtime.block_on(serve(Arc::clone(&app), gate, &options, |addr| {
+    let result = runtime.block_on(serve(Arc::clone(&app), gate, &options, |addr, admin| {
         let catalog = app.catalog();
         on_ready(&Ready {
             addr,
+            admin,
             seq: catalog.seq(),
             entries: catalog.len(),
             audit_log: options.state_dir.join(AUDIT_FILE),
@@ -176,33 +184,18 @@ async fn serve(
     app: Arc<App>,
     gate: gate::Gate,
     options: &Options,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(SocketAddr, Option<SocketAddr>),
 ) -> Result<()> {
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("{} で待ち受けられません", options.listen))?;
+    let listener = bind(options.listen).await?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM を受け取れません")?;
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP を受け取れません")?;
     let reload = Arc::new(Notify::new());
-    tokio::spawn(watch(
-        Arc::clone(&app),
-        Arc::new(gate),
-        Arc::clone(&reload),
-        options.watch_every,
-    ));
-    tokio::spawn(sweep_limiters(Arc::clone(&app)));
-    if options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
-        tracing::warn!(
-            "{} で待ち受けていますが、信頼するプロキシ（--trusted-proxy）の指定がありません。\
-             同じホストのプロキシの後ろで動かすなら --trusted-proxy 127.0.0.1/32 を指定してください。\
-             指定がないと、すべての利用者がプロキシのアドレスとして数えられ、制限を共有します",
-            options.listen
-        );
-    }
+    let admin = start_tasks(&app, gate, &reload, options).await?;
     on_ready(
         listener
             .local_addr()
             .context("待ち受けアドレスを得られません")?,
+        admin,
     );
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -250,6 +243,43 @@ async fn serve(
     drop(listener);
     drain(graceful, options.drain).await;
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{addr} で待ち受けられません"))
+}
+
+/// Starts what runs beside the requests: the manifest watch, the limiter sweep and the admin
+/// listener (whose address is returned); warns of a forgotten proxy.
+async fn start_tasks(
+    app: &Arc<App>,
+    gate: gate::Gate,
+    reload: &Arc<Notify>,
+    options: &Options,
+) -> Result<Option<SocketAddr>> {
+    let gate = Arc::new(gate);
+    let (app_w, reload_w) = (Arc::clone(app), Arc::clone(reload));
+    tokio::spawn(watch(app_w, gate, reload_w, options.watch_every));
+    tokio::spawn(sweep_limiters(Arc::clone(app)));
+    if options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "{} で待ち受けていますが、信頼するプロキシ（--trusted-proxy）の指定がありません。\
+             同じホストのプロキシの後ろで動かすなら --trusted-proxy 127.0.0.1/32 を指定してください。\
+             指定がないと、すべての利用者がプロキシのアドレスとして数えられ、制限を共有します",
+            options.listen
+        );
+    }
+    let Some(admin) = options.admin_listen else {
+        return Ok(None);
+    };
+    let listener = bind(admin).await?;
+    let addr = listener
+        .local_addr()
+        .context("管理用の待ち受けアドレスを得られません")?;
+    tokio::spawn(admin::serve(listener, Arc::clone(app)));
+    Ok(Some(addr))
 }
 
 /// Lets requests in flight finish, for at most `limit`.

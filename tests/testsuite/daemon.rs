@@ -159,6 +159,17 @@ impl Daemon {
         format!("{}{path}", self.base)
     }
 
+    /// A URL on the admin listener (`--admin-listen 127.0.0.1:0`).
+    pub(crate) fn admin_url(&self, path: &str) -> String {
+        let line = self
+            .banner
+            .iter()
+            .find_map(|l| l.strip_prefix("運用者向け: http://"))
+            .expect("started with --admin-listen");
+        let addr = line.split('/').next().expect("address");
+        format!("http://{addr}{path}")
+    }
+
     fn signal(&self, signal: i32) {
         let pid = i32::try_from(self.child.id()).expect("pid");
         assert_eq!(send_signal(pid, signal), 0);
@@ -575,16 +586,30 @@ fn malformed_requests_get_json_errors() {
 #[test]
 fn healthz_reports_the_manifest() {
     let root = Root::new();
-    let d = Daemon::start(&root, &[]);
+    let d = Daemon::start(&root, &["--admin-listen", "127.0.0.1:0"]);
     let r = get(&d.url("/healthz"));
     assert_eq!(r.status, 200);
     r.assert_secure();
     let v = r.json();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["seq"], root.seq());
-    assert_eq!(v["entries"], 8);
+    // The public health tells nothing of the pool, the limiters or the manifest's contents.
+    assert!(
+        v.get("entries").is_none() && v.get("kdf_pool").is_none() && v.get("limiter").is_none()
+    );
+    // The admin listener has the details, and the metrics.
+    let detail = get(&d.admin_url("/healthz")).json();
+    assert_eq!(detail["entries"], 8);
     let sha = hosho::common::hex::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
-    assert_eq!(v["manifest_sha256"], sha);
+    assert_eq!(detail["manifest_sha256"], sha);
+    let metrics = get(&d.admin_url("/metrics")).text();
+    assert!(
+        metrics.contains(&format!("hosho_manifest_seq {}", root.seq())),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hosho_manifest_entries 8"), "{metrics}");
+    // Nothing of the admin listener is on the public one.
+    assert_eq!(get(&d.url("/metrics")).status, 404);
 }
 
 #[test]
@@ -756,7 +781,7 @@ fn healthz_seq(d: &Daemon) -> u64 {
 #[test]
 fn reloads_only_a_manifest_that_passes_every_check() {
     let root = Root::new();
-    let d = Daemon::start(&root, &[]);
+    let d = Daemon::start(&root, &["--admin-listen", "127.0.0.1:0"]);
     let first = root.seq();
     assert_eq!(healthz_seq(&d), first);
 
@@ -794,7 +819,7 @@ fn reloads_only_a_manifest_that_passes_every_check() {
     root.resign(|m| m["issued_at"] = Value::from(1_000u64));
     d.signal(1);
     std::thread::sleep(Duration::from_millis(800));
-    let health = get(&d.url("/healthz")).json();
+    let health = get(&d.admin_url("/healthz")).json();
     assert_eq!(health["manifest_sha256"].as_str(), Some(sha.as_str()));
     drop(d);
     let (code, err) = root.refused_start();

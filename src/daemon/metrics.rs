@@ -1,0 +1,191 @@
+//! What an operator watches, on the admin listener only (`--admin-listen`): Prometheus
+//! metrics (prometheus-client, OpenMetrics text) and the detailed health. The public
+//! `/healthz` says only status, seq and expiry: pool and limiter counts would tell an
+//! outsider whether someone else is checking a number right now.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::app::App;
+use crate::trust::verify::unix_now;
+
+/// A label value known when hosho is compiled.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct Name(&'static str);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.0)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Limiter {
+    limiter: Name,
+}
+
+/// Every metric of the daemon.
+pub(crate) struct Metrics {
+    registry: Registry,
+    verifications: Family<Outcome, Counter>,
+    latency: Histogram,
+    kdf_workers: Gauge,
+    kdf_in_use: Gauge,
+    limiter_tracked: Family<Limiter, Gauge>,
+    manifest_seq: Gauge,
+    manifest_expires_in: Gauge,
+    manifest_entries: Gauge,
+    audit_dropped: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("hosho");
+        let verifications = Family::<Outcome, Counter>::default();
+        registry.register(
+            "verifications",
+            "Verification attempts by how they ended",
+            verifications.clone(),
+        );
+        // 1 ms to about 16 s: refusals take microseconds, a KDF about 20 ms, a full pool waits.
+        let latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "verification_seconds",
+            "Time from a request to its outcome",
+            latency.clone(),
+        );
+        let metrics = Metrics {
+            verifications,
+            latency,
+            kdf_workers: Gauge::default(),
+            kdf_in_use: Gauge::default(),
+            limiter_tracked: Family::default(),
+            manifest_seq: Gauge::default(),
+            manifest_expires_in: Gauge::default(),
+            manifest_entries: Gauge::default(),
+            audit_dropped: Counter::default(),
+            registry,
+        };
+        metrics.register_state()
+    }
+
+    /// The gauges and counters read from the daemon's state at each scrape.
+    fn register_state(mut self) -> Metrics {
+        let r = &mut self.registry;
+        r.register(
+            "kdf_workers",
+            "Threads of the KDF pool",
+            self.kdf_workers.clone(),
+        );
+        r.register(
+            "kdf_in_use",
+            "KDF jobs running or waiting",
+            self.kdf_in_use.clone(),
+        );
+        r.register(
+            "limiter_tracked_keys",
+            "Keys each limiter tracks",
+            self.limiter_tracked.clone(),
+        );
+        r.register(
+            "manifest_seq",
+            "Sequence number of the manifest served",
+            self.manifest_seq.clone(),
+        );
+        r.register(
+            "manifest_expires_in_seconds",
+            "Seconds until the manifest served expires (negative once expired)",
+            self.manifest_expires_in.clone(),
+        );
+        r.register(
+            "manifest_entries",
+            "Certificates in the manifest served",
+            self.manifest_entries.clone(),
+        );
+        r.register(
+            "audit_dropped_lines",
+            "Audit lines that could not be written",
+            self.audit_dropped.clone(),
+        );
+        self
+    }
+
+    /// Counts one verification attempt, `outcome` as the audit log names it.
+    pub(crate) fn observe(&self, outcome: &'static str, elapsed: Duration) {
+        let labels = Outcome {
+            outcome: Name(outcome),
+        };
+        self.verifications.get_or_create(&labels).inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every metric, the state read now.
+    pub(crate) fn render(&self, app: &App) -> String {
+        let catalog = app.catalog();
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.kdf_workers.set(as_i64(app.pool.workers() as u64));
+        self.kdf_in_use.set(as_i64(app.pool.in_use() as u64));
+        let (addresses, numbers) = app.limiter.tracked();
+        for (name, tracked) in [("address", addresses), ("number", numbers)] {
+            let labels = Limiter {
+                limiter: Name(name),
+            };
+            self.limiter_tracked
+                .get_or_create(&labels)
+                .set(as_i64(tracked as u64));
+        }
+        self.manifest_seq.set(as_i64(catalog.seq()));
+        self.manifest_expires_in
+            .set(as_i64(catalog.expires_at()) - as_i64(unix_now()));
+        self.manifest_entries.set(as_i64(catalog.len() as u64));
+        let dropped = app.audit.dropped();
+        let counted = self.audit_dropped.get();
+        if dropped > counted {
+            self.audit_dropped.inc_by(dropped - counted);
+        }
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "メトリクスを書き出せません");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_counted_by_outcome() {
+        let m = Metrics::new();
+        m.observe("not_found", Duration::from_millis(20));
+        m.observe("not_found", Duration::from_millis(22));
+        m.observe("valid", Duration::from_millis(21));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry).expect("encode");
+        assert!(
+            text.contains("hosho_verifications_total{outcome=\"not_found\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hosho_verifications_total{outcome=\"valid\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hosho_verification_seconds_count 3"),
+            "{text}"
+        );
+    }
+}

@@ -1,29 +1,46 @@
-//! The audit log: one JSON line per verification attempt (time, client, number, outcome),
-//! never the key. Lines go through a bounded channel to one writer thread, so a slow disk
-//! never stalls a request; a line that finds the channel full is counted and reported.
-//! Under load the writer wakes every few milliseconds and writes what has gathered, rather
-//! than being woken for every line.
+//! The audit log (`docs/http.md`), never holding a key, and unable to fill the disk:
+//!
+//! - An attempt that reached the KDF (a key was really checked) gets a line of its own:
+//!   time, client, number, outcome.
+//! - Attempts refused before the KDF (limits, a full pool, an expired manifest, input that
+//!   is no number) are counted: one line per client and outcome per minute, with the count.
+//!   A flood of refusals writes a line a minute per client, not a line a request.
+//!
+//! Lines go through a bounded channel to one writer thread, so a slow or full disk never
+//! stalls a request; what cannot be queued or written is counted and logged (at most once a
+//! minute), and verification goes on. SIGUSR1 reopens the file (logrotate's `postrotate`).
 
-use std::io::Write;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 const BACKLOG: usize = 65_536;
 /// How long the writer lets lines gather once it is busy.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+const GATHER: Duration = Duration::from_millis(20);
+/// Clients counted apart in one minute; more are counted together as `other`.
+const MAX_TALLIES: usize = 10_000;
+/// How often a failing disk is reported in the log.
+const ERROR_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 enum Message {
+    /// A line of its own (an attempt that reached the KDF).
     Line(String),
+    /// One more refusal of `client` with `outcome`.
+    Tally(String, &'static str),
+    Reopen,
     Close,
 }
 
-/// One attempt.
+/// One attempt that reached the KDF.
 #[derive(Debug, Serialize)]
 pub(crate) struct Line<'a> {
     /// RFC 3339, UTC.
@@ -34,58 +51,96 @@ pub(crate) struct Line<'a> {
     pub(crate) outcome: &'a str,
 }
 
+/// The refusals of one client with one outcome in one minute.
+#[derive(Debug, Serialize)]
+struct TallyLine<'a> {
+    /// The minute's start, RFC 3339, UTC.
+    time: String,
+    client: &'a str,
+    number: Option<&'a str>,
+    outcome: &'a str,
+    count: u64,
+}
+
+/// What went wrong, counted.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Lines not queued (the writer fell behind).
+    dropped: AtomicU64,
+    /// Writes the disk refused (full, gone).
+    write_errors: AtomicU64,
+}
+
 pub(crate) struct Audit {
     sender: SyncSender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    dropped: AtomicU64,
+    failures: Arc<Failures>,
 }
 
 impl Audit {
     /// Appends to `path` (created with mode 0600 if missing).
     pub(crate) fn open(path: &Path) -> Result<Audit> {
-        use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{} を作れません", dir.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("監査ログ {} を開けません", path.display()))?;
+        let file =
+            open_file(path).with_context(|| format!("監査ログ {} を開けません", path.display()))?;
         let (sender, receiver) = sync_channel::<Message>(BACKLOG);
-        let shown = path.display().to_string();
-        let writer = std::thread::Builder::new()
+        let failures = Arc::new(Failures::default());
+        let mut writer = Writer::new(path.to_path_buf(), file, Arc::clone(&failures));
+        let handle = std::thread::Builder::new()
             .name("audit".into())
-            .spawn(move || write_lines(&receiver, file, &shown))
+            .spawn(move || writer.run(&receiver))
             .context("監査ログの書き込みスレッドを起動できません")?;
         Ok(Audit {
             sender,
-            writer: Mutex::new(Some(writer)),
-            dropped: AtomicU64::new(0),
+            writer: Mutex::new(Some(handle)),
+            failures,
         })
     }
 
+    /// An attempt that reached the KDF: a line of its own.
     pub(crate) fn record(&self, line: &Line<'_>) {
         let Ok(mut text) = serde_json::to_string(line) else {
             return;
         };
         text.push('\n');
+        self.send(Message::Line(text));
+    }
+
+    /// An attempt refused before the KDF: counted into the client's line of the minute.
+    pub(crate) fn tally(&self, client: String, outcome: &'static str) {
+        self.send(Message::Tally(client, outcome));
+    }
+
+    /// Closes and opens the file again (after logrotate moved it).
+    pub(crate) fn reopen(&self) {
+        self.send(Message::Reopen);
+    }
+
+    fn send(&self, message: Message) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.sender.try_send(Message::Line(text))
+            self.sender.try_send(message)
         {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(dropped = n, "監査ログが追いつかず、記録を落としました");
+            let n = self.failures.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(dropped = n, "監査ログが追いつかず、記録を落としました");
+            }
         }
     }
 
     /// Lines that could not be queued.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.failures.dropped.load(Ordering::Relaxed)
     }
 
-    /// Writes out every queued line (at shutdown).
+    /// Writes that the disk refused.
+    pub(crate) fn write_errors(&self) -> u64 {
+        self.failures.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Writes out every queued line and every count (at shutdown).
     pub(crate) fn close(&self) {
         let _ = self.sender.send(Message::Close);
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
@@ -94,43 +149,256 @@ impl Audit {
     }
 }
 
-/// The writer thread: blocks while idle; once a line comes, writes it and then, every
-/// `GATHER`, whatever gathered meanwhile, until the channel is quiet again.
-fn write_lines(receiver: &Receiver<Message>, file: std::fs::File, shown: &str) {
-    let mut out = std::io::BufWriter::new(file);
-    let mut next = receiver.recv();
-    loop {
-        let mut ok = true;
+fn open_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The writer thread's state.
+struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+    /// The current minute (Unix seconds / 60) and its counts by client and outcome.
+    minute: i64,
+    tallies: BTreeMap<(String, &'static str), u64>,
+    failures: Arc<Failures>,
+    last_report: Option<Instant>,
+}
+
+fn current_minute() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(60)
+}
+
+impl Writer {
+    fn new(path: PathBuf, file: File, failures: Arc<Failures>) -> Writer {
+        Writer {
+            path,
+            out: BufWriter::new(file),
+            minute: current_minute(),
+            tallies: BTreeMap::new(),
+            failures,
+            last_report: None,
+        }
+    }
+
+    /// Blocks while idle (or until the minute's counts are due); once busy, writes what
+    /// gathered every `GATHER`.
+    fn run(&mut self, receiver: &Receiver<Message>) {
         loop {
-            match next {
-                Ok(Message::Line(line)) => ok &= out.write_all(line.as_bytes()).is_ok(),
-                Ok(Message::Close) | Err(_) => {
-                    if out.flush().is_err() {
-                        tracing::error!(file = %shown, "監査ログに書き込めません");
-                    }
-                    return;
+            let wait = if self.tallies.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                let next_minute = (self.minute + 1) * 60;
+                let now = chrono::Utc::now().timestamp();
+                Duration::from_secs(u64::try_from(next_minute - now).unwrap_or(0).max(1))
+            };
+            let first = match receiver.recv_timeout(wait) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.roll_minute();
+                    self.flush();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => Message::Close,
+            };
+            if !self.handle_batch(first, receiver) {
+                return;
+            }
+            std::thread::sleep(GATHER);
+        }
+    }
+
+    /// Handles `first` and whatever else is queued; `false` once closed.
+    fn handle_batch(&mut self, first: Message, receiver: &Receiver<Message>) -> bool {
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Line(line) => {
+                    self.roll_minute();
+                    self.write(line.as_bytes());
+                }
+                Message::Tally(client, outcome) => {
+                    self.roll_minute();
+                    self.count(client, outcome);
+                }
+                Message::Reopen => self.reopen(),
+                Message::Close => {
+                    self.write_tallies();
+                    self.flush();
+                    return false;
                 }
             }
-            match receiver.try_recv() {
-                Ok(m) => next = Ok(m),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => next = Err(std::sync::mpsc::RecvError),
+            next = receiver.try_recv().ok();
+        }
+        self.flush();
+        true
+    }
+
+    fn count(&mut self, client: String, outcome: &'static str) {
+        let key = if self.tallies.len() >= MAX_TALLIES
+            && !self.tallies.contains_key(&(client.clone(), outcome))
+        {
+            ("other".to_owned(), outcome)
+        } else {
+            (client, outcome)
+        };
+        *self.tallies.entry(key).or_insert(0) += 1;
+    }
+
+    /// Writes the past minute's counts once the minute is over.
+    fn roll_minute(&mut self) {
+        let now = current_minute();
+        if now != self.minute {
+            self.write_tallies();
+            self.minute = now;
+        }
+    }
+
+    fn write_tallies(&mut self) {
+        let time = chrono::DateTime::from_timestamp(self.minute * 60, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        let tallies = std::mem::take(&mut self.tallies);
+        for ((client, outcome), count) in &tallies {
+            let line = TallyLine {
+                time: time.clone(),
+                client,
+                number: None,
+                outcome,
+                count: *count,
+            };
+            if let Ok(mut text) = serde_json::to_string(&line) {
+                text.push('\n');
+                self.write(text.as_bytes());
             }
         }
-        ok &= out.flush().is_ok();
-        if !ok {
-            tracing::error!(file = %shown, "監査ログに書き込めません");
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.out.write_all(bytes) {
+            self.failed(&e);
         }
-        std::thread::sleep(GATHER);
-        next = match receiver.try_recv() {
-            Ok(m) => Ok(m),
-            Err(TryRecvError::Empty) => receiver.recv(),
-            Err(TryRecvError::Disconnected) => Err(std::sync::mpsc::RecvError),
-        };
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.out.flush() {
+            self.failed(&e);
+        }
+    }
+
+    /// Counts a refused write; reports it at most once a minute. Verification goes on.
+    fn failed(&mut self, e: &std::io::Error) {
+        let n = self.failures.write_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = self
+            .last_report
+            .is_none_or(|t| t.elapsed() >= ERROR_REPORT_EVERY);
+        if due {
+            self.last_report = Some(Instant::now());
+            tracing::error!(file = %self.path.display(), errors = n, error = %e, "監査ログに書き込めません（確認は続けます）");
+        }
+    }
+
+    fn reopen(&mut self) {
+        self.flush();
+        match open_file(&self.path) {
+            Ok(file) => {
+                self.out = BufWriter::new(file);
+                tracing::info!(file = %self.path.display(), "監査ログを開き直しました");
+            }
+            Err(e) => self.failed(&e),
+        }
     }
 }
 
 /// Now as RFC 3339 UTC, to the millisecond.
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .expect("audit")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn refusals_are_counted_and_checks_get_a_line_each() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&path).expect("open");
+        for _ in 0..1000 {
+            audit.tally("198.51.100.7".into(), "rate_limited_address");
+        }
+        audit.tally("198.51.100.8".into(), "rate_limited_number");
+        let line = Line {
+            time: now_rfc3339(),
+            client: "198.51.100.9".into(),
+            number: Some("2070004426"),
+            outcome: "not_found",
+        };
+        audit.record(&line);
+        audit.close();
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let counted = |client: &str| {
+            lines
+                .iter()
+                .find(|l| l["client"] == client)
+                .and_then(|l| l["count"].as_u64())
+        };
+        assert_eq!(counted("198.51.100.7"), Some(1000));
+        assert_eq!(counted("198.51.100.8"), Some(1));
+        assert!(lines
+            .iter()
+            .any(|l| l["number"] == "2070004426" && l.get("count").is_none()));
+    }
+
+    #[test]
+    fn the_file_is_reopened_after_a_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&path).expect("open");
+        let line = |outcome| Line {
+            time: now_rfc3339(),
+            client: "192.0.2.1".into(),
+            number: None,
+            outcome,
+        };
+        audit.record(&line("valid"));
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::rename(&path, dir.path().join("audit.jsonl.1")).expect("rotate");
+        audit.reopen();
+        audit.record(&line("changed"));
+        audit.close();
+        assert_eq!(
+            lines(&dir.path().join("audit.jsonl.1"))[0]["outcome"],
+            "valid"
+        );
+        assert_eq!(lines(&path)[0]["outcome"], "changed");
+    }
+
+    #[test]
+    fn a_full_disk_is_counted_and_nothing_stops() {
+        let audit = Audit::open(Path::new("/dev/full")).expect("open /dev/full");
+        for _ in 0..10 {
+            audit.record(&Line {
+                time: now_rfc3339(),
+                client: "192.0.2.1".into(),
+                number: None,
+                outcome: "valid",
+            });
+        }
+        audit.close();
+        assert!(audit.write_errors() >= 1, "{}", audit.write_errors());
+    }
 }

@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     manifest_expires_in: Gauge,
     manifest_entries: Gauge,
     audit_dropped: Counter,
+    audit_write_errors: Counter,
 }
 
 impl Metrics {
@@ -76,6 +77,7 @@ impl Metrics {
             manifest_expires_in: Gauge::default(),
             manifest_entries: Gauge::default(),
             audit_dropped: Counter::default(),
+            audit_write_errors: Counter::default(),
             registry,
         };
         metrics.register_state()
@@ -119,6 +121,11 @@ impl Metrics {
             "Audit lines that could not be written",
             self.audit_dropped.clone(),
         );
+        r.register(
+            "audit_write_errors",
+            "Audit writes the disk refused (full, gone); verification goes on",
+            self.audit_write_errors.clone(),
+        );
         self
     }
 
@@ -150,10 +157,11 @@ impl Metrics {
         self.manifest_expires_in
             .set(as_i64(catalog.expires_at()) - as_i64(unix_now()));
         self.manifest_entries.set(as_i64(catalog.len() as u64));
-        let dropped = app.audit.dropped();
-        let counted = self.audit_dropped.get();
-        if dropped > counted {
-            self.audit_dropped.inc_by(dropped - counted);
+        for (counter, now) in [
+            (&self.audit_dropped, app.audit.dropped()),
+            (&self.audit_write_errors, app.audit.write_errors()),
+        ] {
+            counter.inc_by(now.saturating_sub(counter.get()));
         }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {

@@ -189,6 +189,7 @@ async fn serve(
     let listener = bind(options.listen).await?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM を受け取れません")?;
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP を受け取れません")?;
+    let mut rotate = signal(SignalKind::user_defined1()).context("SIGUSR1 を受け取れません")?;
     let reload = Arc::new(Notify::new());
     let admin = start_tasks(&app, gate, &reload, options).await?;
     on_ready(
@@ -236,6 +237,7 @@ async fn serve(
                 });
             }
             _ = hangup.recv() => reload.notify_one(),
+            _ = rotate.recv() => app.audit.reopen(),
             _ = terminate.recv() => break,
             _ = &mut ctrl_c => break,
         }

@@ -173,48 +173,55 @@ fn with_retry(r: Response<Body>, refusal: Refusal) -> Response<Body> {
     }
 }
 
-/// Limits first, then the KDF on the pool; every attempt is audited (never the key).
+/// Limits first, then the KDF on the pool. Every attempt is audited (never the key): one
+/// that reached the KDF on a line of its own, one refused before it counted per minute.
 async fn attempt(app: &Arc<App>, client: IpAddr, number: &str, key: &str) -> Outcome {
     let started = std::time::Instant::now();
     let normalised = authkey::normalise_number(number).ok();
-    let outcome = decide(app, client, normalised.as_deref(), number, key).await;
-    app.metrics
-        .observe(outcome.audit_label(), started.elapsed());
-    app.audit.record(&Line {
-        time: audit::now_rfc3339(),
-        client: client.to_canonical().to_string(),
-        number: normalised.as_deref(),
-        outcome: outcome.audit_label(),
-    });
+    let (outcome, checked) = decide(app, client, normalised.as_deref(), number, key).await;
+    let label = outcome.audit_label();
+    app.metrics.observe(label, started.elapsed());
+    let client = client.to_canonical().to_string();
+    if checked {
+        app.audit.record(&Line {
+            time: audit::now_rfc3339(),
+            client,
+            number: normalised.as_deref(),
+            outcome: label,
+        });
+    } else {
+        app.audit.tally(client, label);
+    }
     outcome
 }
 
+/// How the attempt ended, and whether a key was checked (the KDF ran).
 async fn decide(
     app: &Arc<App>,
     client: IpAddr,
     normalised: Option<&str>,
     number: &str,
     key: &str,
-) -> Outcome {
+) -> (Outcome, bool) {
     let now = unix_now();
     // The manifest this attempt is checked against, held until it is done.
     let catalog = app.catalog();
     if now > catalog.expires_at() {
-        return Outcome::Expired;
+        return (Outcome::Expired, false);
     }
     if let Err(limited) = app.limiter.check_address(client) {
-        return Outcome::Limited(limited);
+        return (Outcome::Limited(limited), false);
     }
     let Some(normalised) = normalised else {
-        return Outcome::NotFound;
+        return (Outcome::NotFound, false);
     };
     if let Err(limited) = app.limiter.check_number(normalised) {
-        return Outcome::Limited(limited);
+        return (Outcome::Limited(limited), false);
     }
     let (vault, number, key) = (app.vault.clone(), number.to_owned(), key.to_owned());
     let job = move || verify::check(&catalog, &vault, &number, &key, now);
-    match app.pool.run(job).await {
-        Err(_) => Outcome::Busy,
+    let outcome = match app.pool.run(job).await {
+        Err(_) => return (Outcome::Busy, false),
         Ok(Ok(v)) => match app.tokens.issue(&v.number) {
             Some(token) => Outcome::Found(Box::new(v), token),
             None => Outcome::Busy,
@@ -225,7 +232,8 @@ async fn decide(
             tracing::error!(number = normalised, error = %e, "vault のファイルが署名付きマニフェストと一致しません");
             Outcome::Damaged
         }
-    }
+    };
+    (outcome, true)
 }
 
 fn pdf_url(token: &str) -> String {

@@ -1057,3 +1057,49 @@ fn only_a_built_public_site_is_previewed() {
         assert!(err.contains("プレビューしません"), "--site {site}: {err}");
     }
 }
+
+#[test]
+fn the_audit_log_stays_small_under_a_flood_and_reopens_on_sigusr1() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &["--limit-address", "2/day+2"]);
+    let audit = root.path.join("state/audit.jsonl");
+    for _ in 0..2 {
+        assert_eq!(api(&d, "2070004426", "0000000000").status, 404);
+    }
+    // A flood of refused attempts from one client.
+    let flood = 2_000;
+    for _ in 0..flood {
+        assert_eq!(api(&d, "2070004426", "0000000000").status, 429);
+    }
+    // Rotated away as logrotate does, then SIGUSR1: the daemon writes to a new file.
+    std::thread::sleep(Duration::from_millis(300));
+    fs::rename(&audit, root.path.join("state/audit.jsonl.1")).expect("rotate");
+    d.signal(10); // SIGUSR1
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(api(&d, "2070004427", "0000000000").status, 429);
+    d.signal(15);
+    let (code, _) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let rotated = fs::read_to_string(root.path.join("state/audit.jsonl.1")).expect("rotated");
+    let current = fs::read_to_string(&audit).expect("reopened");
+    let lines: Vec<Value> = rotated
+        .lines()
+        .chain(current.lines())
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    // Two checks with a line each; the refusals counted per minute, not a line each.
+    let checked = lines.iter().filter(|l| l.get("count").is_none()).count();
+    let refused: u64 = lines.iter().filter_map(|l| l["count"].as_u64()).sum();
+    assert_eq!((checked, refused), (2, flood + 1), "{lines:?}");
+    let bytes = rotated.len() + current.len();
+    assert!(
+        lines.len() <= 6 && bytes < 2_000,
+        "{} lines, {bytes} bytes",
+        lines.len()
+    );
+    println!(
+        "audit log after {flood} refusals: {} lines, {bytes} bytes",
+        lines.len()
+    );
+    assert!(current.contains("rate_limited_address"), "{current}");
+}

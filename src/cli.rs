@@ -138,6 +138,9 @@ pub struct ServeArgs {
     /// 同時に受け付ける接続の上限
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// 一つの接続元アドレス（IPv6 は /64）が同時に持てる接続の上限。信頼するプロキシには適用しません
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections_per_address: usize,
     /// ヘッダーと本文それぞれを受け取る時間の上限（秒）
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub request_timeout: u64,

@@ -25,6 +25,11 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
+    /// Whether `ip` is a trusted proxy.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.trusts(ip)
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))

@@ -12,6 +12,7 @@ mod admin;
 mod app;
 mod audit;
 mod clients;
+mod connections;
 mod gate;
 mod http;
 mod limits;
@@ -35,7 +36,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
@@ -78,6 +79,8 @@ pub struct Options {
     pub kdf_workers: usize,
     pub kdf_queue: usize,
     pub max_connections: usize,
+    /// Connections one client address may hold (IPv6 by /64); trusted proxies are exempt.
+    pub max_connections_per_address: usize,
     /// Header read and body read, each.
     pub request_timeout: Duration,
     pub pdf_link_ttl: Duration,
@@ -125,6 +128,7 @@ impl From<ServeArgs> for Options {
             kdf_workers,
             kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
             max_connections: args.max_connections.max(1),
+            max_connections_per_address: args.max_connections_per_address.max(1),
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             pdf_link_ttl: Duration::from_secs(600),
             watch_every: Duration::from_secs(2),
@@ -203,7 +207,7 @@ async fn serve(
         .header_read_timeout(options.request_timeout)
         .max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(options.max_connections));
+    let connections = connection_slots(options);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -218,9 +222,16 @@ async fn serve(
                         continue;
                     }
                 };
-                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                    tracing::warn!(client = %peer.ip(), "接続数が上限に達しているため切断しました");
-                    continue;
+                let permit = match connections.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(connections::Full::All) => {
+                        tracing::warn!(client = %peer.ip(), "接続数が上限に達しているため切断しました");
+                        continue;
+                    }
+                    Err(connections::Full::Address) => {
+                        tracing::debug!(client = %peer.ip(), "この接続元からの接続数が上限に達しているため切断しました");
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 let app = Arc::clone(&app);
@@ -245,6 +256,20 @@ async fn serve(
     drop(listener);
     drain(graceful, options.drain).await;
     Ok(())
+}
+
+/// The connection slots: `--max-connections`, kept below the open-file limit (raised to its
+/// hard limit first), and `--max-connections-per-address`.
+fn connection_slots(options: &Options) -> connections::Connections {
+    let (total, lowered) = connections::fit_to_open_files(options.max_connections);
+    if let Some(files) = lowered {
+        tracing::warn!(
+            "開けるファイル数の上限が {files} のため、同時接続の上限を {total} にしました（ファイル用に {} を残します）",
+            connections::RESERVED_FILES
+        );
+    }
+    let per_address = options.max_connections_per_address;
+    connections::Connections::new(total, per_address, options.trusted_proxies.clone())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {

@@ -107,10 +107,17 @@ impl Daemon {
 
     /// `hosho serve ARGS` on `root`, on a free port.
     pub(crate) fn launch(root: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hosho"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
-            .args(args)
+            .args(args);
+        Daemon::spawn(command)
+    }
+
+    /// Runs `command` (a `hosho serve`) until it says where it listens.
+    pub(crate) fn spawn(mut command: Command) -> Daemon {
+        let mut child = command
             .env("RUST_LOG", "hosho=info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1102,4 +1109,84 @@ fn the_audit_log_stays_small_under_a_flood_and_reopens_on_sigusr1() {
         lines.len()
     );
     assert!(current.contains("rate_limited_address"), "{current}");
+}
+
+/// A blocking connection to `to` from the loopback address `from` (127.0.0.2, 127.0.0.3, …).
+fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let _entered = runtime.enter();
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse().expect("address"))?;
+    let to: std::net::SocketAddr = to.parse().expect("address");
+    let stream = runtime.block_on(socket.connect(to))?.into_std()?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// One GET over `stream`: the status line.
+fn status_line(mut stream: TcpStream, path: &str) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn an_idle_connection_flood_from_one_address_does_not_stop_another() {
+    let root = Root::new();
+    let d = Daemon::start(
+        &root,
+        &[
+            "--max-connections",
+            "100",
+            "--max-connections-per-address",
+            "10",
+        ],
+    );
+    // 150 idle connections from one address: 10 are held, the rest closed at once.
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| connect_from("127.0.0.2", &d.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let held = flood
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut byte = [0u8; 1];
+            // A closed connection reads 0 bytes; an open idle one would block.
+            matches!((&**s).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(held, 10, "connections the daemon kept from 127.0.0.2");
+    // Another client is served at once.
+    let other = connect_from("127.0.0.3", &d.addr).expect("connect");
+    assert_eq!(status_line(other, "/healthz"), "HTTP/1.1 200 OK");
+    drop(flood);
+}
+
+#[test]
+fn the_connection_limit_stays_below_the_open_file_limit() {
+    let root = Root::new();
+    // A hard limit of 600 open files: 1,024 connections would not fit beside the files.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 600 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_hosho"))
+        .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
+        .arg(&root.path);
+    let d = Daemon::spawn(command);
+    assert_eq!(get(&d.url("/healthz")).status, 200);
+    d.signal(15);
+    let (code, log) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("開けるファイル数の上限が 600 のため、同時接続の上限を 344 にしました"),
+        "{log}"
+    );
 }

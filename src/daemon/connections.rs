@@ -43,18 +43,21 @@ fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Connections held per address key.
+type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// Slots for connections, in all and per address.
 pub(crate) struct Connections {
     total: Arc<Semaphore>,
     per_address: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: OpenCounts,
     proxies: TrustedProxies,
 }
 
 /// A held connection slot, given back when dropped.
 pub(crate) struct Slot {
     _total: OwnedSemaphorePermit,
-    address: Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    address: Option<(IpAddr, OpenCounts)>,
 }
 
 impl Drop for Slot {

@@ -9,6 +9,10 @@ fn parse_rate(text: &str) -> Result<crate::daemon::Rate, String> {
     crate::daemon::Rate::parse(text)
 }
 
+fn parse_network_rate(text: &str) -> Result<crate::daemon::NetworkRate, String> {
+    crate::daemon::NetworkRate::parse(text)
+}
+
 /// `192.0.2.0/24`, `2001:db8::/32`, or one address (`127.0.0.1` is `127.0.0.1/32`).
 fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     text.parse::<ipnet::IpNet>()
@@ -126,9 +130,15 @@ pub struct ServeArgs {
     /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_address: Option<crate::daemon::Rate>,
-    /// 保証契約番号ごとの確認回数の上限（既定: 100/day）
+    /// 保証契約番号と接続元ネットワークの組ごとの、認証キー誤りの上限（既定: 5 回まで、その後 72 分に 1 回）
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_failures: Option<crate::daemon::Rate>,
+    /// 保証契約番号ごとの、すべての接続元を合わせた認証キー誤りの上限（既定: 1000/day+100）。超えても、誤りのない接続元は確認できます
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_number: Option<crate::daemon::Rate>,
+    /// 名前を付けたネットワークの接続元アドレスごとの確認回数の上限（例: 203.0.113.0/24=600/hour+60）。複数指定できます
+    #[arg(long, value_name = "CIDR=RATE", value_parser = parse_network_rate, action = clap::ArgAction::Append)]
+    pub limit_network: Vec<crate::daemon::NetworkRate>,
     /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
     #[arg(long, value_name = "N")]
     pub kdf_workers: Option<usize>,

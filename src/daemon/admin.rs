@@ -67,7 +67,7 @@ pub(crate) fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
 /// Every detail: the manifest, the KDF pool, the limiters, the audit log.
 fn health(app: &App) -> Response<Body> {
     let catalog = app.catalog();
-    let tracked = app.limiter.tracked();
+    let limiter = app.limiter.stats();
     let expired = unix_now() > catalog.expires_at();
     let body = serde_json::json!({
         "status": if expired { "expired" } else { "ok" },
@@ -76,7 +76,11 @@ fn health(app: &App) -> Response<Body> {
         "expires_at": super::gate::rfc3339(catalog.expires_at()),
         "manifest_sha256": catalog.sha256(),
         "kdf_pool": {"workers": app.pool.workers(), "in_use": app.pool.in_use()},
-        "limiter": {"addresses": tracked.0, "numbers": tracked.1},
+        "limiter": {
+            "keys": limiter.keys,
+            "evictions": limiter.evictions,
+            "ceiling_refusals": limiter.ceiling_refusals,
+        },
         "audit_dropped": app.audit.dropped(),
     });
     let status = if expired {

@@ -31,11 +31,6 @@ struct Outcome {
     outcome: Name,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Limiter {
-    limiter: Name,
-}
-
 /// Every metric of the daemon.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -43,7 +38,9 @@ pub(crate) struct Metrics {
     latency: Histogram,
     kdf_workers: Gauge,
     kdf_in_use: Gauge,
-    limiter_tracked: Family<Limiter, Gauge>,
+    limiter_keys: Gauge,
+    limiter_evictions: Counter,
+    ceiling_refusals: Counter,
     manifest_seq: Gauge,
     manifest_expires_in: Gauge,
     manifest_entries: Gauge,
@@ -72,7 +69,9 @@ impl Metrics {
             latency,
             kdf_workers: Gauge::default(),
             kdf_in_use: Gauge::default(),
-            limiter_tracked: Family::default(),
+            limiter_keys: Gauge::default(),
+            limiter_evictions: Counter::default(),
+            ceiling_refusals: Counter::default(),
             manifest_seq: Gauge::default(),
             manifest_expires_in: Gauge::default(),
             manifest_entries: Gauge::default(),
@@ -97,9 +96,19 @@ impl Metrics {
             self.kdf_in_use.clone(),
         );
         r.register(
-            "limiter_tracked_keys",
-            "Keys each limiter tracks",
-            self.limiter_tracked.clone(),
+            "limiter_keys",
+            "Budgets the limiter tracks",
+            self.limiter_keys.clone(),
+        );
+        r.register(
+            "limiter_evictions",
+            "Budgets forgotten, least recently used first, because the table was full",
+            self.limiter_evictions.clone(),
+        );
+        r.register(
+            "limit_ceiling_refusals",
+            "Attempts refused because a number's failures from all networks reached the ceiling",
+            self.ceiling_refusals.clone(),
         );
         r.register(
             "manifest_seq",
@@ -144,15 +153,8 @@ impl Metrics {
         let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.kdf_workers.set(as_i64(app.pool.workers() as u64));
         self.kdf_in_use.set(as_i64(app.pool.in_use() as u64));
-        let (addresses, numbers) = app.limiter.tracked();
-        for (name, tracked) in [("address", addresses), ("number", numbers)] {
-            let labels = Limiter {
-                limiter: Name(name),
-            };
-            self.limiter_tracked
-                .get_or_create(&labels)
-                .set(as_i64(tracked as u64));
-        }
+        let stats = app.limiter.stats();
+        self.limiter_keys.set(as_i64(stats.keys as u64));
         self.manifest_seq.set(as_i64(catalog.seq()));
         self.manifest_expires_in
             .set(as_i64(catalog.expires_at()) - as_i64(unix_now()));
@@ -160,6 +162,8 @@ impl Metrics {
         for (counter, now) in [
             (&self.audit_dropped, app.audit.dropped()),
             (&self.audit_write_errors, app.audit.write_errors()),
+            (&self.limiter_evictions, stats.evictions),
+            (&self.ceiling_refusals, stats.ceiling_refusals),
         ] {
             counter.inc_by(now.saturating_sub(counter.get()));
         }

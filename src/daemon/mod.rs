@@ -44,7 +44,7 @@ use crate::trust::keys::TrustedKeys;
 use app::App;
 pub use clients::TrustedProxies;
 pub use gate::HIGH_WATER_FILE;
-pub use limits::{AbuseLimits, Rate};
+pub use limits::{AbuseLimits, NetworkRate, Rate};
 
 /// The audit log's file name in the state directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
@@ -121,7 +121,9 @@ impl From<ServeArgs> for Options {
             min_kdf_iterations: args.min_kdf_iterations,
             abuse: AbuseLimits {
                 per_address: args.limit_address.unwrap_or(defaults.per_address),
-                per_number: args.limit_number.unwrap_or(defaults.per_number),
+                failures_per_network: args.limit_failures.unwrap_or(defaults.failures_per_network),
+                failures_per_number: args.limit_number.unwrap_or(defaults.failures_per_number),
+                networks: args.limit_network,
                 ..defaults
             },
             trusted_proxies: TrustedProxies::new(args.trusted_proxy),

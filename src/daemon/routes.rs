@@ -209,15 +209,13 @@ async fn decide(
     if now > catalog.expires_at() {
         return (Outcome::Expired, false);
     }
-    if let Err(limited) = app.limiter.check_address(client) {
-        return (Outcome::Limited(limited), false);
-    }
+    let admission = match app.limiter.admit(client, normalised) {
+        Ok(admission) => admission,
+        Err(limited) => return (Outcome::Limited(limited), false),
+    };
     let Some(normalised) = normalised else {
         return (Outcome::NotFound, false);
     };
-    if let Err(limited) = app.limiter.check_number(normalised) {
-        return (Outcome::Limited(limited), false);
-    }
     let (vault, number, key) = (app.vault.clone(), number.to_owned(), key.to_owned());
     let job = move || verify::check(&catalog, &vault, &number, &key, now);
     let outcome = match app.pool.run(job).await {
@@ -226,7 +224,10 @@ async fn decide(
             Some(token) => Outcome::Found(Box::new(v), token),
             None => Outcome::Busy,
         },
-        Ok(Err(NotValid::NoMatch)) => Outcome::NotFound,
+        Ok(Err(NotValid::NoMatch)) => {
+            app.limiter.failed(&admission);
+            Outcome::NotFound
+        }
         Ok(Err(NotValid::Expired)) => Outcome::Expired,
         Ok(Err(e @ (NotValid::Tampered | NotValid::Manifest(_)))) => {
             tracing::error!(number = normalised, error = %e, "vault のファイルが署名付きマニフェストと一致しません");
@@ -736,7 +737,8 @@ mod tests {
             "hosho_verification_seconds_count 2",
             "hosho_manifest_seq 5",
             "hosho_manifest_entries 3",
-            "hosho_limiter_tracked_keys{limiter=\"number\"} 1",
+            "hosho_limiter_keys 3",
+            "hosho_limiter_evictions_total 0",
             "hosho_audit_dropped_lines_total 0",
         ] {
             assert!(text.contains(line), "{line} in {text}");

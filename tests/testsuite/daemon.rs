@@ -1190,3 +1190,50 @@ fn the_connection_limit_stays_below_the_open_file_limit() {
         "{log}"
     );
 }
+
+/// `POST /api/verify` over a connection from the loopback address `from`: the status code.
+fn api_from(d: &Daemon, from: &str, number: &str, key: &str) -> u16 {
+    let mut stream = connect_from(from, &d.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = format!("{{\"number\":\"{number}\",\"key\":\"{key}\"}}");
+    let request = format!(
+        "POST /api/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn while_one_network_attacks_a_number_the_right_key_from_another_succeeds() {
+    let root = Root::new();
+    let d = Daemon::start(
+        &root,
+        &[
+            "--limit-number",
+            "3/day+3",
+            "--limit-failures",
+            "100/day+100",
+        ],
+    );
+    // Three networks spend the number's ceiling with wrong keys.
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        assert_eq!(api_from(&d, from, "2070004426", "0000000000"), 404);
+    }
+    // They wait now, whatever key they send.
+    assert_eq!(api_from(&d, "127.0.0.2", "2070004426", "0000000000"), 429);
+    assert_eq!(api_from(&d, "127.0.0.3", "2070004426", "332E1E7K9Q"), 429);
+    // The orderer's office, which has given no wrong key, opens the certificate.
+    assert_eq!(api_from(&d, "127.0.0.9", "2070004426", "332E1E7K9Q"), 200);
+    // An attacker on a fresh network gets one guess, then waits like the others.
+    assert_eq!(api_from(&d, "127.0.0.5", "2070004426", "0000000000"), 404);
+    assert_eq!(api_from(&d, "127.0.0.5", "2070004426", "0000000000"), 429);
+}

@@ -1,0 +1,73 @@
+//! The generic cell rate algorithm on one number per key, the theoretical arrival time (TAT,
+//! milliseconds on the limiter's clock): a budget of `burst` at once, refilled one every
+//! `every`. Peeking and charging are separate, so a budget can count failures only: it is
+//! looked at before the KDF and charged after, when the key was wrong.
+
+use super::Rate;
+
+/// A rate in the limiter's milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cell {
+    /// Milliseconds per unit of budget.
+    interval: u64,
+    /// How far the TAT may run ahead of now: `interval × (burst − 1)`.
+    tolerance: u64,
+}
+
+impl From<Rate> for Cell {
+    fn from(rate: Rate) -> Cell {
+        let interval = u64::try_from(rate.every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Cell {
+            interval,
+            tolerance: interval.saturating_mul(u64::from(rate.burst.max(1) - 1)),
+        }
+    }
+}
+
+impl Cell {
+    /// `Err(milliseconds to wait)` when the budget with `tat` has nothing left at `now`.
+    pub(crate) fn check(self, tat: u64, now: u64) -> Result<(), u64> {
+        let ahead = tat.saturating_sub(now);
+        if ahead > self.tolerance {
+            Err(ahead - self.tolerance)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The TAT after one unit is spent at `now`.
+    pub(crate) fn charge(self, tat: u64, now: u64) -> u64 {
+        tat.max(now).saturating_add(self.interval)
+    }
+}
+
+/// Whether a budget with `tat` is whole again at `now` (nothing spent that has not been
+/// refilled): a network with a whole failure budget has not failed lately.
+pub(crate) fn whole(tat: u64, now: u64) -> bool {
+    tat <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_then_one_per_interval() {
+        let cell = Cell::from(Rate {
+            burst: 3,
+            every: Duration::from_secs(10),
+        });
+        let mut tat = 0;
+        for _ in 0..3 {
+            assert_eq!(cell.check(tat, 1_000), Ok(()));
+            tat = cell.charge(tat, 1_000);
+        }
+        assert_eq!(cell.check(tat, 1_000), Err(10_000));
+        assert_eq!(cell.check(tat, 11_000), Ok(()));
+        assert!(!whole(tat, 11_000));
+        assert!(whole(tat, 31_000));
+    }
+}

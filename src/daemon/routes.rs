@@ -737,7 +737,7 @@ mod tests {
             "hosho_verification_seconds_count 2",
             "hosho_manifest_seq 5",
             "hosho_manifest_entries 3",
-            "hosho_limiter_keys 3",
+            "hosho_limiter_keys 4",
             "hosho_limiter_evictions_total 0",
             "hosho_audit_dropped_lines_total 0",
         ] {

@@ -124,6 +124,9 @@ pub struct ServeArgs {
     /// 運用者向けの待ち受けアドレス: Prometheus の /metrics と詳しい /healthz（例: 127.0.0.1:9090）。利用者に公開しないでください
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// 制限の回数を数える場所: memory（既定）か redis://HOST:PORT/DB。複数の複製で数えを共有するには Redis を指定します
+    #[arg(long, value_name = "URL")]
+    pub limits: Option<String>,
     /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、X-Forwarded-For・Forwarded の右端の信頼しないアドレスを利用者とみなします。複数指定できます
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network, action = clap::ArgAction::Append)]
     pub trusted_proxy: Vec<ipnet::IpNet>,

@@ -70,7 +70,12 @@ fn health(app: &App) -> Response<Body> {
     let limiter = app.limiter.stats();
     let expired = unix_now() > catalog.expires_at();
     let body = serde_json::json!({
-        "status": if expired { "expired" } else { "ok" },
+        "status": if expired { "expired" } else if limiter.redis_up == Some(false) { "degraded" } else { "ok" },
+        "limits": match limiter.redis_up {
+            None => "memory",
+            Some(true) => "redis",
+            Some(false) => "memory (redis unreachable)",
+        },
         "seq": catalog.seq(),
         "entries": catalog.len(),
         "expires_at": super::gate::rfc3339(catalog.expires_at()),

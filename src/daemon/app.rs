@@ -63,7 +63,7 @@ impl App {
         let app = App {
             catalog: ArcSwap::from_pointee(catalog),
             vault: options.vault.clone(),
-            limiter: limits::Limiter::new(options.abuse.clone()),
+            limiter: limits::Limiter::new(options.abuse.clone(), options.limits_url.as_deref())?,
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
             tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
             audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,

@@ -41,6 +41,8 @@ pub(crate) struct Metrics {
     limiter_keys: Gauge,
     limiter_evictions: Counter,
     ceiling_refusals: Counter,
+    redis_up: Gauge,
+    redis_failures: Counter,
     manifest_seq: Gauge,
     manifest_expires_in: Gauge,
     manifest_entries: Gauge,
@@ -72,6 +74,8 @@ impl Metrics {
             limiter_keys: Gauge::default(),
             limiter_evictions: Counter::default(),
             ceiling_refusals: Counter::default(),
+            redis_up: Gauge::default(),
+            redis_failures: Counter::default(),
             manifest_seq: Gauge::default(),
             manifest_expires_in: Gauge::default(),
             manifest_entries: Gauge::default(),
@@ -135,6 +139,16 @@ impl Metrics {
             "Audit writes the disk refused (full, gone); verification goes on",
             self.audit_write_errors.clone(),
         );
+        r.register(
+            "limits_redis_up",
+            "1 while budgets are shared in Redis, 0 while this replica counts alone (degraded)",
+            self.redis_up.clone(),
+        );
+        r.register(
+            "limits_redis_failures",
+            "Exchanges with Redis that failed or timed out",
+            self.redis_failures.clone(),
+        );
         self
     }
 
@@ -155,6 +169,8 @@ impl Metrics {
         self.kdf_in_use.set(as_i64(app.pool.in_use() as u64));
         let stats = app.limiter.stats();
         self.limiter_keys.set(as_i64(stats.keys as u64));
+        self.redis_up
+            .set(i64::from(stats.redis_up.unwrap_or(false)));
         self.manifest_seq.set(as_i64(catalog.seq()));
         self.manifest_expires_in
             .set(as_i64(catalog.expires_at()) - as_i64(unix_now()));
@@ -164,6 +180,7 @@ impl Metrics {
             (&self.audit_write_errors, app.audit.write_errors()),
             (&self.limiter_evictions, stats.evictions),
             (&self.ceiling_refusals, stats.ceiling_refusals),
+            (&self.redis_failures, stats.redis_failures),
         ] {
             counter.inc_by(now.saturating_sub(counter.get()));
         }

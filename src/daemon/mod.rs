@@ -74,6 +74,8 @@ pub struct Options {
     /// The lowest PBKDF2 iteration count accepted in a manifest.
     pub min_kdf_iterations: u32,
     pub abuse: AbuseLimits,
+    /// Where budgets are shared by replicas (`--limits redis://…`); in memory when `None`.
+    pub limits_url: Option<String>,
     /// The proxies whose `X-Forwarded-For` and `Forwarded` name the client.
     pub trusted_proxies: TrustedProxies,
     pub kdf_workers: usize,
@@ -127,6 +129,7 @@ impl From<ServeArgs> for Options {
                 ..defaults
             },
             trusted_proxies: TrustedProxies::new(args.trusted_proxy),
+            limits_url: args.limits.filter(|url| url != "memory"),
             kdf_workers,
             kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
             max_connections: args.max_connections.max(1),
@@ -367,10 +370,15 @@ async fn watch(app: Arc<App>, gate: Arc<gate::Gate>, reload: Arc<Notify>, every:
     }
 }
 
+/// Every minute, forgets budgets that are whole again; every second, looks for Redis when
+/// it was down.
 async fn sweep_limiters(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for second in 0u64.. {
         tick.tick().await;
-        app.limiter.sweep();
+        app.limiter.probe().await;
+        if second % 60 == 59 {
+            app.limiter.sweep();
+        }
     }
 }

@@ -209,7 +209,7 @@ async fn decide(
     if now > catalog.expires_at() {
         return (Outcome::Expired, false);
     }
-    let admission = match app.limiter.admit(client, normalised) {
+    let admission = match app.limiter.admit(client, normalised).await {
         Ok(admission) => admission,
         Err(limited) => return (Outcome::Limited(limited), false),
     };
@@ -225,7 +225,7 @@ async fn decide(
             None => Outcome::Busy,
         },
         Ok(Err(NotValid::NoMatch)) => {
-            app.limiter.failed(&admission);
+            app.limiter.failed(&admission).await;
             Outcome::NotFound
         }
         Ok(Err(NotValid::Expired)) => Outcome::Expired,

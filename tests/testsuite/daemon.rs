@@ -1237,3 +1237,113 @@ fn while_one_network_attacks_a_number_the_right_key_from_another_succeeds() {
     assert_eq!(api_from(&d, "127.0.0.5", "2070004426", "0000000000"), 404);
     assert_eq!(api_from(&d, "127.0.0.5", "2070004426", "0000000000"), 429);
 }
+
+/// A real `redis-server` (Debian's, installed by scripts/test) on a loopback port, stopped
+/// when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The detailed health's status, from the admin listener.
+fn admin_status(d: &Daemon) -> String {
+    get(&d.admin_url("/healthz")).json()["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
+    let redis = Redis::start(free_port());
+    let root = Root::new();
+    let replica = |state: &str| {
+        let state = root.path.join(state);
+        Daemon::start(
+            &root,
+            &[
+                "--limits",
+                &redis.url(),
+                "--limit-failures",
+                "4/day+4",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--state",
+                state.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    let (a, b) = (replica("state-a"), replica("state-b"));
+    // Wrong keys spread over both replicas spend one budget.
+    for d in [&a, &b, &a, &b] {
+        assert_eq!(api(d, "2070004426", "0000000000").status, 404);
+    }
+    assert_eq!(api(&a, "2070004426", "0000000000").status, 429);
+    assert_eq!(api(&b, "2070004426", "0000000000").status, 429);
+    assert_eq!(admin_status(&a), "ok");
+    // Redis stops: verification goes on with each replica's own budgets, reported degraded.
+    let port = redis.port;
+    drop(redis);
+    assert_eq!(api(&a, "2070004427", "0000000000").status, 404);
+    let started = Instant::now();
+    assert_eq!(api(&a, "2070310001", "0000000000").status, 404);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no request waits long on Redis"
+    );
+    assert_eq!(admin_status(&a), "degraded");
+    let metrics = get(&a.admin_url("/metrics")).text();
+    assert!(metrics.contains("hosho_limits_redis_up 0"), "{metrics}");
+    // Redis comes back: the replica returns to it by itself.
+    let _redis = Redis::start(port);
+    let started = Instant::now();
+    while admin_status(&a) != "ok" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not back on Redis"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(get(&a.admin_url("/metrics"))
+        .text()
+        .contains("hosho_limits_redis_up 1"));
+}

@@ -27,6 +27,16 @@ impl From<Rate> for Cell {
 }
 
 impl Cell {
+    /// Milliseconds per unit of budget.
+    pub(crate) fn interval(self) -> u64 {
+        self.interval
+    }
+
+    /// How far the TAT may run ahead of now.
+    pub(crate) fn tolerance(self) -> u64 {
+        self.tolerance
+    }
+
     /// `Err(milliseconds to wait)` when the budget with `tat` has nothing left at `now`.
     pub(crate) fn check(self, tat: u64, now: u64) -> Result<(), u64> {
         let ahead = tat.saturating_sub(now);

@@ -18,6 +18,7 @@
 
 mod gcra;
 mod memory;
+mod shared;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use ipnet::IpNet;
 
 use self::gcra::Cell;
 use self::memory::Memory;
+use self::shared::{Shared, Verdict};
 
 /// A budget: `burst` tries at once, then one more every `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,11 +192,17 @@ pub(crate) struct Stats {
     pub(crate) evictions: u64,
     /// Attempts refused because a number's ceiling was spent.
     pub(crate) ceiling_refusals: u64,
+    /// `Some(up)` when budgets are shared in Redis.
+    pub(crate) redis_up: Option<bool>,
+    /// Exchanges with Redis that failed or timed out.
+    pub(crate) redis_failures: u64,
 }
 
 pub(crate) struct Limiter {
     limits: AbuseLimits,
     store: Memory,
+    /// Budgets shared with other replicas, when `--limits redis://…`.
+    shared: Option<Shared>,
     started: Instant,
     ceiling_refusals: AtomicU64,
     /// When the ceiling was last reported in the log (ms on the limiter's clock).
@@ -206,14 +214,16 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: AbuseLimits) -> Limiter {
-        Limiter {
+    /// A limiter on budgets in memory, shared through Redis at `redis` if given.
+    pub(crate) fn new(limits: AbuseLimits, redis: Option<&str>) -> anyhow::Result<Limiter> {
+        Ok(Limiter {
             store: Memory::new(limits.max_tracked),
+            shared: redis.map(Shared::new).transpose()?,
             limits,
             started: Instant::now(),
             ceiling_refusals: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
-        }
+        })
     }
 
     fn now(&self) -> u64 {
@@ -260,8 +270,47 @@ impl Limiter {
     }
 
     /// Lets an attempt through to the KDF, or says how long to wait. Spends one attempt of
-    /// the client's networks; failures are spent only by [`Limiter::failed`].
-    pub(crate) fn admit(&self, client: IpAddr, number: Option<&str>) -> Result<Admission, Limited> {
+    /// the client's networks; failures are spent only by [`Limiter::failed`]. Asks Redis
+    /// when budgets are shared, and falls back to memory when it cannot answer in time.
+    pub(crate) async fn admit(
+        &self,
+        client: IpAddr,
+        number: Option<&str>,
+    ) -> Result<Admission, Limited> {
+        let Some(shared) = &self.shared else {
+            return self.admit_local(client, number);
+        };
+        let tiers = self.tiers(client);
+        let number_key = number.and_then(|n| n.parse::<u64>().ok());
+        let attempts: Vec<(Key, Cell)> = tiers
+            .iter()
+            .map(|t| (Key::Attempts(t.net), t.attempts))
+            .collect();
+        let failures: Vec<(Key, Key, Cell)> = number_key.map_or_else(Vec::new, |n| {
+            tiers
+                .iter()
+                .map(|t| (Key::Failures(n, t.net), Key::Failed(n, t.net), t.failures))
+                .collect()
+        });
+        let ceiling =
+            number_key.map(|n| (Key::Number(n), Cell::from(self.limits.failures_per_number)));
+        match shared.admit(&attempts, &failures, ceiling).await {
+            Some(Verdict::Admit) => Ok(Admission {
+                number: number_key,
+                tiers,
+            }),
+            Some(Verdict::Address(w)) => Err(Limited::Address(w)),
+            Some(Verdict::Number(w)) => Err(Limited::Number(w)),
+            Some(Verdict::Ceiling(w)) => {
+                self.ceiling_reached(number_key.unwrap_or(0), self.now());
+                Err(Limited::Number(w))
+            }
+            None => self.admit_local(client, number),
+        }
+    }
+
+    /// [`Limiter::admit`] on the budgets in memory.
+    fn admit_local(&self, client: IpAddr, number: Option<&str>) -> Result<Admission, Limited> {
         let now = self.now();
         let tiers = self.tiers(client);
         for tier in &tiers {
@@ -317,21 +366,54 @@ impl Limiter {
         }
     }
 
-    /// The key was wrong: spends a failure of the client's networks for the number, and of
-    /// the number's ceiling.
-    pub(crate) fn failed(&self, admission: &Admission) {
+    /// What a wrong key spends: a failure of the client's networks for the number, their
+    /// day-long "failed" marks, and a unit of the number's ceiling.
+    fn charges(&self, admission: &Admission) -> Vec<(Key, Cell)> {
         let Some(number) = admission.number else {
-            return;
+            return Vec::new();
         };
-        let now = self.now();
+        let mut keys = Vec::with_capacity(admission.tiers.len() * 2 + 1);
         for tier in &admission.tiers {
-            self.store
-                .charge(Key::Failures(number, tier.net), tier.failures, now);
-            self.store
-                .charge(Key::Failed(number, tier.net), FAILED_FOR.into(), now);
+            keys.push((Key::Failures(number, tier.net), tier.failures));
+            keys.push((Key::Failed(number, tier.net), FAILED_FOR.into()));
         }
-        let ceiling = Cell::from(self.limits.failures_per_number);
-        self.store.charge(Key::Number(number), ceiling, now);
+        keys.push((
+            Key::Number(number),
+            Cell::from(self.limits.failures_per_number),
+        ));
+        keys
+    }
+
+    /// The key was wrong: spends what [`Limiter::charges`] names, in Redis when budgets are
+    /// shared (in memory when Redis cannot).
+    pub(crate) async fn failed(&self, admission: &Admission) {
+        let charges = self.charges(admission);
+        if let Some(shared) = &self.shared {
+            if shared.charge(&charges).await {
+                return;
+            }
+        }
+        self.charge_local(&charges);
+    }
+
+    fn charge_local(&self, charges: &[(Key, Cell)]) {
+        let now = self.now();
+        for (key, cell) in charges {
+            self.store.charge(*key, *cell, now);
+        }
+    }
+
+    /// [`Limiter::failed`] on the budgets in memory.
+    #[cfg(test)]
+    fn failed_local(&self, admission: &Admission) {
+        self.charge_local(&self.charges(admission));
+    }
+
+    /// Tries Redis again when it was down (run every second).
+    pub(crate) async fn probe(&self) {
+        if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_up()) {
+            shared.probe().await;
+        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -339,6 +421,8 @@ impl Limiter {
             keys: self.store.len(),
             evictions: self.store.evictions(),
             ceiling_refusals: self.ceiling_refusals.load(Ordering::Relaxed),
+            redis_up: self.shared.as_ref().map(Shared::is_up),
+            redis_failures: self.shared.as_ref().map_or(0, Shared::failures),
         }
     }
 
@@ -351,6 +435,12 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Limiter {
+        fn new_for_test(limits: AbuseLimits) -> Limiter {
+            Limiter::new(limits, None).expect("in memory")
+        }
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")
@@ -368,8 +458,8 @@ mod tests {
 
     /// One attempt from `client` on `number` that fails; `Err` when refused first.
     fn wrong(l: &Limiter, client: &str, number: &str) -> Result<(), Limited> {
-        let admission = l.admit(ip(client), Some(number))?;
-        l.failed(&admission);
+        let admission = l.admit_local(ip(client), Some(number))?;
+        l.failed_local(&admission);
         Ok(())
     }
 
@@ -399,39 +489,42 @@ mod tests {
 
     #[test]
     fn only_failures_spend_the_failure_budgets() {
-        let l = Limiter::new(limits("1000/day+1000", "3/day+3", "1000/day+1000"));
+        let l = Limiter::new_for_test(limits("1000/day+1000", "3/day+3", "1000/day+1000"));
         // Right keys cost nothing: admit without `failed`.
         for _ in 0..10 {
-            assert!(l.admit(ip("192.0.2.1"), Some("2070004426")).is_ok());
+            assert!(l.admit_local(ip("192.0.2.1"), Some("2070004426")).is_ok());
         }
         for _ in 0..3 {
             assert_eq!(wrong(&l, "192.0.2.1", "2070004426"), Ok(()));
         }
         let refused = l
-            .admit(ip("192.0.2.1"), Some("2070004426"))
+            .admit_local(ip("192.0.2.1"), Some("2070004426"))
             .expect_err("4th failure");
         assert!(matches!(refused, Limited::Number(_)) && refused.retry_after() > 60);
         // Another number, or another network, has its own budget.
-        assert!(l.admit(ip("192.0.2.1"), Some("2070004427")).is_ok());
-        assert!(l.admit(ip("192.0.2.2"), Some("2070004426")).is_ok());
+        assert!(l.admit_local(ip("192.0.2.1"), Some("2070004427")).is_ok());
+        assert!(l.admit_local(ip("192.0.2.2"), Some("2070004426")).is_ok());
     }
 
     #[test]
     fn an_attacked_number_still_opens_for_a_network_that_has_not_failed() {
-        let l = Limiter::new(limits("1000/day+1000", "5/day+5", "10/day+10"));
+        let l = Limiter::new_for_test(limits("1000/day+1000", "5/day+5", "10/day+10"));
         // Ten networks spend the number's ceiling with a wrong key each.
         for i in 0..10 {
             assert_eq!(wrong(&l, &format!("198.51.100.{i}"), "2070004426"), Ok(()));
         }
         // A network that has failed waits; one that has not may still try, once a day.
-        assert!(l.admit(ip("198.51.100.0"), Some("2070004426")).is_err());
+        assert!(l
+            .admit_local(ip("198.51.100.0"), Some("2070004426"))
+            .is_err());
         assert!(
-            l.admit(ip("203.0.113.5"), Some("2070004426")).is_ok(),
+            l.admit_local(ip("203.0.113.5"), Some("2070004426")).is_ok(),
             "the orderer's office"
         );
         assert_eq!(wrong(&l, "203.0.113.6", "2070004426"), Ok(()));
         assert!(
-            l.admit(ip("203.0.113.6"), Some("2070004426")).is_err(),
+            l.admit_local(ip("203.0.113.6"), Some("2070004426"))
+                .is_err(),
             "one guess per fresh network"
         );
         assert!(l.stats().ceiling_refusals >= 2);
@@ -439,20 +532,26 @@ mod tests {
 
     #[test]
     fn ipv6_counts_by_64_and_by_48() {
-        let l = Limiter::new(limits("2/day+2", "1000/day+1000", "1000/day+1000"));
-        assert!(l.admit(ip("2001:db8:1:1::1"), None).is_ok());
-        assert!(l.admit(ip("2001:db8:1:1::ffff"), None).is_ok());
+        let l = Limiter::new_for_test(limits("2/day+2", "1000/day+1000", "1000/day+1000"));
+        assert!(l.admit_local(ip("2001:db8:1:1::1"), None).is_ok());
+        assert!(l.admit_local(ip("2001:db8:1:1::ffff"), None).is_ok());
         assert!(
-            l.admit(ip("2001:db8:1:1::2"), None).is_err(),
+            l.admit_local(ip("2001:db8:1:1::2"), None).is_err(),
             "the same /64"
         );
         // Other /64s of the /48 get their own budget, up to the /48's (four times as large).
         let others: Vec<bool> = (2..10)
-            .map(|i| l.admit(ip(&format!("2001:db8:1:{i}::1")), None).is_ok())
+            .map(|i| {
+                l.admit_local(ip(&format!("2001:db8:1:{i}::1")), None)
+                    .is_ok()
+            })
             .collect();
         assert_eq!(others.iter().filter(|ok| **ok).count(), 6, "{others:?}");
-        assert!(l.admit(ip("2001:db8:2::1"), None).is_ok(), "another /48");
-        assert!(l.admit(ip("::ffff:192.0.2.1"), None).is_ok());
+        assert!(
+            l.admit_local(ip("2001:db8:2::1"), None).is_ok(),
+            "another /48"
+        );
+        assert!(l.admit_local(ip("::ffff:192.0.2.1"), None).is_ok());
     }
 
     #[test]
@@ -461,29 +560,29 @@ mod tests {
         settings
             .networks
             .push(NetworkRate::parse("203.0.113.0/24=100/day+50").expect("named"));
-        let l = Limiter::new(settings);
-        assert!((0..50).all(|_| l.admit(ip("203.0.113.9"), None).is_ok()));
-        assert!(l.admit(ip("192.0.2.1"), None).is_ok());
-        assert!(l.admit(ip("192.0.2.1"), None).is_err());
+        let l = Limiter::new_for_test(settings);
+        assert!((0..50).all(|_| l.admit_local(ip("203.0.113.9"), None).is_ok()));
+        assert!(l.admit_local(ip("192.0.2.1"), None).is_ok());
+        assert!(l.admit_local(ip("192.0.2.1"), None).is_err());
     }
 
     #[test]
     fn a_full_table_forgets_the_least_recently_used_and_never_shares_a_budget() {
         let mut settings = limits("3/day+3", "1000/day+1000", "1000/day+1000");
         settings.max_tracked = 2_000;
-        let l = Limiter::new(settings);
+        let l = Limiter::new_for_test(settings);
         let known = ip("192.0.2.1");
-        assert!(l.admit(known, None).is_ok());
+        assert!(l.admit_local(known, None).is_ok());
         // 300,000 random numbers from as many addresses.
         for i in 0..300_000u32 {
             let client = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            let _ = l.admit(
+            let _ = l.admit_local(
                 client,
                 Some(&format!("{:010}", 3_000_000_000u64 + u64::from(i))),
             );
             if i % 1000 == 0 {
                 // The known client keeps using its budget, so it stays recent.
-                let _ = l.admit(known, None);
+                let _ = l.admit_local(known, None);
             }
         }
         let stats = l.stats();
@@ -492,11 +591,11 @@ mod tests {
             "{stats:?}"
         );
         // The known client's budget was kept (still spent), not forgotten.
-        assert!(l.admit(known, None).is_err());
+        assert!(l.admit_local(known, None).is_err());
         // New clients are not pushed into one shared budget: each still gets its own.
         for i in 0..100u32 {
             let client = IpAddr::V4(std::net::Ipv4Addr::from(0xc612_0000 + i));
-            assert!(l.admit(client, None).is_ok(), "new client {i}");
+            assert!(l.admit_local(client, None).is_ok(), "new client {i}");
         }
     }
 }

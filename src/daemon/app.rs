@@ -2,7 +2,6 @@
 //! the KDF pool, PDF tokens, the audit log and the pages. Built from [`Options`] without a
 //! socket, so the routes can be tested in-process.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +9,14 @@ use anyhow::{anyhow, Context as _, Result};
 use arc_swap::ArcSwap;
 
 use super::clients::TrustedProxies;
-use super::gate::Gate;
+use super::gate::{Gate, Served};
 use super::metrics::Metrics;
 use super::{audit, limits, pages, pool, preview, tokens, Options, AUDIT_FILE};
 use crate::trust::keys::TrustedKeys;
-use crate::trust::manifest::{Catalog, Limits};
+use crate::trust::manifest::Limits;
 
 pub(crate) struct App {
-    catalog: ArcSwap<Catalog>,
-    pub(crate) vault: PathBuf,
+    catalog: ArcSwap<Served>,
     pub(crate) limiter: limits::Limiter,
     pub(crate) pool: pool::KdfPool,
     pub(crate) tokens: tokens::Tokens,
@@ -62,7 +60,6 @@ impl App {
         };
         let app = App {
             catalog: ArcSwap::from_pointee(catalog),
-            vault: options.vault.clone(),
             limiter: limits::Limiter::new(options.abuse.clone(), options.limits_url.as_deref())?,
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
             tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
@@ -76,14 +73,14 @@ impl App {
         Ok((app, gate))
     }
 
-    /// The manifest in force; a request holds it until it is answered.
-    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+    /// The manifest in force and its vault; a request holds them until it is answered.
+    pub(crate) fn catalog(&self) -> Arc<Served> {
         self.catalog.load_full()
     }
 
-    /// Serves `catalog` from now on (requests in flight finish on the old one).
-    pub(crate) fn swap(&self, catalog: Catalog) {
-        self.catalog.store(Arc::new(catalog));
+    /// Serves `served` from now on (requests in flight finish on the old one).
+    pub(crate) fn swap(&self, served: Served) {
+        self.catalog.store(Arc::new(served));
     }
 
     /// Flushes the audit log.

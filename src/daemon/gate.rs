@@ -97,6 +97,23 @@ impl HighWater {
     }
 }
 
+/// A manifest admitted, and the vault directory it was read from with every symlink
+/// resolved. Records and PDFs are read from that directory, so a deployment that ships a new
+/// vault beside the old one and swaps a symlink (`docs/deploy.md`) never mixes the two: a
+/// request finishes on the vault its manifest came from.
+pub(crate) struct Served {
+    pub(crate) catalog: Catalog,
+    pub(crate) dir: PathBuf,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Catalog;
+
+    fn deref(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
 /// Where the manifest comes from and what it must pass.
 pub(crate) struct Gate {
     pub(crate) vault: PathBuf,
@@ -111,9 +128,15 @@ pub(crate) struct Stamp([(u64, u64, i64, i64); 2]);
 
 impl Gate {
     /// Reads and checks the manifest completely; does not save anything.
-    pub(crate) fn load(&self, floor: u64) -> Result<Catalog, Refusal> {
+    pub(crate) fn load(&self, floor: u64) -> Result<Served, Refusal> {
         let started = std::time::Instant::now();
-        let catalog = manifest::read_verified(&self.vault, self.trusted.as_slice(), self.limits)
+        let dir = std::fs::canonicalize(&self.vault).map_err(|e| {
+            Refusal::Unreadable(ReadError::Io(
+                self.vault.display().to_string(),
+                e.to_string(),
+            ))
+        })?;
+        let catalog = manifest::read_verified(&dir, self.trusted.as_slice(), self.limits)
             .map_err(Refusal::Unreadable)?;
         tracing::debug!(elapsed = ?started.elapsed(), entries = catalog.len(), "read, checked and indexed the manifest");
         if unix_now() > catalog.expires_at() {
@@ -134,17 +157,17 @@ impl Gate {
         if high_water.replaced_by(&catalog) {
             return Err(Refusal::Replaced { seq: catalog.seq() });
         }
-        Ok(catalog)
+        Ok(Served { catalog, dir })
     }
 
     /// Reads and checks the manifest, then saves its sequence number as the high-water mark:
     /// what a reload does before it swaps the new manifest in.
-    pub(crate) fn admit(&self, floor: u64) -> Result<Catalog, Refusal> {
-        let catalog = self.load(floor)?;
-        self.save_high_water(&catalog).map_err(|e| {
+    pub(crate) fn admit(&self, floor: u64) -> Result<Served, Refusal> {
+        let served = self.load(floor)?;
+        self.save_high_water(&served).map_err(|e| {
             Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e:#}"))
         })?;
-        Ok(catalog)
+        Ok(served)
     }
 
     /// The saved high-water mark (sequence number 0 when none was saved yet). A file that

@@ -216,8 +216,8 @@ async fn decide(
     let Some(normalised) = normalised else {
         return (Outcome::NotFound, false);
     };
-    let (vault, number, key) = (app.vault.clone(), number.to_owned(), key.to_owned());
-    let job = move || verify::check(&catalog, &vault, &number, &key, now);
+    let (number, key) = (number.to_owned(), key.to_owned());
+    let job = move || verify::check(&catalog, &catalog.dir, &number, &key, now);
     let outcome = match app.pool.run(job).await {
         Err(_) => return (Outcome::Busy, false),
         Ok(Ok(v)) => match app.tokens.issue(&v.number) {
@@ -388,7 +388,7 @@ async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
     let Some(entry) = catalog.entry(&number) else {
         return message(StatusCode::NOT_FOUND, Message::LinkExpired);
     };
-    let file = app.vault.join(certificate_file(&entry.number));
+    let file = catalog.dir.join(certificate_file(&entry.number));
     let sha256 = entry.pdf_sha256.clone();
     let bytes = tokio::task::spawn_blocking(move || verify::read_pdf(&file, &sha256))
         .await

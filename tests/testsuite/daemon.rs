@@ -52,7 +52,12 @@ impl Root {
 
     /// Rewrites the manifest through `change` and signs it again with the site's key.
     fn resign(&self, change: impl FnOnce(&mut Value)) {
-        let path = self.vault("manifest.json");
+        self.resign_in(&self.path.join("vault"), change);
+    }
+
+    /// Changes the manifest of the vault in `dir` and signs it again with the root's key.
+    fn resign_in(&self, dir: &Path, change: impl FnOnce(&mut Value)) {
+        let path = dir.join("manifest.json");
         let mut manifest: Value =
             serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
         change(&mut manifest);
@@ -61,7 +66,7 @@ impl Root {
         let sig =
             hosho::trust::manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
         fs::write(&path, bytes).expect("write");
-        fs::write(self.vault("manifest.json.sig"), sig).expect("write");
+        fs::write(dir.join("manifest.json.sig"), sig).expect("write");
     }
 
     fn seq(&self) -> u64 {
@@ -1346,4 +1351,53 @@ fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
     assert!(get(&a.admin_url("/metrics"))
         .text()
         .contains("hosho_limits_redis_up 1"));
+}
+
+#[test]
+fn a_vault_shipped_beside_the_old_one_and_swapped_by_a_symlink_is_followed() {
+    let root = Root::new();
+    // The layout of docs/deploy.md: releases/N, and `vault` a symlink to the current one.
+    let releases = root.path.join("releases");
+    fs::create_dir_all(&releases).expect("mkdir");
+    fs::rename(root.path.join("vault"), releases.join("1")).expect("move");
+    std::os::unix::fs::symlink(releases.join("1"), root.path.join("vault")).expect("link");
+    let d = Daemon::start(&root, &["--limit-address", "100000/day+100000"]);
+    let first = root.seq();
+    // The next vault is copied in full beside the live one (a half-copied one is never linked).
+    copy_dir(&releases.join("1"), &releases.join("2"));
+    root.resign_in(&releases.join("2"), |m| m["seq"] = Value::from(first + 1));
+    // Requests go on while the symlink is swapped atomically (a new link renamed over it).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (stop, url) = (std::sync::Arc::clone(&stop), d.url("/api/verify"));
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({"number": "2070004426", "key": "332E1E7K9Q"});
+                statuses.push(post(&url, "application/json", &body.to_string()).status);
+            }
+            statuses
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    std::os::unix::fs::symlink(releases.join("2"), root.path.join("vault.new")).expect("link");
+    fs::rename(root.path.join("vault.new"), root.path.join("vault")).expect("swap");
+    let started = Instant::now();
+    while healthz_seq(&d) != first + 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the swap was not followed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = checker.join().expect("checker");
+    assert!(
+        statuses.len() > 10 && statuses.iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    // The old release can go once the new one serves.
+    fs::remove_dir_all(releases.join("1")).expect("rm");
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
 }

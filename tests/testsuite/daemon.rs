@@ -1401,3 +1401,143 @@ fn a_vault_shipped_beside_the_old_one_and_swapped_by_a_symlink_is_followed() {
     fs::remove_dir_all(releases.join("1")).expect("rm");
     assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
 }
+
+/// A real nginx (Debian's, installed by scripts/test) on a loopback port, proxying to
+/// `upstreams` as docs/deploy.md says, stopped when dropped.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstreams: &[&str]) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let servers: String = upstreams.iter().map(|u| format!("server {u};\n")).collect();
+        let prefix = dir.path().display();
+        let config = format!(
+            "worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {prefix}/body;\n proxy_temp_path {prefix}/proxy;\n\
+             fastcgi_temp_path {prefix}/fastcgi;\n uwsgi_temp_path {prefix}/uwsgi;\n scgi_temp_path {prefix}/scgi;\n\
+             upstream hosho {{\n{servers} }}\n\
+             server {{\n listen 127.0.0.1:{port};\n client_max_body_size 8k;\n\
+             location / {{\n proxy_pass http://hosho;\n proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\";\n proxy_set_header Host $host;\n\
+             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n }}\n }}\n}}\n"
+        );
+        fs::write(dir.path().join("nginx.conf"), config).expect("nginx.conf");
+        let nginx = if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        };
+        let child = Command::new(nginx)
+            .args(["-e", "stderr", "-g", "daemon off;", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (scripts/test installs it)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nginx did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /api/verify` through `to` from the loopback address `from`, with extra headers: the
+/// status code.
+fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 {
+    let mut stream = connect_from(from, to).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = format!("{{\"number\":\"{number}\",\"key\":\"{key}\"}}");
+    let request = format!(
+        "POST /api/verify HTTP/1.1\r\nHost: hosho.test\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
+    let redis = Redis::start(free_port());
+    let root = Root::new();
+    let replica = |state: &str| {
+        let state = root.path.join(state);
+        Daemon::start(
+            &root,
+            &[
+                "--trusted-proxy",
+                "127.0.0.1",
+                "--limits",
+                &redis.url(),
+                "--limit-address",
+                "6/day+6",
+                "--limit-failures",
+                "4/day+4",
+                "--limit-number",
+                "100/day+100",
+                "--state",
+                state.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    let (a, b) = (replica("state-a"), replica("state-b"));
+    let nginx = Nginx::start(&[&a.addr, &b.addr]);
+    let via = |from: &str, number: &str, key: &str, headers: &str| {
+        api_via(&nginx.addr(), from, number, key, headers)
+    };
+    // Wrong keys from one client, spread by nginx over both replicas, spend one budget.
+    for _ in 0..4 {
+        assert_eq!(via("127.0.0.2", "2070004426", "0000000000", ""), 404);
+    }
+    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", ""), 429);
+    // Spoofing X-Forwarded-For gains the client nothing: nginx appends what it saw.
+    let spoof = "X-Forwarded-For: 198.51.100.77\r\n";
+    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", spoof), 429);
+    // Another client, behind the same proxy, has its own budgets, and its right key opens
+    // the number that the first one is attacking.
+    assert_eq!(via("127.0.0.3", "2070004426", "332E1E7K9Q", ""), 200);
+    // Attempts per client are counted across replicas too: 6 in all for 127.0.0.2.
+    assert_eq!(via("127.0.0.2", "2070004427", "0000000000", ""), 429);
+    let audit = fs::read_to_string(root.path.join("state-a/audit.jsonl")).unwrap_or_default()
+        + &fs::read_to_string(root.path.join("state-b/audit.jsonl")).unwrap_or_default();
+    drop((a, b));
+    assert!(
+        !audit.contains("\"client\":\"127.0.0.1\""),
+        "the proxy is never the client: {audit}"
+    );
+}

@@ -181,11 +181,10 @@ async fn attempt(app: &Arc<App>, client: IpAddr, number: &str, key: &str) -> Out
     let (outcome, checked) = decide(app, client, normalised.as_deref(), number, key).await;
     let label = outcome.audit_label();
     app.metrics.observe(label, started.elapsed());
-    let client = client.to_canonical().to_string();
     if checked {
         app.audit.record(&Line {
             time: audit::now_rfc3339(),
-            client,
+            client: client.to_canonical().to_string(),
             number: normalised.as_deref(),
             outcome: label,
         });
@@ -269,13 +268,18 @@ async fn verify_api<B: RequestBody>(
         };
         return http::json(StatusCode::OK, &api_certificate(app, &v, &token));
     };
+    // Written out rather than through serde_json: a flood of refusals is the hot path.
     let body = match refusal.retry_after {
         Some(seconds) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
-            serde_json::json!({"error": refusal.code, "retry_after": seconds})
+            format!(
+                "{{\"error\":\"{}\",\"retry_after\":{seconds}}}\n",
+                refusal.code
+            )
         }
-        _ => serde_json::json!({"error": refusal.code}),
+        _ => format!("{{\"error\":\"{}\"}}\n", refusal.code),
     };
-    with_retry(http::json(refusal.status, &body), refusal)
+    let answer = http::response(refusal.status, "application/json", body);
+    with_retry(answer, refusal)
 }
 
 /// The API's answer for a certificate found: every field of its record, raw.

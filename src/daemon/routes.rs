@@ -241,9 +241,11 @@ fn pdf_url(token: &str) -> String {
 }
 
 #[derive(Deserialize)]
-struct ApiRequest {
-    number: String,
-    key: String,
+struct ApiRequest<'a> {
+    #[serde(borrow)]
+    number: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    key: std::borrow::Cow<'a, str>,
 }
 
 async fn verify_api<B: RequestBody>(
@@ -258,7 +260,7 @@ async fn verify_api<B: RequestBody>(
         Ok(b) => b,
         Err(e) => return http::json_error(e.status(), e.code()),
     };
-    let Ok(request) = serde_json::from_slice::<ApiRequest>(&body) else {
+    let Ok(request) = serde_json::from_slice::<ApiRequest<'_>>(&body) else {
         return http::json_error(StatusCode::BAD_REQUEST, "bad_request");
     };
     let outcome = attempt(app, client, &request.number, &request.key).await;

@@ -65,6 +65,10 @@ pub fn normalise_key(input: &str) -> Result<String, InputError> {
 
 /// A typed 保証契約番号 in canonical form: NFKC, spaces and hyphens dropped; 10 digits.
 pub fn normalise_number(input: &str) -> Result<String, InputError> {
+    // As typed by a program or a careful clerk: nothing to fold.
+    if input.len() == NUMBER_LEN && input.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(input.to_owned());
+    }
     let number = fold(input);
     if let Some(at) = first_bad(&number, |c| c.is_ascii_digit()) {
         return Err(InputError::BadCharacter(at));

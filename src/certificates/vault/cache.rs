@@ -208,11 +208,8 @@ mod tests {
     /// directory, and a cache of it.
     fn outputs_with(number: &str, secret: &[u8]) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (vault, notices) = dirs(dir.path());
-        let outputs = Outputs {
-            vault: &vault,
-            notices: &notices,
-        };
+        let dirs = Dirs::under(dir.path());
+        let outputs = dirs.outputs();
         for (document, bytes) in DOCUMENTS.iter().zip([&b"cert"[..], b"notice"]) {
             let place = outputs.of(document.place);
             std::fs::create_dir_all(place.join(document.dir)).expect("mkdir");
@@ -230,20 +227,28 @@ mod tests {
         (dir, cache)
     }
 
-    /// The vault and notices directories under `dir`.
-    fn dirs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-        (dir.join("vault"), dir.join("notices"))
+    /// The vault and notices directories under a directory.
+    struct Dirs(std::path::PathBuf, std::path::PathBuf);
+
+    impl Dirs {
+        fn under(dir: &Path) -> Dirs {
+            Dirs(dir.join("vault"), dir.join("notices"))
+        }
+
+        fn outputs(&self) -> Outputs<'_> {
+            Outputs {
+                vault: &self.0,
+                notices: &self.1,
+            }
+        }
     }
 
     #[test]
     fn reuse_needs_the_secret_the_inputs_and_unaltered_files() {
         let secret = [7u8; 32];
         let (dir, cache) = outputs_with("2070004426", &secret);
-        let (vault, notices) = dirs(dir.path());
-        let outputs = Outputs {
-            vault: &vault,
-            notices: &notices,
-        };
+        let dirs = Dirs::under(dir.path());
+        let outputs = dirs.outputs();
         let bytes = cache.to_bytes().expect("json");
         std::fs::write(outputs.vault.join(CACHE_FILE), &bytes).expect("write");
         let previous = Previous {
@@ -267,11 +272,8 @@ mod tests {
     fn format_1_caches_are_still_read() {
         let secret = [7u8; 32];
         let (dir, cache) = outputs_with("2070004426", &secret);
-        let (vault, notices) = dirs(dir.path());
-        let outputs = Outputs {
-            vault: &vault,
-            notices: &notices,
-        };
+        let dirs = Dirs::under(dir.path());
+        let outputs = dirs.outputs();
         let entry = &cache.entries["2070004426"];
         let v1 = serde_json::json!({
             "format": 1,

@@ -297,7 +297,8 @@ async fn start_tasks(
     let (app_w, reload_w) = (Arc::clone(app), Arc::clone(reload));
     tokio::spawn(watch(app_w, gate, reload_w, options.watch_every));
     tokio::spawn(sweep_limiters(Arc::clone(app)));
-    if options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
+    // In production (no build first) on loopback, a proxy on the same host is the rule.
+    if !options.build && options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
         tracing::warn!(
             "{} で待ち受けていますが、信頼するプロキシ（--trusted-proxy）の指定がありません。\
              同じホストのプロキシの後ろで動かすなら --trusted-proxy 127.0.0.1/32 を指定してください。\

@@ -1535,3 +1535,19 @@ fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
         "the proxy is never the client: {audit}"
     );
 }
+
+#[test]
+fn a_forgotten_proxy_on_loopback_is_warned_of() {
+    let root = Root::new();
+    let warning = "信頼するプロキシ（--trusted-proxy）の指定がありません";
+    for (args, warned) in [
+        (&[][..], true),
+        (&["--trusted-proxy", "127.0.0.1"][..], false),
+    ] {
+        let d = Daemon::start(&root, args);
+        d.signal(15);
+        let (code, log) = d.wait(Duration::from_secs(10));
+        assert_eq!(code, 0, "{log}");
+        assert_eq!(log.contains(warning), warned, "{args:?}: {log}");
+    }
+}

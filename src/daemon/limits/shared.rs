@@ -130,13 +130,22 @@ impl Shared {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
     }
 
+    /// Whether Redis failed less than [`RETRY_AFTER`] ago.
+    fn resting(&self) -> bool {
+        let failed_at = self.failed_at.load(Ordering::Relaxed);
+        failed_at != 0 && self.elapsed_ms() < failed_at + RETRY_AFTER.as_millis() as u64
+    }
+
     /// A connection, unless Redis failed less than [`RETRY_AFTER`] ago.
     async fn connection(&self) -> Option<ConnectionManager> {
-        let failed_at = self.failed_at.load(Ordering::Relaxed);
-        if failed_at != 0 && self.elapsed_ms() < failed_at + RETRY_AFTER.as_millis() as u64 {
+        if self.resting() {
             return None;
         }
         let mut slot = self.connection.lock().await;
+        // Looked at again: while this request waited, another may have found Redis away.
+        if slot.is_none() && self.resting() {
+            return None;
+        }
         if slot.is_none() {
             let manager =
                 tokio::time::timeout(TIMEOUT, ConnectionManager::new(self.client.clone()));

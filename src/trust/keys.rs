@@ -167,7 +167,8 @@ impl BuildKeys {
         write(dir, new)?;
         let marker = dir.join(DEVELOPMENT_FILE);
         let text = "hosho build が作った開発用の鍵です。本番では hosho keygen で作った鍵を使ってください。\n";
-        create_new(&marker, text.as_bytes(), 0o644)
+        // A marker left from keys deleted by hand is simply written again.
+        fs::write(&marker, text).map_err(io("", &marker, "を作れません"))
     }
 
     pub fn material(&self) -> &KeyMaterial {
@@ -209,6 +210,14 @@ pub fn write(dir: &Path, keys: &NewKeys) -> Result<()> {
 pub fn generate(dir: &Path) -> Result<PublicKey> {
     let keys = generate_in_memory()?;
     write(dir, &keys)?;
+    // Keys from keygen are for production: a marker left from development keys goes.
+    let marker = dir.join(DEVELOPMENT_FILE);
+    match fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("", &marker, "を消せません")(e));
+        }
+        _ => {}
+    }
     Ok(keys.material.public)
 }
 
@@ -367,6 +376,22 @@ mod tests {
         ));
         let missing = TrustedKeys::load(&dir.path().join("none"), &[]).expect_err("missing");
         assert!(missing.to_string().starts_with("公開鍵 "), "{missing}");
+    }
+
+    #[test]
+    fn keys_a_build_made_are_marked_as_development_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let new = BuildKeys::load_or_new(&keys).expect("new");
+        assert!(new.development());
+        new.write_new(&keys).expect("write");
+        assert!(BuildKeys::load_or_new(&keys).expect("load").development());
+        // Keys from keygen are not, even where a marker was left behind.
+        for name in [PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, AUTH_SECRET_FILE] {
+            fs::remove_file(keys.join(name)).expect("rm");
+        }
+        generate(&keys).expect("keygen");
+        assert!(!BuildKeys::load_or_new(&keys).expect("load").development());
     }
 
     #[test]

@@ -1278,6 +1278,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+impl Daemon {
+    /// A replica on `root` sharing its limits in `redis`, with its own state directory.
+    fn replica(root: &Root, redis: &Redis, state: &str, extra: &[&str]) -> Daemon {
+        let state = root.path.join(state);
+        let url = redis.url();
+        let mut args = vec!["--limits", &url, "--state", state.to_str().expect("utf-8")];
+        args.extend(extra);
+        Daemon::start(root, &args)
+    }
+}
+
 /// The detailed health's status, from the admin listener.
 fn admin_status(d: &Daemon) -> String {
     get(&d.admin_url("/healthz")).json()["status"]
@@ -1290,21 +1301,14 @@ fn admin_status(d: &Daemon) -> String {
 fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
     let redis = Redis::start(free_port());
     let root = Root::new();
-    let replica = |state: &str| {
-        let state = root.path.join(state);
-        Daemon::start(
-            &root,
-            &[
-                "--limits",
-                &redis.url(),
-                "--limit-failures",
-                "4/day+4",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--state",
-                state.to_str().expect("utf-8"),
-            ],
-        )
+    let replica = |state| {
+        let extra = [
+            "--limit-failures",
+            "4/day+4",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        Daemon::replica(&root, &redis, state, &extra)
     };
     let (a, b) = (replica("state-a"), replica("state-b"));
     // Wrong keys spread over both replicas spend one budget.
@@ -1487,25 +1491,18 @@ fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 
 fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
     let redis = Redis::start(free_port());
     let root = Root::new();
-    let replica = |state: &str| {
-        let state = root.path.join(state);
-        Daemon::start(
-            &root,
-            &[
-                "--trusted-proxy",
-                "127.0.0.1",
-                "--limits",
-                &redis.url(),
-                "--limit-address",
-                "6/day+6",
-                "--limit-failures",
-                "4/day+4",
-                "--limit-number",
-                "100/day+100",
-                "--state",
-                state.to_str().expect("utf-8"),
-            ],
-        )
+    let replica = |state| {
+        let extra = [
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--limit-address",
+            "6/day+6",
+            "--limit-failures",
+            "4/day+4",
+            "--limit-number",
+            "100/day+100",
+        ];
+        Daemon::replica(&root, &redis, state, &extra)
     };
     let (a, b) = (replica("state-a"), replica("state-b"));
     let nginx = Nginx::start(&[&a.addr, &b.addr]);

@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 
+use crate::certificates::qr;
 use crate::common::certificate::{Guarantor, Party, Record, Status};
 use crate::common::{era, format};
 use crate::trust::authkey;
@@ -127,10 +128,15 @@ struct NoticeInputs<'a> {
     kind: &'static str,
     /// Grouped for reading: `332 E1E 7K9Q`.
     key: String,
+    /// 発行日 (the certificate's), in era form.
+    issued: String,
     project: &'a str,
     beneficiary: &'a str,
     guarantor: &'a Guarantor,
     verify_url: &'a str,
+    /// The verification page with the number filled in, and its QR code (SVG).
+    verify_link: String,
+    qr_svg: String,
 }
 
 fn certificate_inputs(
@@ -170,14 +176,22 @@ fn certificate_inputs(
 }
 
 fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serde_json::Value> {
+    use serde::ser::Error as _;
+    let verify_link = qr::verify_link(extras.verify_url, &record.number);
+    let qr_svg = qr::svg(&verify_link).ok_or_else(|| {
+        serde_json::Error::custom("確認ページの URL が長すぎて QR コードにできません")
+    })?;
     serde_json::to_value(NoticeInputs {
         number: &record.number,
         kind: record.kind.label(),
         key: authkey::group(extras.key),
+        issued: era::full_date(record.issued),
         project: &record.current.project,
         beneficiary: &record.beneficiary,
         guarantor: &record.guarantor,
         verify_url: extras.verify_url,
+        verify_link,
+        qr_svg,
     })
 }
 

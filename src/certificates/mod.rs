@@ -9,5 +9,6 @@
 
 pub mod documents;
 pub mod input;
+pub mod qr;
 pub mod typeset;
 pub mod vault;

@@ -129,10 +129,12 @@ impl Pages {
             })
     }
 
-    /// The 保証確認 form; with `refused`, the one generic refusal above it.
-    pub(crate) fn form(&self, refused: bool) -> String {
+    /// The 保証確認 form; with `refused`, the one generic refusal above it; with `number`,
+    /// that 保証契約番号 already filled in.
+    pub(crate) fn form(&self, refused: bool, number: Option<&str>) -> String {
         let mut c = self.context();
         c.insert("error", &refused);
+        c.insert("number", &number);
         self.render("verify.html", &c)
     }
 
@@ -174,6 +176,8 @@ impl Pages {
         c.insert("pdf", pdf_url);
         c.insert("pdf_minutes", &pdf_minutes);
         c.insert("seq", &v.seq);
+        c.insert("manifest_sha256", &v.manifest_sha256);
+        c.insert("service_url", &self.config.verify_url());
         c.insert("checked_at", checked_at);
         self.render("verify_certificate.html", &c)
     }

@@ -52,7 +52,10 @@ pub(crate) async fn route<B: RequestBody>(
     match path.as_str() {
         "/healthz" if read => healthz(&app),
         "/verify" if read => http::redirect("/verify/"),
-        "/verify/" if read => http::html(StatusCode::OK, app.pages.form(false)),
+        "/verify/" if read => {
+            let number = prefilled_number(req.uri().query());
+            http::html(StatusCode::OK, app.pages.form(false, number.as_deref()))
+        }
         "/verify/" if method == Method::POST => verify_form(&app, req, client).await,
         "/verify/" => not_allowed_page(&app, "GET, HEAD, POST"),
         "/api/verify" if method == Method::POST => verify_api(&app, req, client).await,
@@ -300,6 +303,14 @@ fn api_certificate(app: &App, v: &Verified, token: &str) -> serde_json::Value {
     })
 }
 
+/// The 保証契約番号 of `/verify/?number=…` (the link in the notice's QR code), normalised;
+/// anything that is not a number is ignored. A key in the query is never read.
+fn prefilled_number(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "number")
+        .and_then(|(_, value)| authkey::normalise_number(&value).ok())
+}
+
 /// The number and key of a form post (other fields are ignored).
 fn form_fields(body: &[u8]) -> (String, String) {
     let (mut number, mut key) = (String::new(), String::new());
@@ -368,7 +379,7 @@ async fn verify_form<B: RequestBody>(
         return http::html(StatusCode::OK, page);
     };
     let page = match outcome {
-        Outcome::NotFound => app.pages.form(true),
+        Outcome::NotFound => app.pages.form(true, None),
         Outcome::Limited(l) => app
             .pages
             .message(Message::RateLimited(l.retry_after().div_ceil(60))),
@@ -589,6 +600,67 @@ mod tests {
         let big = "x".repeat(MAX_BODY + 1);
         let too_large = send(&app, Method::POST, "/verify/", Some((ct, &big))).await;
         assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn the_certificate_page_carries_a_record_of_the_check() {
+        let (_dir, app) = app(&[]);
+        let ct = "application/x-www-form-urlencoded";
+        let body = "number=2070004428&key=A1B2C3D4E5";
+        let page = send(&app, Method::POST, "/verify/", Some((ct, body))).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let sha256 = app.catalog().catalog.sha256().to_owned();
+        let seq = app.catalog().catalog.seq();
+        for fact in [
+            "確認記録",
+            "（日本時間）",
+            &format!("第 {seq} 版"),
+            &sha256,
+            "保証証書ではありません。",
+            "http://localhost/verify/",
+        ] {
+            assert!(page.body.contains(fact), "{fact} missing: {}", page.body);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_qr_link_fills_in_the_number_and_nothing_else() {
+        let (_dir, app) = app(&[]);
+        let input = |body: &str| {
+            let start = body.find("<input id=\"number\"").expect("number field");
+            body[start..]
+                .split('>')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let page = send(&app, Method::GET, "/verify/?number=2070004426", None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            input(&page.body).contains("value=\"2070004426\""),
+            "{}",
+            page.body
+        );
+        // Full-width digits are folded as the form folds them.
+        let wide = send(
+            &app,
+            Method::GET,
+            "/verify/?number=%EF%BC%92070004426",
+            None,
+        )
+        .await;
+        assert!(input(&wide.body).contains("value=\"2070004426\""));
+        // Anything else is ignored, and a key in the link is never shown.
+        for query in [
+            "number=%22%3E%3Cscript%3E",
+            "number=20700044",
+            "key=332E1E7K9Q&number=",
+        ] {
+            let page = send(&app, Method::GET, &format!("/verify/?{query}"), None).await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(!input(&page.body).contains("value="), "{query}");
+            assert!(!page.body.contains("332E1E7K9Q") && !page.body.contains("<script"));
+        }
     }
 
     #[tokio::test]

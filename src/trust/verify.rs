@@ -23,6 +23,8 @@ pub struct Verified {
     pub pdf: PathBuf,
     pub pdf_sha256: String,
     pub seq: u64,
+    /// SHA-256 of the manifest it was checked against (hex).
+    pub manifest_sha256: String,
     pub expires_at: u64,
 }
 
@@ -126,6 +128,7 @@ pub fn check(
         pdf,
         pdf_sha256: entry.pdf_sha256,
         seq: catalog.seq(),
+        manifest_sha256: catalog.sha256().to_owned(),
         expires_at: catalog.expires_at(),
     })
 }

@@ -234,6 +234,55 @@ fn notices_carry_the_grouped_key_and_how_to_submit() {
     );
 }
 
+/// The QR codes of a PDF's first page: `pdftoppm` draws it at 200 dpi, `zbarimg` (Debian's
+/// zbar-tools, installed by scripts/test) reads it.
+fn qr_codes(pdf: &Path) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("page");
+    let drawn = std::process::Command::new("pdftoppm")
+        .args(["-r", "200", "-png", "-singlefile", "-f", "1", "-l", "1"])
+        .arg(pdf)
+        .arg(&image)
+        .status()
+        .expect("pdftoppm (poppler-utils)");
+    assert!(drawn.success());
+    let read = std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(image.with_extension("png"))
+        .output()
+        .expect("zbarimg (zbar-tools) is installed by scripts/test");
+    assert!(
+        read.status.success(),
+        "no QR code found in {}",
+        pdf.display()
+    );
+    String::from_utf8_lossy(&read.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_notice_has_an_issue_date_and_a_qr_code_with_the_number_only() {
+    let site = SiteDir::demo();
+    site.build();
+    let notice = notice(&site, "2070310002");
+    assert_eq!(
+        qr_codes(&notice),
+        ["https://denshi-hosho.example.jp/verify/?number=2070310002"]
+    );
+    let text = pdf_text(&notice);
+    assert_contains(&text, &["発行日", "令和6年6月3日"], "notice");
+    // The QR code is drawn, not pasted as a picture.
+    let images = std::process::Command::new("pdfimages")
+        .arg("-list")
+        .arg(&notice)
+        .output()
+        .expect("pdfimages (poppler-utils)");
+    let listing = String::from_utf8_lossy(&images.stdout);
+    assert_eq!(listing.lines().count(), 2, "no raster images: {listing}");
+}
+
 #[test]
 fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     let first = SiteDir::demo();

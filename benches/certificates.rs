@@ -221,12 +221,17 @@ fn main() {
     let config = Config::load(&large).expect("config");
     let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
     let text = fs::read_to_string(&yaml_path).expect("read");
-    let certificates: Vec<Certificate> =
-        input::parse_file(Path::new("bench.yaml"), &text, &mut d, &mut w)
-            .into_iter()
-            .map(|(c, _)| c)
-            .take(sample)
-            .collect();
+    let certificates: Vec<Certificate> = input::parse_file(
+        Path::new("bench.yaml"),
+        &text,
+        input::Billing::built_in(),
+        &mut d,
+        &mut w,
+    )
+    .into_iter()
+    .map(|(c, _)| c)
+    .take(sample)
+    .collect();
     let verify_url = config.verify_url();
     let extras = Extras {
         verify_url: &verify_url,

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 
-use crate::certificates::input::{self, Certificate};
+use crate::certificates::customers::{self, Customers};
+use crate::certificates::input::{self, Billing, Certificate};
+use crate::certificates::statements::{self, StatementBuild, StatementReport};
+use crate::certificates::typeset::Template;
 use crate::certificates::typeset::Typesetter;
 use crate::certificates::vault::{self, Outputs, VaultBuild, VaultReport};
 use crate::common::certificate::Status;
@@ -30,6 +33,8 @@ pub struct BuildSummary {
     pub pages: usize,
     pub files: usize,
     pub vault_report: VaultReport,
+    /// 保証料計算書 written into the notices output.
+    pub statements: StatementReport,
     /// Set when this build created a development key pair.
     pub created_keys: Option<String>,
     /// A 保証契約番号 and its 認証キー (grouped) to try the daemon with: the first valid
@@ -47,6 +52,7 @@ pub struct CheckSummary {
     pub adopters: usize,
     pub qa: usize,
     pub certificates: usize,
+    pub statements: usize,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -58,6 +64,7 @@ fn input_errors(d: Diagnostics) -> anyhow::Error {
 /// certificates with the notes that do not stop the build.
 struct Inputs {
     site: Site,
+    customers: Customers,
     certificates: Vec<Certificate>,
     warnings: Diagnostics,
 }
@@ -67,10 +74,17 @@ struct Inputs {
 fn load(root: &Path) -> Result<Inputs> {
     let (site, mut d) = Site::load_partial(root);
     let mut warnings = Diagnostics::default();
-    let certificates = input::load(root, &mut d, &mut warnings);
+    let customers = customers::load(root, &mut d);
+    let default_rules = crate::common::fees::FeeRules::default();
+    let billing = Billing {
+        customers: &customers,
+        rules: site.as_ref().map_or(&default_rules, |s| &s.config.fees),
+    };
+    let certificates = input::load(root, billing, &mut d, &mut warnings);
     match site {
         Some(site) if d.is_empty() => Ok(Inputs {
             site,
+            customers,
             certificates,
             warnings,
         }),
@@ -102,6 +116,17 @@ pub fn check(root: &Path) -> Result<CheckSummary> {
             .try_one(&config.guarantor, &config.verify_url(), first)
             .map_err(input_errors)?;
     }
+    let statements = statements::statements(&inputs.certificates, &inputs.customers);
+    if let Some(first) = statements.first() {
+        let template =
+            Template::load(root, statements::TEMPLATE).map_err(|d| input_errors(d.into()))?;
+        let inputs = first
+            .inputs(&config.guarantor, &config.fees)
+            .map_err(|e| anyhow::anyhow!("保証料計算書の入力を作れません: {e}"))?;
+        template
+            .pdf(&inputs, "statement-check")
+            .map_err(|d| input_errors(d.into()))?;
+    }
     let site = &inputs.site;
     Ok(CheckSummary {
         pages: output.page_count(),
@@ -109,6 +134,7 @@ pub fn check(root: &Path) -> Result<CheckSummary> {
         adopters: site.tables.iter().map(|t| t.adopters.len()).sum(),
         qa: site.qa.len(),
         certificates: inputs.certificates.len(),
+        statements: statements.len(),
         warnings: inputs.warnings.sorted(),
     })
 }
@@ -165,10 +191,13 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     output::ensure_replaceable(&paths.notices)?;
     let Inputs {
         mut site,
+        customers,
         certificates,
         warnings,
     } = load(&paths.root)?;
     let typesetter = Typesetter::load(&paths.root).map_err(input_errors)?;
+    let statement_template =
+        Template::load(&paths.root, statements::TEMPLATE).map_err(|d| input_errors(d.into()))?;
     let build_keys = BuildKeys::load_or_new(&paths.keys)?;
     let keys = build_keys.material();
 
@@ -191,6 +220,18 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         now_unix: unix_now(),
     })?;
     tracing::debug!(elapsed = ?vault_started.elapsed(), "typeset certificates and signed the manifest");
+    let statements_started = Instant::now();
+    let statement_list = statements::statements(&certificates, &customers);
+    let statements = statements::build(&StatementBuild {
+        statements: &statement_list,
+        template: &statement_template,
+        guarantor: &site.config.guarantor,
+        rules: &site.config.fees,
+        previous: &paths.notices,
+        staging: notices_stage.path(),
+        secret: &keys.auth_secret,
+    })?;
+    tracing::debug!(elapsed = ?statements_started.elapsed(), "typeset fee statements");
     site.set_trust(Some(Trust {
         key_id: report.key_id.clone(),
         public_key: to_hex(&keys.public.bytes),
@@ -213,6 +254,7 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         pages: rendered.page_count(),
         files: rendered.files.len(),
         vault_report: report,
+        statements,
         created_keys: match &build_keys {
             BuildKeys::New(new) => Some(new.material.public.id.clone()),
             BuildKeys::Existing { .. } => None,

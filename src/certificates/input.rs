@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use yaml_serde::{Mapping, Value};
 
+use crate::certificates::customers::Customers;
 use crate::common::certificate::{
     Change, Guarantor, Kind, Party, Period, Record, Status, Terms, RECORD_FORMAT,
 };
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::fees::FeeRules;
 use crate::common::root::CERTIFICATES_DIR;
 use crate::common::walk::{self, Walk};
 use crate::common::yaml::{field, read_list, Document, Field, NodePath, Reader};
@@ -31,7 +33,11 @@ const BANK: Field = field("bank", "前払金の預託金融機関");
 const AUTH_KEY: Field = field("auth_key", "認証キー");
 const STATUS: Field = field("status", "状態");
 const CHANGES: Field = field("changes", "変更履歴");
-const RECORD_FIELDS: [Field; 14] = [
+const FEE: Field = field("fee", "保証料");
+const CUSTOMER: Field = field("customer", "顧客コード");
+const FEE_ADDED: Field = field("fee_added", "追加保証料");
+const FEE_RETURNED: Field = field("fee_returned", "返還保証料");
+const RECORD_FIELDS: [Field; 16] = [
     NUMBER,
     KIND,
     ISSUED,
@@ -46,13 +52,64 @@ const RECORD_FIELDS: [Field; 14] = [
     AUTH_KEY,
     STATUS,
     CHANGES,
+    FEE,
+    CUSTOMER,
 ];
 const NAME: Field = field("name", "名称");
 const ADDRESS: Field = field("address", "所在地");
 const FROM: Field = field("from", "始期");
 const TO: Field = field("to", "終期");
 const DATE: Field = field("date", "変更日");
-const CHANGE_FIELDS: [Field; 5] = [DATE, AMOUNT, CONTRACT_AMOUNT, PERIOD, PROJECT];
+const CHANGE_FIELDS: [Field; 7] = [
+    DATE,
+    AMOUNT,
+    CONTRACT_AMOUNT,
+    PERIOD,
+    PROJECT,
+    FEE_ADDED,
+    FEE_RETURNED,
+];
+
+/// What the fee checks need besides the file: who is billed monthly, and the `[fees]`
+/// rules that give a fee to a certificate without one.
+#[derive(Debug, Clone, Copy)]
+pub struct Billing<'a> {
+    pub customers: &'a Customers,
+    pub rules: &'a FeeRules,
+}
+
+impl Billing<'static> {
+    /// No customer, and only the built-in fee rules.
+    pub fn built_in() -> Billing<'static> {
+        static NONE: Customers = Customers(std::collections::BTreeMap::new());
+        static RULES: std::sync::LazyLock<FeeRules> = std::sync::LazyLock::new(FeeRules::default);
+        Billing {
+            customers: &NONE,
+            rules: &RULES,
+        }
+    }
+}
+
+/// 追加 (more fee, with an increase) or 返還 (fee paid back, with a decrease or 解除).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdjustmentKind {
+    /// 追加保証料
+    Added,
+    /// 返還保証料
+    Returned,
+}
+
+/// A fee adjustment carried by a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    /// 変更日
+    pub date: NaiveDate,
+    pub kind: AdjustmentKind,
+    /// Yen, at least 1.
+    pub amount: u64,
+    /// 保証金額 in force after the change.
+    pub guaranteed: u64,
+}
 
 /// A validated guarantee certificate: the content of a 保証証書 (電子証書), with its
 /// 認証キー when one was imported. Private: it never reaches the public site.
@@ -80,6 +137,13 @@ pub struct Certificate {
     pub cancelled: bool,
     /// 認証キー imported from the core system (canonical), if any.
     pub auth_key: Option<String>,
+    /// 保証料 (yen): as the core system computed it, else by the `[fees]` rules; `None`
+    /// when neither gives one.
+    pub fee: Option<u64>,
+    /// 顧客コード of a contractor on 保証料一括納付制度 (`data/customers.yaml`).
+    pub customer: Option<String>,
+    /// 追加保証料・返還保証料, oldest first. Private: never in the record.
+    pub adjustments: Vec<Adjustment>,
     /// The file it was read from, relative to the site root.
     pub source: PathBuf,
 }
@@ -133,6 +197,7 @@ impl Certificate {
 /// `diagnostics`; notes that do not stop the build (契約保証 below 1/10) to `warnings`.
 pub fn load(
     root: &Path,
+    billing: Billing<'_>,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
 ) -> Vec<Certificate> {
@@ -157,7 +222,7 @@ pub fn load(
                 continue;
             }
         };
-        let parsed = parse_file(&file.rel, &text, diagnostics, warnings);
+        let parsed = parse_file(&file.rel, &text, billing, diagnostics, warnings);
         for (certificate, index) in parsed {
             if let Some((first_file, first_index)) = first_seen.get(&certificate.number) {
                 // Positions are looked up only now: each lookup parses the file again.
@@ -202,6 +267,7 @@ fn number_position(rel: &Path, text: &str, index: usize) -> (usize, usize) {
 pub fn parse_file(
     rel: &Path,
     text: &str,
+    billing: Billing<'_>,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
 ) -> Vec<(Certificate, usize)> {
@@ -210,8 +276,88 @@ pub fn parse_file(
         text,
         "保証の記録のファイル",
         diagnostics,
-        |r, item, path, i| certificate(r, item, path, rel, warnings).map(|c| (c, i)),
+        |r, item, path, i| {
+            let c = certificate(r, item, path, rel, warnings)?;
+            fees(r, map_of(item), path, billing, c).map(|c| (c, i))
+        },
     )
+}
+
+fn map_of(item: &Value) -> Option<&Mapping> {
+    item.as_mapping()
+}
+
+/// The certificate's fee, customer and adjustments, checked: a fee is not negative, a
+/// customer is declared, a billed certificate has a fee, a cancelled one with a fee has its
+/// return, and no more is returned than was paid.
+fn fees<'d>(
+    r: &mut Reader<'d, '_>,
+    map: Option<&'d Mapping>,
+    path: &NodePath,
+    billing: Billing<'_>,
+    mut c: Certificate,
+) -> Option<Certificate> {
+    let map = map?;
+    let before = r.diagnostics.len();
+    let written = r.integer(map, path, FEE, false);
+    if let Some(fee) = written.filter(|f| *f < 0) {
+        r.error(
+            &path.key(FEE.key),
+            format!("保証料は 0 円以上の整数で書いてください（{fee} になっています）"),
+        );
+    }
+    let negative = written.is_some_and(|f| f < 0);
+    let written = written.and_then(|f| u64::try_from(f).ok());
+    c.customer = r.string(map, path, CUSTOMER, false);
+    if let Some(code) = c.customer.as_deref() {
+        if billing.customers.get(code).is_none() {
+            r.error(
+                &path.key(CUSTOMER.key),
+                format!("顧客コード「{code}」は {} にありません。一括納付のお客様として先に登録してください", crate::common::root::CUSTOMERS_FILE),
+            );
+        }
+    }
+    c.fee = written.or_else(|| billing.rules.fee(c.kind, c.initial.amount));
+    let billed = written.is_some() || c.customer.is_some();
+    if billed && c.fee.is_none() && !negative {
+        r.error(
+            &path.key(AMOUNT.key),
+            format!(
+                "{}の保証料がありません。fee に書くか、hosho.toml の [fees.rates.\"{}\"] に料率を設定してください",
+                c.kind, c.kind
+            ),
+        );
+    }
+    let paid = c.fee.unwrap_or(0) + total(&c.adjustments, AdjustmentKind::Added);
+    let returned = total(&c.adjustments, AdjustmentKind::Returned);
+    if billed && c.cancelled && c.fee.is_some_and(|f| f > 0) && returned == 0 {
+        r.error(
+            &path.key(STATUS.key),
+            format!(
+                "解除された保証に保証料 {} がありますが、返還の記録がありません。変更履歴に解除の日付と fee_returned（返還保証料）を書いてください",
+                crate::common::format::yen(c.fee.unwrap_or(0))
+            ),
+        );
+    }
+    if returned > paid {
+        r.error(
+            &path.key(CHANGES.key),
+            format!(
+                "返還保証料の合計 {} が、保証料と追加保証料の合計 {} を超えています",
+                crate::common::format::yen(returned),
+                crate::common::format::yen(paid)
+            ),
+        );
+    }
+    (r.diagnostics.len() == before).then_some(c)
+}
+
+fn total(adjustments: &[Adjustment], kind: AdjustmentKind) -> u64 {
+    adjustments
+        .iter()
+        .filter(|a| a.kind == kind)
+        .map(|a| a.amount)
+        .sum()
 }
 
 fn positive<'d>(
@@ -348,7 +494,7 @@ fn certificate<'d>(
     }
     let auth_key = auth_key(r, map, path);
     let cancelled = cancelled(r, map, path);
-    let changes = changes(r, map, path, issued);
+    let (changes, adjustments) = changes(r, map, path, issued);
     let certificate = Certificate {
         number: number?,
         kind: kind?,
@@ -366,8 +512,26 @@ fn certificate<'d>(
         changes,
         cancelled,
         auth_key,
+        fee: None,
+        customer: None,
+        adjustments: Vec::new(),
         source: rel.to_path_buf(),
     };
+    let mut certificate = certificate;
+    certificate.adjustments = adjustments
+        .into_iter()
+        .map(|(date, kind, amount)| Adjustment {
+            date,
+            kind,
+            amount,
+            guaranteed: certificate
+                .initial
+                .after(
+                    &certificate.changes[..certificate.changes.partition_point(|c| c.date <= date)],
+                )
+                .amount,
+        })
+        .collect();
     check_amounts(r, &certificate, path);
     if certificate.kind == Kind::Contract {
         warn_small_contract_guarantee(r, &certificate, path, warnings);
@@ -421,19 +585,49 @@ fn warn_small_contract_guarantee(
     }
 }
 
+/// A fee adjustment as read: date, kind, yen.
+type RawAdjustment = (NaiveDate, AdjustmentKind, u64);
+
+/// The fee adjustment of one change, if it has one (never both kinds).
+fn adjustment<'d>(
+    r: &mut Reader<'d, '_>,
+    m: &'d Mapping,
+    p: &NodePath,
+    date: NaiveDate,
+) -> Option<RawAdjustment> {
+    let added = positive(r, m, p, FEE_ADDED, false);
+    let returned = positive(r, m, p, FEE_RETURNED, false);
+    match (added, returned) {
+        (Some(_), Some(_)) => {
+            r.error(
+                &p.key(FEE_RETURNED.key),
+                "一つの変更に fee_added と fee_returned の両方は書けません。日付を分けて書いてください",
+            );
+            None
+        }
+        (Some(yen), None) => Some((date, AdjustmentKind::Added, yen)),
+        (None, Some(yen)) => Some((date, AdjustmentKind::Returned, yen)),
+        (None, None) => None,
+    }
+}
+
+/// The changes (oldest first) and the fee adjustments they carry. A change that carries
+/// only a fee adjustment (a return on 解除) changes nothing on the certificate.
 fn changes<'d>(
     r: &mut Reader<'d, '_>,
     map: &'d Mapping,
     path: &NodePath,
     issued: Option<NaiveDate>,
-) -> Vec<Change> {
+) -> (Vec<Change>, Vec<RawAdjustment>) {
     let Some(value) = map.get(CHANGES.key).filter(|v| !v.is_null()) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let list_path = path.key(CHANGES.key);
     let Some(items) = r.sequence(value, &list_path, "変更履歴") else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let mut adjustments = Vec::new();
+    let mut last_date: Option<NaiveDate> = None;
     let mut out: Vec<Change> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = list_path.index(i);
@@ -453,10 +647,14 @@ fn changes<'d>(
                 .and_then(|v| period(r, v, &p.key(PERIOD.key))),
             project: r.string(m, &p, PROJECT, false),
         };
-        if change.is_empty() {
+        let fee = adjustment(r, m, &p, date);
+        let fee_written = [FEE_ADDED, FEE_RETURNED]
+            .iter()
+            .any(|f| m.contains_key(f.key));
+        if change.is_empty() && !fee_written {
             r.error(
                 &p,
-                "変更には amount・contract_amount・period・project のどれかを書いてください",
+                "変更には amount・contract_amount・period・project・fee_added・fee_returned のどれかを書いてください",
             );
         }
         if let Some(issued) = issued.filter(|d| date < *d) {
@@ -465,18 +663,22 @@ fn changes<'d>(
                 format!("変更日 {date} が発行日 {issued} より前です"),
             );
         }
-        if let Some(previous) = out.last().filter(|c| date < c.date) {
+        if let Some(previous) = last_date.filter(|d| date < *d) {
             r.error(
                 &p.key(DATE.key),
                 format!(
                     "変更日 {date} が一つ前の変更 {} より前です。変更履歴は古い順に書いてください",
-                    previous.date
+                    previous
                 ),
             );
         }
-        out.push(change);
+        last_date = Some(date);
+        adjustments.extend(fee);
+        if !change.is_empty() {
+            out.push(change);
+        }
     }
-    out
+    (out, adjustments)
 }
 
 #[cfg(test)]
@@ -501,10 +703,16 @@ pub(crate) mod tests {
 
     fn parse(text: &str) -> (Vec<Certificate>, Vec<String>, Vec<String>) {
         let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
-        let certs = parse_file(Path::new("data/certificates/t.yaml"), text, &mut d, &mut w)
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect();
+        let certs = parse_file(
+            Path::new("data/certificates/t.yaml"),
+            text,
+            Billing::built_in(),
+            &mut d,
+            &mut w,
+        )
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
         let lines = |d: Diagnostics| d.sorted().iter().map(ToString::to_string).collect();
         (certs, lines(d), lines(w))
     }
@@ -562,7 +770,7 @@ pub(crate) mod tests {
                 "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
                 "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
                 "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10 文字目に使えない文字があります）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
-                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project のどれかを書いてください",
+                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project・fee_added・fee_returned のどれかを書いてください",
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]
         );

@@ -7,8 +7,10 @@
 //! - `typeset`: typst as a library, fonts embedded.
 //! - `vault`: the vault build, its reuse cache and its worker threads.
 
+pub mod customers;
 pub mod documents;
 pub mod input;
 pub mod qr;
+pub mod statements;
 pub mod typeset;
 pub mod vault;

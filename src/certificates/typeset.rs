@@ -24,12 +24,16 @@ pub const FONTS: [&[u8]; 2] = [
 ];
 
 /// The built-in typst templates; a site's `templates/NAME.typ` replaces them.
-const BUILT_IN: [(&str, &str); 2] = [
+const BUILT_IN: [(&str, &str); 3] = [
     (
         "certificate.typ",
         include_str!("../../templates/certificate.typ"),
     ),
     ("notice.typ", include_str!("../../templates/notice.typ")),
+    (
+        "statement.typ",
+        include_str!("../../templates/statement.typ"),
+    ),
 ];
 
 /// One template, compiled any number of times with different inputs.

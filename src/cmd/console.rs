@@ -53,13 +53,30 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         s.notices.display(),
         v.certificates
     );
+    let st = &s.statements;
+    if st.statements > 0 {
+        println!(
+            "{} に保証料計算書 {} 通を書き出しました（組版 {} 通、前回から再利用 {} 通）",
+            s.notices
+                .join(crate::certificates::statements::STATEMENTS_DIR)
+                .display(),
+            st.statements,
+            st.typeset,
+            st.reused
+        );
+    }
     println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
 }
 
 pub(super) fn checked(s: &CheckSummary) {
     warnings(&s.warnings);
+    let statements = if s.statements > 0 {
+        format!("、保証料計算書 {} 通", s.statements)
+    } else {
+        String::new()
+    };
     println!(
-        "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件、保証の記録 {} 件",
+        "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件、保証の記録 {} 件{statements}",
         s.pages, s.tables, s.adopters, s.qa, s.certificates
     );
 }

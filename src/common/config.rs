@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::certificate::Guarantor;
 use crate::common::diagnostics::Diagnostic;
+use crate::common::fees::{FeeRules, RawFees};
 
 pub const CONFIG_FILE: &str = "hosho.toml";
 
@@ -87,6 +88,8 @@ struct RawConfig {
     certificates: CertificatesConfig,
     #[serde(default)]
     markdown: MarkdownConfig,
+    #[serde(default)]
+    fees: RawFees,
 }
 
 /// The validated site settings.
@@ -104,6 +107,8 @@ pub struct Config {
     pub adopters: AdoptersConfig,
     pub certificates: CertificatesConfig,
     pub markdown: MarkdownConfig,
+    /// 保証料 rules (`[fees]`).
+    pub fees: FeeRules,
 }
 
 impl Config {
@@ -151,6 +156,10 @@ impl Config {
                 "[adopters] categories に区分を一つ以上書いてください",
             ));
         }
+        let fees = FeeRules::from_raw(raw.fees).map_err(|message| {
+            let offset = text.find("[fees").unwrap_or(0);
+            Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
+        })?;
         let base_url = if base_url.ends_with('/') {
             base_url
         } else {
@@ -166,6 +175,7 @@ impl Config {
             adopters: raw.adopters,
             certificates: raw.certificates,
             markdown: raw.markdown,
+            fees,
         })
     }
 

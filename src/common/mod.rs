@@ -6,6 +6,7 @@ pub mod certificate;
 pub mod config;
 pub mod diagnostics;
 pub mod era;
+pub mod fees;
 pub mod files;
 pub mod format;
 pub mod hex;

@@ -12,6 +12,8 @@ pub const ADOPTERS_DIR: &str = "data/adopters";
 pub const QA_FILE: &str = "data/qa.yaml";
 /// Certificates (private input).
 pub const CERTIFICATES_DIR: &str = "data/certificates";
+/// The contractors on 保証料一括納付制度 (private, like the certificates).
+pub const CUSTOMERS_FILE: &str = "data/customers.yaml";
 /// tera and typst templates that replace the built-in ones.
 pub const TEMPLATES_DIR: &str = "templates";
 /// Style sheets, scripts, images; `assets/fonts/` stays private.

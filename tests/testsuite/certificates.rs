@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::support::{snapshot, SiteDir};
 
-const NUMBERS: [&str; 8] = [
+const NUMBERS: [&str; 10] = [
     "2070004426",
     "2070004427",
     "2070202096",
@@ -15,6 +15,8 @@ const NUMBERS: [&str; 8] = [
     "2070310003",
     "2070310004",
     "2070310005",
+    "2070310006",
+    "2070310007",
 ];
 
 /// The text of a PDF (pdftotext, installed by scripts/test), whitespace collapsed.
@@ -50,7 +52,7 @@ fn demo_build_typesets_every_certificate_and_notice() {
     let run = site.build();
     assert!(
         run.stdout
-            .contains("証書 8 件を書き出しました（組版 8 件、前回から再利用 0 件）"),
+            .contains("証書 10 件を書き出しました（組版 10 件、前回から再利用 0 件）"),
         "{}",
         run.stdout
     );
@@ -95,7 +97,9 @@ fn demo_build_typesets_every_certificate_and_notice() {
             "changed",
             "valid",
             "cancelled",
-            "changed"
+            "changed",
+            "changed",
+            "cancelled",
         ]
     );
     assert_eq!(manifest["kdf"]["iterations"], 100_000);
@@ -283,13 +287,143 @@ fn the_notice_has_an_issue_date_and_a_qr_code_with_the_number_only() {
     assert_eq!(listing.lines().count(), 2, "no raster images: {listing}");
 }
 
+/// A statement's text, one string per line as pdftotext lays it out.
+fn statement(site: &SiteDir, file: &str) -> String {
+    let path = site.root.join("notices/statements").join(file);
+    crate::support::pdftotext(&path, &["-layout"])
+}
+
+/// The words of a line of `text` that holds `needle`, spaces collapsed.
+fn line_with(text: &str, needle: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle} in {text}"));
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn fee_statements_list_every_line_and_add_up() {
+    let site = SiteDir::demo();
+    let run = site.build();
+    assert!(
+        run.stdout
+            .contains("保証料計算書 4 通を書き出しました（組版 4 通、前回から再利用 0 通）"),
+        "{}",
+        run.stdout
+    );
+    let files: Vec<String> = snapshot(&site.root.join("notices/statements"))
+        .into_keys()
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "C0001/2024-06.pdf",
+            "C0001/2024-09.pdf",
+            "C0001/2024-10-return.pdf",
+            "C0001/2024-10.pdf",
+            "cache.json"
+        ]
+    );
+    let october = statement(&site, "C0001/2024-10.pdf");
+    let flat = pdf_text(&site.root.join("notices/statements/C0001/2024-10.pdf"));
+    assert_contains(
+        &flat,
+        &[
+            "保証料計算書",
+            "顧客コード C0001",
+            "見本工業株式会社 御中",
+            "発行日",
+            "令和6年10月31日",
+            "令和6年10月分（令和6年10月1日から令和6年10月31日まで）",
+            "西日本建設業保証株式会社 熊本支店",
+            "ご請求額は、発行日の翌月末日までに当社指定の口座へお振り込みください。",
+        ],
+        "statement",
+    );
+    // One line per guarantee issued in the month, by date: the fee as written, and the
+    // 中間前払金保証's computed at 0.065% (16,940,000 × 0.065% = 11,011).
+    for (number, project, words) in [
+        (
+            "2070310006",
+            "市道みほん港線道路改良工事 上天草市長",
+            "8,800,000円 35,200円",
+        ),
+        (
+            "2070310007",
+            "みほん川河川維持修繕工事 熊本県知事",
+            "990,000円 9,900円",
+        ),
+        (
+            "2070310001",
+            "県道みほん線橋梁補修工事 熊本県知事",
+            "16,940,000円 11,011円",
+        ),
+    ] {
+        let line = line_with(&october, number);
+        assert!(
+            line.contains(project) && line.contains(words),
+            "{number}: {line}"
+        );
+    }
+    let order: Vec<usize> = ["2070310006", "2070310007", "2070310001"]
+        .iter()
+        .map(|n| october.find(n).expect("listed"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "by date: {october}");
+    assert_eq!(line_with(&october, "保証料の合計"), "保証料の合計 56,111円");
+    assert_eq!(
+        line_with(&october, "追加保証料の合計"),
+        "追加保証料の合計 0円"
+    );
+    assert_eq!(line_with(&october, "ご請求額"), "ご請求額 56,111円");
+    // The change that added a fee is billed in its own month.
+    let september = statement(&site, "C0001/2024-09.pdf");
+    assert!(
+        line_with(&september, "2070310002").contains("13,200,000円 追加 4,400円"),
+        "{september}"
+    );
+    assert_eq!(line_with(&september, "ご請求額"), "ご請求額 4,400円");
+    // Returns, for a decrease and for a 解除, on a statement of their own.
+    let returns = statement(&site, "C0001/2024-10-return.pdf");
+    assert!(returns.contains("保証料返還計算書"), "{returns}");
+    assert!(
+        line_with(&returns, "2070310007").contains("990,000円 返還 6,600円"),
+        "{returns}"
+    );
+    assert!(
+        line_with(&returns, "2070310006").contains("7,040,000円 返還 7,040円"),
+        "{returns}"
+    );
+    assert!(pdf_text(
+        &site
+            .root
+            .join("notices/statements/C0001/2024-10-return.pdf")
+    )
+    .contains("（解除）"));
+    assert_eq!(
+        line_with(&returns, "返還保証料の合計"),
+        "返還保証料の合計 13,640円"
+    );
+    // Fees never reach the vault or the site.
+    for dir in [vault(&site), site.out()] {
+        for (name, bytes) in snapshot(&dir) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("35200") && !text.contains("C0001"), "{name}");
+        }
+    }
+}
+
 #[test]
 fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     let first = SiteDir::demo();
     first.build();
     let again = first.build();
     assert!(
-        again.stdout.contains("（組版 0 件、前回から再利用 8 件）"),
+        again.stdout.contains("（組版 0 件、前回から再利用 10 件）")
+            && again
+                .stdout
+                .contains("保証料計算書 4 通を書き出しました（組版 0 通、前回から再利用 4 通）"),
         "{}",
         again.stdout
     );
@@ -311,6 +445,11 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
             "notice {file} differs between checkouts"
         );
     }
+    let statements: Vec<&String> = c.keys().filter(|f| f.starts_with("statements/")).collect();
+    assert_eq!(statements.len(), 5, "{statements:?}");
+    for file in statements {
+        assert!(c[file] == d[file], "{file} differs between checkouts");
+    }
     // One changed record: one typesetting, one KDF.
     let data = first.root.join("data/certificates/demo.yaml");
     let text = fs::read_to_string(&data).expect("read");
@@ -321,7 +460,7 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     .expect("write");
     let run = first.build();
     assert!(
-        run.stdout.contains("（組版 1 件、前回から再利用 7 件）"),
+        run.stdout.contains("（組版 1 件、前回から再利用 9 件）"),
         "{}",
         run.stdout
     );

@@ -611,7 +611,7 @@ fn healthz_reports_the_manifest() {
     );
     // The admin listener has the details, and the metrics.
     let detail = get(&d.admin_url("/healthz")).json();
-    assert_eq!(detail["entries"], 8);
+    assert_eq!(detail["entries"], 10);
     let sha = hosho::common::hex::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
     assert_eq!(detail["manifest_sha256"], sha);
     let metrics = get(&d.admin_url("/metrics")).text();
@@ -619,7 +619,7 @@ fn healthz_reports_the_manifest() {
         metrics.contains(&format!("hosho_manifest_seq {}", root.seq())),
         "{metrics}"
     );
-    assert!(metrics.contains("hosho_manifest_entries 8"), "{metrics}");
+    assert!(metrics.contains("hosho_manifest_entries 10"), "{metrics}");
     // Nothing of the admin listener is on the public one.
     assert_eq!(get(&d.url("/metrics")).status, 404);
 }

@@ -79,6 +79,44 @@ fn certificate_records_are_checked_across_files() {
 }
 
 #[test]
+fn fee_problems_are_reported_at_their_line() {
+    check_fails_with(
+        "invalid-fees",
+        &[
+            "data/certificates/fees.yaml:6:8: 保証料は 0 円以上の整数で書いてください（-3000 になっています）",
+            "data/certificates/fees.yaml:17:13: 顧客コード「C0009」は data/customers.yaml にありません。一括納付のお客様として先に登録してください",
+            "data/certificates/fees.yaml:34:11: 解除された保証に保証料 2,000円 がありますが、返還の記録がありません。変更履歴に解除の日付と fee_returned（返還保証料）を書いてください",
+            "data/certificates/fees.yaml:43:11: 前払金保証の保証料がありません。fee に書くか、hosho.toml の [fees.rates.\"前払金保証\"] に料率を設定してください",
+            "data/certificates/fees.yaml:58:5: 返還保証料の合計 5,000円 が、保証料と追加保証料の合計 2,600円 を超えています",
+            "data/certificates/fees.yaml:70:56: 一つの変更に fee_added と fee_returned の両方は書けません。日付を分けて書いてください",
+        ],
+    );
+}
+
+#[test]
+fn fee_rules_that_cannot_be_read_point_into_hosho_toml() {
+    let site = SiteDir::fixture("minimal");
+    let config = std::fs::read_to_string(site.root.join("hosho.toml")).expect("read");
+    std::fs::write(
+        site.root.join("hosho.toml"),
+        format!(
+            "{config}\n[fees.rates.\"前払金保証\"]\nbands = [{{up_to = 100, rate = \"0.2\"}}]\n"
+        ),
+    )
+    .expect("write");
+    let run = site.hosho(&["check"]);
+    assert_eq!(run.code, 1);
+    let first = run.stderr.lines().next().expect("a line");
+    assert!(
+        first.contains(
+            "料率「0.2」は \"0.065%\" のように、小数点以下 6 桁までの百分率で書いてください"
+        ),
+        "{first}"
+    );
+    assert!(first.starts_with("hosho.toml:"), "{first}");
+}
+
+#[test]
 fn typst_template_problems_point_into_the_template() {
     check_fails_with(
         "invalid-typst",
@@ -98,7 +136,7 @@ fn config_problems_point_into_hosho_toml() {
     let run = site.hosho(&["check"]);
     assert_eq!(run.code, 1);
     let first = run.stderr.lines().next().expect("a line");
-    assert_eq!(first, "hosho.toml:8:2: 設定に誤りがあります: unknown field `adopter`, expected one of `title`, `description`, `base_url`, `banner`, `guarantor`, `adopters`, `certificates`, `markdown`");
+    assert_eq!(first, "hosho.toml:8:2: 設定に誤りがあります: unknown field `adopter`, expected one of `title`, `description`, `base_url`, `banner`, `guarantor`, `adopters`, `certificates`, `markdown`, `fees`");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context as _, Result};
 use ring::rand::SystemRandom;
 
+pub(crate) use workers::run_on_workers;
 pub use workers::WORKER_STACK;
 
 use self::cache::{Cache, CacheEntry, Previous};
@@ -361,7 +362,13 @@ mod tests {
     fn certificates() -> Vec<Certificate> {
         let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
         let text = format!("{}{CANCELLED}", input::tests::GOOD);
-        let parsed = input::parse_file(Path::new("c.yaml"), &text, &mut d, &mut w);
+        let parsed = input::parse_file(
+            Path::new("c.yaml"),
+            &text,
+            input::Billing::built_in(),
+            &mut d,
+            &mut w,
+        );
         assert!(d.is_empty(), "{d:?}");
         parsed.into_iter().map(|(c, _)| c).collect()
     }

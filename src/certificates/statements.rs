@@ -1,0 +1,438 @@
+//! 保証料計算書 (and 保証料返還計算書): for each contractor on 保証料一括納付制度 and each
+//! month, one statement of the fees of the guarantees issued that month and of the 追加保証料
+//! of that month's changes; the month's 返還保証料 go on a return statement of their own.
+//! Typeset from `templates/statement.typ` into the notices output (`statements/CODE/`),
+//! which stays on the build host.
+//!
+//! Statements are described as data ([`Statement::inputs`]); a statement whose inputs and
+//! template did not change, and whose previous PDF still has its recorded hash, is carried
+//! forward instead of typeset (`statements/cache.json`, authenticated with the auth-key
+//! secret like the vault's cache).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use chrono::{Datelike, NaiveDate};
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+use crate::certificates::customers::{Customer, Customers};
+use crate::certificates::input::{AdjustmentKind, Certificate};
+use crate::certificates::typeset::Template;
+use crate::certificates::vault::run_on_workers;
+use crate::common::certificate::Guarantor;
+use crate::common::diagnostics::{Diagnostics, InputErrors};
+use crate::common::fees::FeeRules;
+use crate::common::files::read_capped;
+use crate::common::hex::{from_hex, sha256_hex, to_hex};
+use crate::common::{era, format};
+use crate::output::{create_private_dir, write_private};
+use crate::trust::layout::MAX_PDF_BYTES;
+
+/// The directory of statements in the notices output.
+pub const STATEMENTS_DIR: &str = "statements";
+/// The template of both kinds of statement.
+pub const TEMPLATE: &str = "statement.typ";
+const CACHE_FILE: &str = "statements/cache.json";
+const CACHE_DOMAIN: &[u8] = b"hosho statement cache v1\0";
+
+/// 保証料計算書 or 保証料返還計算書.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatementKind {
+    /// 保証料計算書: fees and 追加保証料, to be paid.
+    Bill,
+    /// 保証料返還計算書: 返還保証料, to be paid back.
+    Return,
+}
+
+impl StatementKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            StatementKind::Bill => "保証料計算書",
+            StatementKind::Return => "保証料返還計算書",
+        }
+    }
+}
+
+/// What one line of a statement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// The 保証料 of a guarantee issued in the month.
+    Fee(u64),
+    /// A change's 追加保証料 or 返還保証料.
+    Adjustment(AdjustmentKind, u64),
+}
+
+/// One line: a guarantee issued, or a change that moved its fee.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    /// 発行日 or 変更日.
+    pub date: NaiveDate,
+    pub certificate: &'a Certificate,
+    /// 保証金額 in force after it.
+    pub guaranteed: u64,
+    pub charge: Charge,
+}
+
+/// One customer's statement of one kind for one month.
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    pub customer: &'a Customer,
+    /// The first day of the month.
+    pub month: NaiveDate,
+    pub kind: StatementKind,
+    /// By date, then 保証契約番号.
+    pub lines: Vec<Line<'a>>,
+}
+
+fn first_of_month(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
+}
+
+fn last_of_month(month: NaiveDate) -> NaiveDate {
+    month
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|next| next.pred_opt())
+        .unwrap_or(month)
+}
+
+/// Every statement the certificates call for, sorted by customer, month and kind.
+pub fn statements<'a>(
+    certificates: &'a [Certificate],
+    customers: &'a Customers,
+) -> Vec<Statement<'a>> {
+    type Key<'k> = (&'k str, NaiveDate, StatementKind);
+    let mut by_key: BTreeMap<Key<'a>, Vec<Line<'a>>> = BTreeMap::new();
+    for c in certificates {
+        let Some(code) = c.customer.as_deref() else {
+            continue;
+        };
+        if let Some(fee) = c.fee {
+            by_key
+                .entry((code, first_of_month(c.issued), StatementKind::Bill))
+                .or_default()
+                .push(Line {
+                    date: c.issued,
+                    certificate: c,
+                    guaranteed: c.initial.amount,
+                    charge: Charge::Fee(fee),
+                });
+        }
+        for a in &c.adjustments {
+            let kind = match a.kind {
+                AdjustmentKind::Added => StatementKind::Bill,
+                AdjustmentKind::Returned => StatementKind::Return,
+            };
+            by_key
+                .entry((code, first_of_month(a.date), kind))
+                .or_default()
+                .push(Line {
+                    date: a.date,
+                    certificate: c,
+                    guaranteed: a.guaranteed,
+                    charge: Charge::Adjustment(a.kind, a.amount),
+                });
+        }
+    }
+    by_key
+        .into_iter()
+        .filter_map(|((code, month, kind), mut lines)| {
+            lines.sort_by(|a, b| {
+                (a.date, &a.certificate.number).cmp(&(b.date, &b.certificate.number))
+            });
+            Some(Statement {
+                customer: customers.get(code)?,
+                month,
+                kind,
+                lines,
+            })
+        })
+        .collect()
+}
+
+/// What `statement.typ` receives for one line, every value as printed.
+#[derive(Debug, Serialize)]
+struct LineText<'a> {
+    date: String,
+    number: &'a str,
+    kind: &'static str,
+    issued: String,
+    project: &'a str,
+    beneficiary: &'a str,
+    guaranteed: String,
+    /// 保証料 (on the line of an issue), else empty.
+    fee: String,
+    /// 追加 or 返還 and its amount (on the line of a change), else empty.
+    adjustment: String,
+    /// 新規 / 変更（追加） / 変更（返還）
+    reason: &'static str,
+}
+
+/// The totals at the foot of a statement.
+#[derive(Debug, Serialize)]
+struct Totals {
+    fees: String,
+    added: String,
+    returned: String,
+    /// 請求額 (fees + 追加) on a bill, 返還額 on a return.
+    total: String,
+}
+
+/// What `statement.typ` receives.
+#[derive(Debug, Serialize)]
+struct StatementInputs<'a> {
+    title: &'static str,
+    is_return: bool,
+    /// `令和6年10月分`
+    month: String,
+    /// `令和6年10月1日から令和6年10月31日まで`
+    period: String,
+    /// The last day of the month, in era form.
+    issued: String,
+    code: &'a str,
+    customer: &'a crate::common::certificate::Party,
+    guarantor: &'a Guarantor,
+    lines: Vec<LineText<'a>>,
+    totals: Totals,
+    payment_terms: Option<&'a str>,
+}
+
+impl Statement<'_> {
+    /// `statements/CODE/YYYY-MM.pdf`, `…/YYYY-MM-return.pdf`, in the notices output.
+    pub fn file(&self) -> String {
+        let suffix = match self.kind {
+            StatementKind::Bill => "",
+            StatementKind::Return => "-return",
+        };
+        format!(
+            "{STATEMENTS_DIR}/{}/{:04}-{:02}{suffix}.pdf",
+            self.customer.code,
+            self.month.year(),
+            self.month.month()
+        )
+    }
+
+    /// The sum of the lines' fees, 追加 and 返還.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        let (mut fees, mut added, mut returned) = (0, 0, 0);
+        for line in &self.lines {
+            match line.charge {
+                Charge::Fee(yen) => fees += yen,
+                Charge::Adjustment(AdjustmentKind::Added, yen) => added += yen,
+                Charge::Adjustment(AdjustmentKind::Returned, yen) => returned += yen,
+            }
+        }
+        (fees, added, returned)
+    }
+
+    /// The template's inputs: every value already as printed.
+    pub fn inputs(
+        &self,
+        guarantor: &Guarantor,
+        rules: &FeeRules,
+    ) -> serde_json::Result<serde_json::Value> {
+        let lines = self.lines.iter().map(line_text).collect();
+        let (fees, added, returned) = self.totals();
+        let total = match self.kind {
+            StatementKind::Bill => fees + added,
+            StatementKind::Return => returned,
+        };
+        let last = last_of_month(self.month);
+        serde_json::to_value(StatementInputs {
+            title: self.kind.title(),
+            is_return: self.kind == StatementKind::Return,
+            month: format!("{}分", era::year_month(self.month)),
+            period: format!(
+                "{}から{}まで",
+                era::full_date(self.month),
+                era::full_date(last)
+            ),
+            issued: era::full_date(last),
+            code: &self.customer.code,
+            customer: &self.customer.party,
+            guarantor,
+            lines,
+            totals: Totals {
+                fees: format::yen(fees),
+                added: format::yen(added),
+                returned: format::yen(returned),
+                total: format::yen(total),
+            },
+            payment_terms: rules.payment_terms.as_deref(),
+        })
+    }
+}
+
+fn line_text<'a>(line: &Line<'a>) -> LineText<'a> {
+    let c = line.certificate;
+    let (fee, adjustment, reason) = match line.charge {
+        Charge::Fee(yen) => (format::yen(yen), String::new(), "新規"),
+        Charge::Adjustment(AdjustmentKind::Added, yen) => {
+            (String::new(), format!("追加 {}", format::yen(yen)), "変更")
+        }
+        Charge::Adjustment(AdjustmentKind::Returned, yen) => {
+            let reason = if c.cancelled { "解除" } else { "変更" };
+            (String::new(), format!("返還 {}", format::yen(yen)), reason)
+        }
+    };
+    LineText {
+        date: era::full_date(line.date),
+        number: &c.number,
+        kind: c.kind.label(),
+        issued: era::full_date(c.issued),
+        project: project_of(c, line.date),
+        beneficiary: &c.beneficiary,
+        guaranteed: format::yen(line.guaranteed),
+        fee,
+        adjustment,
+        reason,
+    }
+}
+
+/// 工事名 in force on `date` (a change may rename the project).
+fn project_of(c: &Certificate, date: NaiveDate) -> &str {
+    c.changes
+        .iter()
+        .take_while(|ch| ch.date <= date)
+        .filter_map(|ch| ch.project.as_deref())
+        .last()
+        .unwrap_or(&c.initial.project)
+}
+
+/// One statement's cache entry: the PDF's hash, authenticated over the inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheEntry {
+    pdf_sha256: String,
+    mac: String,
+}
+
+fn mac_message(material: &[u8], pdf_sha256: &str) -> Vec<u8> {
+    let mut message = CACHE_DOMAIN.to_vec();
+    message.extend_from_slice(sha256_hex(material).as_bytes());
+    message.extend_from_slice(pdf_sha256.as_bytes());
+    message
+}
+
+/// Where the statements go, and what they may reuse.
+pub struct StatementBuild<'a> {
+    pub statements: &'a [Statement<'a>],
+    pub template: &'a Template,
+    pub guarantor: &'a Guarantor,
+    pub rules: &'a FeeRules,
+    /// The notices output being replaced (read for reuse).
+    pub previous: &'a Path,
+    /// The new notices output.
+    pub staging: &'a Path,
+    /// The auth-key secret, which authenticates the cache.
+    pub secret: &'a [u8],
+}
+
+/// What the statements build did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatementReport {
+    pub statements: usize,
+    pub typeset: usize,
+    pub reused: usize,
+}
+
+/// Typesets (or carries forward) every statement into `b.staging` and writes the cache.
+pub fn build(b: &StatementBuild<'_>) -> Result<StatementReport> {
+    if b.statements.is_empty() {
+        return Ok(StatementReport::default());
+    }
+    let previous: BTreeMap<String, CacheEntry> = std::fs::read(b.previous.join(CACHE_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b.secret);
+    let mut dirs: Vec<String> = b
+        .statements
+        .iter()
+        .map(|s| format!("{STATEMENTS_DIR}/{}", s.customer.code))
+        .collect();
+    dirs.dedup();
+    for dir in std::iter::once(STATEMENTS_DIR.to_owned()).chain(dirs) {
+        let path = b.staging.join(dir);
+        create_private_dir(&path).with_context(|| format!("{} を作れません", path.display()))?;
+    }
+    let results = run_on_workers(b.statements, |s| one(b, &previous, &key, s));
+    let mut d = Diagnostics::default();
+    let mut cache = BTreeMap::new();
+    let mut report = StatementReport {
+        statements: b.statements.len(),
+        ..StatementReport::default()
+    };
+    for (statement, result) in b.statements.iter().zip(results) {
+        match result {
+            Ok(Ok((entry, reused))) => {
+                if reused {
+                    report.reused += 1;
+                } else {
+                    report.typeset += 1;
+                }
+                cache.insert(statement.file(), entry);
+            }
+            Ok(Err(diagnostic)) => d.push(diagnostic),
+            Err(e) => return Err(e),
+        }
+    }
+    if !d.is_empty() {
+        return Err(InputErrors(d.sorted()).into());
+    }
+    let mut bytes =
+        serde_json::to_vec_pretty(&cache).context("statements/cache.json を作れません")?;
+    bytes.push(b'\n');
+    let path = b.staging.join(CACHE_FILE);
+    write_private(&path, &bytes).with_context(|| format!("{} を書けません", path.display()))?;
+    Ok(report)
+}
+
+type Outcome =
+    Result<std::result::Result<(CacheEntry, bool), crate::common::diagnostics::Diagnostic>>;
+
+/// One statement: carried forward when its cache entry checks out, else typeset.
+fn one(
+    b: &StatementBuild<'_>,
+    previous: &BTreeMap<String, CacheEntry>,
+    key: &hmac::Key,
+    statement: &Statement<'_>,
+) -> Outcome {
+    let file = statement.file();
+    let inputs = statement
+        .inputs(b.guarantor, b.rules)
+        .context("保証料計算書の入力を作れません")?;
+    let mut material = inputs.to_string().into_bytes();
+    material.extend_from_slice(b.template.source().as_bytes());
+    let to = b.staging.join(&file);
+    if let Some(entry) = previous.get(&file) {
+        let authentic = from_hex(&entry.mac).is_some_and(|mac| {
+            hmac::verify(key, &mac_message(&material, &entry.pdf_sha256), &mac).is_ok()
+        });
+        let from = b.previous.join(&file);
+        let intact = authentic
+            && read_capped(&from, MAX_PDF_BYTES, false)
+                .is_ok_and(|bytes| sha256_hex(&bytes) == entry.pdf_sha256);
+        if intact {
+            std::fs::hard_link(&from, &to)
+                .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                .with_context(|| format!("{file} を前回の出力から引き継げません"))?;
+            return Ok(Ok((entry.clone(), true)));
+        }
+    }
+    let ident = file.trim_end_matches(".pdf").replace('/', "-");
+    let pdf = match b.template.pdf(&inputs, &ident) {
+        Ok(pdf) => pdf,
+        Err(diagnostic) => return Ok(Err(diagnostic)),
+    };
+    write_private(&to, &pdf).with_context(|| format!("{} を書けません", to.display()))?;
+    let pdf_sha256 = sha256_hex(&pdf);
+    let mac = hmac::sign(key, &mac_message(&material, &pdf_sha256));
+    Ok(Ok((
+        CacheEntry {
+            pdf_sha256,
+            mac: to_hex(mac.as_ref()),
+        },
+        false,
+    )))
+}

@@ -141,6 +141,8 @@ pub struct FeeRules {
     pub rates: BTreeMap<String, RateTable>,
     /// 支払条件, printed on every 保証料計算書.
     pub payment_terms: Option<String>,
+    /// The kinds hosho.toml gives rates for (the others' rates are built in, or none).
+    pub configured: Vec<String>,
 }
 
 /// `[fees]` as written.
@@ -157,6 +159,7 @@ impl FeeRules {
     /// The rules of `raw`, with the built-in rate of 中間前払金保証 when it has none.
     pub fn from_raw(raw: RawFees) -> Result<FeeRules, String> {
         let mut rates = BTreeMap::new();
+        let configured = raw.rates.keys().cloned().collect();
         for (kind, table) in raw.rates {
             if Kind::parse(&kind).is_none() {
                 return Err(format!(
@@ -176,6 +179,7 @@ impl FeeRules {
         Ok(FeeRules {
             rates,
             payment_terms: raw.payment_terms,
+            configured,
         })
     }
 
@@ -197,6 +201,7 @@ impl Default for FeeRules {
         FeeRules::from_raw(RawFees::default()).unwrap_or(FeeRules {
             rates: BTreeMap::new(),
             payment_terms: None,
+            configured: Vec::new(),
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod adopters;
 mod check;
 pub mod content;
 mod feed;
+pub mod fees;
 pub mod links;
 pub mod markdown;
 pub mod opendata;
@@ -319,7 +320,7 @@ impl Site {
     }
 
     /// Data templates can ask for: `adopter_tables()`, `qa()`, `timeline()`,
-    /// `sections()` and `updates()`.
+    /// `sections()`, `updates()` and `fee_estimates()`.
     fn register_template_data(&mut self) {
         let updates = feed::entries(&self.config, &self.pages, &self.tables);
         let values = [
@@ -328,6 +329,10 @@ impl Site {
             ("timeline", serde_json::to_value(&self.timeline)),
             ("sections", serde_json::to_value(self.sections())),
             ("updates", serde_json::to_value(updates)),
+            (
+                "fee_estimates",
+                serde_json::to_value(fees::estimates(&self.config.fees)),
+            ),
         ];
         for (name, value) in values {
             // Serialising plain data structures cannot fail; an empty value keeps templates working.

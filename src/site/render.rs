@@ -13,13 +13,14 @@ use crate::common::walk::{self, Walk};
 use crate::common::{era, format};
 
 /// The built-in theme, so a site needs only the templates it changes.
-const BUILT_IN: [(&str, &str); 14] = [
+const BUILT_IN: [(&str, &str); 15] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("index.html", include_str!("../../templates/index.html")),
     ("page.html", include_str!("../../templates/page.html")),
     ("section.html", include_str!("../../templates/section.html")),
     ("qa.html", include_str!("../../templates/qa.html")),
+    ("fees.html", include_str!("../../templates/fees.html")),
     (
         "adopters.html",
         include_str!("../../templates/adopters.html"),

@@ -264,3 +264,51 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         assert!(!text.contains(hidden), "{hidden} printed: {text}");
     }
 }
+
+#[test]
+fn the_fee_calculator_computes_what_the_statements_compute() {
+    let Some(chromium) = chromium() else {
+        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+        return;
+    };
+    let root = crate::daemon::Root::new();
+    let daemon = crate::daemon::Daemon::start(&root, &[]);
+    let mut b = crate::cdp::Browser::launch(&chromium);
+    b.navigate(&daemon.url("/fees/"));
+    // The script showed the form; without it the worked examples stand alone.
+    assert_eq!(
+        b.eval("document.querySelector('.fee-calculator').hidden"),
+        false
+    );
+    let rules = hosho::common::fees::FeeRules::default();
+    let kind = hosho::common::certificate::Kind::InterimAdvance;
+    for amount in [1u64, 1_999, 10_000_000, 16_940_000, 123_456_789_012] {
+        let expected = rules.fee(kind, amount).map(hosho::common::format::yen);
+        b.eval("document.getElementById('fee-amount').focus(); document.getElementById('fee-amount').value = ''; 'cleared'");
+        // Typed as a clerk might: full-width digits.
+        let typed: String = amount
+            .to_string()
+            .chars()
+            .map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap_or(c))
+            .collect();
+        b.type_text(&typed);
+        let shown = b.eval("document.getElementById('fee-result').textContent");
+        assert_eq!(shown.as_str(), expected.as_deref(), "{amount}");
+    }
+    // Every worked example in the tables is the statement function's number.
+    let examples = b.eval(
+        "Array.from(document.querySelectorAll('table.fee-examples tbody tr')).map(r => \
+         [r.querySelector('[data-amount]').dataset.amount, r.querySelector('[data-fee]').dataset.fee])",
+    );
+    let examples = examples.as_array().expect("rows");
+    assert_eq!(examples.len(), 5);
+    for row in examples {
+        let amount: u64 = row[0]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("amount");
+        let fee: u64 = row[1].as_str().and_then(|a| a.parse().ok()).expect("fee");
+        assert_eq!(Some(fee), rules.fee(kind, amount));
+    }
+    assert_eq!(b.eval("hoshoFee('interim-advance', '10000000')"), "6500");
+}

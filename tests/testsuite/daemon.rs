@@ -45,7 +45,7 @@ impl Root {
         self.path.join("vault").join(rel)
     }
 
-    fn key_of(&self, number: &str) -> String {
+    pub(crate) fn key_of(&self, number: &str) -> String {
         let secret = fs::read(self.path.join("keys/authkey.secret")).expect("secret");
         hosho::trust::authkey::derive_key(&secret, number)
     }

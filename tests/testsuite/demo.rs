@@ -303,7 +303,7 @@ fn sitemap_and_404() {
     let site = SiteDir::demo();
     site.build();
     let sitemap = site.read("sitemap.xml");
-    assert_eq!(sitemap.matches("<loc>").count(), 13);
+    assert_eq!(sitemap.matches("<loc>").count(), 15);
     assert!(sitemap.contains("<loc>https://denshi-hosho.example.jp/adopters/kumamoto/</loc>"));
     assert!(
         !sitemap.contains("404"),
@@ -337,7 +337,7 @@ fn demo_check_passes_and_writes_nothing() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "問題はありません: 13 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 10 件、保証料計算書 4 通\n"
+        "問題はありません: 15 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 10 件、保証料計算書 4 通\n"
     );
     assert!(!site.out().exists());
 }

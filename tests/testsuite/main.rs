@@ -1,5 +1,6 @@
 //! hosho's integration tests: fixture site roots built with the real binary.
 
+mod accessibility;
 mod browser;
 mod cdp;
 mod certificates;

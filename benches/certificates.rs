@@ -224,7 +224,7 @@ fn main() {
     let certificates: Vec<Certificate> = input::parse_file(
         Path::new("bench.yaml"),
         &text,
-        input::Billing::built_in(),
+        input::References::built_in(),
         &mut d,
         &mut w,
     )
@@ -236,6 +236,7 @@ fn main() {
     let extras = Extras {
         verify_url: &verify_url,
         key: "332E1E7K9Q",
+        submission: None,
     };
     let inputs: Vec<(serde_json::Value, serde_json::Value)> = certificates
         .iter()

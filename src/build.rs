@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Result};
 
 use crate::certificates::customers::{self, Customers};
-use crate::certificates::input::{self, Billing, Certificate};
+use crate::certificates::input::{self, Certificate, References};
 use crate::certificates::statements::{self, StatementBuild, StatementReport};
 use crate::certificates::typeset::Template;
 use crate::certificates::typeset::Typesetter;
@@ -76,11 +76,13 @@ fn load(root: &Path) -> Result<Inputs> {
     let mut warnings = Diagnostics::default();
     let customers = customers::load(root, &mut d);
     let default_rules = crate::common::fees::FeeRules::default();
-    let billing = Billing {
+    let orderers = site.as_ref().map(Site::orderers).unwrap_or_default();
+    let refs = References {
         customers: &customers,
         rules: site.as_ref().map_or(&default_rules, |s| &s.config.fees),
+        orderers: &orderers,
     };
-    let certificates = input::load(root, billing, &mut d, &mut warnings);
+    let certificates = input::load(root, refs, &mut d, &mut warnings);
     match site {
         Some(site) if d.is_empty() => Ok(Inputs {
             site,

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::certificates::qr;
 use crate::common::certificate::{Guarantor, Party, Record, Status};
+use crate::common::submission::SubmissionRules;
 use crate::common::{era, format};
 use crate::trust::authkey;
 use crate::trust::layout::CERTIFICATES_DIR;
@@ -25,6 +26,8 @@ pub struct Extras<'a> {
     pub verify_url: &'a str,
     /// The certificate's 認証キー, canonical.
     pub key: &'a str,
+    /// The orderer's name and its rules for receiving the notice, if it published them.
+    pub submission: Option<&'a (String, SubmissionRules)>,
 }
 
 /// The private output a document is written to.
@@ -137,6 +140,43 @@ struct NoticeInputs<'a> {
     /// The verification page with the number filled in, and its QR code (SVG).
     verify_link: String,
     qr_svg: String,
+    /// How this certificate's orderer wants the notice, when it has said.
+    submission: Option<SubmissionText<'a>>,
+}
+
+/// An orderer's rules as the notice prints them, for this certificate.
+#[derive(Debug, Serialize)]
+struct SubmissionText<'a> {
+    orderer: &'a str,
+    /// `メール・紙`
+    channels: String,
+    /// 提出先 for this certificate's kind.
+    address: Option<&'a str>,
+    /// The subject line, filled in with this certificate's number and project.
+    subject: Option<String>,
+    /// `前払金請求書と一緒に提出できます` / `…できません…`
+    with_invoice: Option<&'static str>,
+    notes: &'a [String],
+}
+
+fn submission_text<'a>(
+    record: &'a Record,
+    (orderer, rules): &'a (String, SubmissionRules),
+) -> SubmissionText<'a> {
+    SubmissionText {
+        orderer,
+        channels: rules.channels.join("・"),
+        address: rules.address_for(record.kind),
+        subject: rules.subject_for(record.kind, &record.number, &record.current.project),
+        with_invoice: rules.with_invoice.map(|with| {
+            if with {
+                "前払金請求書と一緒に提出できます。"
+            } else {
+                "前払金請求書とは別に提出してください。"
+            }
+        }),
+        notes: &rules.notes,
+    }
 }
 
 fn certificate_inputs(
@@ -192,6 +232,7 @@ fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serd
         verify_url: extras.verify_url,
         verify_link,
         qr_svg,
+        submission: extras.submission.map(|s| submission_text(record, s)),
     })
 }
 

@@ -15,6 +15,7 @@ use crate::common::certificate::{
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::fees::FeeRules;
 use crate::common::root::CERTIFICATES_DIR;
+use crate::common::submission::{Orderers, SubmissionRules};
 use crate::common::walk::{self, Walk};
 use crate::common::yaml::{field, read_list, Document, Field, NodePath, Reader};
 use crate::trust::authkey;
@@ -35,9 +36,10 @@ const STATUS: Field = field("status", "状態");
 const CHANGES: Field = field("changes", "変更履歴");
 const FEE: Field = field("fee", "保証料");
 const CUSTOMER: Field = field("customer", "顧客コード");
+const ORDERER: Field = field("orderer", "提出先の発注者名");
 const FEE_ADDED: Field = field("fee_added", "追加保証料");
 const FEE_RETURNED: Field = field("fee_returned", "返還保証料");
-const RECORD_FIELDS: [Field; 16] = [
+const RECORD_FIELDS: [Field; 17] = [
     NUMBER,
     KIND,
     ISSUED,
@@ -54,6 +56,7 @@ const RECORD_FIELDS: [Field; 16] = [
     CHANGES,
     FEE,
     CUSTOMER,
+    ORDERER,
 ];
 const NAME: Field = field("name", "名称");
 const ADDRESS: Field = field("address", "所在地");
@@ -70,22 +73,26 @@ const CHANGE_FIELDS: [Field; 7] = [
     FEE_RETURNED,
 ];
 
-/// What the fee checks need besides the file: who is billed monthly, and the `[fees]`
-/// rules that give a fee to a certificate without one.
+/// What certificates refer to outside their file: who is billed monthly, the `[fees]`
+/// rules that give a fee to a certificate without one, and the orderers' rules for
+/// receiving the notice (from the public adoption files).
 #[derive(Debug, Clone, Copy)]
-pub struct Billing<'a> {
+pub struct References<'a> {
     pub customers: &'a Customers,
     pub rules: &'a FeeRules,
+    pub orderers: &'a Orderers,
 }
 
-impl Billing<'static> {
+impl References<'static> {
     /// No customer, and only the built-in fee rules.
-    pub fn built_in() -> Billing<'static> {
+    pub fn built_in() -> References<'static> {
         static NONE: Customers = Customers(std::collections::BTreeMap::new());
         static RULES: std::sync::LazyLock<FeeRules> = std::sync::LazyLock::new(FeeRules::default);
-        Billing {
+        static ORDERERS: Orderers = Orderers(std::collections::BTreeMap::new());
+        References {
             customers: &NONE,
             rules: &RULES,
+            orderers: &ORDERERS,
         }
     }
 }
@@ -144,6 +151,9 @@ pub struct Certificate {
     pub customer: Option<String>,
     /// 追加保証料・返還保証料, oldest first. Private: never in the record.
     pub adjustments: Vec<Adjustment>,
+    /// The orderer's rules for receiving the notice, with its name, when it has published
+    /// them (`orderer:`, else the adopter whose name the 被保証者 starts with).
+    pub submission: Option<(String, SubmissionRules)>,
     /// The file it was read from, relative to the site root.
     pub source: PathBuf,
 }
@@ -197,7 +207,7 @@ impl Certificate {
 /// `diagnostics`; notes that do not stop the build (契約保証 below 1/10) to `warnings`.
 pub fn load(
     root: &Path,
-    billing: Billing<'_>,
+    refs: References<'_>,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
 ) -> Vec<Certificate> {
@@ -222,7 +232,7 @@ pub fn load(
                 continue;
             }
         };
-        let parsed = parse_file(&file.rel, &text, billing, diagnostics, warnings);
+        let parsed = parse_file(&file.rel, &text, refs, diagnostics, warnings);
         for (certificate, index) in parsed {
             if let Some((first_file, first_index)) = first_seen.get(&certificate.number) {
                 // Positions are looked up only now: each lookup parses the file again.
@@ -267,7 +277,7 @@ fn number_position(rel: &Path, text: &str, index: usize) -> (usize, usize) {
 pub fn parse_file(
     rel: &Path,
     text: &str,
-    billing: Billing<'_>,
+    refs: References<'_>,
     diagnostics: &mut Diagnostics,
     warnings: &mut Diagnostics,
 ) -> Vec<(Certificate, usize)> {
@@ -278,7 +288,7 @@ pub fn parse_file(
         diagnostics,
         |r, item, path, i| {
             let c = certificate(r, item, path, rel, warnings)?;
-            fees(r, map_of(item), path, billing, c).map(|c| (c, i))
+            fees(r, map_of(item), path, refs, c).map(|c| (c, i))
         },
     )
 }
@@ -294,7 +304,7 @@ fn fees<'d>(
     r: &mut Reader<'d, '_>,
     map: Option<&'d Mapping>,
     path: &NodePath,
-    billing: Billing<'_>,
+    refs: References<'_>,
     mut c: Certificate,
 ) -> Option<Certificate> {
     let map = map?;
@@ -310,14 +320,25 @@ fn fees<'d>(
     let written = written.and_then(|f| u64::try_from(f).ok());
     c.customer = r.string(map, path, CUSTOMER, false);
     if let Some(code) = c.customer.as_deref() {
-        if billing.customers.get(code).is_none() {
+        if refs.customers.get(code).is_none() {
             r.error(
                 &path.key(CUSTOMER.key),
                 format!("顧客コード「{code}」は {} にありません。一括納付のお客様として先に登録してください", crate::common::root::CUSTOMERS_FILE),
             );
         }
     }
-    c.fee = written.or_else(|| billing.rules.fee(c.kind, c.initial.amount));
+    c.fee = written.or_else(|| refs.rules.fee(c.kind, c.initial.amount));
+    let orderer = r.string(map, path, ORDERER, false);
+    c.submission = refs
+        .orderers
+        .find(orderer.as_deref(), &c.beneficiary)
+        .map(|(name, rules)| (name.to_owned(), rules.clone()));
+    if let (Some(name), None) = (&orderer, &c.submission) {
+        r.error(
+            &path.key(ORDERER.key),
+            format!("発注者「{name}」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"),
+        );
+    }
     let billed = written.is_some() || c.customer.is_some();
     if billed && c.fee.is_none() && !negative {
         r.error(
@@ -515,6 +536,7 @@ fn certificate<'d>(
         fee: None,
         customer: None,
         adjustments: Vec::new(),
+        submission: None,
         source: rel.to_path_buf(),
     };
     let mut certificate = certificate;
@@ -706,7 +728,7 @@ pub(crate) mod tests {
         let certs = parse_file(
             Path::new("data/certificates/t.yaml"),
             text,
-            Billing::built_in(),
+            References::built_in(),
             &mut d,
             &mut w,
         )
@@ -774,6 +796,46 @@ pub(crate) mod tests {
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]
         );
+    }
+
+    #[test]
+    fn the_orderers_rules_are_found_by_name_or_by_the_beneficiary() {
+        let rules = crate::common::submission::SubmissionRules {
+            page: "osaka".to_owned(),
+            channels: vec!["メール".to_owned()],
+            address: None,
+            addresses: Vec::new(),
+            subject: None,
+            with_invoice: None,
+            notes: Vec::new(),
+        };
+        let orderers = Orderers([("近畿地方整備局".to_owned(), rules)].into());
+        let refs = References {
+            orderers: &orderers,
+            ..References::built_in()
+        };
+        let read = |text: &str| {
+            let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+            let parsed = parse_file(Path::new("t.yaml"), text, refs, &mut d, &mut w);
+            let lines: Vec<String> = d.sorted().iter().map(ToString::to_string).collect();
+            (
+                parsed.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
+                lines,
+            )
+        };
+        // 支出負担行為担当官 近畿地方整備局長 does not start with the name: say it.
+        let named = GOOD.replace("  bank:", "  orderer: 近畿地方整備局\n  bank:");
+        let (certs, errs) = read(&named);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            certs[0].submission.as_ref().map(|s| s.0.as_str()),
+            Some("近畿地方整備局")
+        );
+        let (certs, _) = read(GOOD);
+        assert!(certs[0].submission.is_none());
+        let unknown = GOOD.replace("  bank:", "  orderer: 見本市\n  bank:");
+        let (_, errs) = read(&unknown);
+        assert_eq!(errs, ["t.yaml:10:12: 発注者「見本市」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"]);
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl Typesetter {
         let extras = Extras {
             verify_url,
             key: "0000000000",
+            submission: certificate.submission.as_ref(),
         };
         let inputs = documents::all_inputs(&record, extras)
             .map_err(|e| Diagnostic::file(&certificate.source, format!("入力を作れません: {e}")))?;

@@ -11,5 +11,6 @@ pub mod files;
 pub mod format;
 pub mod hex;
 pub mod root;
+pub mod submission;
 pub mod walk;
 pub mod yaml;

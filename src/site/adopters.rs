@@ -12,6 +12,7 @@ use crate::common::config::Config;
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::era;
 use crate::common::root::ADOPTERS_DIR;
+use crate::common::submission::{self, SubmissionRules};
 use crate::common::walk::{self, Walk};
 use crate::common::yaml::{field, Document, Field, NodePath, Reader};
 
@@ -26,7 +27,31 @@ const NAME: Field = field("name", "発注者名");
 const CATEGORY: Field = field("category", "区分");
 const START: Field = field("start", "運用開始日");
 const SERVICES: Field = field("services", "業務委託への適用");
-const ROW_FIELDS: [Field; 4] = [NAME, CATEGORY, START, SERVICES];
+const SUBMISSION: Field = field("submission", "お知らせの提出方法");
+const ROW_FIELDS: [Field; 5] = [NAME, CATEGORY, START, SERVICES, SUBMISSION];
+
+const PAGE: Field = field("page", "提出方法のページ名");
+const CHANNELS: Field = field("channels", "提出方法");
+const ADDRESS: Field = field("address", "提出先");
+const ADDRESSES: Field = field("addresses", "区分ごとの提出先");
+const SUBJECT: Field = field("subject", "メールの件名");
+const WITH_INVOICE: Field = field("with_invoice", "前払金請求書との同時提出");
+const NOTES: Field = field("notes", "注意事項");
+const SUBMISSION_FIELDS: [Field; 7] = [
+    PAGE,
+    CHANNELS,
+    ADDRESS,
+    ADDRESSES,
+    SUBJECT,
+    WITH_INVOICE,
+    NOTES,
+];
+/// The keys of `addresses:`: one per 区分.
+const ADDRESS_KINDS: [Field; 3] = [
+    field("前払金保証", "前払金保証の提出先"),
+    field("中間前払金保証", "中間前払金保証の提出先"),
+    field("契約保証", "契約保証の提出先"),
+];
 
 /// An orderer (発注者) that has adopted 電子保証.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +68,8 @@ pub struct Adopter {
     pub planned: bool,
     /// 業務委託への適用
     pub services: Option<bool>,
+    /// How this orderer wants the 認証キー notice (its own page when given).
+    pub submission: Option<SubmissionRules>,
 }
 
 /// Rows of one category, in file order.
@@ -76,6 +103,8 @@ pub struct AdopterTable {
     pub categories: Vec<CategoryGroup>,
     pub has_start: bool,
     pub has_services: bool,
+    /// Some row has rules for receiving the notice (its name links to them).
+    pub has_submission: bool,
 }
 
 /// Every adoption table, sorted by file name; the slugs of files that failed go to `failed`.
@@ -169,6 +198,7 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
         .unwrap_or(&[]);
     let mut adopters: Vec<(usize, Adopter)> = Vec::new();
     let mut first_row_of: HashMap<String, usize> = HashMap::new();
+    let mut first_page_of: HashMap<String, usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         let path = rows_path.index(i);
         let Some(row) = r.mapping(row, &path, "発注者の行", &ROW_FIELDS) else {
@@ -178,6 +208,18 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
         let category = r.string(row, &path, CATEGORY, true);
         let start = r.date(row, &path, START, false);
         let services = r.boolean(row, &path, SERVICES);
+        let rules = submission_rules(r, row, &path);
+        if let Some(page) = rules.as_ref().map(|s| s.page.clone()) {
+            if let Some(first) = first_page_of.get(&page) {
+                let (line, _) = r.doc.locate(&rows_path.index(*first).key(NAME.key), false);
+                r.error(
+                    &path.key(SUBMISSION.key).key(PAGE.key),
+                    format!("ページ名「{page}」は {line} 行目の発注者でも使われています。発注者ごとに別の名前を付けてください"),
+                );
+            } else {
+                first_page_of.insert(page, i);
+            }
+        }
         let rank = category
             .as_ref()
             .and_then(|c| category_rank(r, &path, c, config));
@@ -201,11 +243,91 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
                 start_wareki,
                 planned: false,
                 services,
+                submission: rules,
             };
             adopters.push((rank, adopter));
         }
     }
     adopters
+}
+
+/// `submission:` of a row: every field checked at its position.
+fn submission_rules<'d>(
+    r: &mut Reader<'d, '_>,
+    row: &'d Mapping,
+    path: &NodePath,
+) -> Option<SubmissionRules> {
+    let value = row.get(SUBMISSION.key).filter(|v| !v.is_null())?;
+    let p = path.key(SUBMISSION.key);
+    let map = r.mapping(value, &p, "お知らせの提出方法", &SUBMISSION_FIELDS)?;
+    let before = r.diagnostics.len();
+    let page = r.string(map, &p, PAGE, true);
+    if let Some(page) = page.as_deref().filter(|page| !walk::is_url_name(page)) {
+        r.error(
+            &p.key(PAGE.key),
+            format!("ページ名「{page}」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください"),
+        );
+    }
+    let channels = r.string_list(map, &p, CHANNELS);
+    for (i, channel) in channels.iter().enumerate() {
+        if !submission::CHANNELS.contains(&channel.as_str()) {
+            r.error(
+                &p.key(CHANNELS.key).index(i),
+                format!(
+                    "提出方法「{channel}」は使えません。{}のいずれかを書いてください",
+                    submission::CHANNELS.join("・")
+                ),
+            );
+        }
+    }
+    if channels.is_empty() && r.diagnostics.len() == before {
+        r.error(&p, "channels（提出方法）を一つ以上書いてください");
+    }
+    let mut addresses = Vec::new();
+    if let Some(value) = map.get(ADDRESSES.key).filter(|v| !v.is_null()) {
+        let ap = p.key(ADDRESSES.key);
+        if let Some(m) = r.mapping(value, &ap, "区分ごとの提出先", &ADDRESS_KINDS) {
+            for kind in ADDRESS_KINDS {
+                if let Some(address) = r.string(m, &ap, kind, false) {
+                    addresses.push(submission::KindAddress {
+                        kind: kind.key.to_owned(),
+                        address,
+                    });
+                }
+            }
+        }
+    }
+    let subject = r.string(map, &p, SUBJECT, false);
+    if let Some(subject) = &subject {
+        let problem = match submission::unknown_placeholders(subject) {
+            None => Some("{ と } の組が合っていません".to_owned()),
+            Some(unknown) if !unknown.is_empty() => {
+                Some(format!("{{{}}} は使えません", unknown.join("}・{")))
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            r.error(
+                &p.key(SUBJECT.key),
+                format!(
+                    "件名の {problem}。使えるのは {{{}}} です",
+                    submission::PLACEHOLDERS.join("}・{")
+                ),
+            );
+        }
+    }
+    let with_invoice = r.boolean(map, &p, WITH_INVOICE);
+    let notes = r.string_list(map, &p, NOTES);
+    let address = r.string(map, &p, ADDRESS, false);
+    (r.diagnostics.len() == before).then_some(SubmissionRules {
+        page: page?,
+        channels,
+        address,
+        addresses,
+        subject,
+        with_invoice,
+        notes,
+    })
 }
 
 /// The position of `category` in hosho.toml's list, or an error at the row's `category:`.
@@ -266,6 +388,7 @@ impl AdopterTable {
             basis,
             has_start: adopters.iter().any(|a| a.start.is_some()),
             has_services: adopters.iter().any(|a| a.services.is_some()),
+            has_submission: adopters.iter().any(|a| a.submission.is_some()),
             count: adopters.len(),
             adopters,
             categories,
@@ -309,6 +432,43 @@ mod tests {
             .collect();
         assert_eq!(counts, [("県", 1), ("市町村", 2)]);
         assert!(t.has_start && t.has_services);
+    }
+
+    #[test]
+    fn submission_rules_are_read_and_checked_at_their_position() {
+        let (t, errs) = parse(
+            "title: 県下\nas_of: 2025-02-01\nadopters:\n  - name: A県\n    category: 県\n    submission:\n      page: a-pref\n      channels: [メール, 紙]\n      addresses: {契約保証: 契約課, 前払金保証: 会計課}\n      subject: \"【電子保証】{工事番号} {工事名}\"\n      with_invoice: false\n      notes: [画面の印刷は受け付けません]\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let rules = t.expect("valid").adopters[0]
+            .submission
+            .clone()
+            .expect("rules");
+        assert_eq!(rules.page, "a-pref");
+        assert_eq!(rules.channels, ["メール", "紙"]);
+        let kinds: Vec<&str> = rules.addresses.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["前払金保証", "契約保証"],
+            "in the order of the kinds"
+        );
+        assert_eq!(rules.with_invoice, Some(false));
+
+        let (t, errs) = parse(
+            "title: 県下\nas_of: 2025-02-01\nadopters:\n  - name: A県\n    category: 県\n    submission: {page: A県, channels: [郵便], subject: \"{案件名}\"}\n  - name: B町\n    category: 市町村\n    submission: {page: b, channels: [], addresses: {保証: x}}\n  - name: C村\n    category: 市町村\n    submission: {page: c, channels: [FAX]}\n  - name: D村\n    category: 市町村\n    submission: {page: c, channels: [FAX]}\n",
+        );
+        assert!(t.is_none());
+        assert_eq!(
+            errs,
+            [
+                "data/adopters/t.yaml:6:24: ページ名「A県」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください",
+                "data/adopters/t.yaml:6:39: 提出方法「郵便」は使えません。メール・FAX・紙・電子契約システムのいずれかを書いてください",
+                "data/adopters/t.yaml:6:53: 件名の {案件名} は使えません。使えるのは {保証契約番号}・{工事名}・{区分}・{工事番号} です",
+                "data/adopters/t.yaml:9:17: channels（提出方法）を一つ以上書いてください",
+                "data/adopters/t.yaml:9:53: 知らないキー `保証` があります。使えるキー: 前払金保証（前払金保証の提出先）, 中間前払金保証（中間前払金保証の提出先）, 契約保証（契約保証の提出先）",
+                "data/adopters/t.yaml:15:24: ページ名「c」は 10 行目の発注者でも使われています。発注者ごとに別の名前を付けてください",
+            ]
+        );
     }
 
     #[test]

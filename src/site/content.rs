@@ -45,6 +45,9 @@ pub enum PageData {
     /// The overview of all adoption tables (`/adopters/`), unless `content/adopters/_index.md`
     /// is written.
     AdoptersOverview,
+    /// One orderer's rules for receiving the notice (`/adopters/<slug>/<page>/`): the table
+    /// and the row.
+    Orderer(usize, usize),
 }
 
 /// One page of the site.

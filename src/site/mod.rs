@@ -173,6 +173,15 @@ impl Loaded {
     fn add_generated_pages(&mut self) {
         let tables = self.tables.iter().enumerate();
         self.pages.extend(tables.map(|(i, t)| table_page(i, t)));
+        let orderers = self.tables.iter().enumerate().flat_map(|(i, t)| {
+            t.adopters
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.submission.is_some())
+                .map(move |(j, _)| orderer_page(i, t, j))
+        });
+        let orderers: Vec<Page> = orderers.collect();
+        self.pages.extend(orderers);
         if !self.tables.is_empty() && !self.pages.iter().any(|p| p.path == ADOPTERS_PATH) {
             self.pages.push(adopters_overview_page());
         }
@@ -340,6 +349,20 @@ impl Site {
         }
     }
 
+    /// Every orderer that published rules for receiving the notice, by name (the first
+    /// table that names it wins).
+    pub fn orderers(&self) -> crate::common::submission::Orderers {
+        let mut orderers = std::collections::BTreeMap::new();
+        for a in self.tables.iter().flat_map(|t| &t.adopters) {
+            if let Some(rules) = &a.submission {
+                orderers
+                    .entry(a.name.clone())
+                    .or_insert_with(|| rules.clone());
+            }
+        }
+        crate::common::submission::Orderers(orderers)
+    }
+
     /// The key id and manifest fingerprint shown on the home page (`trust()` in templates).
     pub fn set_trust(&mut self, trust: Option<Trust>) {
         let value = serde_json::to_value(trust).unwrap_or_default();
@@ -391,8 +414,13 @@ impl Site {
                 c.insert("current_path", &page.path);
                 c.insert("page_url", &self.url(&page.path));
                 c.insert("children", sections.get(&page.path).unwrap_or(&empty));
-                if let PageData::AdopterTable(i) = page.data {
-                    c.insert("table", &self.tables[i]);
+                match page.data {
+                    PageData::AdopterTable(i) => c.insert("table", &self.tables[i]),
+                    PageData::Orderer(i, j) => {
+                        c.insert("table", &self.tables[i]);
+                        c.insert("adopter", &self.tables[i].adopters[j]);
+                    }
+                    PageData::Markdown | PageData::AdoptersOverview => {}
                 }
                 let source = page.source.display().to_string();
                 let html = self.renderer.render(&page.template, &c, &source);
@@ -492,6 +520,28 @@ fn table_page(index: usize, table: &AdopterTable) -> Page {
             format!("{ADOPTERS_PATH}{}/", table.slug),
             Some(ADOPTERS_PATH.to_owned()),
             table.title.clone(),
+        )
+    }
+}
+
+/// The page of one orderer's rules for receiving the notice.
+fn orderer_page(table_index: usize, table: &AdopterTable, row: usize) -> Page {
+    let adopter = &table.adopters[row];
+    let page = adopter.submission.as_ref().map_or("", |s| s.page.as_str());
+    let table_path = format!("{ADOPTERS_PATH}{}/", table.slug);
+    Page {
+        template: "orderer.html".to_owned(),
+        description: Some(format!(
+            "{}へ電子証書閲覧用「認証キー」等のお知らせを提出する方法です。",
+            adopter.name
+        )),
+        data: PageData::Orderer(table_index, row),
+        ..Page::new(
+            table.source.clone(),
+            PageKind::Page,
+            format!("{table_path}{page}/"),
+            Some(table_path),
+            format!("{}へのお知らせの提出方法", adopter.name),
         )
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::common::submission::SubmissionRules;
 use crate::site::adopters::AdopterTable;
 
 /// One row of the open data.
@@ -17,6 +18,9 @@ struct Row<'a> {
     planned: bool,
     services: Option<bool>,
     basis: &'a str,
+    /// How the orderer receives the 認証キー notice, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    submission: Option<&'a SubmissionRules>,
 }
 
 fn rows(tables: &[AdopterTable]) -> Vec<Row<'_>> {
@@ -33,6 +37,7 @@ fn rows(tables: &[AdopterTable]) -> Vec<Row<'_>> {
                 planned: a.planned,
                 services: a.services,
                 basis: &t.basis,
+                submission: a.submission.as_ref(),
             })
         })
         .collect()
@@ -65,6 +70,33 @@ fn cell(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The submission columns of one row: channels, addresses, subject, with the invoice, notes.
+fn submission_cells(rules: Option<&SubmissionRules>) -> [String; 5] {
+    let Some(s) = rules else {
+        return Default::default();
+    };
+    let addresses = s
+        .address
+        .iter()
+        .cloned()
+        .chain(
+            s.addresses
+                .iter()
+                .map(|a| format!("{}：{}", a.kind, a.address)),
+        )
+        .collect::<Vec<_>>()
+        .join("／");
+    [
+        s.channels.join("・"),
+        addresses,
+        s.subject.clone().unwrap_or_default(),
+        s.with_invoice
+            .map(|b| if b { "可" } else { "不可" }.to_owned())
+            .unwrap_or_default(),
+        s.notes.join("／"),
+    ]
+}
+
 /// `data/adopters.csv`: a BOM, a Japanese header row, one row per adopter, CRLF lines.
 pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::WriterBuilder::new()
@@ -80,9 +112,15 @@ pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
         "予定",
         "業務委託への適用",
         "運用開始日の基準",
+        "お知らせの提出方法",
+        "提出先",
+        "メールの件名",
+        "前払金請求書との同時提出",
+        "提出の注意事項",
     ])?;
     for t in tables {
         for a in &t.adopters {
+            let s = submission_cells(a.submission.as_ref());
             w.write_record([
                 cell(&t.title).as_ref(),
                 &t.as_of.to_string(),
@@ -93,6 +131,11 @@ pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
                 if a.planned { "予定" } else { "" },
                 a.services.map(crate::common::format::maru).unwrap_or(""),
                 &cell(&t.basis),
+                &cell(&s[0]),
+                &cell(&s[1]),
+                &cell(&s[2]),
+                &cell(&s[3]),
+                &cell(&s[4]),
             ])?;
         }
     }

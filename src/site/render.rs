@@ -13,7 +13,7 @@ use crate::common::walk::{self, Walk};
 use crate::common::{era, format};
 
 /// The built-in theme, so a site needs only the templates it changes.
-const BUILT_IN: [(&str, &str); 15] = [
+const BUILT_IN: [(&str, &str); 16] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("index.html", include_str!("../../templates/index.html")),
@@ -21,6 +21,7 @@ const BUILT_IN: [(&str, &str); 15] = [
     ("section.html", include_str!("../../templates/section.html")),
     ("qa.html", include_str!("../../templates/qa.html")),
     ("fees.html", include_str!("../../templates/fees.html")),
+    ("orderer.html", include_str!("../../templates/orderer.html")),
     (
         "adopters.html",
         include_str!("../../templates/adopters.html"),

@@ -415,6 +415,41 @@ fn fee_statements_list_every_line_and_add_up() {
 }
 
 #[test]
+fn notices_print_the_orderers_own_rules_with_the_subject_filled_in() {
+    let site = SiteDir::demo();
+    site.build();
+    // 上天草市長 is 上天草市 of the adoption table: its rules, this number and project.
+    let text = pdf_text(&notice(&site, "2070310006"));
+    assert_contains(
+        &text,
+        &[
+            "この PDF ファイルを、上天草市の定める次の方法でご提出ください。",
+            "提出方法 メール",
+            "提出先 会計課（kaikei@kamiamakusa.example.jp）",
+            "メールの件名 【電子保証】（工事番号） 市道みほん港線道路改良工事",
+            "前払金請求書とは別に提出してください。",
+            "件名の工事番号には、市からお知らせした番号を書いてください。",
+        ],
+        "notice for 上天草市",
+    );
+    // 熊本県知事 → 熊本県, with no subject line.
+    let text = pdf_text(&notice(&site, "2070310001"));
+    assert_contains(
+        &text,
+        &[
+            "熊本県の定める次の方法",
+            "電子契約システム・メール",
+            "前払金請求書と一緒に提出できます。",
+        ],
+        "notice for 熊本県",
+    );
+    assert!(!text.contains("メールの件名"), "{text}");
+    // An orderer without rules: the general instructions.
+    let text = pdf_text(&notice(&site, "2070004426"));
+    assert_contains(&text, &["電子メールへの添付"], "general notice");
+}
+
+#[test]
 fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     let first = SiteDir::demo();
     first.build();

@@ -21,6 +21,11 @@ fn demo_builds_every_page() {
         "notices/niihama/index.html",
         "notices/kumamoto-2025/index.html",
         "accessibility/index.html",
+        "accessibility-results/index.html",
+        "fees/index.html",
+        "adopters/kumamoto/kumamoto-pref/index.html",
+        "adopters/kumamoto/kamiamakusa/index.html",
+        "adopters/kumamoto/arao/index.html",
         "404.html",
         "atom.xml",
         "sitemap.xml",
@@ -274,6 +279,44 @@ fn feed_lists_adoptions_and_notices_newest_first() {
 }
 
 #[test]
+fn orderers_with_submission_rules_have_their_page() {
+    let site = SiteDir::demo();
+    site.build();
+    let table = site.page("adopters/kumamoto/index.html");
+    assert_eq!(
+        attrs(&table, "table#table-kumamoto tbody th a", "href"),
+        [
+            "/adopters/kumamoto/kumamoto-pref/",
+            "/adopters/kumamoto/kamiamakusa/",
+            "/adopters/kumamoto/arao/"
+        ]
+    );
+    let page = site.page("adopters/kumamoto/kamiamakusa/index.html");
+    assert_eq!(texts(&page, "h1"), ["上天草市へのお知らせの提出方法"]);
+    let rows = texts(&page, "table tbody tr");
+    for fact in [
+        "提出方法メール",
+        "提出先（前払金保証）会計課（kaikei@kamiamakusa.example.jp）",
+        "提出先（契約保証）総務課 契約係（keiyaku@kamiamakusa.example.jp）",
+        "前払金請求書との同時提出できません（別にご提出ください）",
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.replace(char::is_whitespace, "") == fact.replace(' ', "")),
+            "{fact}: {rows:?}"
+        );
+    }
+    assert_eq!(
+        texts(&page, "table code"),
+        ["【電子保証】{工事番号} {工事名}"]
+    );
+    assert_eq!(
+        texts(&page, "table caption"),
+        ["上天草市への提出方法（令和7年2月1日現在）"]
+    );
+}
+
+#[test]
 fn open_data_json_and_csv() {
     let site = SiteDir::demo();
     site.build();
@@ -292,10 +335,24 @@ fn open_data_json_and_csv() {
     let text = String::from_utf8(csv[3..].to_vec()).expect("utf-8");
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 72);
-    assert_eq!(lines[0], "一覧,現在日,区分,発注者名,運用開始日,運用開始日（和暦）,予定,業務委託への適用,運用開始日の基準");
-    assert!(lines
-        .contains(&"熊本県下自治体,2025-02-01,県,熊本県,2023-04-01,令和5年4月1日,,○,契約締結日"));
-    assert!(lines.contains(&"国・独立行政法人等,2025-01-20,国,国土交通省,,,,,契約締結日"));
+    assert_eq!(lines[0], "一覧,現在日,区分,発注者名,運用開始日,運用開始日（和暦）,予定,業務委託への適用,運用開始日の基準,お知らせの提出方法,提出先,メールの件名,前払金請求書との同時提出,提出の注意事項");
+    assert!(lines.contains(&"熊本県下自治体,2025-02-01,県,熊本県,2023-04-01,令和5年4月1日,,○,契約締結日,電子契約システム・メール,工事を発注した地域振興局・事務所の担当課,,可,電子契約システムで契約した工事は、お知らせの PDF をシステムに登録してください。／メールで送るときは、工事を発注した事務所の担当課あてにお送りください。"));
+    assert!(lines.contains(&"熊本県下自治体,2025-02-01,市町村,上天草市,2022-09-09,令和4年9月9日,,○,契約締結日,メール,前払金保証：会計課（kaikei@kamiamakusa.example.jp）／中間前払金保証：会計課（kaikei@kamiamakusa.example.jp）／契約保証：総務課 契約係（keiyaku@kamiamakusa.example.jp）,【電子保証】{工事番号} {工事名},不可,契約保証は契約を結ぶまでに、前払金保証は前払金の請求書とは別のメールでお送りください。／件名の工事番号には、市からお知らせした番号を書いてください。"));
+    assert!(lines.contains(&"国・独立行政法人等,2025-01-20,国,国土交通省,,,,,契約締結日,,,,,"));
+    // The rules in the JSON, as the adoption file gives them.
+    let kamiamakusa = rows
+        .iter()
+        .find(|r| r["name"] == "上天草市")
+        .expect("上天草市");
+    assert_eq!(
+        kamiamakusa["submission"]["subject"],
+        "【電子保証】{工事番号} {工事名}"
+    );
+    assert_eq!(
+        kamiamakusa["submission"]["addresses"][2]["kind"],
+        "契約保証"
+    );
+    assert_eq!(kamiamakusa["submission"]["with_invoice"], false);
 }
 
 #[test]
@@ -303,7 +360,7 @@ fn sitemap_and_404() {
     let site = SiteDir::demo();
     site.build();
     let sitemap = site.read("sitemap.xml");
-    assert_eq!(sitemap.matches("<loc>").count(), 15);
+    assert_eq!(sitemap.matches("<loc>").count(), 18);
     assert!(sitemap.contains("<loc>https://denshi-hosho.example.jp/adopters/kumamoto/</loc>"));
     assert!(
         !sitemap.contains("404"),
@@ -337,7 +394,7 @@ fn demo_check_passes_and_writes_nothing() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "問題はありません: 15 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 10 件、保証料計算書 4 通\n"
+        "問題はありません: 18 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 10 件、保証料計算書 4 通\n"
     );
     assert!(!site.out().exists());
 }

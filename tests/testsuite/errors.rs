@@ -46,7 +46,7 @@ fn every_data_and_content_problem_in_one_run() {
             "data/adopters/rows.yaml:8:15: 区分「政令市」は hosho.toml の [adopters] categories にありません。使える区分: 県、市町村",
             "data/adopters/rows.yaml:10:5: 必須の項目 name（発注者名） がありません",
             "data/adopters/rows.yaml:14:12: start（運用開始日） の日付「2024-4-1」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
-            "data/adopters/rows.yaml:15:5: 知らないキー `servises` があります。使えるキー: name（発注者名）, category（区分）, start（運用開始日）, services（業務委託への適用）",
+            "data/adopters/rows.yaml:15:5: 知らないキー `servises` があります。使えるキー: name（発注者名）, category（区分）, start（運用開始日）, services（業務委託への適用）, submission（お知らせの提出方法）",
             "data/adopters/rows.yaml:16:11: 発注者名「熊本県」がこのファイルに二度あります（4 行目にもあります）。一行にまとめてください",
             "data/adopters/rows.yaml:18:15: services（業務委託への適用） は true（○）か false（×）で書いてください（文字列になっています）",
             "data/adopters/syntax.yaml:5:5: YAML の書き方に誤りがあります: did not find expected ',' or '}', while parsing a flow mapping（4 行 5 列目から）",

@@ -95,9 +95,9 @@ fn rows_follow_category_order_with_counts_and_planned_dates() {
         "no start dates, so no basis note"
     );
     let csv = site.read("data/adopters.csv");
-    assert!(csv.contains("国・独立行政法人等,2025-01-20,独立行政法人等,\"都市再生機構, 本社\",,,,,入札公告日\r\n"), "{csv}");
+    assert!(csv.contains("国・独立行政法人等,2025-01-20,独立行政法人等,\"都市再生機構, 本社\",,,,,入札公告日,,,,,\r\n"), "{csv}");
     assert!(csv.contains(
-        "九州の自治体,2025-02-01,市町村,糸島市,2025-04-01,令和7年4月1日,予定,,契約締結日\r\n"
+        "九州の自治体,2025-02-01,市町村,糸島市,2025-04-01,令和7年4月1日,予定,,契約締結日,,,,,\r\n"
     ));
 }
 
@@ -163,7 +163,7 @@ fn open_data_cells_a_spreadsheet_would_run_are_neutralised() {
     site.build();
     let csv = site.read("data/adopters.csv");
     assert!(
-        csv.contains(",国,\"'=HYPERLINK(\"\"https://evil.example/\"\")\",,,,,入札公告日\r\n"),
+        csv.contains(",国,\"'=HYPERLINK(\"\"https://evil.example/\"\")\",,,,,入札公告日,,,,,\r\n"),
         "{csv}"
     );
     // The JSON keeps the name as written: it is data, not a spreadsheet.

@@ -194,6 +194,7 @@ fn one(
     let extras = Extras {
         verify_url,
         key: &key,
+        submission: c.submission.as_ref(),
     };
     let inputs =
         documents::all_inputs(&record, extras).map_err(|e| input_error("入力を作れません", e))?;
@@ -365,7 +366,7 @@ mod tests {
         let parsed = input::parse_file(
             Path::new("c.yaml"),
             &text,
-            input::Billing::built_in(),
+            input::References::built_in(),
             &mut d,
             &mut w,
         );

@@ -2,14 +2,18 @@
 //! scale, measured in one run:
 //!
 //! 1. a full `hosho build` of 10,000 synthetic records (wall time, certificates per second,
-//!    peak memory), then the same build after one record changed;
+//!    peak memory), then the same build after one record changed; the records belong to 500
+//!    customers on 保証料一括納付制度, so the build also typesets their monthly 保証料計算書:
+//!    the same records without customers are built once more, and the statements are
+//!    typeset alone in-process, to show what statements add to a build;
 //! 2. thread scaling: a full build of a smaller set with RAYON_NUM_THREADS=1 and =2;
 //! 3. typesetting cost per certificate (certificate + notice, one thread) in hosho against
 //!    the floor, a bare typst-as-lib loop over the same templates and fonts;
 //! 4. the typst CLI compiling the same certificate template once per certificate (the tool a
 //!    user would otherwise script), if `typst` is on the PATH (`cargo install typst-cli`).
 //!
-//! Environment: HOSHO_BENCH_CERTS (default 10000), HOSHO_BENCH_SCALE_CERTS (default 1000),
+//! Environment: HOSHO_BENCH_CERTS (default 10000), HOSHO_BENCH_CUSTOMERS (default 500),
+//! HOSHO_BENCH_SCALE_CERTS (default 1000),
 //! HOSHO_BENCH_SAMPLE (default 300, typesetting comparison), HOSHO_BENCH_CLI_SAMPLE
 //! (default 50), HOSHO_BENCH_DIR (default /dev/shm/hosho-cert-bench, else target/).
 
@@ -20,7 +24,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hosho::certificates::documents::{self, Extras};
+use hosho::certificates::customers::Customers;
 use hosho::certificates::input::{self, Certificate};
+use hosho::certificates::statements;
 use hosho::certificates::typeset::{to_typst, Template, FONTS};
 use hosho::common::config::Config;
 use hosho::common::diagnostics::Diagnostics;
@@ -39,8 +45,9 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// One synthetic record; every kind, some changed, some cancelled.
-fn record(i: usize) -> String {
+/// One synthetic record; every kind, some changed, some cancelled; with `customers`, each
+/// belongs to one of them and carries its fee (中間前払金保証's comes from the built-in rate).
+fn record(i: usize, customers: usize) -> String {
     let kinds = ["前払金保証", "中間前払金保証", "契約保証"];
     let kind = kinds[i % 3];
     let contract = 10_000_000 + (i as u64 % 97) * 1_300_000;
@@ -94,11 +101,26 @@ fn record(i: usize) -> String {
     if i % 50 == 7 {
         let _ = writeln!(r, "  status: cancelled");
     }
+    if customers > 0 {
+        let _ = writeln!(r, "  customer: C{:04}", i % customers);
+        if kind != "中間前払金保証" || i % 50 == 7 {
+            let _ = writeln!(r, "  fee: {}", amount / 250);
+        }
+        if i % 50 == 7 {
+            // 解除, half the fee returned.
+            let _ = writeln!(
+                r,
+                "  changes:\n    - {{date: {}-01-20, fee_returned: {}}}",
+                year + 1,
+                amount / 500
+            );
+        }
+    }
     r
 }
 
-/// A site root with `count` records and its own keys.
-fn generate(root: &Path, count: usize, hosho: &str) {
+/// A site root with `count` records (of `customers` customers) and its own keys.
+fn generate(root: &Path, count: usize, customers: usize, hosho: &str) {
     let _ = fs::remove_dir_all(root);
     fs::create_dir_all(root.join("content")).expect("mkdir");
     fs::create_dir_all(root.join("data/certificates")).expect("mkdir");
@@ -114,7 +136,18 @@ fn generate(root: &Path, count: usize, hosho: &str) {
     .expect("write");
     let mut yaml = String::with_capacity(count * 600);
     for i in 0..count {
-        yaml.push_str(&record(i));
+        yaml.push_str(&record(i, customers));
+    }
+    let mut list = String::new();
+    for c in 0..customers {
+        let _ = writeln!(
+            list,
+            "- {{code: C{c:04}, name: 株式会社見本建設{c:04}, address: 大阪府大阪市北区見本町{}丁目}}",
+            1 + c % 9
+        );
+    }
+    if customers > 0 {
+        fs::write(root.join("data/customers.yaml"), list).expect("write customers");
     }
     fs::write(root.join("data/certificates/bench.yaml"), yaml).expect("write records");
     let ok = Command::new(hosho)
@@ -134,6 +167,96 @@ fn build(hosho: &str, root: &Path, threads: Option<usize>) -> (Duration, u64) {
     measure(&mut c)
 }
 
+/// The settings, customers and certificates of a generated root, read as the build reads them.
+fn load_certificates(root: &Path) -> (Config, Customers, Vec<Certificate>) {
+    let config = Config::load(root).expect("config");
+    let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+    let customers = hosho::certificates::customers::load(root, &mut d);
+    let orderers = hosho::common::submission::Orderers::default();
+    let refs = input::References {
+        customers: &customers,
+        rules: &config.fees,
+        orderers: &orderers,
+    };
+    let text = fs::read_to_string(root.join("data/certificates/bench.yaml")).expect("read");
+    let certificates = input::parse_file(Path::new("bench.yaml"), &text, refs, &mut d, &mut w)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert!(d.is_empty(), "{d:?}");
+    (config, customers, certificates)
+}
+
+/// Files ending in `.ext` under `dir`.
+fn count_files(dir: &Path, ext: &str) -> usize {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+        .count()
+}
+
+/// What the 保証料計算書 add to a full build: the same records built without customers, and
+/// the statements typeset alone (in-process, all cores, no files, no cache).
+fn statements_cost(
+    large: &Path,
+    work: &Path,
+    count: usize,
+    hosho: &str,
+    with_statements: Duration,
+    files: usize,
+) {
+    let plain = work.join("plain");
+    generate(&plain, count, 0, hosho);
+    settle();
+    let (without, _) = build(hosho, &plain, None);
+    let _ = fs::remove_dir_all(&plain);
+
+    let (config, customers, certificates) = load_certificates(large);
+    let list = statements::statements(&certificates, &customers);
+    let template = Template::load(large, statements::TEMPLATE).expect("template");
+    let inputs: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| s.inputs(&config.guarantor, &config.fees).expect("inputs"))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in inputs.chunks(inputs.len().div_ceil(threads).max(1)) {
+            let template = &template;
+            std::thread::Builder::new()
+                .stack_size(16 * 1024 * 1024)
+                .spawn_scoped(scope, move || {
+                    for (i, one) in chunk.iter().enumerate() {
+                        template.pdf(one, &format!("bench-{i}")).expect("typeset");
+                    }
+                })
+                .expect("thread");
+        }
+    });
+    let alone = started.elapsed();
+    let added = with_statements.saturating_sub(without);
+    println!(
+        "
+保証料計算書: {} statements ({files} files) for {} customers",
+        list.len(),
+        customers.0.len()
+    );
+    println!(
+        "  full build without customers {:>8.2} s",
+        without.as_secs_f64()
+    );
+    println!(
+        "  added by the statements      {:>8.2} s",
+        added.as_secs_f64()
+    );
+    println!(
+        "  their typesetting alone      {:>8.2} s   ({:.2} ms each, {threads} threads)",
+        alone.as_secs_f64(),
+        per(alone, list.len()) * threads as f64
+    );
+}
+
 fn per(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1000.0 / n as f64
 }
@@ -145,6 +268,7 @@ fn main() {
         .build_global()
         .expect("thread pool");
     let count = env_number("HOSHO_BENCH_CERTS", 10_000);
+    let customers = env_number("HOSHO_BENCH_CUSTOMERS", 500);
     let scale_count = env_number("HOSHO_BENCH_SCALE_CERTS", 1_000);
     let sample = env_number("HOSHO_BENCH_SAMPLE", 300);
     let cli_sample = env_number("HOSHO_BENCH_CLI_SAMPLE", 50);
@@ -168,16 +292,18 @@ fn main() {
 
     // 1. Full build and one-record rebuild.
     let large = work.join("large");
-    generate(&large, count, hosho);
+    generate(&large, count, customers, hosho);
     settle();
     let (full, full_rss) = build(hosho, &large, None);
+    let statement_files = count_files(&large.join("notices/statements"), "pdf");
     let yaml_path = large.join("data/certificates/bench.yaml");
     let yaml = fs::read_to_string(&yaml_path).expect("read");
+    // Record 0's project: its certificate, notice and statement change.
     fs::write(
         &yaml_path,
         yaml.replacen(
-            "  site: 見本市見本町地内",
-            "  site: 見本市見本町一丁目地内",
+            "  project: 市道見本0号線道路改良工事（その1）",
+            "  project: 市道見本0号線道路改良工事（その1・変更）",
             1,
         ),
     )
@@ -196,12 +322,15 @@ fn main() {
         incremental.as_secs_f64(),
         incremental_rss as f64 / 1024.0
     );
+    if customers > 0 {
+        statements_cost(&large, &work, count, hosho, full, statement_files);
+    }
 
     // 2. Thread scaling on a smaller set (fresh vault each time).
     let small = work.join("scale");
     let mut scaling = Vec::new();
     for threads in [1, 2] {
-        generate(&small, scale_count, hosho);
+        generate(&small, scale_count, 0, hosho);
         settle();
         let (t, _) = build(hosho, &small, Some(threads));
         scaling.push(t);
@@ -218,20 +347,8 @@ fn main() {
     );
 
     // 3. Typesetting per certificate, one thread: hosho's Template against a bare loop.
-    let config = Config::load(&large).expect("config");
-    let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
-    let text = fs::read_to_string(&yaml_path).expect("read");
-    let certificates: Vec<Certificate> = input::parse_file(
-        Path::new("bench.yaml"),
-        &text,
-        input::References::built_in(),
-        &mut d,
-        &mut w,
-    )
-    .into_iter()
-    .map(|(c, _)| c)
-    .take(sample)
-    .collect();
+    let (config, _, mut certificates) = load_certificates(&large);
+    certificates.truncate(sample);
     let verify_url = config.verify_url();
     let extras = Extras {
         verify_url: &verify_url,

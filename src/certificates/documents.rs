@@ -50,8 +50,36 @@ pub struct DocumentKind {
     pub place: Place,
     /// The directory of its PDFs inside that output (`""` for the top).
     pub dir: &'static str,
-    /// The template's inputs.
+    /// The template's inputs: everything the document shows, and its cache key.
     pub inputs: fn(&Record, Extras<'_>) -> serde_json::Result<serde_json::Value>,
+    /// Values made from the inputs only when the document is typeset (drawings such as the
+    /// QR code), so a rebuild that reuses the PDF never computes them.
+    pub derive: fn(&mut serde_json::Value) -> Result<(), String>,
+}
+
+impl DocumentKind {
+    /// The inputs with the derived values added: what the template receives.
+    pub fn template_inputs(&self, inputs: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut full = inputs.clone();
+        (self.derive)(&mut full)?;
+        Ok(full)
+    }
+}
+
+/// Nothing to derive.
+fn nothing(_: &mut serde_json::Value) -> Result<(), String> {
+    Ok(())
+}
+
+/// The notice's QR code, drawn from its `verify_link`.
+fn notice_qr_code(inputs: &mut serde_json::Value) -> Result<(), String> {
+    let link = inputs["verify_link"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let svg = qr::svg(&link).ok_or("確認ページの URL が長すぎて QR コードにできません")?;
+    inputs["qr_svg"] = serde_json::Value::String(svg);
+    Ok(())
 }
 
 impl DocumentKind {
@@ -73,6 +101,7 @@ pub const DOCUMENTS: [DocumentKind; 2] = [
         place: Place::Vault,
         dir: CERTIFICATES_DIR,
         inputs: certificate_inputs,
+        derive: nothing,
     },
     DocumentKind {
         id: "notice",
@@ -80,6 +109,7 @@ pub const DOCUMENTS: [DocumentKind; 2] = [
         place: Place::Notices,
         dir: "",
         inputs: notice_inputs,
+        derive: notice_qr_code,
     },
 ];
 
@@ -137,9 +167,9 @@ struct NoticeInputs<'a> {
     beneficiary: &'a str,
     guarantor: &'a Guarantor,
     verify_url: &'a str,
-    /// The verification page with the number filled in, and its QR code (SVG).
+    /// The verification page with the number filled in (its QR code, `qr_svg`, is derived
+    /// when the notice is typeset).
     verify_link: String,
-    qr_svg: String,
     /// How this certificate's orderer wants the notice, when it has said.
     submission: Option<SubmissionText<'a>>,
 }
@@ -216,11 +246,7 @@ fn certificate_inputs(
 }
 
 fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serde_json::Value> {
-    use serde::ser::Error as _;
     let verify_link = qr::verify_link(extras.verify_url, &record.number);
-    let qr_svg = qr::svg(&verify_link).ok_or_else(|| {
-        serde_json::Error::custom("確認ページの URL が長すぎて QR コードにできません")
-    })?;
     serde_json::to_value(NoticeInputs {
         number: &record.number,
         kind: record.kind.label(),
@@ -231,7 +257,6 @@ fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serd
         guarantor: &record.guarantor,
         verify_url: extras.verify_url,
         verify_link,
-        qr_svg,
         submission: extras.submission.map(|s| submission_text(record, s)),
     })
 }

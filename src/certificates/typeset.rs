@@ -195,7 +195,10 @@ impl Typesetter {
             .zip(&self.templates)
             .zip(inputs)
             .map(|((document, template), inputs)| {
-                template.pdf(inputs, &format!("{}-{number}", document.id))
+                let inputs = document
+                    .template_inputs(inputs)
+                    .map_err(|e| Diagnostic::file(&template.file, e))?;
+                template.pdf(&inputs, &format!("{}-{number}", document.id))
             })
             .collect()
     }
@@ -218,7 +221,11 @@ impl Typesetter {
             .map_err(|e| Diagnostic::file(&certificate.source, format!("入力を作れません: {e}")))?;
         let mut d = Diagnostics::default();
         for ((document, template), inputs) in DOCUMENTS.iter().zip(&self.templates).zip(&inputs) {
-            if let Err(e) = template.pdf(inputs, &format!("{}-check", document.id)) {
+            let result = document
+                .template_inputs(inputs)
+                .map_err(|e| Diagnostic::file(&certificate.source, e))
+                .and_then(|inputs| template.pdf(&inputs, &format!("{}-check", document.id)));
+            if let Err(e) = result {
                 d.push(e);
             }
         }

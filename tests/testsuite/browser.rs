@@ -27,7 +27,7 @@ pub(crate) fn chromium() -> Option<PathBuf> {
 }
 
 /// Serves `dir` on 127.0.0.1 (GET only, `/x/` → `x/index.html`) from a background thread.
-fn serve(dir: &Path) -> String {
+pub(crate) fn serve(dir: &Path) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let addr = listener.local_addr().expect("addr");
     let dir = dir.to_path_buf();

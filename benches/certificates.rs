@@ -355,7 +355,12 @@ fn main() {
         .map(|c| {
             let record = c.record(&config.guarantor);
             let all = documents::all_inputs(&record, extras).expect("inputs");
-            (all[0].clone(), all[1].clone())
+            let full = |i: usize| {
+                documents::DOCUMENTS[i]
+                    .template_inputs(&all[i])
+                    .expect("derived inputs")
+            };
+            (full(0), full(1))
         })
         .collect();
     let certificate_tpl = Template::load(&repo, "certificate.typ").expect("template");

@@ -187,10 +187,11 @@ fn unix_now() -> u64 {
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let started = Instant::now();
     refuse_nested_outputs(paths)?;
-    // Refuse foreign directories before any work, and again just before each swap.
-    output::ensure_replaceable(&paths.out)?;
-    output::ensure_replaceable(&paths.vault)?;
-    output::ensure_replaceable(&paths.notices)?;
+    // Refuse foreign directories before any work (creating the staging directories checks
+    // them), and again just before each swap.
+    let vault_stage = Staging::new(&paths.vault, Access::Private)?;
+    let notices_stage = Staging::new(&paths.notices, Access::Private)?;
+    let site_stage = Staging::new(&paths.out, Access::Public)?;
     let Inputs {
         mut site,
         customers,
@@ -204,8 +205,6 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let keys = build_keys.material();
 
     let vault_started = Instant::now();
-    let vault_stage = Staging::new(&paths.vault, Access::Private)?;
-    let notices_stage = Staging::new(&paths.notices, Access::Private)?;
     let report = vault::build(&VaultBuild {
         config: &site.config,
         certificates: &certificates,
@@ -242,13 +241,23 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     }));
     let rendered = render(&site)?;
     build_keys.write_new(&paths.keys)?;
-    let site_stage = Staging::new(&paths.out, Access::Public)?;
     let write_started = Instant::now();
     output::write_files(site_stage.path(), &rendered.files)?;
     tracing::debug!(elapsed = ?write_started.elapsed(), "wrote staging directories");
-    notices_stage.commit()?;
-    vault_stage.commit()?;
-    site_stage.commit()?;
+    // Swap all three, then remove the old trees together (also when a later swap failed).
+    let mut olds = Vec::with_capacity(3);
+    let mut swapped = Ok(());
+    for stage in [notices_stage, vault_stage, site_stage] {
+        match stage.swap() {
+            Ok(old) => olds.push(old),
+            Err(e) => {
+                swapped = Err(e);
+                break;
+            }
+        }
+    }
+    output::remove_old_all(&olds)?;
+    swapped?;
     Ok(BuildSummary {
         out: paths.out.clone(),
         vault: paths.vault.clone(),

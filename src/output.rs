@@ -184,8 +184,16 @@ impl Staging {
         self.dir.path()
     }
 
-    /// Puts the staged directory in place of the target.
+    /// Puts the staged directory in place of the target and removes the old one.
     pub fn commit(self) -> Result<()> {
+        let old = self.swap()?;
+        remove_old(old.as_deref())
+    }
+
+    /// Puts the staged directory in place of the target; returns where the old output was
+    /// moved, for [`remove_old`] (so several outputs can be swapped first and their old
+    /// trees removed together).
+    pub fn swap(self) -> Result<Option<PathBuf>> {
         let mut marker = MARKER_HEADER.to_owned();
         for path in listing(self.dir.path())? {
             marker.push_str(&path);
@@ -234,17 +242,75 @@ impl Staging {
             return Err(e)
                 .with_context(|| format!("{} を置き換えられません", self.target.display()));
         }
-        if let Some(old) = old {
-            fs::remove_dir_all(&old)
-                .with_context(|| format!("古い出力 {} を消せません", old.display()))?;
-        }
-        Ok(())
+        Ok(old)
     }
+}
+
+/// Removes an old output that [`Staging::swap`] moved aside.
+pub fn remove_old(old: Option<&Path>) -> Result<()> {
+    match old {
+        Some(old) => fs::remove_dir_all(old)
+            .with_context(|| format!("古い出力 {} を消せません", old.display())),
+        None => Ok(()),
+    }
+}
+
+/// Removes the old outputs of several swaps at once, each on its own thread.
+pub fn remove_old_all(olds: &[Option<PathBuf>]) -> Result<()> {
+    std::thread::scope(|scope| {
+        let removals: Vec<_> = olds
+            .iter()
+            .map(|old| scope.spawn(move || remove_old(old.as_deref())))
+            .collect();
+        removals
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("古い出力を消せません")))
+            })
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_outputs_are_swapped_then_their_old_trees_removed_together() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let targets = [root.path().join("a"), root.path().join("b")];
+        for round in ["1", "2"] {
+            let stages: Vec<Staging> = targets
+                .iter()
+                .map(|t| Staging::new(t, Access::Private).expect("stage"))
+                .collect();
+            for s in &stages {
+                fs::write(s.path().join("f"), round).expect("write");
+            }
+            let olds: Vec<Option<PathBuf>> = stages
+                .into_iter()
+                .map(|s| s.swap().expect("swap"))
+                .collect();
+            let expected = if round == "2" { targets.len() } else { 0 };
+            assert_eq!(olds.iter().flatten().count(), expected);
+            remove_old_all(&olds).expect("remove");
+            for t in &targets {
+                assert_eq!(fs::read_to_string(t.join("f")).expect("read"), round);
+            }
+        }
+        let names: Vec<String> = fs::read_dir(root.path())
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "no old or staging directory is left: {names:?}"
+        );
+    }
 
     #[test]
     fn replaces_own_output_whole() {

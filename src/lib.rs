@@ -22,3 +22,4 @@ pub mod daemon;
 pub mod output;
 pub mod site;
 pub mod trust;
+pub mod watch;

@@ -110,7 +110,12 @@ pub(super) fn not_verified(e: &NotValid) {
 }
 
 /// The daemon listens: where, on which manifest, and (after a build) a number and key to try.
-pub(super) fn serving(ready: &Ready, preview: bool, example: Option<&(String, String)>) {
+pub(super) fn serving(
+    ready: &Ready,
+    preview: bool,
+    example: Option<&(String, String)>,
+    watching: bool,
+) {
     println!(
         "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{} 件）",
         ready.addr, ready.seq, ready.entries
@@ -125,7 +130,17 @@ pub(super) fn serving(ready: &Ready, preview: bool, example: Option<&(String, St
         println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
     }
     println!("監査ログ: {}", ready.audit_log.display());
+    if watching {
+        println!("ファイルを保存すると自動で再ビルドし、開いているページを読み込み直します");
+    }
     println!("止めるには Ctrl-C を押してください");
+}
+
+/// After a failed rebuild.
+pub(super) fn keeps_serving() {
+    eprintln!(
+        "直前に成功したサイトを表示し続けます。ファイルを直して保存すると、もう一度ビルドします"
+    );
 }
 
 /// Input errors one per line (exit 1); a usage error (exit 2); anything else with its

@@ -8,6 +8,7 @@ use super::console;
 use crate::build;
 use crate::cli::ServeArgs;
 use crate::daemon;
+use crate::watch;
 
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
     let options = daemon::Options::from(args);
@@ -20,8 +21,24 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         None
     };
     let preview = options.build;
+    let paths = options.paths();
     daemon::run(options, |ready| {
-        console::serving(ready, preview, example.as_ref());
+        // Watching before saying so: an edit right after the banner is rebuilt.
+        let watching = ready.live.as_ref().is_some_and(|live| {
+            let started = watch::start(paths.clone(), std::sync::Arc::clone(live), move |r| {
+                match r {
+                    watch::Rebuilt::Built(summary) => console::built(&paths, summary),
+                    watch::Rebuilt::Failed(e) => {
+                        console::report(e);
+                        console::keeps_serving();
+                    }
+                }
+            });
+            started
+                .inspect_err(|e| tracing::warn!(error = %e, "ファイルの変更を監視できないため、自動の再ビルドはしません"))
+                .is_ok()
+        });
+        console::serving(ready, preview, example.as_ref(), watching);
     })?;
     Ok(ExitCode::SUCCESS)
 }

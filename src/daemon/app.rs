@@ -23,6 +23,8 @@ pub(crate) struct App {
     pub(crate) audit: audit::Audit,
     pub(crate) pages: pages::Pages,
     pub(crate) preview: Option<Arc<preview::Preview>>,
+    /// The live preview, in building mode only.
+    pub(crate) live: Option<Arc<super::live::Live>>,
     pub(crate) body_timeout: Duration,
     pub(crate) proxies: TrustedProxies,
     pub(crate) metrics: Metrics,
@@ -65,6 +67,7 @@ impl App {
             tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
             audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,
             pages,
+            live: (options.build && preview.is_some()).then(Default::default),
             preview,
             body_timeout: options.request_timeout,
             proxies: options.trusted_proxies.clone(),

@@ -8,7 +8,7 @@ use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = http_body_util::Either<Full<Bytes>, super::live::EventStream>;
 
 /// The daemon's own pages and answers load their style sheet and nothing else: no script
 /// runs on them.
@@ -39,13 +39,25 @@ pub(crate) fn preview_response(
     with_policy(status, content_type, body, PREVIEW_CSP)
 }
 
+/// `text/event-stream` (the live preview's events): open until the page goes, never cached.
+pub(crate) fn event_stream(events: super::live::EventStream) -> Response<Body> {
+    let mut r = with_policy(
+        StatusCode::OK,
+        "text/event-stream",
+        Bytes::new(),
+        PREVIEW_CSP,
+    );
+    *r.body_mut() = http_body_util::Either::Right(events);
+    r
+}
+
 fn with_policy(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
     csp: &'static str,
 ) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(http_body_util::Either::Left(Full::new(body.into())));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

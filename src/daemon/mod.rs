@@ -16,6 +16,7 @@ mod connections;
 mod gate;
 mod http;
 mod limits;
+pub(crate) mod live;
 mod metrics;
 mod pages;
 mod pool;
@@ -163,6 +164,8 @@ pub struct Ready {
     pub seq: u64,
     pub entries: usize,
     pub audit_log: PathBuf,
+    /// The live preview (building mode): tell it about each rebuild.
+    pub(crate) live: Option<Arc<live::Live>>,
 }
 
 /// Checks the manifest (refusing to start on any failure), listens, and serves until SIGTERM
@@ -183,6 +186,7 @@ pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
             seq: catalog.seq(),
             entries: catalog.len(),
             audit_log: options.state_dir.join(AUDIT_FILE),
+            live: app.live.clone(),
         });
     }));
     app.close();
@@ -294,6 +298,16 @@ async fn start_tasks(
     options: &Options,
 ) -> Result<Option<SocketAddr>> {
     let gate = Arc::new(gate);
+    if let Some(live) = app.live.clone() {
+        // A rebuild of the live preview wrote a new manifest: read it now, not at the next look.
+        let reload = Arc::clone(reload);
+        tokio::spawn(async move {
+            loop {
+                live.manifest_changed.notified().await;
+                reload.notify_one();
+            }
+        });
+    }
     let (app_w, reload_w) = (Arc::clone(app), Arc::clone(reload));
     tokio::spawn(watch(app_w, gate, reload_w, options.watch_every));
     tokio::spawn(sweep_limiters(Arc::clone(app)));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hyper::StatusCode;
 
 use super::http::{self, Body};
+use super::live::Live;
 use crate::common::files::read_capped;
 
 /// Names that only private outputs hold: keys, a vault, the daemon's state. A directory
@@ -134,22 +135,31 @@ impl Preview {
         }
     }
 
-    /// The response for a GET of `raw_path`.
-    pub(crate) fn serve(&self, raw_path: &str) -> hyper::Response<Body> {
+    /// The response for a GET of `raw_path`; HTML pages go through `live` (the live
+    /// preview's script and problems) when there is one.
+    pub(crate) fn serve(&self, raw_path: &str, live: Option<&Live>) -> hyper::Response<Body> {
         match self.resolve(raw_path) {
             Resolved::File(path) => match read(&path) {
-                Some(bytes) => http::preview_response(StatusCode::OK, content_type(&path), bytes),
-                None => self.not_found(),
+                Some(bytes) => {
+                    let kind = content_type(&path);
+                    let bytes = match live {
+                        Some(live) if kind.starts_with("text/html") => live.decorate(&bytes),
+                        _ => bytes,
+                    };
+                    http::preview_response(StatusCode::OK, kind, bytes)
+                }
+                None => self.not_found(live),
             },
             Resolved::Redirect(to) => http::redirect(&to),
-            Resolved::NotFound => self.not_found(),
+            Resolved::NotFound => self.not_found(live),
         }
     }
 
     /// The site's own 404 page when there is one.
-    pub(crate) fn not_found(&self) -> hyper::Response<Body> {
+    pub(crate) fn not_found(&self, live: Option<&Live>) -> hyper::Response<Body> {
         let page = self.root.join("404.html");
         let body = read(&page).unwrap_or_else(|| "ページが見つかりません".as_bytes().to_vec());
+        let body = live.map_or(body.clone(), |live| live.decorate(&body));
         http::preview_response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body)
     }
 }

@@ -18,6 +18,7 @@ use super::app::App;
 use super::audit::{self, Line};
 use super::http::{self, Body};
 use super::limits::Limited;
+use super::live;
 use super::pages::{self, Message, STYLE_CSS, VERIFY_CSS};
 use crate::trust::authkey;
 use crate::trust::layout::certificate_file;
@@ -71,8 +72,28 @@ pub(crate) async fn route<B: RequestBody>(
             http::response(StatusCode::OK, "text/css; charset=utf-8", VERIFY_CSS)
         }
         p if read && p.starts_with("/certificates/") => certificate_pdf(&app, p).await,
+        p if read && app.live.is_some() && p.starts_with(live::PREFIX) => live_route(&app, p),
         p if read => preview(&app, p).await,
         _ => not_allowed_page(&app, "GET, HEAD"),
+    }
+}
+
+/// The live preview's script, style and event stream (building mode only).
+fn live_route(app: &App, path: &str) -> Response<Body> {
+    let Some(live) = &app.live else {
+        return http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound));
+    };
+    match &path[live::PREFIX.len()..] {
+        "live.js" => http::preview_response(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            live::LIVE_JS,
+        ),
+        "live.css" => {
+            http::preview_response(StatusCode::OK, "text/css; charset=utf-8", live::LIVE_CSS)
+        }
+        "events" => http::event_stream(live.subscribe()),
+        _ => http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound)),
     }
 }
 
@@ -82,7 +103,8 @@ async fn preview(app: &App, path: &str) -> Response<Body> {
         return http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound));
     };
     let (preview, path) = (Arc::clone(preview), path.to_owned());
-    tokio::task::spawn_blocking(move || preview.serve(&path))
+    let live = app.live.clone();
+    tokio::task::spawn_blocking(move || preview.serve(&path, live.as_deref()))
         .await
         .unwrap_or_else(|_| http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal"))
 }

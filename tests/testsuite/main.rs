@@ -8,5 +8,6 @@ mod daemon;
 mod demo;
 mod errors;
 mod fixtures;
+mod live;
 mod output;
 mod support;

@@ -1,0 +1,145 @@
+//! The live preview's rebuild loop (`hosho serve` in building mode): watches the site root's
+//! inputs (hosho.toml, content/, data/, templates/, assets/) with the platform's file events
+//! (`notify`; only creations, writes, renames and removals count, not reads, which the build
+//! itself makes), gathers the events of one save, rebuilds, and tells the daemon's live preview
+//! ([`crate::daemon::live::Live`]), which reloads the open pages or shows the problems.
+//! A failed rebuild changes nothing on disk: the last good site, vault and notices stay.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher as _};
+
+use crate::build::{self, BuildSummary, Paths};
+use crate::common::config::CONFIG_FILE;
+use crate::common::diagnostics::InputErrors;
+use crate::common::root::{ASSETS_DIR, CONTENT_DIR, TEMPLATES_DIR};
+use crate::daemon::live::Live;
+
+/// How long the file events of one save are gathered before a rebuild: the rebuild starts
+/// once this long has passed without another.
+const QUIET: Duration = Duration::from_millis(40);
+
+/// The input directories watched (recursively), relative to the root; `data/` holds the
+/// adoption tables, the Q&A, the certificates and the customers.
+const WATCHED_DIRS: [&str; 4] = [CONTENT_DIR, "data", TEMPLATES_DIR, ASSETS_DIR];
+
+/// What a rebuild reports to whoever started the watch (the console).
+pub(crate) enum Rebuilt<'a> {
+    Built(&'a BuildSummary),
+    Failed(&'a anyhow::Error),
+}
+
+/// Whether an event at `path` is an input change (not the build's own staging directories
+/// beside the outputs, or an editor's temporary file).
+fn is_input(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
+    let temporary = name
+        .as_deref()
+        .is_some_and(|n| n.starts_with(".#") || n.ends_with('~') || n.ends_with(".swp"));
+    if temporary {
+        return false;
+    }
+    rel == Path::new(CONFIG_FILE) || WATCHED_DIRS.iter().any(|dir| rel.starts_with(dir))
+}
+
+/// The problems of a failed rebuild as `hosho check` prints them: one line per problem, or
+/// the error and its causes.
+pub(crate) fn problem_lines(e: &anyhow::Error) -> Vec<String> {
+    match e.downcast_ref::<InputErrors>() {
+        Some(input) => input.0.iter().map(ToString::to_string).collect(),
+        None => vec![format!("{e:#}")],
+    }
+}
+
+/// Starts watching `paths.root` on a thread of its own; every change is rebuilt, reported to
+/// `report` and to `live`.
+pub(crate) fn start(
+    paths: Paths,
+    live: Arc<Live>,
+    report: impl Fn(Rebuilt<'_>) + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(tx)?;
+    let root = std::path::absolute(&paths.root).unwrap_or_else(|_| paths.root.clone());
+    watcher.watch(&root, RecursiveMode::NonRecursive)?;
+    for dir in WATCHED_DIRS {
+        let dir = root.join(dir);
+        if dir.is_dir() {
+            watcher.watch(&dir, RecursiveMode::Recursive)?;
+        }
+    }
+    let changed = move |event: notify::Result<notify::Event>| match event {
+        Ok(e) => {
+            let writes = matches!(
+                e.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) && !matches!(
+                e.kind,
+                EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+            );
+            writes && e.paths.iter().any(|p| is_input(&root, p))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ファイルの変更を監視できません");
+            false
+        }
+    };
+    std::thread::Builder::new()
+        .name("hosho-watch".to_owned())
+        .spawn(move || {
+            let _keep = watcher;
+            while let Ok(event) = rx.recv() {
+                if !changed(event) {
+                    continue;
+                }
+                // The rest of this save (an editor writes, renames, touches).
+                while rx.recv_timeout(QUIET).is_ok() {}
+                tracing::info!("変更を検知しました。再ビルドします");
+                match build::build(&paths) {
+                    Ok(summary) => {
+                        report(Rebuilt::Built(&summary));
+                        live.rebuilt(Vec::new());
+                    }
+                    Err(e) => {
+                        report(Rebuilt::Failed(&e));
+                        live.rebuilt(problem_lines(&e));
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_inputs_start_a_rebuild() {
+        let root = Path::new("/site");
+        for input in [
+            "/site/hosho.toml",
+            "/site/content/qa.md",
+            "/site/data/adopters/a.yaml",
+            "/site/templates/base.html",
+            "/site/assets/css/style.css",
+        ] {
+            assert!(is_input(root, Path::new(input)), "{input}");
+        }
+        for other in [
+            "/site/.site-out.new-x/index.html",
+            "/site/site-out/index.html",
+            "/site/vault/manifest.json",
+            "/site/content/.#qa.md",
+            "/site/content/qa.md~",
+            "/elsewhere/content/a.md",
+        ] {
+            assert!(!is_input(root, Path::new(other)), "{other}");
+        }
+    }
+}

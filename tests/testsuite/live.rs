@@ -1,0 +1,133 @@
+//! The live preview: a real `hosho serve` (building mode) on a temporary copy of the demo;
+//! files edited on disk show up over HTTP, a broken file keeps the last good site and lists
+//! its problems in the page, fixing it clears them, and an open page in Chromium reloads by
+//! itself.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{get, Daemon};
+use crate::support::SiteDir;
+
+/// Polls `url` until its body satisfies `ready`, for at most `limit`; the time it took.
+fn until(url: &str, limit: Duration, ready: impl Fn(&str) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let body = get(url).text();
+        if ready(&body) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}: {body}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn edit(site: &SiteDir, rel: &str, from: &str, to: &str) {
+    let path = site.root.join(rel);
+    let text = fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{rel} has no {from}");
+    fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+#[test]
+fn edits_are_served_within_a_second_and_problems_shown_until_fixed() {
+    let site = SiteDir::demo();
+    let daemon = Daemon::launch(&site.root, &[]);
+    assert!(daemon
+        .banner
+        .iter()
+        .any(|l| l.contains("ファイルを保存すると自動で再ビルド")));
+    let second = Duration::from_secs(1);
+    // A page.
+    edit(
+        &site,
+        "content/about.md",
+        "title: 電子保証とは",
+        "title: 電子保証とは（改訂）",
+    );
+    until(&daemon.url("/about/"), second, |b| {
+        b.contains("<h1>電子保証とは（改訂）</h1>")
+    });
+    // An adoption table.
+    edit(
+        &site,
+        "data/adopters/kumamoto.yaml",
+        "{name: 錦町,",
+        "{name: 錦町役場,",
+    );
+    until(&daemon.url("/adopters/kumamoto/"), second, |b| {
+        b.contains("錦町役場")
+    });
+    // A broken file: the last good page, with the problem where it is.
+    edit(
+        &site,
+        "data/adopters/kumamoto.yaml",
+        "{name: 錦町役場, category: 市町村",
+        "{name: 錦町役場, category: 村町",
+    );
+    let page = daemon.url("/adopters/kumamoto/");
+    until(&page, second, |b| b.contains("hosho-problems\""));
+    let body = get(&page).text();
+    assert!(
+        body.contains("錦町役場"),
+        "the last good site is still served"
+    );
+    assert!(
+        body.contains("<li>data/adopters/kumamoto.yaml:61:28: 区分「村町」は hosho.toml の [adopters] categories にありません。"),
+        "{body}"
+    );
+    assert!(
+        until(&daemon.url("/qa/"), second, |b| b
+            .contains("再ビルドできませんでした"))
+            < second
+    );
+    // Fixed: the problems are gone.
+    edit(
+        &site,
+        "data/adopters/kumamoto.yaml",
+        "category: 村町",
+        "category: 市町村",
+    );
+    until(&page, second, |b| {
+        !b.contains("hosho-problems\"") && b.contains("錦町役場")
+    });
+    // The verification pages never carry the live script.
+    let form = get(&daemon.url("/verify/")).text();
+    assert!(!form.contains("live.js"));
+}
+
+#[test]
+fn an_open_page_reloads_itself_after_an_edit() {
+    let Some(chromium) = crate::browser::chromium() else {
+        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+        return;
+    };
+    let site = SiteDir::demo();
+    let daemon = Daemon::launch(&site.root, &[]);
+    let mut b = crate::cdp::Browser::launch(&chromium);
+    b.navigate(&daemon.url("/flow/"));
+    // Marks this page: a reload forgets it.
+    b.eval("window.hoshoMark = 1; 'marked'");
+    // Let the page's event stream open before the edit.
+    std::thread::sleep(Duration::from_millis(300));
+    edit(
+        &site,
+        "content/flow.md",
+        "title: お申込の流れ",
+        "title: お申込の流れ（新）",
+    );
+    let started = Instant::now();
+    loop {
+        let h1 =
+            b.eval("document.querySelector('h1') ? document.querySelector('h1').textContent : ''");
+        let marked = b.eval("window.hoshoMark === 1");
+        if h1 == "お申込の流れ（新）" && marked == false {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the page did not reload: {h1}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

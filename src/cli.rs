@@ -1,4 +1,4 @@
-//! The command line (`hosho build`, `check`, `keygen`, `serve`, `verify`); each command's
+//! The command line (`hosho build`, `check`, `keygen`, `new`, `serve`, `verify`); each command's
 //! arguments are one struct, which its file in `cmd/` takes.
 
 use std::path::PathBuf;
@@ -50,6 +50,8 @@ pub enum Command {
     Check(CheckArgs),
     /// 署名用の鍵ペアと認証キーの秘密値を作ります（既存の鍵は上書きしません）
     Keygen(KeygenArgs),
+    /// ページ・お知らせ・導入発注者一覧のひな形を、各項目の説明つきで作ります（既存のファイルは上書きしません）
+    New(NewArgs),
     /// 確認サービスを起動します（既定では先にビルドし、サイトのプレビューも表示します）
     Serve(Box<ServeArgs>),
     /// 保証契約番号と認証キーで、署名付きマニフェストと証書 PDF を照合します（有効なら 0、そうでなければ 1）
@@ -73,6 +75,18 @@ pub struct BuildArgs {
     /// 鍵のディレクトリ（既定: ROOT/keys）
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+}
+
+/// `hosho new`
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 作るもの: page（content/NAME.md）、notice（content/notices/NAME.md）、adopters（data/adopters/NAME.yaml）
+    #[arg(value_enum)]
+    pub kind: crate::scaffold::Kind,
+    /// 名前: URL の一部になります（半角の英小文字・数字・-・_）
+    pub name: String,
 }
 
 /// `hosho check`
@@ -121,6 +135,9 @@ pub struct ServeArgs {
     /// ビルドせず、vault と公開鍵だけで動かします（本番）
     #[arg(long)]
     pub no_build: bool,
+    /// 起動したら、サイトのプレビューをブラウザで開きます
+    #[arg(long, conflicts_with = "no_build")]
+    pub open: bool,
     /// 運用者向けの待ち受けアドレス: Prometheus の /metrics と詳しい /healthz（例: 127.0.0.1:9090）。利用者に公開しないでください
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<std::net::SocketAddr>,

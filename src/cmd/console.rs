@@ -136,6 +136,15 @@ pub(super) fn serving(
     println!("止めるには Ctrl-C を押してください");
 }
 
+/// After `hosho new`.
+pub(super) fn scaffolded(file: &Path, url: &str) {
+    println!(
+        "{} を作りました（公開すると {url} になります）",
+        file.display()
+    );
+    println!("各項目の説明はファイルの中のコメントにあります。hosho serve で開いておくと、保存するたびに確かめられます");
+}
+
 /// After a failed rebuild.
 pub(super) fn keeps_serving() {
     eprintln!(

@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod console;
 mod keygen;
+mod new;
 mod serve;
 mod verify;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => build::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Keygen(args) => keygen::run(&args),
+        Command::New(args) => new::run(&args),
         Command::Serve(args) => serve::run(*args),
         Command::Verify(args) => verify::run(&args),
     };

@@ -10,7 +10,15 @@ use crate::cli::ServeArgs;
 use crate::daemon;
 use crate::watch;
 
+/// Opens `url` in the desktop's browser (`xdg-open` and the like), without waiting for it.
+fn open_browser(url: &str) {
+    if let Err(e) = open::that_detached(url) {
+        tracing::warn!(error = %e, "ブラウザを開けませんでした。{url} を開いてください");
+    }
+}
+
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
+    let open = args.open;
     let options = daemon::Options::from(args);
     let example = if options.build {
         let paths = options.paths();
@@ -39,6 +47,9 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
                 .is_ok()
         });
         console::serving(ready, preview, example.as_ref(), watching);
+        if open {
+            open_browser(&format!("http://{}/", ready.addr));
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }

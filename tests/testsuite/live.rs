@@ -131,3 +131,83 @@ fn an_open_page_reloads_itself_after_an_edit() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn serve_open_opens_the_preview_in_the_browser() {
+    let site = SiteDir::demo();
+    // The desktop's opener, replaced by one that writes down what it was asked to open.
+    let bin = tempfile::tempdir().expect("tempdir");
+    let opened = bin.path().join("opened");
+    let opener = bin.path().join("xdg-open");
+    fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .expect("write");
+    fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hosho"));
+    command
+        .args(["serve", "--open", "--listen", "127.0.0.1:0", "--root"])
+        .arg(&site.root)
+        .env("PATH", path);
+    let daemon = Daemon::spawn(command);
+    let started = Instant::now();
+    while !opened.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "nothing was opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let url = fs::read_to_string(&opened).expect("read");
+    assert_eq!(url.trim(), daemon.url("/"));
+}
+
+#[test]
+fn new_files_are_scaffolded_once_and_pass_check() {
+    let site = SiteDir::demo();
+    for (kind, name, file) in [
+        ("page", "guide", "content/guide.md"),
+        ("notice", "winter-2026", "content/notices/winter-2026.md"),
+        ("adopters", "fukuoka", "data/adopters/fukuoka.yaml"),
+    ] {
+        let run = site.hosho(&["new", kind, name]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout.starts_with(&format!("{file} を作りました")),
+            "{}",
+            run.stdout
+        );
+        let text = fs::read_to_string(site.root.join(file)).expect("read");
+        assert!(text.contains(&format!("title: {name}")), "{text}");
+        assert!(
+            text.lines().filter(|l| l.starts_with('#')).count() >= 4,
+            "a comment per field: {text}"
+        );
+        let again = site.hosho(&["new", kind, name]);
+        assert_eq!(again.code, 1, "{again:?}");
+        assert!(again.stderr.contains("上書きしません"), "{}", again.stderr);
+    }
+    let check = site.hosho(&["check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    // Drafts are not built until the maintainer publishes them.
+    site.build();
+    assert!(!site.out().join("guide/index.html").exists());
+    assert!(site.out().join("adopters/fukuoka/index.html").exists());
+    let bad = site.hosho(&["new", "page", "Guide"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("半角の英小文字・数字・-・_"),
+        "{}",
+        bad.stderr
+    );
+    let usage = site.hosho(&["new", "chapter", "x"]);
+    assert_eq!(usage.code, 2, "{usage:?}");
+}

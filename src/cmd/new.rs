@@ -1,0 +1,16 @@
+//! `hosho new page|notice|adopters NAME`: a scaffold with a comment on every field.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::console;
+use crate::cli::NewArgs;
+use crate::scaffold;
+
+pub(super) fn run(args: &NewArgs) -> Result<ExitCode> {
+    let today = (chrono::Utc::now() + chrono::TimeDelta::hours(9)).date_naive();
+    let (file, url) = scaffold::create(&args.root.root, args.kind, &args.name, today)?;
+    console::scaffolded(&file, &url);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,8 +1,13 @@
 //! `cargo bench --bench site_build`: times `hosho build` on a generated large site root
 //! (10,000 Markdown pages of 2–3 KB Japanese text with headings, lists and a table, plus
-//! 2,000 orderers in adopter files) and on the demo site, and Hugo (Debian's `hugo`) on
-//! the same Markdown with a minimal layout, in the same run. Prints wall time (median of
-//! the timed runs) and peak resident memory of each build process.
+//! 2,000 orderers in adopter files) and on the demo site, and Hugo (Debian's `hugo`) and
+//! Zola on the same Markdown with a minimal layout, in the same run, each rebuilding over
+//! its existing output. Prints wall time (median of the timed runs) and peak resident
+//! memory of each build process.
+//!
+//! Zola is not on crates.io: build it from the getzola/zola repository (0.22.1 or newer) with
+//! `cargo build --release --locked` and put `zola` on the PATH (or set HOSHO_BENCH_ZOLA to
+//! its path); without it the bench says so and skips the comparison.
 //!
 //! Options (environment): HOSHO_BENCH_PAGES (default 10000), HOSHO_BENCH_RUNS (default 5),
 //! HOSHO_BENCH_DIR (where the sites are generated and built; default `/dev/shm/hosho-bench`
@@ -97,7 +102,7 @@ fn page_body(rng: &mut Lcg, index: usize, total: usize) -> String {
 }
 
 /// Writes the large site root for hosho, and the same Markdown for Hugo.
-fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
+fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf, PathBuf) {
     let hosho = dir.join("hosho-site");
     let hugo = dir.join("hugo-site");
     let _ = fs::remove_dir_all(dir);
@@ -153,6 +158,43 @@ fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
     )
     .expect("write");
 
+    let zola = dir.join("zola-site");
+    fs::create_dir_all(zola.join("content/articles")).expect("mkdir zola");
+    fs::create_dir_all(zola.join("templates")).expect("mkdir zola templates");
+    fs::write(
+        zola.join("config.toml"),
+        "base_url = \"https://bench.example.jp/\"\ntitle = \"ベンチマーク\"\ndefault_language = \"ja\"\ncompile_sass = false\nbuild_search_index = false\ngenerate_feeds = false\n[markdown]\nrender_emoji = false\n",
+    )
+    .expect("write config.toml");
+    let zola_layout = |title: &str, body: &str| {
+        format!("<!DOCTYPE html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body><nav><a href=\"/\">トップ</a> <a href=\"/articles/\">お知らせ</a></nav><main><h1>{title}</h1>{body}</main></body></html>\n")
+    };
+    fs::write(
+        zola.join("templates/page.html"),
+        zola_layout("{{ page.title }}", "{{ page.content | safe }}"),
+    )
+    .expect("write");
+    fs::write(
+        zola.join("templates/section.html"),
+        zola_layout("{{ section.title }}", "{{ section.content | safe }}<ul>{% for p in section.pages %}<li><a href=\"{{ p.path }}\">{{ p.title }}</a> {{ p.date }}</li>{% endfor %}</ul>"),
+    )
+    .expect("write");
+    fs::write(
+        zola.join("templates/index.html"),
+        zola_layout("{{ section.title }}", "{{ section.content | safe }}"),
+    )
+    .expect("write");
+    fs::write(
+        zola.join("content/_index.md"),
+        "---\ntitle: ベンチマーク\n---\nトップページです。\n",
+    )
+    .expect("write");
+    fs::write(
+        zola.join("content/articles/_index.md"),
+        "---\ntitle: お知らせ\nsort_by: date\n---\nお知らせの一覧です。\n",
+    )
+    .expect("write");
+
     let mut rng = Lcg(20250201);
     let mut bytes = 0usize;
     for i in 1..=pages {
@@ -167,6 +209,7 @@ fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
         let name = format!("page-{i:05}.md");
         fs::write(hosho.join("content/articles").join(&name), &page).expect("write page");
         fs::write(hugo.join("content/articles").join(&name), &page).expect("write page");
+        fs::write(zola.join("content/articles").join(&name), &page).expect("write page");
     }
     let mut orderers = 0;
     for file in 0..20 {
@@ -192,7 +235,7 @@ fn generate(dir: &Path, pages: usize) -> (PathBuf, PathBuf) {
         bytes as f64 / pages as f64 / 1024.0,
         bytes as f64 / 1_048_576.0
     );
-    (hosho, hugo)
+    (hosho, hugo, zola)
 }
 
 struct Figures {
@@ -259,7 +302,7 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("work directory: {}", work.display());
-    let (hosho_root, hugo_root) = generate(&work, pages);
+    let (hosho_root, hugo_root, zola_root) = generate(&work, pages);
     let out = work.join("hosho-out");
     let hugo_out = work.join("hugo-out");
     // Vault and keys go to the work directory too, so the demo run writes nothing in the repo.
@@ -302,8 +345,9 @@ fn main() {
     line("hosho build, demo site", &demo);
     println!("hosho wrote {built_pages} HTML files for the large site");
 
+    // Every tool rebuilds over its existing output, as a maintainer's next build does.
     let hugo = Command::new("hugo").arg("version").output();
-    match hugo {
+    let hugo = match hugo {
         Ok(v) if v.status.success() => {
             let version = String::from_utf8_lossy(&v.stdout).trim().to_owned();
             let h = bench(
@@ -317,23 +361,58 @@ fn main() {
                         .arg(&hugo_out);
                     c
                 },
-                || {
-                    let _ = fs::remove_dir_all(&hugo_out);
-                },
+                || {},
             );
-            line(&format!("hugo, the same {pages} pages"), &h);
+            line(&format!("hugo, the same {pages} pages, again"), &h);
             println!(
                 "hugo wrote {} HTML files ({version})",
                 walkdir_count(&hugo_out)
             );
+            Some(h)
+        }
+        _ => {
+            println!("hugo is not installed (apt-get install hugo): no comparison");
+            None
+        }
+    };
+    let zola_bin = std::env::var_os("HOSHO_BENCH_ZOLA").unwrap_or_else(|| "zola".into());
+    let zola = match Command::new(&zola_bin).arg("--version").output() {
+        Ok(v) if v.status.success() => {
+            let version = String::from_utf8_lossy(&v.stdout).trim().to_owned();
+            let zola_out = work.join("zola-out");
+            let z = bench(
+                runs,
+                || {
+                    let mut c = Command::new(&zola_bin);
+                    c.arg("--root")
+                        .arg(&zola_root)
+                        .args(["build", "--force", "--output-dir"])
+                        .arg(&zola_out);
+                    c
+                },
+                || {},
+            );
+            line(&format!("zola, the same {pages} pages, again"), &z);
             println!(
-                "\nratio hugo / hosho (median wall time): {:.2}× — hosho is {}; peak memory hugo / hosho: {:.1}×",
-                h.median.as_secs_f64() / large.median.as_secs_f64(),
-                if large.median < h.median { "faster" } else { "slower" },
-                h.peak_kib as f64 / large.peak_kib.max(1) as f64
+                "zola wrote {} HTML files ({version})",
+                walkdir_count(&zola_out)
+            );
+            Some(z)
+        }
+        _ => {
+            println!("zola is not on the PATH: build getzola/zola 0.22.1 with `cargo build --release --locked` and put it there (or set HOSHO_BENCH_ZOLA): no comparison");
+            None
+        }
+    };
+    println!();
+    for (name, other) in [("hugo", &hugo), ("zola", &zola)] {
+        if let Some(o) = other {
+            println!(
+                "hosho / {name} (median wall time, both rebuilding): {:.2}×   peak memory hosho / {name}: {:.2}×",
+                rebuild.median.as_secs_f64() / o.median.as_secs_f64(),
+                rebuild.peak_kib as f64 / o.peak_kib.max(1) as f64
             );
         }
-        _ => println!("\nhugo is not installed (apt-get install hugo): no comparison"),
     }
     if std::env::var_os("HOSHO_BENCH_KEEP").is_none_or(|v| v != "1") {
         let _ = fs::remove_dir_all(&work);

@@ -192,6 +192,8 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let vault_stage = Staging::new(&paths.vault, Access::Private)?;
     let notices_stage = Staging::new(&paths.notices, Access::Private)?;
     let site_stage = Staging::new(&paths.out, Access::Public)?;
+    // The public site's previous tree is removed while this build works (see below).
+    let leftovers = output::remove_leftovers(&paths.out);
     let Inputs {
         mut site,
         customers,
@@ -244,10 +246,13 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     let write_started = Instant::now();
     output::write_files(site_stage.path(), &rendered.files)?;
     tracing::debug!(elapsed = ?write_started.elapsed(), "wrote staging directories");
-    // Swap all three, then remove the old trees together (also when a later swap failed).
-    let mut olds = Vec::with_capacity(3);
+    let _ = leftovers.join();
+    // Swap all three, then remove the private outputs' old trees together (also when a later
+    // swap failed). The public site's old tree, which holds nothing private, is left beside
+    // it and removed during the next build, so no build waits for its deletion.
+    let mut olds = Vec::with_capacity(2);
     let mut swapped = Ok(());
-    for stage in [notices_stage, vault_stage, site_stage] {
+    for stage in [notices_stage, vault_stage] {
         match stage.swap() {
             Ok(old) => olds.push(old),
             Err(e) => {
@@ -255,6 +260,9 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
                 break;
             }
         }
+    }
+    if swapped.is_ok() {
+        swapped = site_stage.swap().map(drop);
     }
     output::remove_old_all(&olds)?;
     swapped?;

@@ -246,6 +246,38 @@ impl Staging {
     }
 }
 
+/// The old outputs of `target` that earlier swaps moved aside and left (`.NAME.old-*`
+/// beside it), removed on a thread of their own; join it before the next swap.
+pub fn remove_leftovers(target: &Path) -> std::thread::JoinHandle<()> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!(
+        ".{}.old-",
+        target
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned())
+    );
+    std::thread::spawn(move || {
+        let Ok(entries) = fs::read_dir(&parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let own = name.starts_with(&prefix)
+                && entry
+                    .file_type()
+                    .is_ok_and(|t| t.is_dir() && !t.is_symlink());
+            if own {
+                if let Err(e) = fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(error = %e, "前回の古い出力 {name} を消せません");
+                }
+            }
+        }
+    })
+}
+
 /// Removes an old output that [`Staging::swap`] moved aside.
 pub fn remove_old(old: Option<&Path>) -> Result<()> {
     match old {

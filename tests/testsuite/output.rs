@@ -53,6 +53,31 @@ fn a_successful_build_replaces_the_output_whole() {
 }
 
 #[test]
+fn the_old_site_is_removed_by_the_next_build_and_private_outputs_at_once() {
+    let site = SiteDir::fixture("small");
+    let leftovers = |site: &SiteDir| {
+        let mut names: Vec<String> = fs::read_dir(&site.root)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".old-") || n.contains(".new-"))
+            .collect();
+        names.sort();
+        names
+    };
+    site.build();
+    assert!(leftovers(&site).is_empty());
+    site.build();
+    let first = leftovers(&site);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with(".site-out.old-"), "{first:?}");
+    site.build();
+    let second = leftovers(&site);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(first, second, "the previous one was removed");
+}
+
+#[test]
 fn refuses_to_replace_a_directory_it_did_not_create() {
     let site = SiteDir::fixture("minimal");
     fs::create_dir_all(site.out()).expect("mkdir");

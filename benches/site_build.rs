@@ -414,9 +414,192 @@ fn main() {
             );
         }
     }
+    println!();
+    let page = "content/articles/page-00042.md";
+    let hosho_serve = Server::start(
+        Command::new(hosho_bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(&hosho_root),
+        "確認サービスを起動しました: http://",
+    );
+    let rounds = 9;
+    let times = edit_to_served(
+        &hosho_serve.base,
+        &hosho_root.join(page),
+        "/articles/page-00042/",
+        rounds,
+    );
+    edit_line("hosho serve, one page edited", &times);
+    let adopters = hosho_root.join("data/adopters/region-00.yaml");
+    let times = edit_row_to_served(&hosho_serve.base, &adopters, "/adopters/region-00/", rounds);
+    edit_line("hosho serve, one adoption row edited", &times);
+    drop(hosho_serve);
+    if let Some(zola_bin) = zola_available() {
+        let zola_serve = Server::on_port(
+            Command::new(zola_bin)
+                .arg("--root")
+                .arg(&zola_root)
+                .args(["serve", "--port", "18796"]),
+            18796,
+        );
+        let times = edit_to_served(
+            &zola_serve.base,
+            &zola_root.join(page),
+            "/articles/page-00042/",
+            rounds,
+        );
+        edit_line("zola serve, one page edited", &times);
+    }
     if std::env::var_os("HOSHO_BENCH_KEEP").is_none_or(|v| v != "1") {
         let _ = fs::remove_dir_all(&work);
     }
+}
+
+fn zola_available() -> Option<std::ffi::OsString> {
+    let zola = std::env::var_os("HOSHO_BENCH_ZOLA").unwrap_or_else(|| "zola".into());
+    Command::new(&zola)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| zola)
+}
+
+/// A preview server (`hosho serve`, `zola serve`) running until dropped.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `command` and waits for the line that starts with `ready` and names its address.
+    fn start(command: &mut Command, ready: &str) -> Server {
+        use std::io::BufRead as _;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server said where it listens")
+                .expect("line");
+            if let Some(rest) = line.find(ready).map(|i| &line[i + ready.len()..]) {
+                break format!(
+                    "http://{}",
+                    rest.split(['/', ' ']).next().unwrap_or_default()
+                );
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        std::thread::sleep(Duration::from_millis(500));
+        Server { child, base }
+    }
+}
+
+impl Server {
+    /// Starts `command`, which listens on `port` of 127.0.0.1, and waits until it answers.
+    fn on_port(command: &mut Command, port: u16) -> Server {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        while ureq::get(&format!("{base}/")).call().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{base} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Server { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Saves `rounds` edits of `file` (`edit(text, round)`), each timed until `url` serves
+/// `marker(round)`.
+fn timed_edits(
+    base: &str,
+    file: &Path,
+    url: &str,
+    rounds: usize,
+    edit: impl Fn(&str, usize) -> String,
+    marker: impl Fn(usize) -> String,
+) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let text = fs::read_to_string(file).expect("read");
+        let started = std::time::Instant::now();
+        fs::write(file, edit(&text, round)).expect("write");
+        let want = marker(round);
+        loop {
+            let body = ureq::get(&format!("{base}{url}"))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok());
+            if body.is_some_and(|b| b.contains(&want)) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{url} never showed {want}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        times.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    times.sort();
+    times
+}
+
+/// A page's first paragraph replaced, round after round.
+fn edit_to_served(base: &str, file: &Path, url: &str, rounds: usize) -> Vec<Duration> {
+    let edit = |text: &str, round: usize| {
+        let (front, body) = text.split_once("\n---\n").expect("front matter");
+        let body = body
+            .split_once("\n\n")
+            .filter(|(first, _)| first.starts_with("編集"))
+            .map_or(body, |(_, rest)| rest);
+        format!("{front}\n---\n編集{round:03}\n\n{body}")
+    };
+    timed_edits(base, file, url, rounds, edit, |round| {
+        format!("編集{round:03}")
+    })
+}
+
+/// One adoption row renamed, round after round.
+fn edit_row_to_served(base: &str, file: &Path, url: &str, rounds: usize) -> Vec<Duration> {
+    let edit = |text: &str, round: usize| {
+        let start = text.find("{name: 架空").expect("a row") + "{name: ".len();
+        let end = start + text[start..].find(',').expect("name ends");
+        format!("{}架空改{round:03}{}", &text[..start], &text[end..])
+    };
+    timed_edits(base, file, url, rounds, edit, |round| {
+        format!("架空改{round:03}")
+    })
+}
+
+fn edit_line(name: &str, times: &[Duration]) {
+    println!(
+        "{name:<44} edit-to-served median {:>6.0} ms   min {:>6.0} ms   max {:>6.0} ms ({} edits)",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[0].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0,
+        times.len()
+    );
 }
 
 fn walkdir_count(dir: &Path) -> usize {

@@ -375,10 +375,8 @@ fn main() {
             None
         }
     };
-    let zola_bin = std::env::var_os("HOSHO_BENCH_ZOLA").unwrap_or_else(|| "zola".into());
-    let zola = match Command::new(&zola_bin).arg("--version").output() {
-        Ok(v) if v.status.success() => {
-            let version = String::from_utf8_lossy(&v.stdout).trim().to_owned();
+    let zola = match zola_available() {
+        Some((zola_bin, version)) => {
             let zola_out = work.join("zola-out");
             let z = bench(
                 runs,
@@ -399,7 +397,7 @@ fn main() {
             );
             Some(z)
         }
-        _ => {
+        None => {
             println!("zola is not on the PATH: build getzola/zola 0.22.1 with `cargo build --release --locked` and put it there (or set HOSHO_BENCH_ZOLA): no comparison");
             None
         }
@@ -434,7 +432,7 @@ fn main() {
     let times = edit_row_to_served(&hosho_serve.base, &adopters, "/adopters/region-00/", rounds);
     edit_line("hosho serve, one adoption row edited", &times);
     drop(hosho_serve);
-    if let Some(zola_bin) = zola_available() {
+    if let Some((zola_bin, _)) = zola_available() {
         let zola_serve = Server::on_port(
             Command::new(zola_bin)
                 .arg("--root")
@@ -455,14 +453,16 @@ fn main() {
     }
 }
 
-fn zola_available() -> Option<std::ffi::OsString> {
+/// Zola (`HOSHO_BENCH_ZOLA`, else `zola` on the PATH) and its version, when it runs.
+fn zola_available() -> Option<(std::ffi::OsString, String)> {
     let zola = std::env::var_os("HOSHO_BENCH_ZOLA").unwrap_or_else(|| "zola".into());
-    Command::new(&zola)
+    let version = Command::new(&zola)
         .arg("--version")
         .output()
         .ok()
-        .filter(|o| o.status.success())
-        .map(|_| zola)
+        .filter(|o| o.status.success())?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    Some((zola, version))
 }
 
 /// A preview server (`hosho serve`, `zola serve`) running until dropped.

@@ -142,6 +142,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
+/// Puts `from` at `to` as a hard link (a file carried from the previous output into the
+/// new one), or as a copy across file systems.
+pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(|_| ()))
+}
+
 /// Creates a directory (and its parents) only its owner can enter (0700).
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()

@@ -57,15 +57,6 @@ pub struct DocumentKind {
     pub derive: fn(&mut serde_json::Value) -> Result<(), String>,
 }
 
-impl DocumentKind {
-    /// The inputs with the derived values added: what the template receives.
-    pub fn template_inputs(&self, inputs: &serde_json::Value) -> Result<serde_json::Value, String> {
-        let mut full = inputs.clone();
-        (self.derive)(&mut full)?;
-        Ok(full)
-    }
-}
-
 /// Nothing to derive.
 fn nothing(_: &mut serde_json::Value) -> Result<(), String> {
     Ok(())
@@ -83,6 +74,13 @@ fn notice_qr_code(inputs: &mut serde_json::Value) -> Result<(), String> {
 }
 
 impl DocumentKind {
+    /// The inputs with the derived values added: what the template receives.
+    pub fn template_inputs(&self, inputs: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut full = inputs.clone();
+        (self.derive)(&mut full)?;
+        Ok(full)
+    }
+
     /// `DIR/<number>.pdf`, relative to its output.
     pub fn file(&self, number: &str) -> String {
         if self.dir.is_empty() {

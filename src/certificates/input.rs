@@ -114,8 +114,6 @@ pub struct Adjustment {
     pub kind: AdjustmentKind,
     /// Yen, at least 1.
     pub amount: u64,
-    /// 保証金額 in force after the change.
-    pub guaranteed: u64,
 }
 
 /// A validated guarantee certificate: the content of a 保証証書 (電子証書), with its
@@ -162,6 +160,12 @@ impl Certificate {
     /// The terms in force after every change.
     pub fn current(&self) -> Terms {
         self.initial.after(&self.changes)
+    }
+
+    /// The terms in force on `date`: after every change dated then or before.
+    pub fn terms_on(&self, date: NaiveDate) -> Terms {
+        let until = self.changes.partition_point(|c| c.date <= date);
+        self.initial.after(&self.changes[..until])
     }
 
     /// 有効 / （変更） / 解除, as the manifest records it.
@@ -288,13 +292,9 @@ pub fn parse_file(
         diagnostics,
         |r, item, path, i| {
             let c = certificate(r, item, path, rel, warnings)?;
-            fees(r, map_of(item), path, refs, c).map(|c| (c, i))
+            fees(r, item.as_mapping(), path, refs, c).map(|c| (c, i))
         },
     )
-}
-
-fn map_of(item: &Value) -> Option<&Mapping> {
-    item.as_mapping()
 }
 
 /// The certificate's fee, customer and adjustments, checked: a fee is not negative, a
@@ -310,13 +310,13 @@ fn fees<'d>(
     let map = map?;
     let before = r.diagnostics.len();
     let written = r.integer(map, path, FEE, false);
-    if let Some(fee) = written.filter(|f| *f < 0) {
+    let negative = written.filter(|f| *f < 0);
+    if let Some(fee) = negative {
         r.error(
             &path.key(FEE.key),
             format!("保証料は 0 円以上の整数で書いてください（{fee} になっています）"),
         );
     }
-    let negative = written.is_some_and(|f| f < 0);
     let written = written.and_then(|f| u64::try_from(f).ok());
     c.customer = r.string(map, path, CUSTOMER, false);
     if let Some(code) = c.customer.as_deref() {
@@ -340,7 +340,7 @@ fn fees<'d>(
         );
     }
     let billed = written.is_some() || c.customer.is_some();
-    if billed && c.fee.is_none() && !negative {
+    if billed && c.fee.is_none() && negative.is_none() {
         r.error(
             &path.key(AMOUNT.key),
             format!(
@@ -535,25 +535,10 @@ fn certificate<'d>(
         auth_key,
         fee: None,
         customer: None,
-        adjustments: Vec::new(),
+        adjustments,
         submission: None,
         source: rel.to_path_buf(),
     };
-    let mut certificate = certificate;
-    certificate.adjustments = adjustments
-        .into_iter()
-        .map(|(date, kind, amount)| Adjustment {
-            date,
-            kind,
-            amount,
-            guaranteed: certificate
-                .initial
-                .after(
-                    &certificate.changes[..certificate.changes.partition_point(|c| c.date <= date)],
-                )
-                .amount,
-        })
-        .collect();
     check_amounts(r, &certificate, path);
     if certificate.kind == Kind::Contract {
         warn_small_contract_guarantee(r, &certificate, path, warnings);
@@ -607,16 +592,13 @@ fn warn_small_contract_guarantee(
     }
 }
 
-/// A fee adjustment as read: date, kind, yen.
-type RawAdjustment = (NaiveDate, AdjustmentKind, u64);
-
 /// The fee adjustment of one change, if it has one (never both kinds).
 fn adjustment<'d>(
     r: &mut Reader<'d, '_>,
     m: &'d Mapping,
     p: &NodePath,
     date: NaiveDate,
-) -> Option<RawAdjustment> {
+) -> Option<Adjustment> {
     let added = positive(r, m, p, FEE_ADDED, false);
     let returned = positive(r, m, p, FEE_RETURNED, false);
     match (added, returned) {
@@ -627,8 +609,16 @@ fn adjustment<'d>(
             );
             None
         }
-        (Some(yen), None) => Some((date, AdjustmentKind::Added, yen)),
-        (None, Some(yen)) => Some((date, AdjustmentKind::Returned, yen)),
+        (Some(amount), None) => Some(Adjustment {
+            date,
+            kind: AdjustmentKind::Added,
+            amount,
+        }),
+        (None, Some(amount)) => Some(Adjustment {
+            date,
+            kind: AdjustmentKind::Returned,
+            amount,
+        }),
         (None, None) => None,
     }
 }
@@ -640,7 +630,7 @@ fn changes<'d>(
     map: &'d Mapping,
     path: &NodePath,
     issued: Option<NaiveDate>,
-) -> (Vec<Change>, Vec<RawAdjustment>) {
+) -> (Vec<Change>, Vec<Adjustment>) {
     let Some(value) = map.get(CHANGES.key).filter(|v| !v.is_null()) else {
         return (Vec::new(), Vec::new());
     };

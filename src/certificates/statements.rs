@@ -27,7 +27,7 @@ use crate::common::fees::FeeRules;
 use crate::common::files::read_capped;
 use crate::common::hex::{from_hex, sha256_hex, to_hex};
 use crate::common::{era, format};
-use crate::output::{create_private_dir, write_private};
+use crate::output::{create_private_dir, link_or_copy, write_private};
 use crate::trust::layout::MAX_PDF_BYTES;
 
 /// The directory of statements in the notices output.
@@ -130,7 +130,7 @@ pub fn statements<'a>(
                 .push(Line {
                     date: a.date,
                     certificate: c,
-                    guaranteed: a.guaranteed,
+                    guaranteed: c.terms_on(a.date).amount,
                     charge: Charge::Adjustment(a.kind, a.amount),
                 });
         }
@@ -158,7 +158,7 @@ struct LineText<'a> {
     number: &'a str,
     kind: &'static str,
     issued: String,
-    project: &'a str,
+    project: String,
     beneficiary: &'a str,
     guaranteed: String,
     /// 保証料 (on the line of an issue), else empty.
@@ -281,23 +281,13 @@ fn line_text<'a>(line: &Line<'a>) -> LineText<'a> {
         number: &c.number,
         kind: c.kind.label(),
         issued: era::full_date(c.issued),
-        project: project_of(c, line.date),
+        project: c.terms_on(line.date).project,
         beneficiary: &c.beneficiary,
         guaranteed: format::yen(line.guaranteed),
         fee,
         adjustment,
         reason,
     }
-}
-
-/// 工事名 in force on `date` (a change may rename the project).
-fn project_of(c: &Certificate, date: NaiveDate) -> &str {
-    c.changes
-        .iter()
-        .take_while(|ch| ch.date <= date)
-        .filter_map(|ch| ch.project.as_deref())
-        .last()
-        .unwrap_or(&c.initial.project)
 }
 
 /// One statement's cache entry: the PDF's hash, authenticated over the inputs.
@@ -414,8 +404,7 @@ fn one(
             && read_capped(&from, MAX_PDF_BYTES, false)
                 .is_ok_and(|bytes| sha256_hex(&bytes) == entry.pdf_sha256);
         if intact {
-            std::fs::hard_link(&from, &to)
-                .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+            link_or_copy(&from, &to)
                 .with_context(|| format!("{file} を前回の出力から引き継げません"))?;
             return Ok(Ok((entry.clone(), true)));
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::certificate::Kind;
 
 /// The built-in rate of 中間前払金保証: 0.065%.
-pub const INTERIM_ADVANCE_RATE: &str = "0.065%";
+pub const INTERIM_ADVANCE_RATE: Rate = Rate(65_000);
 
 /// A rate held exactly: hundred-millionths of the amount (0.065% = 65,000), written as a
 /// percentage with at most six decimals (`"0.065%"`).
@@ -173,9 +173,9 @@ impl FeeRules {
             rates.insert(kind, table);
         }
         let interim = Kind::InterimAdvance.label().to_owned();
-        rates.entry(interim).or_insert_with(|| {
-            RateTable::flat(Rate::try_from(INTERIM_ADVANCE_RATE.to_owned()).unwrap_or(Rate(0)))
-        });
+        rates
+            .entry(interim)
+            .or_insert_with(|| RateTable::flat(INTERIM_ADVANCE_RATE));
         Ok(FeeRules {
             rates,
             payment_terms: raw.payment_terms,

@@ -187,7 +187,7 @@ impl Previous<'_> {
         let rel = document.file(number);
         let from = self.outputs.of(document.place).join(&rel);
         let to = staging.of(document.place).join(&rel);
-        std::fs::hard_link(&from, &to).or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+        crate::output::link_or_copy(&from, &to)
     }
 }
 

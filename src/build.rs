@@ -19,8 +19,11 @@ use crate::common::certificate::Status;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::common::hex::to_hex;
 pub use crate::common::root::Paths;
+use crate::common::submission::Orderers;
+use crate::output::DirSink;
 use crate::output::{self, Access, Staging};
-use crate::site::{Output, Site, Trust};
+use crate::site::cache::{InputCache, RenderCache, SiteCache};
+use crate::site::{Output, RenderError, Rendered, Sink, Site, Trust};
 use crate::trust::authkey;
 use crate::trust::keys::{BuildKeys, KeyMaterial};
 
@@ -32,6 +35,12 @@ pub struct BuildSummary {
     pub notices: PathBuf,
     pub pages: usize,
     pub files: usize,
+    /// Files of the public site written by this build (all of them but in an incremental
+    /// rebuild of the live preview).
+    pub written: usize,
+    /// Whether the certificates, notices and statements were built (not in a rebuild of the
+    /// live preview that changed only the site).
+    pub certificates_built: bool,
     pub vault_report: VaultReport,
     /// 保証料計算書 written into the notices output.
     pub statements: StatementReport,
@@ -42,6 +51,10 @@ pub struct BuildSummary {
     pub example: Option<(String, String)>,
     pub warnings: Vec<Diagnostic>,
     pub elapsed: Duration,
+    /// What the public site shows of the signed manifest.
+    pub trust: Trust,
+    /// The orderers' rules for receiving the notice, as the notices print them.
+    pub orderers: Orderers,
 }
 
 /// What a check saw.
@@ -71,8 +84,8 @@ struct Inputs {
 
 /// Loads the site and the certificates; on any problem, renders what it can (for link
 /// problems) and fails with all of them.
-fn load(root: &Path) -> Result<Inputs> {
-    let (site, mut d) = Site::load_partial(root);
+fn load(root: &Path, pages: &mut InputCache) -> Result<Inputs> {
+    let (site, mut d) = Site::load_cached(root, pages);
     let mut warnings = Diagnostics::default();
     let customers = customers::load(root, &mut d);
     let default_rules = crate::common::fees::FeeRules::default();
@@ -107,9 +120,20 @@ fn render(site: &Site) -> Result<Output> {
     }
 }
 
+/// Renders the site into `sink`, reusing what `cache` says is unchanged; every problem
+/// (templates, links) fails the run.
+pub(crate) fn render_into(site: &Site, sink: &dyn Sink, cache: &RenderCache) -> Result<Rendered> {
+    let mut d = Diagnostics::default();
+    match site.render_into(sink, cache, &mut d) {
+        Ok(rendered) if d.is_empty() => Ok(rendered),
+        Ok(_) | Err(RenderError::Input(_)) => Err(input_errors(d)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Validates everything, renders the site and typesets one certificate, writing nothing.
 pub fn check(root: &Path) -> Result<CheckSummary> {
-    let inputs = load(root)?;
+    let inputs = load(root, &mut InputCache::disabled())?;
     let output = render(&inputs.site)?;
     let typesetter = Typesetter::load(root).map_err(input_errors)?;
     let config = &inputs.site.config;
@@ -185,7 +209,15 @@ fn unix_now() -> u64 {
 
 /// Builds the site and the vault; each is rendered beside its target and swapped in whole.
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
+    build_with(paths, &mut SiteCache::default())
+}
+
+/// [`build`], reusing the content pages in `cache` whose files have not changed, and leaving
+/// in it what a rebuild of the live preview can reuse ([`crate::rebuild`]).
+pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSummary> {
     let started = Instant::now();
+    // Whatever happens, the last render's cache no longer describes the output.
+    cache.render = RenderCache::default();
     refuse_nested_outputs(paths)?;
     // Refuse foreign directories before any work (creating the staging directories checks
     // them), and again just before each swap.
@@ -199,7 +231,7 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         customers,
         certificates,
         warnings,
-    } = load(&paths.root)?;
+    } = load(&paths.root, &mut cache.pages)?;
     let typesetter = Typesetter::load(&paths.root).map_err(input_errors)?;
     let statement_template =
         Template::load(&paths.root, statements::TEMPLATE).map_err(|d| input_errors(d.into()))?;
@@ -235,17 +267,20 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
         secret: &keys.auth_secret,
     })?;
     tracing::debug!(elapsed = ?statements_started.elapsed(), "typeset fee statements");
-    site.set_trust(Some(Trust {
+    let trust = Trust {
         key_id: report.key_id.clone(),
         public_key: to_hex(&keys.public.bytes),
         manifest_sha256: report.manifest_sha256.clone(),
         seq: report.seq,
-    }));
-    let rendered = render(&site)?;
+    };
+    site.set_trust(Some(trust.clone()));
+    // Each page is written into the staging directory as soon as it is rendered.
+    let rendered = render_into(
+        &site,
+        &DirSink::new(site_stage.path()),
+        &RenderCache::default(),
+    )?;
     build_keys.write_new(&paths.keys)?;
-    let write_started = Instant::now();
-    output::write_files(site_stage.path(), &rendered.files)?;
-    tracing::debug!(elapsed = ?write_started.elapsed(), "wrote staging directories");
     let _ = leftovers.join();
     // Swap all three, then remove the private outputs' old trees together (also when a later
     // swap failed). The public site's old tree, which holds nothing private, is left beside
@@ -266,12 +301,16 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     }
     output::remove_old_all(&olds)?;
     swapped?;
+    let (pages, files) = (rendered.page_count(), rendered.files.len());
+    cache.render = rendered.into_cache();
     Ok(BuildSummary {
         out: paths.out.clone(),
         vault: paths.vault.clone(),
         notices: paths.notices.clone(),
-        pages: rendered.page_count(),
-        files: rendered.files.len(),
+        pages,
+        files,
+        written: files,
+        certificates_built: true,
         vault_report: report,
         statements,
         created_keys: match &build_keys {
@@ -285,5 +324,7 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
             .flatten(),
         warnings: warnings.sorted(),
         elapsed: started.elapsed(),
+        trust,
+        orderers: site.orderers(),
     })
 }

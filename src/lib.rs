@@ -20,6 +20,7 @@ pub mod cmd;
 pub mod common;
 pub mod daemon;
 pub mod output;
+pub mod rebuild;
 pub mod scaffold;
 pub mod site;
 pub mod trust;

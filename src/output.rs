@@ -89,21 +89,113 @@ pub fn ensure_replaceable(target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `files` (relative path → bytes) under `dir`, in parallel.
-pub fn write_files(dir: &Path, files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<()> {
-    use rayon::prelude::*;
-    let mut dirs: Vec<PathBuf> = files
-        .keys()
-        .filter_map(|p| Path::new(p).parent().map(|d| dir.join(d)))
-        .collect();
-    dirs.dedup();
-    for d in &dirs {
-        fs::create_dir_all(d).with_context(|| format!("{} を作れません", d.display()))?;
+/// Writes the site's files into a staging directory as they are rendered.
+pub struct DirSink<'a> {
+    dir: &'a Path,
+}
+
+impl<'a> DirSink<'a> {
+    pub fn new(dir: &'a Path) -> DirSink<'a> {
+        DirSink { dir }
     }
-    files.par_iter().try_for_each(|(path, bytes)| {
-        let target = dir.join(path);
-        fs::write(&target, bytes).with_context(|| format!("{} を書けません", target.display()))
-    })
+}
+
+impl crate::site::Sink for DirSink<'_> {
+    fn prepare(&self, dirs: &[String]) -> io::Result<()> {
+        for d in dirs {
+            fs::create_dir_all(self.dir.join(d))?;
+        }
+        Ok(())
+    }
+
+    fn put(&self, path: &str, bytes: Vec<u8>) -> io::Result<()> {
+        fs::write(self.dir.join(path), bytes)
+    }
+}
+
+/// The marker's text for an output holding `files` (relative paths): every file and every
+/// directory, in the order [`listing`] walks them (by path component, a directory before
+/// what it holds).
+fn marker_text<'a>(files: impl Iterator<Item = &'a str>) -> String {
+    let mut entries: std::collections::BTreeSet<Vec<&str>> = std::collections::BTreeSet::new();
+    for file in files.filter(|f| *f != MARKER) {
+        let parts: Vec<&str> = file.split('/').collect();
+        for depth in 1..parts.len() {
+            entries.insert(parts[..depth].to_vec());
+        }
+        entries.insert(parts);
+    }
+    let mut marker = MARKER_HEADER.to_owned();
+    let mut dirs = std::collections::HashSet::new();
+    for entry in &entries {
+        if entry.len() > 1 {
+            dirs.insert(&entry[..entry.len() - 1]);
+        }
+    }
+    for entry in &entries {
+        marker.push_str(&entry.join("/"));
+        if dirs.contains(entry.as_slice()) {
+            marker.push('/');
+        }
+        marker.push('\n');
+    }
+    marker
+}
+
+/// Brings the public output `target`, which an earlier build of this process wrote, up to
+/// date in place (the live preview): each file of `changed` is written beside its place and
+/// renamed over it, each of `removed` is deleted with the directories it leaves empty, and
+/// the marker is rewritten to list `all`. Nothing else in `target` is touched.
+pub fn update_in_place<'a>(
+    target: &Path,
+    changed: &std::collections::BTreeMap<String, Vec<u8>>,
+    removed: &[&str],
+    all: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if !target.join(MARKER).is_file() {
+        bail!(
+            "{} は hosho が作った出力ではありません（{MARKER} がない）",
+            target.display()
+        );
+    }
+    for (path, bytes) in changed {
+        let file = target.join(path);
+        let dir = file.parent().unwrap_or(target);
+        fs::create_dir_all(dir).with_context(|| format!("{} を作れません", dir.display()))?;
+        let mut temporary = tempfile::Builder::new()
+            .prefix(".hosho-")
+            .tempfile_in(dir)
+            .with_context(|| format!("{} に書けません", dir.display()))?;
+        temporary
+            .write_all(bytes)
+            .and_then(|()| {
+                let mode = fs::Permissions::from_mode(Access::Public.file_mode());
+                temporary.as_file().set_permissions(mode)
+            })
+            .with_context(|| format!("{} を書けません", file.display()))?;
+        temporary
+            .persist(&file)
+            .with_context(|| format!("{} を置き換えられません", file.display()))?;
+    }
+    for path in removed {
+        let file = target.join(path);
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("{} を消せません", file.display())),
+        }
+        // Directories it leaves empty go too (as a clean build would not have them).
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| *d != target) {
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    let marker = target.join(MARKER);
+    fs::write(&marker, marker_text(all))
+        .with_context(|| format!("{} を書けません", marker.display()))
 }
 
 /// Who may read an output directory.
@@ -314,6 +406,34 @@ pub fn remove_old_all(olds: &[Option<PathBuf>]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_marker_of_an_update_in_place_lists_what_a_walk_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = [
+            "a-b/index.html",
+            "a/b/c.html",
+            "a/index.html",
+            "index.html",
+            "z.xml",
+        ];
+        for f in files {
+            let path = dir.path().join(f);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, f).expect("write");
+        }
+        let walked = listing(dir.path()).expect("listing");
+        let mut expected = MARKER_HEADER.to_owned();
+        for line in &walked {
+            expected.push_str(line);
+            expected.push('\n');
+        }
+        assert_eq!(marker_text(files.into_iter().rev()), expected);
+        assert!(
+            walked.starts_with(&["a/".to_owned(), "a/b/".to_owned()]),
+            "{walked:?}"
+        );
+    }
 
     #[test]
     fn several_outputs_are_swapped_then_their_old_trees_removed_together() {

@@ -1,25 +1,28 @@
 //! The live preview's rebuild loop (`hosho serve` in building mode): watches the site root's
 //! inputs (hosho.toml, content/, data/, templates/, assets/) with the platform's file events
 //! (`notify`; only creations, writes, renames and removals count, not reads, which the build
-//! itself makes), gathers the events of one save, rebuilds, and tells the daemon's live preview
+//! itself makes), gathers the events of one save, rebuilds what they touch
+//! ([`crate::rebuild::Rebuilder`]), and tells the daemon's live preview
 //! ([`crate::daemon::live::Live`]), which reloads the open pages or shows the problems.
 //! A failed rebuild changes nothing on disk: the last good site, vault and notices stay.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::build::{self, BuildSummary, Paths};
+use crate::build::BuildSummary;
 use crate::common::config::CONFIG_FILE;
 use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ASSETS_DIR, CONTENT_DIR, TEMPLATES_DIR};
 use crate::daemon::live::Live;
+use crate::rebuild::Rebuilder;
 
 /// How long the file events of one save are gathered before a rebuild: the rebuild starts
 /// once this long has passed without another.
-const QUIET: Duration = Duration::from_millis(40);
+const QUIET: Duration = Duration::from_millis(25);
 
 /// The input directories watched (recursively), relative to the root; `data/` holds the
 /// adoption tables, the Q&A, the certificates and the customers.
@@ -56,16 +59,17 @@ pub(crate) fn problem_lines(e: &anyhow::Error) -> Vec<String> {
     }
 }
 
-/// Starts watching `paths.root` on a thread of its own; every change is rebuilt, reported to
-/// `report` and to `live`.
+/// Starts watching the rebuilder's root on a thread of its own; every change is rebuilt,
+/// reported to `report` and to `live`.
 pub(crate) fn start(
-    paths: Paths,
+    mut rebuilder: Rebuilder,
     live: Arc<Live>,
     report: impl Fn(Rebuilt<'_>) + Send + 'static,
 ) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(tx)?;
-    let root = std::path::absolute(&paths.root).unwrap_or_else(|_| paths.root.clone());
+    let root = rebuilder.paths().root.clone();
+    let root = std::path::absolute(&root).unwrap_or(root);
     watcher.watch(&root, RecursiveMode::NonRecursive)?;
     for dir in WATCHED_DIRS {
         let dir = root.join(dir);
@@ -73,6 +77,7 @@ pub(crate) fn start(
             watcher.watch(&dir, RecursiveMode::Recursive)?;
         }
     }
+    // The input files an event changed (none for reads and metadata).
     let changed = move |event: notify::Result<notify::Event>| match event {
         Ok(e) => {
             let writes = matches!(
@@ -82,11 +87,12 @@ pub(crate) fn start(
                 e.kind,
                 EventKind::Modify(notify::event::ModifyKind::Metadata(_))
             );
-            writes && e.paths.iter().any(|p| is_input(&root, p))
+            let paths = e.paths.into_iter().filter(|p| is_input(&root, p));
+            paths.filter(|_| writes).collect::<Vec<_>>()
         }
         Err(e) => {
             tracing::warn!(error = %e, "ファイルの変更を監視できません");
-            false
+            Vec::new()
         }
     };
     std::thread::Builder::new()
@@ -94,15 +100,18 @@ pub(crate) fn start(
         .spawn(move || {
             let _keep = watcher;
             while let Ok(event) = rx.recv() {
-                if !changed(event) {
+                let mut paths: BTreeSet<PathBuf> = changed(event).into_iter().collect();
+                if paths.is_empty() {
                     continue;
                 }
                 // The rest of this save (an editor writes, renames, touches).
-                while rx.recv_timeout(QUIET).is_ok() {}
-                tracing::info!("変更を検知しました。再ビルドします");
-                match build::build(&paths) {
+                while let Ok(event) = rx.recv_timeout(QUIET) {
+                    paths.extend(changed(event));
+                }
+                tracing::info!(?paths, "変更を検知しました。再ビルドします");
+                match rebuilder.rebuild(&paths) {
                     Ok(summary) => {
-                        report(Rebuilt::Built(&summary));
+                        report(Rebuilt::Built(summary));
                         live.rebuilt(Vec::new());
                     }
                     Err(e) => {

@@ -31,6 +31,17 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
         eprintln!("{BANNER}");
     }
+    if !s.certificates_built {
+        println!(
+            "{} を更新しました: 変更 {} ファイル（全 {} ページ、{} ファイル）。証書・お知らせ・保証料計算書は変わりません。所要時間 {:.3} 秒",
+            s.out.display(),
+            s.written,
+            s.pages,
+            s.files,
+            s.elapsed.as_secs_f64()
+        );
+        return;
+    }
     let v = &s.vault_report;
     println!(
         "{} に {} ページ（{} ファイル）を書き出しました",

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::console;
-use crate::build;
 use crate::cli::ServeArgs;
 use crate::daemon;
+use crate::rebuild::Rebuilder;
 use crate::watch;
 
 /// Opens `url` in the desktop's browser (`xdg-open` and the like), without waiting for it.
@@ -20,20 +20,22 @@ fn open_browser(url: &str) {
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
     let open = args.open;
     let options = daemon::Options::from(args);
-    let example = if options.build {
-        let paths = options.paths();
-        let summary = build::build(&paths)?;
-        console::built(&paths, &summary);
-        summary.example
-    } else {
-        None
+    let paths = options.paths();
+    let mut rebuilder = options.build.then(|| Rebuilder::new(paths.clone()));
+    let example = match rebuilder.as_mut() {
+        Some(rebuilder) => {
+            let summary = rebuilder.build()?;
+            console::built(&paths, summary);
+            summary.example.clone()
+        }
+        None => None,
     };
     let preview = options.build;
-    let paths = options.paths();
     daemon::run(options, |ready| {
         // Watching before saying so: an edit right after the banner is rebuilt.
-        let watching = ready.live.as_ref().is_some_and(|live| {
-            let started = watch::start(paths.clone(), std::sync::Arc::clone(live), move |r| {
+        let live = ready.live.as_ref().zip(rebuilder.take());
+        let watching = live.is_some_and(|(live, rebuilder)| {
+            let started = watch::start(rebuilder, std::sync::Arc::clone(live), move |r| {
                 match r {
                     watch::Rebuilt::Built(summary) => console::built(&paths, summary),
                     watch::Rebuilt::Failed(e) => {

@@ -87,7 +87,7 @@ impl Pages {
             Config::parse(FALLBACK_CONFIG).map_err(|d| input_error(d.into()))?
         };
         let mut d = Diagnostics::default();
-        let loaded = Renderer::load(root, &mut d);
+        let loaded = Renderer::load(root, None, &mut d);
         let Some(renderer) = loaded.renderer else {
             return Err(input_error(d));
         };

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use rayon::prelude::*;
 use serde::Serialize;
 use yaml_serde::Mapping;
 
@@ -114,11 +115,11 @@ pub fn load_adopter_tables(
     diagnostics: &mut Diagnostics,
     failed: &mut Vec<String>,
 ) -> Vec<AdopterTable> {
-    let mut tables = Vec::new();
     let flat = Walk {
         flat: true,
         skip_dirs: &[],
     };
+    let mut files = Vec::new();
     for file in walk::files(root, ADOPTERS_DIR, flat, diagnostics) {
         let (rel, name) = (file.rel, file.name);
         let Some(slug) = name
@@ -138,16 +139,31 @@ pub fn load_adopter_tables(
             ));
             continue;
         }
-        let text = match std::fs::read_to_string(&file.abs) {
-            Ok(t) => t,
-            Err(e) => {
-                diagnostics.push(Diagnostic::file(rel, format!("読めません: {e}")));
-                continue;
-            }
-        };
-        match parse_adopter_table(&rel, slug, &text, config, diagnostics) {
-            Some(table) => tables.push(table),
-            None => failed.push(slug.to_owned()),
+        files.push((file.abs, rel, slug.to_owned()));
+    }
+    // Each file on its own, in parallel; their problems in the files' order.
+    // `None` for a file that could not be read, `Some(None)` for an invalid table.
+    let parsed: Vec<(Option<Option<AdopterTable>>, Diagnostics)> = files
+        .par_iter()
+        .map(|(abs, rel, slug)| {
+            let mut d = Diagnostics::default();
+            let table = match std::fs::read_to_string(abs) {
+                Ok(text) => Some(parse_adopter_table(rel, slug, &text, config, &mut d)),
+                Err(e) => {
+                    d.push(Diagnostic::file(rel, format!("読めません: {e}")));
+                    None
+                }
+            };
+            (table, d)
+        })
+        .collect();
+    let mut tables = Vec::new();
+    for ((_, _, slug), (table, d)) in files.into_iter().zip(parsed) {
+        diagnostics.extend(d);
+        match table {
+            Some(Some(table)) => tables.push(table),
+            Some(None) => failed.push(slug),
+            None => {}
         }
     }
     tables

@@ -6,32 +6,50 @@ use std::path::PathBuf;
 
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::root::QA_FILE;
+use crate::site::cache::{RenderCache, RenderedFile};
 use crate::site::content::{Page, PageLink};
 use crate::site::links::{self, BrokenLink};
-use crate::site::{feed, output_file, Output, Site};
+use crate::site::{feed, output_file, Site};
 
 impl Site {
-    /// Reports every broken internal link at the place it was written.
-    pub(crate) fn check_links(&self, output: &Output, d: &mut Diagnostics) {
-        let html: BTreeMap<String, &str> = output
-            .files
-            .iter()
-            .filter(|(p, _)| p.ends_with(".html"))
-            .filter_map(|(p, b)| Some((p.clone(), std::str::from_utf8(b).ok()?)))
-            .chain(
-                output
+    /// Reports every broken internal link at the place it was written. With `previous`, the
+    /// files of a render whose links all held: when no file came or went and no rewritten
+    /// file lost or gained an id, only the rewritten files' own links can have broken.
+    pub(crate) fn check_links(
+        &self,
+        files: &BTreeMap<String, RenderedFile>,
+        previous: &RenderCache,
+        d: &mut Diagnostics,
+    ) {
+        let same_ids = |path: &str, file: &RenderedFile| {
+            let before = previous.files.get(path);
+            match (
+                before.and_then(|b| b.links.as_deref()),
+                file.links.as_deref(),
+            ) {
+                (Some(before), Some(now)) => before.same_ids(now),
+                (None, None) => before.is_some(),
+                _ => false,
+            }
+        };
+        let only_rewritten = files.len() == previous.files.len()
+            && files.iter().all(|(path, file)| {
+                let before = previous.files.get(path);
+                before.is_some_and(|b| b.fingerprint == file.fingerprint) || same_ids(path, file)
+            });
+        let checked = |path: &str| {
+            !only_rewritten
+                || previous
                     .files
-                    .keys()
-                    .filter(|p| !p.ends_with(".html"))
-                    .map(|p| (p.clone(), "")),
-            )
-            .collect();
+                    .get(path)
+                    .is_none_or(|b| b.fingerprint != files[path].fingerprint)
+        };
         let by_output: BTreeMap<String, &Page> = self
             .pages
             .iter()
-            .map(|p| (output_file(&p.path), p))
+            .map(|p| (output_file(&p.path), p.as_ref()))
             .collect();
-        for broken in links::check(&html, &self.config.base_path) {
+        for broken in links::check_files(files, |f| f.links.as_deref(), checked) {
             let to_unavailable = broken.target.as_ref().is_some_and(|t| {
                 let t = t.trim_end_matches('/');
                 self.unavailable.iter().any(|u| u.trim_matches('/') == t)

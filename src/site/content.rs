@@ -6,6 +6,7 @@
 //! count from the top of the whole file, front matter included.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -15,6 +16,7 @@ use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::root::CONTENT_DIR;
 use crate::common::walk::{self, Walk};
 use crate::common::yaml::{field, Document, Field, NodePath, Reader};
+use crate::site::cache::{CachedPage, FileStamp, Fingerprint, InputCache, Parsed};
 use crate::site::markdown::{self, SourceLink};
 
 const TITLE: Field = field("title", "表題");
@@ -79,6 +81,10 @@ pub struct Page {
     /// What the page is made from.
     #[serde(skip)]
     pub data: PageData,
+    /// A fingerprint of everything the page was made from (its file's text and path, or the
+    /// data of a generated page): what a rebuild compares to reuse its last rendering.
+    #[serde(skip)]
+    pub fingerprint: u64,
 }
 
 /// A link written in a Markdown file, with its position there.
@@ -119,6 +125,7 @@ impl Page {
             links: Vec::new(),
             anchors: Vec::new(),
             data: PageData::Markdown,
+            fingerprint: 0,
         }
     }
 }
@@ -127,7 +134,7 @@ impl Page {
 /// reported as broken: the file's own problem is).
 #[derive(Debug, Default)]
 pub struct LoadedPages {
-    pub pages: Vec<Page>,
+    pub pages: Vec<Arc<Page>>,
     pub failed: Vec<String>,
 }
 
@@ -135,6 +142,7 @@ pub struct LoadedPages {
 pub fn load_pages(
     root: &Path,
     markdown: markdown::Settings<'_>,
+    cache: &mut InputCache,
     diagnostics: &mut Diagnostics,
 ) -> LoadedPages {
     let dir = root.join(CONTENT_DIR);
@@ -156,10 +164,17 @@ pub fn load_pages(
             ));
         }
     }
-    let results: Vec<Result<Page, Diagnostics>> = files
+    cache.settings(
+        Fingerprint::new()
+            .bytes(markdown.base_path.as_bytes())
+            .number(u64::from(markdown.unsafe_html))
+            .finish(),
+    );
+    let results: Vec<CachedPage> = files
         .par_iter()
-        .map(|(abs, rel)| load_page(abs, rel, markdown))
+        .map(|(abs, rel)| read_page(abs, rel, markdown, cache))
         .collect();
+    let results = cache_pages(&files, results, cache);
     let mut loaded = LoadedPages::default();
     for ((_, rel), result) in files.iter().zip(results) {
         match result {
@@ -177,8 +192,73 @@ pub fn load_pages(
     loaded
 }
 
+/// Keeps this load's results in `cache` (when it keeps anything) and returns them.
+fn cache_pages(
+    files: &[(PathBuf, PathBuf)],
+    results: Vec<CachedPage>,
+    cache: &mut InputCache,
+) -> Vec<Parsed> {
+    let pages = results.iter().map(|c| c.parsed.clone()).collect();
+    let kept = files.iter().map(|(_, rel)| rel.clone()).zip(results);
+    cache.replace(kept.collect());
+    pages
+}
+
+/// Reads one content file and parses it, unless `cache` has it: unchanged (same
+/// [`FileStamp`]), or changed to the same text.
+fn read_page(
+    abs: &Path,
+    rel: &Path,
+    markdown: markdown::Settings<'_>,
+    cache: &InputCache,
+) -> CachedPage {
+    let failed = |e: &dyn std::fmt::Display| CachedPage {
+        stamp: FileStamp::default(),
+        text: 0,
+        parsed: Err(unreadable(rel, e)),
+    };
+    let stamp = match std::fs::metadata(abs) {
+        Ok(m) => FileStamp::of(&m),
+        Err(e) => return failed(&e),
+    };
+    let cached = cache.get(rel);
+    if let Some(c) = cached.filter(|c| c.stamp == stamp && stamp != FileStamp::default()) {
+        return c.clone();
+    }
+    let raw = match std::fs::read(abs) {
+        Ok(raw) => raw,
+        Err(e) => return failed(&e),
+    };
+    let text = Fingerprint::new()
+        .bytes(rel.as_os_str().as_encoded_bytes())
+        .bytes(&raw)
+        .finish();
+    if let Some(c) = cached.filter(|c| c.text == text) {
+        return CachedPage { stamp, ..c.clone() };
+    }
+    let parsed = match String::from_utf8(raw) {
+        Ok(source) => parse_page(&source, rel, markdown).map(|mut page| {
+            page.fingerprint = text;
+            Arc::new(page)
+        }),
+        Err(e) => Err(unreadable(rel, &e)),
+    };
+    CachedPage {
+        stamp,
+        text,
+        parsed,
+    }
+}
+
+fn unreadable(rel: &Path, e: &dyn std::fmt::Display) -> Diagnostics {
+    Diagnostics::from(Diagnostic::file(
+        rel,
+        format!("読めません（UTF-8 のテキストですか）: {e}"),
+    ))
+}
+
 /// Reports pages (written or generated) that would be written to the same URL.
-pub fn check_unique_paths(pages: &[Page], diagnostics: &mut Diagnostics) {
+pub fn check_unique_paths(pages: &[Arc<Page>], diagnostics: &mut Diagnostics) {
     let mut seen: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
     for page in pages {
         if let Some(first) = seen.insert(&page.path, &page.source) {
@@ -250,18 +330,13 @@ fn split_front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
-fn load_page(
-    abs: &Path,
+/// Parses the text of content file `rel`.
+fn parse_page(
+    raw: &str,
     rel: &Path,
     markdown: markdown::Settings<'_>,
 ) -> Result<Page, Diagnostics> {
-    let raw = std::fs::read_to_string(abs).map_err(|e| {
-        Diagnostics::from(Diagnostic::file(
-            rel,
-            format!("読めません（UTF-8 のテキストですか）: {e}"),
-        ))
-    })?;
-    let text = raw.strip_prefix('\u{feff}').unwrap_or(&raw);
+    let text = raw.strip_prefix('\u{feff}').unwrap_or(raw);
     let in_content = rel.strip_prefix(CONTENT_DIR).unwrap_or(rel);
     let (path, kind, section) =
         site_path(in_content).map_err(|m| Diagnostics::from(Diagnostic::file(rel, m)))?;
@@ -368,11 +443,8 @@ mod tests {
     }
 
     fn load(text: &str) -> Result<Page, Vec<String>> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let abs = dir.path().join("p.md");
-        std::fs::write(&abs, text).expect("write");
-        load_page(
-            &abs,
+        parse_page(
+            text,
             Path::new("content/p.md"),
             markdown::Settings::new("/"),
         )

@@ -1,6 +1,8 @@
 //! The site's dated entries: adoptions and dated pages, newest first, for the Atom feed and
 //! the home page's 新着情報; and the sitemap's URLs.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -40,7 +42,11 @@ pub(crate) fn url(config: &Config, site_path: &str) -> String {
 }
 
 /// Adoptions and dated pages (generated table pages aside), newest first.
-pub(crate) fn entries(config: &Config, pages: &[Page], tables: &[AdopterTable]) -> Vec<FeedEntry> {
+pub(crate) fn entries(
+    config: &Config,
+    pages: &[Arc<Page>],
+    tables: &[AdopterTable],
+) -> Vec<FeedEntry> {
     let mut entries = Vec::new();
     for page in pages {
         if let (PageKind::Page, Some(date), PageData::Markdown) = (page.kind, page.date, page.data)
@@ -101,7 +107,7 @@ fn adoption(config: &Config, table: &AdopterTable, a: &Adopter, path: &str) -> O
 }
 
 /// Every page, with its date as `lastmod`.
-pub(crate) fn sitemap(config: &Config, pages: &[Page]) -> Vec<SitemapUrl> {
+pub(crate) fn sitemap(config: &Config, pages: &[Arc<Page>]) -> Vec<SitemapUrl> {
     pages
         .iter()
         .map(|p| SitemapUrl {

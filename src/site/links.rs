@@ -132,71 +132,148 @@ fn resolve(
     Some(Ok((normalised, fragment)))
 }
 
+/// Where a link leads, worked out once per file (see [`FileLinks`]).
+#[derive(Debug, Clone)]
+enum Target {
+    /// A file of this build (the first candidate that exists), and maybe an `id` in it.
+    Inside {
+        /// The output path it resolves to (`qa/`, `assets/a.png`).
+        path: String,
+        /// The output files it may name, in order (`qa/` → `qa/index.html`).
+        candidates: Vec<String>,
+        fragment: Option<String>,
+    },
+    /// A path outside the site: the reason.
+    Outside(String),
+}
+
+/// One `href` or `src` of an HTML file.
+#[derive(Debug, Clone)]
+struct Link {
+    /// As written in the HTML, `&amp;` decoded.
+    href: String,
+    target: Target,
+}
+
+/// What the link check needs of one HTML file: the `id`s it holds and where its internal
+/// links lead. Made once per rendered file, so a rebuild checks unchanged files without
+/// reading them again.
+#[derive(Debug, Clone, Default)]
+pub struct FileLinks {
+    ids: HashSet<String>,
+    links: Vec<Link>,
+}
+
+impl FileLinks {
+    /// Whether both files hold the same ids (what links into a file can point at).
+    pub fn same_ids(&self, other: &FileLinks) -> bool {
+        self.ids == other.ids
+    }
+
+    /// The ids and internal links of `html`, output file `from`.
+    pub fn of(from: &str, html: &str, base_path: &str) -> FileLinks {
+        let ids = attribute_values(html, "id")
+            .into_iter()
+            .map(|(v, _)| v.to_owned())
+            .collect();
+        let hrefs = attribute_values(html, "href")
+            .into_iter()
+            .chain(attribute_values(html, "src"));
+        let mut links = Vec::new();
+        for (href, _) in hrefs {
+            let href = href.replace("&amp;", "&");
+            let target = match resolve(from, &href, base_path) {
+                None => continue,
+                Some(Err(reason)) => Target::Outside(reason),
+                Some(Ok((path, fragment))) => {
+                    let candidates = if path.is_empty() && href.starts_with('#') {
+                        vec![from.to_owned()]
+                    } else {
+                        let [a, b] = candidates(&path);
+                        if a == b {
+                            vec![a]
+                        } else {
+                            vec![a, b]
+                        }
+                    };
+                    Target::Inside {
+                        path,
+                        candidates,
+                        fragment,
+                    }
+                }
+            };
+            links.push(Link { href, target });
+        }
+        FileLinks { ids, links }
+    }
+}
+
 /// Checks every link of every HTML file in `files` (output-relative path → content).
 pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink> {
-    let html_files: Vec<(&String, &&str)> =
-        files.iter().filter(|(p, _)| p.ends_with(".html")).collect();
-    let ids: BTreeMap<&str, HashSet<&str>> = html_files
+    let facts: Vec<(String, Option<FileLinks>)> = files
         .par_iter()
         .map(|(path, html)| {
-            let set = attribute_values(html, "id")
-                .into_iter()
-                .map(|(v, _)| v)
-                .collect();
-            (path.as_str(), set)
+            let links = path
+                .ends_with(".html")
+                .then(|| FileLinks::of(path, html, base_path));
+            (path.clone(), links)
         })
         .collect();
-    let per_file: Vec<Vec<BrokenLink>> = html_files
+    let files: BTreeMap<String, Option<FileLinks>> = facts.into_iter().collect();
+    check_files(&files, Option::as_ref, |_| true)
+}
+
+/// Checks the links of the files in `files` that `checked` selects against all of them (by
+/// output path; `links` gives a file's links, `None` for files that are not HTML).
+pub fn check_files<T: Sync>(
+    files: &BTreeMap<String, T>,
+    links: impl Fn(&T) -> Option<&FileLinks> + Sync,
+    checked: impl Fn(&str) -> bool,
+) -> Vec<BrokenLink> {
+    let with_links: Vec<(&String, &FileLinks)> = files
+        .iter()
+        .filter(|(p, _)| checked(p))
+        .filter_map(|(p, f)| Some((p, links(f)?)))
+        .collect();
+    let per_file: Vec<Vec<BrokenLink>> = with_links
         .par_iter()
-        .map(|(from, html)| broken_in(from, html, files, &ids, base_path))
+        .map(|(from, file_links)| broken_in(from, file_links, files, &links))
         .collect();
     per_file.into_iter().flatten().collect()
 }
 
 /// The broken links of one HTML file.
-fn broken_in(
+fn broken_in<T>(
     from: &str,
-    html: &str,
-    files: &BTreeMap<String, &str>,
-    ids: &BTreeMap<&str, HashSet<&str>>,
-    base_path: &str,
+    file_links: &FileLinks,
+    files: &BTreeMap<String, T>,
+    links: &impl Fn(&T) -> Option<&FileLinks>,
 ) -> Vec<BrokenLink> {
     let mut broken = Vec::new();
-    let hrefs = attribute_values(html, "href")
-        .into_iter()
-        .chain(attribute_values(html, "src"));
-    for (href, _) in hrefs {
-        let href = href.replace("&amp;", "&");
-        let Some(resolved) = resolve(from, &href, base_path) else {
-            continue;
-        };
-        let target_path = resolved.as_ref().ok().map(|(p, _)| p.clone());
-        let reason = match resolved {
-            Err(reason) => Some(reason),
-            Ok((path, fragment)) => {
-                let target = if path.is_empty() && href.starts_with('#') {
-                    Some(from.to_owned())
-                } else {
-                    candidates(&path)
-                        .into_iter()
-                        .find(|c| files.contains_key(c))
-                };
-                match (target, fragment) {
+    for link in &file_links.links {
+        let (target_path, reason) = match &link.target {
+            Target::Outside(reason) => (None, Some(reason.clone())),
+            Target::Inside {
+                path,
+                candidates,
+                fragment,
+            } => {
+                let target = candidates.iter().find_map(|c| files.get(c));
+                let reason = match (target.map(links), fragment) {
                     (None, _) => Some("リンク先のページがありません".to_owned()),
-                    (Some(t), Some(f)) if !f.is_empty() => match ids.get(t.as_str()) {
-                        Some(set) if !set.contains(f.as_str()) => {
-                            Some(format!("リンク先のページに見出し（id）「{f}」がありません"))
-                        }
-                        _ => None,
-                    },
+                    (Some(Some(t)), Some(f)) if !f.is_empty() && !t.ids.contains(f) => {
+                        Some(format!("リンク先のページに見出し（id）「{f}」がありません"))
+                    }
                     _ => None,
-                }
+                };
+                (Some(path.clone()), reason)
             }
         };
         if let Some(reason) = reason {
             broken.push(BrokenLink {
                 from_file: from.to_owned(),
-                href: href.clone(),
+                href: link.href.clone(),
                 target: target_path,
                 reason,
             });

@@ -6,6 +6,7 @@
 //! the public may see of the signed manifest ([`Trust`]).
 
 pub mod adopters;
+pub mod cache;
 mod check;
 pub mod content;
 mod feed;
@@ -13,36 +14,39 @@ pub mod fees;
 pub mod links;
 pub mod markdown;
 pub mod opendata;
+pub mod output;
 pub mod qa;
 pub mod render;
 pub mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 use tera::Context;
 
 use crate::common::config::Config;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
-use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR, CONTENT_DIR};
-use crate::common::walk::{self, Walk};
+use crate::common::root::{ADOPTERS_DIR, CONTENT_DIR};
 use crate::site::adopters::AdopterTable;
+use crate::site::cache::{Fingerprint, InputCache};
 use crate::site::content::{Page, PageData, PageKind};
 use crate::site::qa::QaEntry;
 use crate::site::render::Renderer;
 use crate::site::timeline::Timeline;
 
+pub use output::{MemorySink, Output, RenderError, Rendered, Sink};
+
 /// Kept out of the public site: fonts are for typesetting certificates.
-const PRIVATE_ASSET_DIRS: [&str; 1] = ["fonts"];
+pub(crate) const PRIVATE_ASSET_DIRS: [&str; 1] = ["fonts"];
 
 /// Where the overview of all adoption tables is (generated unless `content/adopters/_index.md` exists).
 pub(crate) const ADOPTERS_PATH: &str = "/adopters/";
 
 /// The built-in theme's assets, written unless the site has its own file of the same name.
-const BUILT_IN_ASSETS: [(&str, &str); 2] = [
+pub(crate) const BUILT_IN_ASSETS: [(&str, &str); 2] = [
     ("css/style.css", include_str!("../../assets/css/style.css")),
     (
         "js/table-filter.js",
@@ -54,13 +58,19 @@ const BUILT_IN_ASSETS: [(&str, &str); 2] = [
 pub struct Site {
     pub root: PathBuf,
     pub config: Config,
-    pub pages: Vec<Page>,
+    pub pages: Vec<Arc<Page>>,
     pub tables: Vec<AdopterTable>,
     pub qa: Vec<QaEntry>,
     pub timeline: Timeline,
     renderer: Renderer,
     /// Site paths of pages whose own files have problems: links to them are not reported.
     unavailable: BTreeSet<String>,
+    /// Pages of each section (by the section's path), as `sections()` and `children` list them.
+    sections: Arc<BTreeMap<String, Vec<PageSummary>>>,
+    /// The dated entries (`updates()` and the feed), and their fingerprint.
+    updates: (Arc<Vec<feed::FeedEntry>>, u64),
+    /// Fingerprint of the adoption tables (`adopter_tables()` and the open data).
+    tables_fingerprint: u64,
 }
 
 /// What the public site may say about the signed manifest.
@@ -75,34 +85,9 @@ pub struct Trust {
     pub seq: u64,
 }
 
-/// The files of one build, by path relative to the output directory.
-#[derive(Debug, Default)]
-pub struct Output {
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-impl Output {
-    pub fn page_count(&self) -> usize {
-        self.files
-            .keys()
-            .filter(|p| p.ends_with("index.html"))
-            .count()
-    }
-
-    /// Adds `file`, or its problem to `d`.
-    fn add(&mut self, path: String, file: Result<Vec<u8>, Diagnostic>, d: &mut Diagnostics) {
-        match file {
-            Ok(bytes) => {
-                self.files.insert(path, bytes);
-            }
-            Err(e) => d.push(e),
-        }
-    }
-}
-
 /// A navigation entry.
 #[derive(Debug, Clone, Serialize)]
-struct NavItem {
+pub(crate) struct NavItem {
     title: String,
     path: String,
     url: String,
@@ -110,7 +95,7 @@ struct NavItem {
 
 /// A page as listings show it.
 #[derive(Debug, Clone, Serialize)]
-struct PageSummary {
+pub(crate) struct PageSummary {
     title: String,
     path: String,
     url: String,
@@ -119,14 +104,14 @@ struct PageSummary {
 }
 
 /// `/about/` → `about/index.html`.
-fn output_file(site_path: &str) -> String {
+pub(crate) fn output_file(site_path: &str) -> String {
     format!("{}index.html", site_path.trim_start_matches('/'))
 }
 
 /// What a site root holds, each part loaded as far as it is valid.
 struct Loaded {
     config: Option<Config>,
-    pages: Vec<Page>,
+    pages: Vec<Arc<Page>>,
     tables: Vec<AdopterTable>,
     qa: Vec<QaEntry>,
     templates: render::LoadedTemplates,
@@ -135,7 +120,7 @@ struct Loaded {
 
 impl Loaded {
     /// Reads every input; problems go to `d`.
-    fn read(root: &Path, d: &mut Diagnostics) -> Loaded {
+    fn read(root: &Path, pages: &mut InputCache, d: &mut Diagnostics) -> Loaded {
         let config = Config::load(root).map_err(|e| d.push(e)).ok();
         let base_path = config
             .as_ref()
@@ -146,7 +131,7 @@ impl Loaded {
             base_path: &base_path,
             unsafe_html,
         };
-        let loaded = content::load_pages(root, markdown, d);
+        let loaded = content::load_pages(root, markdown, pages, d);
         let mut unavailable: BTreeSet<String> = loaded.failed.into_iter().collect();
         let mut failed_tables = Vec::new();
         let tables = config
@@ -158,7 +143,7 @@ impl Loaded {
             unavailable.insert(ADOPTERS_PATH.to_owned());
         }
         let qa = qa::load_qa(root, markdown, d);
-        let templates = Renderer::load(root, d);
+        let templates = Renderer::load(root, pages.templates(), d);
         Loaded {
             config,
             pages: loaded.pages,
@@ -172,18 +157,19 @@ impl Loaded {
     /// The generated pages: one per adoption table, and their overview unless written.
     fn add_generated_pages(&mut self) {
         let tables = self.tables.iter().enumerate();
-        self.pages.extend(tables.map(|(i, t)| table_page(i, t)));
+        self.pages
+            .extend(tables.map(|(i, t)| Arc::new(table_page(i, t))));
         let orderers = self.tables.iter().enumerate().flat_map(|(i, t)| {
             t.adopters
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.submission.is_some())
-                .map(move |(j, _)| orderer_page(i, t, j))
+                .map(move |(j, _)| Arc::new(orderer_page(i, t, j)))
         });
-        let orderers: Vec<Page> = orderers.collect();
+        let orderers: Vec<Arc<Page>> = orderers.collect();
         self.pages.extend(orderers);
         if !self.tables.is_empty() && !self.pages.iter().any(|p| p.path == ADOPTERS_PATH) {
-            self.pages.push(adopters_overview_page());
+            self.pages.push(Arc::new(adopters_overview_page()));
         }
     }
 
@@ -237,9 +223,14 @@ impl Site {
     /// and templates are usable, so that rendering and the link check can still report
     /// their own problems in the same run.
     pub fn load_partial(root: &Path) -> (Option<Site>, Diagnostics) {
+        Site::load_cached(root, &mut InputCache::disabled())
+    }
+
+    /// [`Site::load_partial`], reusing the pages in `pages` whose files have not changed.
+    pub fn load_cached(root: &Path, pages: &mut InputCache) -> (Option<Site>, Diagnostics) {
         let started = Instant::now();
         let mut d = Diagnostics::default();
-        let mut loaded = Loaded::read(root, &mut d);
+        let mut loaded = Loaded::read(root, pages, &mut d);
         tracing::debug!(elapsed = ?started.elapsed(), pages = loaded.pages.len(), "loaded inputs");
         loaded.add_generated_pages();
         loaded.check_pages(root, &mut d);
@@ -258,13 +249,19 @@ impl Site {
             timeline,
             renderer,
             unavailable: loaded.unavailable,
+            sections: Arc::default(),
+            updates: (Arc::default(), 0),
+            tables_fingerprint: 0,
         };
+        site.sections = Arc::new(site.list_sections());
+        site.updates.0 = Arc::new(feed::entries(&site.config, &site.pages, &site.tables));
         site.register_template_data();
         site.set_trust(None);
+        tracing::debug!(elapsed = ?started.elapsed(), "site model ready");
         (Some(site), d)
     }
 
-    fn url(&self, site_path: &str) -> String {
+    pub(crate) fn url(&self, site_path: &str) -> String {
         feed::url(&self.config, site_path)
     }
 
@@ -279,7 +276,7 @@ impl Site {
     }
 
     /// Pages of each section, newest first, then by weight and title.
-    fn sections(&self) -> BTreeMap<String, Vec<PageSummary>> {
+    fn list_sections(&self) -> BTreeMap<String, Vec<PageSummary>> {
         let mut sections: BTreeMap<String, Vec<&Page>> = BTreeMap::new();
         for page in &self.pages {
             if let Some(section) = &page.section {
@@ -308,10 +305,11 @@ impl Site {
     }
 
     /// The home page and every top-level page or section with a `weight`, by weight.
-    fn nav(&self) -> Vec<NavItem> {
+    pub(crate) fn nav(&self) -> Vec<NavItem> {
         let mut items: Vec<&Page> = self
             .pages
             .iter()
+            .map(AsRef::as_ref)
             .filter(|p| {
                 p.kind == PageKind::Home
                     || (p.section.as_deref() == Some("/") && p.weight.is_some())
@@ -331,22 +329,13 @@ impl Site {
     /// Data templates can ask for: `adopter_tables()`, `qa()`, `timeline()`,
     /// `sections()`, `updates()` and `fee_estimates()`.
     fn register_template_data(&mut self) {
-        let updates = feed::entries(&self.config, &self.pages, &self.tables);
-        let values = [
-            ("adopter_tables", serde_json::to_value(&self.tables)),
-            ("qa", serde_json::to_value(&self.qa)),
-            ("timeline", serde_json::to_value(&self.timeline)),
-            ("sections", serde_json::to_value(self.sections())),
-            ("updates", serde_json::to_value(updates)),
-            (
-                "fee_estimates",
-                serde_json::to_value(fees::estimates(&self.config.fees)),
-            ),
-        ];
-        for (name, value) in values {
-            // Serialising plain data structures cannot fail; an empty value keeps templates working.
-            self.renderer.register_data(name, value.unwrap_or_default());
-        }
+        let r = &mut self.renderer;
+        self.updates.1 = r.register_list("updates", Arc::clone(&self.updates.0));
+        self.tables_fingerprint = r.register_data("adopter_tables", self.tables.clone());
+        r.register_data("qa", self.qa.clone());
+        r.register_data("timeline", self.timeline.clone());
+        r.register_data("sections", Arc::clone(&self.sections));
+        r.register_data("fee_estimates", fees::estimates(&self.config.fees));
     }
 
     /// Every orderer that published rules for receiving the notice, by name (the first
@@ -365,126 +354,15 @@ impl Site {
 
     /// The key id and manifest fingerprint shown on the home page (`trust()` in templates).
     pub fn set_trust(&mut self, trust: Option<Trust>) {
-        let value = serde_json::to_value(trust).unwrap_or_default();
-        self.renderer.register_data("trust", value);
+        self.renderer.register_data("trust", trust);
     }
 
-    fn base_context(&self, nav: &[NavItem]) -> Context {
+    pub(crate) fn base_context(&self, nav: &[NavItem]) -> Context {
         let mut c = Context::new();
         c.insert("config", &self.config);
         c.insert("base_path", &self.config.base_path);
         c.insert("nav", nav);
         c
-    }
-
-    /// Renders every output file in memory and checks the internal links; `None` when a
-    /// file could not be rendered (the problems are in `d`).
-    pub fn render(&self, d: &mut Diagnostics) -> Option<Output> {
-        let started = Instant::now();
-        let nav = self.nav();
-        let problems_before = d.len();
-        let mut output = Output::default();
-        for (path, page) in self.render_pages(&nav) {
-            output.add(path, page, d);
-        }
-        for (path, file) in self.special_files(&nav) {
-            output.add(path, file, d);
-        }
-        self.copy_assets(&mut output, d);
-        tracing::debug!(elapsed = ?started.elapsed(), files = output.files.len(), "rendered");
-        if d.len() > problems_before {
-            // Some file is missing from the output: links to it would be false alarms.
-            return None;
-        }
-        let check_started = Instant::now();
-        self.check_links(&output, d);
-        tracing::debug!(elapsed = ?check_started.elapsed(), "checked links");
-        Some(output)
-    }
-
-    /// Every page, rendered in parallel.
-    fn render_pages(&self, nav: &[NavItem]) -> Vec<(String, Result<Vec<u8>, Diagnostic>)> {
-        let sections = self.sections();
-        let empty = Vec::new();
-        self.pages
-            .par_iter()
-            .map(|page| {
-                let mut c = self.base_context(nav);
-                c.insert("page", page);
-                c.insert("current_path", &page.path);
-                c.insert("page_url", &self.url(&page.path));
-                c.insert("children", sections.get(&page.path).unwrap_or(&empty));
-                match page.data {
-                    PageData::AdopterTable(i) => c.insert("table", &self.tables[i]),
-                    PageData::Orderer(i, j) => {
-                        c.insert("table", &self.tables[i]);
-                        c.insert("adopter", &self.tables[i].adopters[j]);
-                    }
-                    PageData::Markdown | PageData::AdoptersOverview => {}
-                }
-                let source = page.source.display().to_string();
-                let html = self.renderer.render(&page.template, &c, &source);
-                (output_file(&page.path), html.map(String::into_bytes))
-            })
-            .collect()
-    }
-
-    /// 404 page, feed, sitemap and open data.
-    fn special_files(&self, nav: &[NavItem]) -> Vec<(String, Result<Vec<u8>, Diagnostic>)> {
-        let render = |template: &str, c: &Context| {
-            self.renderer
-                .render(template, c, template)
-                .map(String::into_bytes)
-        };
-        let mut not_found = self.base_context(nav);
-        not_found.insert("current_path", "/404.html");
-        not_found.insert("page_url", &self.url("/404.html"));
-
-        let entries = feed::entries(&self.config, &self.pages, &self.tables);
-        let updated = entries
-            .iter()
-            .map(|e| e.date)
-            .chain(self.tables.iter().map(|t| t.as_of))
-            .max();
-        // Atom requires <updated>; a site without any dated entry uses a fixed date.
-        let updated = updated.map_or_else(|| "1970-01-01T00:00:00Z".to_owned(), feed::rfc3339_jst);
-        let mut atom = self.base_context(nav);
-        atom.insert("feed_updated", &updated);
-        atom.insert("entries", &entries);
-        atom.insert("feed_url", &self.config.absolute_url("/atom.xml"));
-
-        let mut sitemap = Context::new();
-        sitemap.insert("urls", &feed::sitemap(&self.config, &self.pages));
-
-        let json = opendata::adopters_json(&self.tables)
-            .map_err(|e| Diagnostic::file(ADOPTERS_DIR, format!("JSON を作れません: {e}")));
-        let csv = opendata::adopters_csv(&self.tables)
-            .map_err(|e| Diagnostic::file(ADOPTERS_DIR, format!("CSV を作れません: {e}")));
-        vec![
-            ("404.html".to_owned(), render("404.html", &not_found)),
-            ("atom.xml".to_owned(), render("atom.xml", &atom)),
-            ("sitemap.xml".to_owned(), render("sitemap.xml", &sitemap)),
-            ("data/adopters.json".to_owned(), json),
-            ("data/adopters.csv".to_owned(), csv),
-        ]
-    }
-
-    /// `assets/` (but fonts) to `site-out/assets/`, over the built-in theme's files.
-    fn copy_assets(&self, output: &mut Output, d: &mut Diagnostics) {
-        for (name, text) in BUILT_IN_ASSETS {
-            output
-                .files
-                .insert(format!("{ASSETS_DIR}/{name}"), text.as_bytes().to_vec());
-        }
-        let walk = Walk {
-            flat: false,
-            skip_dirs: &PRIVATE_ASSET_DIRS,
-        };
-        for file in walk::files(&self.root, ASSETS_DIR, walk, d) {
-            let bytes = std::fs::read(&file.abs)
-                .map_err(|e| Diagnostic::file(file.rel, format!("読めません: {e}")));
-            output.add(format!("{ASSETS_DIR}/{}", file.name), bytes, d);
-        }
     }
 }
 
@@ -492,6 +370,7 @@ fn adopters_overview_page() -> Page {
     Page {
         template: "adopters.html".to_owned(),
         data: PageData::AdoptersOverview,
+        fingerprint: Fingerprint::new().bytes(ADOPTERS_PATH.as_bytes()).finish(),
         ..Page::new(
             PathBuf::from(ADOPTERS_DIR),
             PageKind::Section,
@@ -514,6 +393,7 @@ fn table_page(index: usize, table: &AdopterTable) -> Page {
             table.adopters.len()
         )),
         data: PageData::AdopterTable(index),
+        fingerprint: Fingerprint::new().json(table).finish(),
         ..Page::new(
             table.source.clone(),
             PageKind::Page,
@@ -536,6 +416,7 @@ fn orderer_page(table_index: usize, table: &AdopterTable, row: usize) -> Page {
             adopter.name
         )),
         data: PageData::Orderer(table_index, row),
+        fingerprint: Fingerprint::new().json(table).number(row as u64).finish(),
         ..Page::new(
             table.source.clone(),
             PageKind::Page,

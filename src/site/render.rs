@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use serde::Serialize;
 use tera::{Context, Tera, Value};
 
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::root::TEMPLATES_DIR;
 use crate::common::walk::{self, Walk};
 use crate::common::{era, format};
+use crate::site::cache::Fingerprint;
 
 /// The built-in theme, so a site needs only the templates it changes.
 const BUILT_IN: [(&str, &str); 16] = [
@@ -52,9 +54,17 @@ struct TemplateSource {
     text: String,
 }
 
+#[derive(Clone)]
 pub struct Renderer {
     tera: Tera,
     sources: HashMap<String, TemplateSource>,
+    /// A fingerprint of every template's text: any change renders every file again.
+    templates_fingerprint: u64,
+    /// For each template, the templates it may draw on (itself, what it extends, includes
+    /// and imports, and theirs).
+    closures: HashMap<String, Vec<String>>,
+    /// A fingerprint of each data function's value ([`Renderer::register_data`]).
+    data: BTreeMap<String, u64>,
 }
 
 /// The templates found, and the renderer when all of them are valid.
@@ -65,37 +75,42 @@ pub struct LoadedTemplates {
 
 impl Renderer {
     /// Loads the built-in theme and the site's templates; problems go to `diagnostics`.
-    pub fn load(root: &Path, diagnostics: &mut Diagnostics) -> LoadedTemplates {
-        let mut sources: BTreeMap<String, TemplateSource> = BUILT_IN
+    /// With `cache` (the last renderer made and the fingerprint of its templates' texts), the
+    /// templates are parsed only when a text changed.
+    pub fn load(
+        root: &Path,
+        cache: Option<&mut Option<(u64, Renderer)>>,
+        diagnostics: &mut Diagnostics,
+    ) -> LoadedTemplates {
+        let sources = read_sources(root, diagnostics);
+        let names = sources.keys().cloned().collect();
+        let fingerprint = sources
             .iter()
-            .map(|(name, text)| {
-                let source = TemplateSource {
-                    file: PathBuf::from(format!("(組み込み) {TEMPLATES_DIR}/{name}")),
-                    text: (*text).to_owned(),
-                };
-                ((*name).to_owned(), source)
+            .fold(Fingerprint::new(), |f, (name, source)| {
+                f.bytes(name.as_bytes()).bytes(source.text.as_bytes())
             })
-            .collect();
-        for file in walk::files(root, TEMPLATES_DIR, Walk::default(), diagnostics) {
-            let is_tera = file
-                .abs
-                .extension()
-                .is_some_and(|x| x == "html" || x == "xml");
-            if !is_tera {
-                continue;
-            }
-            match std::fs::read_to_string(&file.abs) {
-                Ok(text) => {
-                    let source = TemplateSource {
-                        file: file.rel,
-                        text,
-                    };
-                    sources.insert(file.name, source);
-                }
-                Err(e) => diagnostics.push(Diagnostic::file(file.rel, format!("読めません: {e}"))),
+            .finish();
+        let Some(cache) = cache else {
+            let renderer = Renderer::parse(sources, fingerprint, diagnostics);
+            return LoadedTemplates { names, renderer };
+        };
+        if let Some((cached, renderer)) = cache.as_ref() {
+            if *cached == fingerprint {
+                let renderer = Some(renderer.clone());
+                return LoadedTemplates { names, renderer };
             }
         }
-        let names = sources.keys().cloned().collect();
+        let renderer = Renderer::parse(sources, fingerprint, diagnostics);
+        *cache = renderer.clone().map(|r| (fingerprint, r));
+        LoadedTemplates { names, renderer }
+    }
+
+    /// Parses the templates; `None` (and the problems in `diagnostics`) when one is broken.
+    fn parse(
+        sources: BTreeMap<String, TemplateSource>,
+        templates_fingerprint: u64,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Renderer> {
         let mut tera = Tera::default();
         tera.set_escape_fn(format::escape_markup);
         register_filters(&mut tera);
@@ -112,10 +127,7 @@ impl Renderer {
             }
         }
         if !ok {
-            return LoadedTemplates {
-                names,
-                renderer: None,
-            };
+            return None;
         }
         let all = sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str()));
         if let Err(e) = tera.add_raw_templates(all) {
@@ -123,19 +135,17 @@ impl Renderer {
                 TEMPLATES_DIR,
                 format!("テンプレートを読み込めません: {}", chain(&e)),
             ));
-            return LoadedTemplates {
-                names,
-                renderer: None,
-            };
+            return None;
         }
+        let closures = closures(&sources);
         let renderer = Renderer {
             tera,
             sources: sources.into_iter().collect(),
+            templates_fingerprint,
+            closures,
+            data: BTreeMap::new(),
         };
-        LoadedTemplates {
-            names,
-            renderer: Some(renderer),
-        }
+        Some(renderer)
     }
 
     /// The file a template comes from (for messages).
@@ -153,10 +163,80 @@ impl Renderer {
         Some(crate::common::diagnostics::line_column(&source.text, at))
     }
 
-    /// Registers a function templates can call (`{{ adopter_tables() }}`).
-    pub fn register_data(&mut self, name: &str, value: Value) {
+    /// Registers a function templates can call (`{{ adopter_tables() }}`) that returns
+    /// `data`; returns the fingerprint of `data`. The value templates see is made on the
+    /// first call, so a rebuild that renders no page calling it does not make it. A list
+    /// can be asked for its first entries only: `updates(limit=8)`.
+    pub fn register_data<T: Serialize + Send + Sync + 'static>(
+        &mut self,
+        name: &str,
+        data: T,
+    ) -> u64 {
+        let fingerprint = Fingerprint::new().json(&data).finish();
+        let value = std::sync::OnceLock::new();
+        self.register(name, fingerprint, move |limit| match limit {
+            // Serialising plain data cannot fail; an empty value keeps templates working.
+            None => Ok(value
+                .get_or_init(|| serde_json::to_value(&data).unwrap_or_default())
+                .clone()),
+            Some(_) => Err(tera::Error::msg("limit は一覧を返す関数にだけ使えます")),
+        })
+    }
+
+    /// [`Renderer::register_data`] for a list: `name(limit=N)` makes only the first N
+    /// entries into values (the home page's 新着情報 of a site with thousands of entries).
+    pub fn register_list<T: Serialize + Send + Sync + 'static>(
+        &mut self,
+        name: &str,
+        items: std::sync::Arc<Vec<T>>,
+    ) -> u64 {
+        let fingerprint = Fingerprint::new().json(&items).finish();
+        let value = std::sync::OnceLock::new();
+        self.register(name, fingerprint, move |limit| match limit {
+            Some(n) => serde_json::to_value(&items[..n.min(items.len())])
+                .map_err(|e| tera::Error::msg(e.to_string())),
+            None => Ok(value
+                .get_or_init(|| serde_json::to_value(&items).unwrap_or_default())
+                .clone()),
+        })
+    }
+
+    /// Registers data function `name` with the fingerprint of its data; `make` gives its
+    /// value for a `limit=N`, or without one.
+    fn register(
+        &mut self,
+        name: &str,
+        fingerprint: u64,
+        make: impl Fn(Option<usize>) -> tera::Result<Value> + Send + Sync + 'static,
+    ) -> u64 {
+        self.data.insert(name.to_owned(), fingerprint);
         self.tera
-            .register_function(name, move |_: &HashMap<String, Value>| Ok(value.clone()));
+            .register_function(name, move |args: &HashMap<String, Value>| {
+                make(limit(args)?)
+            });
+        fingerprint
+    }
+
+    /// A fingerprint of what rendering `template` depends on besides its context: every
+    /// template's text, and the value of each data function that the template's files call
+    /// (a file that mentions `name(` anywhere counts as calling it).
+    pub fn fingerprint(&self, template: &str) -> u64 {
+        let mut f = Fingerprint::new()
+            .number(self.templates_fingerprint)
+            .bytes(template.as_bytes());
+        let files = self.closures.get(template).map_or(&[][..], Vec::as_slice);
+        for (name, value) in &self.data {
+            let call = format!("{name}(");
+            let called = files.iter().any(|file| {
+                self.sources
+                    .get(file)
+                    .is_some_and(|s| calls(&s.text, &call))
+            });
+            if called {
+                f = f.bytes(name.as_bytes()).number(*value);
+            }
+        }
+        f.finish()
     }
 
     /// Renders `template`; `for_what` names the page in the message on failure.
@@ -171,6 +251,102 @@ impl Renderer {
             Diagnostic::file(file, format!("{for_what} を描画できません: {}", chain(&e)))
         })
     }
+}
+
+/// The built-in theme's templates, overridden by the site's own `templates/*.html|xml`.
+fn read_sources(root: &Path, diagnostics: &mut Diagnostics) -> BTreeMap<String, TemplateSource> {
+    let mut sources: BTreeMap<String, TemplateSource> = BUILT_IN
+        .iter()
+        .map(|(name, text)| {
+            let source = TemplateSource {
+                file: PathBuf::from(format!("(組み込み) {TEMPLATES_DIR}/{name}")),
+                text: (*text).to_owned(),
+            };
+            ((*name).to_owned(), source)
+        })
+        .collect();
+    for file in walk::files(root, TEMPLATES_DIR, Walk::default(), diagnostics) {
+        let is_tera = file
+            .abs
+            .extension()
+            .is_some_and(|x| x == "html" || x == "xml");
+        if !is_tera {
+            continue;
+        }
+        match std::fs::read_to_string(&file.abs) {
+            Ok(text) => {
+                let source = TemplateSource {
+                    file: file.rel,
+                    text,
+                };
+                sources.insert(file.name, source);
+            }
+            Err(e) => diagnostics.push(Diagnostic::file(file.rel, format!("読めません: {e}"))),
+        }
+    }
+    sources
+}
+
+/// The `limit=N` argument of a data function, if given.
+fn limit(args: &HashMap<String, Value>) -> tera::Result<Option<usize>> {
+    args.get("limit")
+        .map(|limit| {
+            let n = limit.as_u64().ok_or_else(|| {
+                tera::Error::msg(format!(
+                    "limit には 0 以上の整数を書いてください（{limit}）"
+                ))
+            })?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+        .transpose()
+}
+
+/// Whether `text` has `call` (`name(`) not preceded by a letter, digit or `_` (so that
+/// `qa(` is not found in `faqa(`).
+fn calls(text: &str, call: &str) -> bool {
+    text.match_indices(call).any(|(at, _)| {
+        !text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// For each template, every template it may draw on: any quoted name of another template in
+/// its text counts (`{% extends "base.html" %}`, `{% include "x.html" %}`, `{% import
+/// "macros.html" as m %}`), and theirs in turn.
+fn closures(sources: &BTreeMap<String, TemplateSource>) -> HashMap<String, Vec<String>> {
+    let direct: BTreeMap<&str, Vec<&str>> = sources
+        .iter()
+        .map(|(name, source)| {
+            let named = sources
+                .keys()
+                .filter(|other| {
+                    *other != name
+                        && (source.text.contains(&format!("\"{other}\""))
+                            || source.text.contains(&format!("'{other}'")))
+                })
+                .map(String::as_str)
+                .collect();
+            (name.as_str(), named)
+        })
+        .collect();
+    direct
+        .keys()
+        .map(|start| {
+            let mut seen = std::collections::BTreeSet::from([*start]);
+            let mut todo = vec![*start];
+            while let Some(name) = todo.pop() {
+                for next in direct.get(name).into_iter().flatten() {
+                    if seen.insert(next) {
+                        todo.push(next);
+                    }
+                }
+            }
+            let files = seen.into_iter().map(str::to_owned).collect();
+            ((*start).to_owned(), files)
+        })
+        .collect()
 }
 
 /// The whole cause chain of a tera error on one line.
@@ -272,6 +448,31 @@ mod tests {
             tera.render("t", &c).expect("renders"),
             "令和元年5月1日 令和元年5月 100,000,000円 ○"
         );
+    }
+
+    #[test]
+    fn a_template_depends_on_the_data_its_files_call() {
+        let source = |text: &str| TemplateSource {
+            file: PathBuf::from("t"),
+            text: text.to_owned(),
+        };
+        let sources = BTreeMap::from([
+            ("base.html".to_owned(), source("{{ trust() }}")),
+            (
+                "page.html".to_owned(),
+                source(r#"{% extends "base.html" %}{% import 'm.html' as m %}"#),
+            ),
+            (
+                "m.html".to_owned(),
+                source("{{ faqa() }}{% set x = qa() %}"),
+            ),
+            ("other.html".to_owned(), source("{{ sections() }}")),
+        ]);
+        let c = closures(&sources);
+        assert_eq!(c["page.html"], ["base.html", "m.html", "page.html"]);
+        assert_eq!(c["other.html"], ["other.html"]);
+        assert!(calls("{% set x = qa() %}", "qa("));
+        assert!(!calls("{{ faqa() }}", "qa("));
     }
 
     #[test]

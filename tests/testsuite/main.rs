@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod errors;
 mod fixtures;
+mod incremental;
 mod live;
 mod output;
 mod support;

@@ -1,0 +1,168 @@
+//! Rebuilds for the live preview (`hosho serve`): the first build is a full one; after an
+//! edit, only what it touches is done again.
+//!
+//! - An edit to `content/`, `data/qa.yaml`, the adoption tables (unless an orderer's rules
+//!   for receiving the notice change, which the notices print) or the public assets changes
+//!   only the site. The content pages whose files did not change are not parsed again, the
+//!   output files whose inputs did not change are not rendered again
+//!   ([`crate::site::cache`]), and the files that did change are written into `site-out/` in
+//!   place, once the whole site has rendered and its links are checked. The certificates are
+//!   not loaded.
+//! - Anything else (hosho.toml, templates/, the certificates, the customers, fonts, keys) and
+//!   the first rebuild after a failed one run a full [`build::build`], which reuses the
+//!   parsed pages and typesets only changed certificates, as every build does.
+//!
+//! Either way the result is byte for byte what `hosho build` writes from the same files
+//! (tested in `tests/testsuite/incremental.rs`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::build::{self, BuildSummary, Paths};
+use crate::common::diagnostics::{Diagnostics, InputErrors};
+use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR, CONTENT_DIR, QA_FILE};
+use crate::output;
+use crate::site::cache::SiteCache;
+use crate::site::{MemorySink, Site};
+
+/// Builds, then rebuilds what each edit touches.
+pub struct Rebuilder {
+    paths: Paths,
+    cache: SiteCache,
+    /// The last successful build, when the output on disk is still what it wrote.
+    last: Option<Last>,
+}
+
+/// What an incremental rebuild keeps from the last build.
+struct Last {
+    summary: BuildSummary,
+}
+
+/// Whether a change to `rel` (relative to the root) can change nothing but the public site
+/// (an adoption table may still change the notices: see [`Rebuilder::rebuild`]).
+fn site_only(rel: &Path) -> bool {
+    let fonts = Path::new(ASSETS_DIR).join("fonts");
+    rel.starts_with(CONTENT_DIR)
+        || rel.starts_with(ADOPTERS_DIR)
+        || rel == Path::new(QA_FILE)
+        || (rel.starts_with(ASSETS_DIR) && !rel.starts_with(fonts))
+}
+
+impl Rebuilder {
+    pub fn new(paths: Paths) -> Rebuilder {
+        Rebuilder {
+            paths,
+            cache: SiteCache::for_preview(),
+            last: None,
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// A full build.
+    pub fn build(&mut self) -> Result<&BuildSummary> {
+        self.last = None;
+        let summary = build::build_with(&self.paths, &mut self.cache)?;
+        let last = self.last.insert(Last { summary });
+        Ok(&last.summary)
+    }
+
+    /// Rebuilds after the files `changed` (absolute or relative to the root) changed.
+    pub fn rebuild(&mut self, changed: &BTreeSet<PathBuf>) -> Result<&BuildSummary> {
+        let root = std::path::absolute(&self.paths.root).unwrap_or(self.paths.root.clone());
+        let only_site = changed.iter().all(|p| {
+            let rel = p.strip_prefix(&root).unwrap_or(p);
+            site_only(rel)
+        });
+        if self.last.is_none() || !only_site {
+            tracing::debug!(?changed, "full rebuild");
+            return self.build();
+        }
+        match self.rebuild_site()? {
+            true => self
+                .last
+                .as_ref()
+                .map(|l| &l.summary)
+                .ok_or_else(|| anyhow::anyhow!("内部エラー: 直前のビルドの記録がありません")),
+            // An orderer's rules changed: the notices print them.
+            false => self.build(),
+        }
+    }
+
+    /// Renders the site again, reusing what did not change, and updates `site-out/` in
+    /// place. `false` when the edit changed the orderers' rules (the notices need a build).
+    fn rebuild_site(&mut self) -> Result<bool> {
+        let started = Instant::now();
+        let (site, mut d) = Site::load_cached(&self.paths.root, &mut self.cache.pages);
+        let Some(mut site) = site else {
+            return Err(InputErrors(d.sorted()).into());
+        };
+        let Some(last) = self.last.as_mut() else {
+            return Ok(false);
+        };
+        if site.orderers() != last.summary.orderers {
+            return Ok(false);
+        }
+        site.set_trust(Some(last.summary.trust.clone()));
+        let sink = MemorySink::default();
+        let rendered = site.render_into(&sink, &self.cache.render, &mut d);
+        let rendered = match rendered {
+            Ok(rendered) if d.is_empty() => rendered,
+            Ok(_) | Err(crate::site::RenderError::Input(_)) => {
+                return Err(InputErrors(Diagnostics::sorted(d)).into())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::debug!(elapsed = ?started.elapsed(), "rendered and checked");
+        let changed = sink.into_output().files;
+        let removed: Vec<&str> = rendered.removed(&self.cache.render).collect();
+        let all = rendered.files.keys().map(String::as_str);
+        if let Err(e) = output::update_in_place(&self.paths.out, &changed, &removed, all) {
+            // What is on disk is no longer known: the next rebuild is a full one.
+            self.last = None;
+            return Err(e);
+        }
+        let s = &mut last.summary;
+        s.pages = rendered.page_count();
+        s.files = rendered.files.len();
+        s.written = changed.len() + removed.len();
+        s.certificates_built = false;
+        s.created_keys = None;
+        self.cache.render = rendered.into_cache();
+        s.elapsed = started.elapsed();
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::config::CONFIG_FILE;
+
+    #[test]
+    fn only_public_inputs_stay_in_the_site() {
+        for rel in [
+            "content/qa.md",
+            "data/adopters/a.yaml",
+            "data/qa.yaml",
+            "assets/css/style.css",
+        ] {
+            assert!(site_only(Path::new(rel)), "{rel}");
+        }
+        for rel in [
+            CONFIG_FILE,
+            "templates/base.html",
+            "templates/certificate.typ",
+            "data/certificates/2024.yaml",
+            "data/customers.yaml",
+            "assets/fonts/a.ttf",
+        ] {
+            assert!(!site_only(Path::new(rel)), "{rel}");
+        }
+    }
+}

@@ -219,11 +219,15 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     // Whatever happens, the last render's cache no longer describes the output.
     cache.render = RenderCache::default();
     refuse_nested_outputs(paths)?;
-    // Refuse foreign directories before any work (creating the staging directories checks
-    // them), and again just before each swap.
-    let vault_stage = Staging::new(&paths.vault, Access::Private)?;
-    let notices_stage = Staging::new(&paths.notices, Access::Private)?;
-    let site_stage = Staging::new(&paths.out, Access::Public)?;
+    // Refuse foreign directories before any work (what is not hosho's at all, at once; files
+    // added by hand to hosho's own output, just before each swap, which walks it).
+    for target in [&paths.vault, &paths.notices, &paths.out] {
+        output::ensure_own_or_absent(target)?;
+    }
+    let vault_stage = Staging::beside(&paths.vault, Access::Private)?;
+    let notices_stage = Staging::beside(&paths.notices, Access::Private)?;
+    let site_stage = Staging::beside(&paths.out, Access::Public)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "checked the outputs and made staging directories");
     // The public site's previous tree is removed while this build works (see below).
     let leftovers = output::remove_leftovers(&paths.out);
     let Inputs {
@@ -282,6 +286,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     )?;
     build_keys.write_new(&paths.keys)?;
     let _ = leftovers.join();
+    tracing::debug!(elapsed = ?started.elapsed(), "rendered, and the last build's public tree removed");
     // Swap all three, then remove the private outputs' old trees together (also when a later
     // swap failed). The public site's old tree, which holds nothing private, is left beside
     // it and removed during the next build, so no build waits for its deletion.
@@ -297,10 +302,13 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
         }
     }
     if swapped.is_ok() {
-        swapped = site_stage.swap().map(drop);
+        let files = rendered.files.keys().map(String::as_str);
+        swapped = site_stage.swap_holding(files).map(drop);
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "swapped");
     output::remove_old_all(&olds)?;
     swapped?;
+    tracing::debug!(elapsed = ?started.elapsed(), "removed the private outputs' old trees");
     let (pages, files) = (rendered.page_count(), rendered.files.len());
     cache.render = rendered.into_cache();
     Ok(BuildSummary {

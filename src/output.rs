@@ -39,6 +39,49 @@ fn listing(dir: &Path) -> Result<Vec<String>> {
     Ok(paths)
 }
 
+/// Whether `dir/rel` holds a file or directory that `written` (the marker's list) does not
+/// name. Unsorted, and without building a path per entry: a check of a site's output walks
+/// thousands of directories.
+fn has_unlisted(
+    dir: &Path,
+    rel: &mut String,
+    written: &std::collections::HashSet<&str>,
+) -> io::Result<bool> {
+    for entry in fs::read_dir(dir.join(rel.as_str()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let len = rel.len();
+        rel.push_str(&name);
+        let is_dir = entry.file_type()?.is_dir();
+        if is_dir {
+            rel.push('/');
+        }
+        let unlisted = if rel.as_str() == MARKER {
+            false
+        } else if !written.contains(rel.as_str()) {
+            true
+        } else {
+            is_dir && has_unlisted(dir, rel, written)?
+        };
+        rel.truncate(len);
+        if unlisted {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Refuses at once a target that is not a directory, or is a directory hosho did not make
+/// (not empty, and no marker), without walking it; [`ensure_replaceable`] checks the rest.
+pub fn ensure_own_or_absent(target: &Path) -> Result<()> {
+    match fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() && target.join(MARKER).is_file() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        _ => ensure_replaceable(target),
+    }
+}
+
 /// Refuses a target that exists, is not empty and has no marker.
 pub fn ensure_replaceable(target: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(target) {
@@ -55,6 +98,13 @@ pub fn ensure_replaceable(target: &Path) -> Result<()> {
     if let Ok(marker) = fs::read_to_string(target.join(MARKER)) {
         let written: std::collections::HashSet<&str> =
             marker.lines().filter(|l| !l.starts_with('#')).collect();
+        let mut rel = String::new();
+        if !has_unlisted(target, &mut rel, &written)
+            .with_context(|| format!("{} を読めません", target.display()))?
+        {
+            return Ok(());
+        }
+        // Something is there that hosho did not write: name it, in the marker's order.
         let foreign: Vec<String> = listing(target)?
             .into_iter()
             .filter(|p| !written.contains(p.as_str()))
@@ -258,6 +308,13 @@ pub struct Staging {
 impl Staging {
     pub fn new(target: &Path, access: Access) -> Result<Staging> {
         ensure_replaceable(target)?;
+        Staging::beside(target, access)
+    }
+
+    /// A staging directory beside `target`, which the caller checks with
+    /// [`ensure_replaceable`] itself (the build does so for its three outputs at once, while
+    /// it reads its inputs). [`Staging::swap`] checks it again in any case.
+    pub fn beside(target: &Path, access: Access) -> Result<Staging> {
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -297,6 +354,17 @@ impl Staging {
             marker.push_str(&path);
             marker.push('\n');
         }
+        self.swap_marked(marker)
+    }
+
+    /// [`Staging::swap`] for a staging directory that holds exactly `files` (relative
+    /// paths), so that its marker is written without walking it.
+    pub fn swap_holding<'a>(self, files: impl Iterator<Item = &'a str>) -> Result<Option<PathBuf>> {
+        let marker = marker_text(files);
+        self.swap_marked(marker)
+    }
+
+    fn swap_marked(self, marker: String) -> Result<Option<PathBuf>> {
         let marker_path = self.dir.path().join(MARKER);
         fs::write(&marker_path, marker)
             .and_then(|()| {

@@ -145,6 +145,11 @@ impl InputCache {
         self.pages.get(rel)
     }
 
+    /// Whether this cache keeps anything (the live preview).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The last templates parsed, to reuse while their texts are the same (`None` when this
     /// cache keeps nothing).
     pub fn templates(&mut self) -> Option<&mut Option<(u64, Renderer)>> {

@@ -217,9 +217,11 @@ fn read_page(
         text: 0,
         parsed: Err(unreadable(rel, e)),
     };
-    let stamp = match std::fs::metadata(abs) {
-        Ok(m) => FileStamp::of(&m),
-        Err(e) => return failed(&e),
+    // Without a cache to compare with, no stamp is needed.
+    let stamp = match cache.is_enabled().then(|| std::fs::metadata(abs)) {
+        Some(Ok(m)) => FileStamp::of(&m),
+        Some(Err(e)) => return failed(&e),
+        None => FileStamp::default(),
     };
     let cached = cache.get(rel);
     if let Some(c) = cached.filter(|c| c.stamp == stamp && stamp != FileStamp::default()) {

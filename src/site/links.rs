@@ -5,25 +5,25 @@ use std::collections::{BTreeMap, HashSet};
 
 use rayon::prelude::*;
 
-/// Values of `name="…"` attributes in HTML, in order, with their byte offsets.
-pub fn attribute_values<'h>(html: &'h str, name: &str) -> Vec<(&'h str, usize)> {
-    let pattern = format!("{name}=\"");
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(at) = html[from..].find(&pattern) {
-        let start = from + at;
-        let value_start = start + pattern.len();
-        from = value_start;
-        let preceded_by_space = html[..start].ends_with(|c: char| c.is_ascii_whitespace());
-        if !preceded_by_space {
-            continue;
+/// Every `name="value"` attribute in HTML, in order, in one pass: a name of letters, digits
+/// and `-` after whitespace, then `="`, the value up to the next `"`.
+pub fn attributes(html: &str) -> impl Iterator<Item = (&str, &str)> {
+    html.match_indices("=\"").filter_map(move |(at, _)| {
+        let before = &html[..at];
+        let name_start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '-'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let name = &before[name_start..];
+        let preceded_by_space = before[..name_start].ends_with(|c: char| c.is_ascii_whitespace());
+        if name.is_empty() || !preceded_by_space {
+            return None;
         }
-        if let Some(len) = html[value_start..].find('"') {
-            found.push((&html[value_start..value_start + len], start));
-            from = value_start + len;
-        }
-    }
-    found
+        let value_start = at + 2;
+        let len = html[value_start..].find('"')?;
+        Some((name, &html[value_start..value_start + len]))
+    })
 }
 
 /// A link that leads nowhere.
@@ -172,16 +172,22 @@ impl FileLinks {
 
     /// The ids and internal links of `html`, output file `from`.
     pub fn of(from: &str, html: &str, base_path: &str) -> FileLinks {
-        let ids = attribute_values(html, "id")
-            .into_iter()
-            .map(|(v, _)| v.to_owned())
-            .collect();
-        let hrefs = attribute_values(html, "href")
-            .into_iter()
-            .chain(attribute_values(html, "src"));
+        let mut ids = HashSet::new();
         let mut links = Vec::new();
-        for (href, _) in hrefs {
-            let href = href.replace("&amp;", "&");
+        for (name, value) in attributes(html) {
+            match name {
+                "id" => {
+                    ids.insert(value.to_owned());
+                    continue;
+                }
+                "href" | "src" => {}
+                _ => continue,
+            }
+            let href = if value.contains("&amp;") {
+                value.replace("&amp;", "&")
+            } else {
+                value.to_owned()
+            };
             let target = match resolve(from, &href, base_path) {
                 None => continue,
                 Some(Err(reason)) => Target::Outside(reason),
@@ -294,11 +300,24 @@ mod tests {
     fn attributes_are_found_only_as_attributes() {
         let html =
             r#"<a href="/a/">x</a><p>data-href="no"</p><img alt="" src="/i.png"> <a  href="b">"#;
-        let v: Vec<&str> = attribute_values(html, "href")
-            .into_iter()
-            .map(|(v, _)| v)
+        let v: Vec<&str> = attributes(html)
+            .filter(|(name, _)| *name == "href")
+            .map(|(_, v)| v)
             .collect();
         assert_eq!(v, ["/a/", "b"]);
+        let all: Vec<(&str, &str)> = attributes(html).collect();
+        let japanese: Vec<(&str, &str)> =
+            attributes("<p>あ=\"い\" <a\thref=\"/う/\">え</a>").collect();
+        assert_eq!(japanese, [("href", "/う/")]);
+        assert_eq!(
+            all,
+            [
+                ("href", "/a/"),
+                ("alt", ""),
+                ("src", "/i.png"),
+                ("href", "b")
+            ]
+        );
     }
 
     #[test]

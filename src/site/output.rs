@@ -305,17 +305,26 @@ impl Site {
                 return Ok((job.path, cached.clone(), false));
             }
         }
-        let bytes = match job.what {
-            What::Page(page) => self.render_page(page, shared),
-            What::Made(file) => file,
-            What::Lazy(make) => make(),
+        let is_html = job.path.ends_with(".html");
+        let (bytes, links) = match job.what {
+            What::Page(page) => {
+                let html = self.render_page(page, shared).map_err(RenderError::Input)?;
+                let links = FileLinks::of(&job.path, &html, base_path);
+                (html.into_bytes(), Some(links))
+            }
+            What::Made(file) => (file.map_err(RenderError::Input)?, None),
+            What::Lazy(make) => (make().map_err(RenderError::Input)?, None),
         };
-        let bytes = bytes.map_err(RenderError::Input)?;
-        let links = job
-            .path
-            .ends_with(".html")
-            .then(|| FileLinks::of(&job.path, &String::from_utf8_lossy(&bytes), base_path))
-            .map(std::sync::Arc::new);
+        let links = match links {
+            Some(links) => Some(links),
+            None if is_html => Some(FileLinks::of(
+                &job.path,
+                &String::from_utf8_lossy(&bytes),
+                base_path,
+            )),
+            None => None,
+        }
+        .map(std::sync::Arc::new);
         sink.put(&job.path, bytes)
             .map_err(|e| RenderError::Write(job.path.clone(), e))?;
         let file = RenderedFile {
@@ -325,7 +334,7 @@ impl Site {
         Ok((job.path, file, true))
     }
 
-    fn render_page(&self, page: &Page, shared: &Shared<'_>) -> Result<Vec<u8>, Diagnostic> {
+    fn render_page(&self, page: &Page, shared: &Shared<'_>) -> Result<String, Diagnostic> {
         let mut c = shared.base.clone();
         c.insert("page", page);
         c.insert("current_path", &page.path);
@@ -341,8 +350,7 @@ impl Site {
             PageData::Markdown | PageData::AdoptersOverview => {}
         }
         let source = page.source.display().to_string();
-        let html = self.renderer.render(&page.template, &c, &source);
-        html.map(String::into_bytes)
+        self.renderer.render(&page.template, &c, &source)
     }
 
     /// 404 page, feed, sitemap and open data, each made only when its fingerprint changed.

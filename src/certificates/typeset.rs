@@ -42,7 +42,9 @@ pub struct Template {
     /// Where the template came from (for messages).
     file: PathBuf,
     source: String,
-    engine: TypstEngine<TypstTemplateMainFile>,
+    /// Made on the first document typeset: a build with nothing to typeset neither parses
+    /// the fonts nor keeps them in memory.
+    engine: std::sync::OnceLock<TypstEngine<TypstTemplateMainFile>>,
 }
 
 /// The text of the template `name`: the site's own, or the built-in one.
@@ -73,16 +75,21 @@ impl Template {
     }
 
     pub fn from_source(name: &str, file: PathBuf, source: String) -> Template {
-        let engine = TypstEngine::builder()
-            .main_file(source.clone())
-            .fonts(FONTS)
-            .build();
         Template {
             name: name.to_owned(),
             file,
             source,
-            engine,
+            engine: std::sync::OnceLock::new(),
         }
+    }
+
+    fn engine(&self) -> &TypstEngine<TypstTemplateMainFile> {
+        self.engine.get_or_init(|| {
+            TypstEngine::builder()
+                .main_file(self.source.clone())
+                .fonts(FONTS)
+                .build()
+        })
     }
 
     /// The template's text (part of the cache key of what it typesets).
@@ -98,7 +105,9 @@ impl Template {
                 "入力は対応表（辞書）でなければなりません",
             ));
         };
-        let warned = self.engine.compile_with_input::<Dict, PagedDocument>(dict);
+        let warned = self
+            .engine()
+            .compile_with_input::<Dict, PagedDocument>(dict);
         let document = warned.output.map_err(|e| self.diagnostic(e))?;
         let options = typst_pdf::PdfOptions {
             ident: Smart::Custom(format!("hosho-{ident}")),
@@ -146,8 +155,9 @@ impl Template {
 pub struct Typesetter {
     /// In [`DOCUMENTS`] order.
     templates: Vec<Template>,
-    /// SHA-256 over every template and the fonts: part of every cache key.
-    fingerprint: String,
+    /// SHA-256 over every template and the fonts: part of every cache key. Computed when
+    /// first asked for (the fonts are 14 MB), so a build without certificates skips it.
+    fingerprint: std::sync::OnceLock<String>,
 }
 
 impl Typesetter {
@@ -165,22 +175,24 @@ impl Typesetter {
         if !d.is_empty() {
             return Err(d);
         }
-        let mut all = Vec::new();
-        for template in &templates {
-            all.extend_from_slice(sha256_hex(template.source().as_bytes()).as_bytes());
-        }
-        for font in FONTS {
-            all.extend_from_slice(sha256_hex(font).as_bytes());
-        }
         Ok(Typesetter {
-            fingerprint: sha256_hex(&all),
+            fingerprint: std::sync::OnceLock::new(),
             templates,
         })
     }
 
     /// SHA-256 over every template and the fonts.
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        self.fingerprint.get_or_init(|| {
+            let mut all = Vec::new();
+            for template in &self.templates {
+                all.extend_from_slice(sha256_hex(template.source().as_bytes()).as_bytes());
+            }
+            for font in FONTS {
+                all.extend_from_slice(sha256_hex(font).as_bytes());
+            }
+            sha256_hex(&all)
+        })
     }
 
     /// Typesets every document of one certificate from its inputs (in [`DOCUMENTS`] order),

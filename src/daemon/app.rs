@@ -21,7 +21,8 @@ pub(crate) struct App {
     pub(crate) pool: pool::KdfPool,
     pub(crate) tokens: tokens::Tokens,
     pub(crate) audit: audit::Audit,
-    pub(crate) pages: pages::Pages,
+    /// The daemon's own pages; the live preview loads them again after each rebuild.
+    pub(crate) pages: ArcSwap<pages::Pages>,
     pub(crate) preview: Option<Arc<preview::Preview>>,
     /// The live preview, in building mode only.
     pub(crate) live: Option<Arc<super::live::Live>>,
@@ -66,7 +67,7 @@ impl App {
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
             tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
             audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,
-            pages,
+            pages: ArcSwap::from_pointee(pages),
             live: (options.build && preview.is_some()).then(Default::default),
             preview,
             body_timeout: options.request_timeout,

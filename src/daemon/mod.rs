@@ -299,12 +299,19 @@ async fn start_tasks(
 ) -> Result<Option<SocketAddr>> {
     let gate = Arc::new(gate);
     if let Some(live) = app.live.clone() {
-        // A rebuild of the live preview wrote a new manifest: read it now, not at the next look.
-        let reload = Arc::clone(reload);
+        // A rebuild of the live preview wrote a new manifest: read it now, not at the next
+        // look; and the daemon's own pages may have changed with the templates.
+        let (reload, app, root) = (Arc::clone(reload), Arc::clone(app), options.root.clone());
         tokio::spawn(async move {
             loop {
                 live.manifest_changed.notified().await;
                 reload.notify_one();
+                match pages::Pages::load(&root) {
+                    Ok(pages) => app.pages.store(Arc::new(pages)),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "確認サービスのページを読み込み直せません")
+                    }
+                }
             }
         });
     }

@@ -55,7 +55,10 @@ pub(crate) async fn route<B: RequestBody>(
         "/verify" if read => http::redirect("/verify/"),
         "/verify/" if read => {
             let number = prefilled_number(req.uri().query());
-            http::html(StatusCode::OK, app.pages.form(false, number.as_deref()))
+            http::html(
+                StatusCode::OK,
+                app.pages.load().form(false, number.as_deref()),
+            )
         }
         "/verify/" if method == Method::POST => verify_form(&app, req, client).await,
         "/verify/" => not_allowed_page(&app, "GET, HEAD, POST"),
@@ -81,7 +84,10 @@ pub(crate) async fn route<B: RequestBody>(
 /// The live preview's script, style and event stream (building mode only).
 fn live_route(app: &App, path: &str) -> Response<Body> {
     let Some(live) = &app.live else {
-        return http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound));
+        return http::html(
+            StatusCode::NOT_FOUND,
+            app.pages.load().message(Message::NotFound),
+        );
     };
     match &path[live::PREFIX.len()..] {
         "live.js" => http::preview_response(
@@ -93,14 +99,20 @@ fn live_route(app: &App, path: &str) -> Response<Body> {
             http::preview_response(StatusCode::OK, "text/css; charset=utf-8", live::LIVE_CSS)
         }
         "events" => http::event_stream(live.subscribe()),
-        _ => http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound)),
+        _ => http::html(
+            StatusCode::NOT_FOUND,
+            app.pages.load().message(Message::NotFound),
+        ),
     }
 }
 
 /// The built site, when one is previewed.
 async fn preview(app: &App, path: &str) -> Response<Body> {
     let Some(preview) = &app.preview else {
-        return http::html(StatusCode::NOT_FOUND, app.pages.message(Message::NotFound));
+        return http::html(
+            StatusCode::NOT_FOUND,
+            app.pages.load().message(Message::NotFound),
+        );
     };
     let (preview, path) = (Arc::clone(preview), path.to_owned());
     let live = app.live.clone();
@@ -112,7 +124,7 @@ async fn preview(app: &App, path: &str) -> Response<Body> {
 fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
     let page = http::html(
         StatusCode::METHOD_NOT_ALLOWED,
-        app.pages.message(Message::MethodNotAllowed),
+        app.pages.load().message(Message::MethodNotAllowed),
     );
     http::with_header(page, header::ALLOW, allow)
 }
@@ -374,9 +386,13 @@ async fn verify_form<B: RequestBody>(
     req: Request<B>,
     client: IpAddr,
 ) -> Response<Body> {
-    let bad = |status: StatusCode| http::html(status, app.pages.message(Message::BadRequest));
+    let bad =
+        |status: StatusCode| http::html(status, app.pages.load().message(Message::BadRequest));
     if cross_site(&req) {
-        return http::html(StatusCode::FORBIDDEN, app.pages.message(Message::CrossSite));
+        return http::html(
+            StatusCode::FORBIDDEN,
+            app.pages.load().message(Message::CrossSite),
+        );
     }
     if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
         return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -391,7 +407,7 @@ async fn verify_form<B: RequestBody>(
         let Outcome::Found(v, token) = outcome else {
             return bad(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        let page = app.pages.certificate(
+        let page = app.pages.load().certificate(
             &v,
             &pdf_url(&token),
             app.tokens.ttl().as_secs().div_ceil(60),
@@ -401,13 +417,14 @@ async fn verify_form<B: RequestBody>(
         return http::html(StatusCode::OK, page);
     };
     let page = match outcome {
-        Outcome::NotFound => app.pages.form(true, None),
+        Outcome::NotFound => app.pages.load().form(true, None),
         Outcome::Limited(l) => app
             .pages
+            .load()
             .message(Message::RateLimited(l.retry_after().div_ceil(60))),
-        Outcome::Busy => app.pages.message(Message::Busy),
-        Outcome::Expired => app.pages.message(Message::Expired),
-        Outcome::Damaged | Outcome::Found(..) => app.pages.message(Message::Damaged),
+        Outcome::Busy => app.pages.load().message(Message::Busy),
+        Outcome::Expired => app.pages.load().message(Message::Expired),
+        Outcome::Damaged | Outcome::Found(..) => app.pages.load().message(Message::Damaged),
     };
     with_retry(http::html(refusal.status, page), refusal)
 }
@@ -415,7 +432,7 @@ async fn verify_form<B: RequestBody>(
 /// `GET /certificates/<token>`: the PDF of the number the token was issued for, re-hashed
 /// against the current manifest before a byte is sent.
 async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
-    let message = |status, m| http::html(status, app.pages.message(m));
+    let message = |status, m| http::html(status, app.pages.load().message(m));
     let token = path.trim_start_matches("/certificates/");
     let Some(number) = app.tokens.number(token) else {
         return message(StatusCode::NOT_FOUND, Message::LinkExpired);

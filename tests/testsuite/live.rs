@@ -97,6 +97,24 @@ fn edits_are_served_within_a_second_and_problems_shown_until_fixed() {
 }
 
 #[test]
+fn the_daemons_own_pages_follow_their_templates() {
+    let site = SiteDir::demo();
+    let daemon = Daemon::launch(&site.root, &[]);
+    let form = daemon.url("/verify/");
+    assert!(get(&form).text().contains("<h1>電子証書の確認</h1>"));
+    edit(
+        &site,
+        "templates/verify.html",
+        "<h1>電子証書の確認</h1>",
+        "<h1>電子証書の確認（試験）</h1>",
+    );
+    // A template change is a full build, certificates reused.
+    until(&form, Duration::from_secs(10), |b| {
+        b.contains("<h1>電子証書の確認（試験）</h1>")
+    });
+}
+
+#[test]
 fn an_open_page_reloads_itself_after_an_edit() {
     let Some(chromium) = crate::browser::chromium() else {
         eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");

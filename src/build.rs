@@ -126,7 +126,7 @@ pub(crate) fn render_into(site: &Site, sink: &dyn Sink, cache: &RenderCache) -> 
     let mut d = Diagnostics::default();
     match site.render_into(sink, cache, &mut d) {
         Ok(rendered) if d.is_empty() => Ok(rendered),
-        Ok(_) | Err(RenderError::Input(_)) => Err(input_errors(d)),
+        Ok(_) | Err(RenderError::Problems) => Err(input_errors(d)),
         Err(e) => Err(e.into()),
     }
 }

@@ -151,15 +151,18 @@ impl<'a> DirSink<'a> {
 }
 
 impl crate::site::Sink for DirSink<'_> {
-    fn prepare(&self, dirs: &[String]) -> io::Result<()> {
+    fn prepare(&self, dirs: &[String]) -> Result<(), (String, io::Error)> {
         for d in dirs {
-            fs::create_dir_all(self.dir.join(d))?;
+            let dir = self.dir.join(d);
+            fs::create_dir_all(&dir).map_err(|e| (dir.display().to_string(), e))?;
         }
         Ok(())
     }
 
     fn put(&self, path: &str, bytes: Vec<u8>) -> io::Result<()> {
-        fs::write(self.dir.join(path), bytes)
+        let file = self.dir.join(path);
+        fs::write(&file, bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))
     }
 }
 

@@ -113,7 +113,7 @@ impl Rebuilder {
         let rendered = site.render_into(&sink, &self.cache.render, &mut d);
         let rendered = match rendered {
             Ok(rendered) if d.is_empty() => rendered,
-            Ok(_) | Err(crate::site::RenderError::Input(_)) => {
+            Ok(_) | Err(crate::site::RenderError::Problems) => {
                 return Err(InputErrors(Diagnostics::sorted(d)).into())
             }
             Err(e) => return Err(e.into()),

@@ -26,8 +26,8 @@ use crate::site::{
 /// Where rendered files go.
 pub trait Sink: Sync {
     /// Called once, before any file, with every directory the output will have (relative,
-    /// parents first).
-    fn prepare(&self, dirs: &[String]) -> std::io::Result<()>;
+    /// parents first); fails with the directory it could not make.
+    fn prepare(&self, dirs: &[String]) -> Result<(), (String, std::io::Error)>;
     /// Takes one file (path relative to the output directory).
     fn put(&self, path: &str, bytes: Vec<u8>) -> std::io::Result<()>;
 }
@@ -59,7 +59,7 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn prepare(&self, _: &[String]) -> std::io::Result<()> {
+    fn prepare(&self, _: &[String]) -> Result<(), (String, std::io::Error)> {
         Ok(())
     }
 
@@ -105,19 +105,25 @@ impl Rendered {
 /// Why a render stopped.
 #[derive(Debug)]
 pub enum RenderError {
-    /// A file could not be made (the problem, for the diagnostics).
-    Input(Diagnostic),
-    /// A made file could not be written.
+    /// Some file could not be made: the problems are in the diagnostics.
+    Problems,
+    /// A file or directory (relative to the output) could not be written.
     Write(String, std::io::Error),
 }
 
 impl std::fmt::Display for RenderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RenderError::Input(d) => write!(f, "{d}"),
+            RenderError::Problems => write!(f, "描画できないファイルがあります"),
             RenderError::Write(path, e) => write!(f, "{path} を書けません: {e}"),
         }
     }
+}
+
+/// Why one file was not made.
+enum Failure {
+    Input(Diagnostic),
+    Write(String, std::io::Error),
 }
 
 impl std::error::Error for RenderError {}
@@ -207,9 +213,9 @@ impl Site {
         tracing::debug!(elapsed = ?started.elapsed(), jobs = jobs.len(), "jobs ready");
         let dirs = directories(&jobs);
         sink.prepare(&dirs)
-            .map_err(|e| RenderError::Write(dirs.join(", "), e))?;
+            .map_err(|(dir, e)| RenderError::Write(dir, e))?;
         let base_path = self.config.base_path.as_str();
-        let results: Vec<Result<(String, RenderedFile, bool), RenderError>> = jobs
+        let results: Vec<Result<(String, RenderedFile, bool), Failure>> = jobs
             .into_par_iter()
             .map(|job| self.make(job, &shared, cache, sink, base_path))
             .collect();
@@ -221,17 +227,14 @@ impl Site {
                     rendered.written += usize::from(written);
                     rendered.files.insert(path, file);
                 }
-                Err(RenderError::Input(problem)) => d.push(problem),
-                Err(e) => return Err(e),
+                Err(Failure::Input(problem)) => d.push(problem),
+                Err(Failure::Write(path, e)) => return Err(RenderError::Write(path, e)),
             }
         }
         tracing::debug!(elapsed = ?started.elapsed(), files = rendered.files.len(), written = rendered.written, "rendered");
         if d.len() > problems_before {
             // Some file is missing from the output: links to it would be false alarms.
-            return Err(RenderError::Input(Diagnostic::file(
-                &self.root,
-                "描画できないファイルがあります",
-            )));
+            return Err(RenderError::Problems);
         }
         let check_started = Instant::now();
         self.check_links(&rendered.files, cache, d);
@@ -299,7 +302,7 @@ impl Site {
         cache: &RenderCache,
         sink: &dyn Sink,
         base_path: &str,
-    ) -> Result<(String, RenderedFile, bool), RenderError> {
+    ) -> Result<(String, RenderedFile, bool), Failure> {
         if let Some(cached) = cache.files.get(&job.path) {
             if cached.fingerprint == job.fingerprint {
                 return Ok((job.path, cached.clone(), false));
@@ -308,12 +311,12 @@ impl Site {
         let is_html = job.path.ends_with(".html");
         let (bytes, links) = match job.what {
             What::Page(page) => {
-                let html = self.render_page(page, shared).map_err(RenderError::Input)?;
+                let html = self.render_page(page, shared).map_err(Failure::Input)?;
                 let links = FileLinks::of(&job.path, &html, base_path);
                 (html.into_bytes(), Some(links))
             }
-            What::Made(file) => (file.map_err(RenderError::Input)?, None),
-            What::Lazy(make) => (make().map_err(RenderError::Input)?, None),
+            What::Made(file) => (file.map_err(Failure::Input)?, None),
+            What::Lazy(make) => (make().map_err(Failure::Input)?, None),
         };
         let links = match links {
             Some(links) => Some(links),
@@ -326,7 +329,7 @@ impl Site {
         }
         .map(std::sync::Arc::new);
         sink.put(&job.path, bytes)
-            .map_err(|e| RenderError::Write(job.path.clone(), e))?;
+            .map_err(|e| Failure::Write(job.path.clone(), e))?;
         let file = RenderedFile {
             fingerprint: job.fingerprint,
             links,

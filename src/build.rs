@@ -121,9 +121,13 @@ fn render(site: &Site) -> Result<Output> {
 }
 
 /// Renders the site into `sink`, reusing what `cache` says is unchanged; every problem
-/// (templates, links) fails the run.
-pub(crate) fn render_into(site: &Site, sink: &dyn Sink, cache: &RenderCache) -> Result<Rendered> {
-    let mut d = Diagnostics::default();
+/// (`d`, the problems found before, and the templates' and links') fails the run.
+pub(crate) fn render_into(
+    site: &Site,
+    sink: &dyn Sink,
+    cache: &RenderCache,
+    mut d: Diagnostics,
+) -> Result<Rendered> {
     match site.render_into(sink, cache, &mut d) {
         Ok(rendered) if d.is_empty() => Ok(rendered),
         Ok(_) | Err(RenderError::Problems) => Err(input_errors(d)),
@@ -283,6 +287,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
         &site,
         &DirSink::new(site_stage.path()),
         &RenderCache::default(),
+        Diagnostics::default(),
     )?;
     build_keys.write_new(&paths.keys)?;
     let _ = leftovers.join();

@@ -301,6 +301,23 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
+/// The directory an output lies in, and its name (`out` when it has none).
+fn parent_and_name(target: &Path) -> (PathBuf, String) {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    (parent, name)
+}
+
+/// How the old trees of `target` that swaps move aside begin: `.NAME.old-`.
+fn old_prefix(target: &Path) -> String {
+    format!(".{}.old-", parent_and_name(target).1)
+}
+
 /// A directory being filled beside `target`.
 pub struct Staging {
     target: PathBuf,
@@ -314,19 +331,13 @@ impl Staging {
         Staging::beside(target, access)
     }
 
-    /// A staging directory beside `target`, which the caller checks with
-    /// [`ensure_replaceable`] itself (the build does so for its three outputs at once, while
-    /// it reads its inputs). [`Staging::swap`] checks it again in any case.
+    /// A staging directory beside `target`, which the caller has checked itself (the build
+    /// refuses what is not hosho's with [`ensure_own_or_absent`] before any work);
+    /// [`Staging::swap`] checks it whole in any case.
     pub fn beside(target: &Path, access: Access) -> Result<Staging> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (parent, name) = parent_and_name(target);
         fs::create_dir_all(&parent)
             .with_context(|| format!("{} を作れません", parent.display()))?;
-        let name = target
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
         let dir = tempfile::Builder::new()
             .prefix(&format!(".{name}.new-"))
             .tempdir_in(&parent)
@@ -382,12 +393,8 @@ impl Staging {
         let staged = self.dir.keep();
         let old = if self.target.exists() {
             let parent = staged.parent().unwrap_or(Path::new("."));
-            let name = self
-                .target
-                .file_name()
-                .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
             let old = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
+                .prefix(&old_prefix(&self.target))
                 .tempdir_in(parent)
                 .with_context(|| format!("{} に退避用ディレクトリを作れません", parent.display()))?
                 .keep();
@@ -418,16 +425,8 @@ impl Staging {
 /// The old outputs of `target` that earlier swaps moved aside and left (`.NAME.old-*`
 /// beside it), removed on a thread of their own; join it before the next swap.
 pub fn remove_leftovers(target: &Path) -> std::thread::JoinHandle<()> {
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let prefix = format!(
-        ".{}.old-",
-        target
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned())
-    );
+    let (parent, _) = parent_and_name(target);
+    let prefix = old_prefix(target);
     std::thread::spawn(move || {
         let Ok(entries) = fs::read_dir(&parent) else {
             return;

@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::build::{self, BuildSummary, Paths};
-use crate::common::diagnostics::{Diagnostics, InputErrors};
+use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR, CONTENT_DIR, QA_FILE};
 use crate::output;
 use crate::site::cache::SiteCache;
@@ -33,12 +33,7 @@ pub struct Rebuilder {
     paths: Paths,
     cache: SiteCache,
     /// The last successful build, when the output on disk is still what it wrote.
-    last: Option<Last>,
-}
-
-/// What an incremental rebuild keeps from the last build.
-struct Last {
-    summary: BuildSummary,
+    last: Option<BuildSummary>,
 }
 
 /// Whether a change to `rel` (relative to the root) can change nothing but the public site
@@ -68,8 +63,7 @@ impl Rebuilder {
     pub fn build(&mut self) -> Result<&BuildSummary> {
         self.last = None;
         let summary = build::build_with(&self.paths, &mut self.cache)?;
-        let last = self.last.insert(Last { summary });
-        Ok(&last.summary)
+        Ok(self.last.insert(summary))
     }
 
     /// Rebuilds after the files `changed` (absolute or relative to the root) changed.
@@ -87,7 +81,6 @@ impl Rebuilder {
             true => self
                 .last
                 .as_ref()
-                .map(|l| &l.summary)
                 .ok_or_else(|| anyhow::anyhow!("内部エラー: 直前のビルドの記録がありません")),
             // An orderer's rules changed: the notices print them.
             false => self.build(),
@@ -98,26 +91,20 @@ impl Rebuilder {
     /// place. `false` when the edit changed the orderers' rules (the notices need a build).
     fn rebuild_site(&mut self) -> Result<bool> {
         let started = Instant::now();
-        let (site, mut d) = Site::load_cached(&self.paths.root, &mut self.cache.pages);
+        let (site, d) = Site::load_cached(&self.paths.root, &mut self.cache.pages);
         let Some(mut site) = site else {
             return Err(InputErrors(d.sorted()).into());
         };
         let Some(last) = self.last.as_mut() else {
             return Ok(false);
         };
-        if site.orderers() != last.summary.orderers {
+        if site.orderers() != last.orderers {
             return Ok(false);
         }
-        site.set_trust(Some(last.summary.trust.clone()));
+        site.set_trust(Some(last.trust.clone()));
         let sink = MemorySink::default();
-        let rendered = site.render_into(&sink, &self.cache.render, &mut d);
-        let rendered = match rendered {
-            Ok(rendered) if d.is_empty() => rendered,
-            Ok(_) | Err(crate::site::RenderError::Problems) => {
-                return Err(InputErrors(Diagnostics::sorted(d)).into())
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // Problems of the inputs are reported with the link check's, as by a full build.
+        let rendered = build::render_into(&site, &sink, &self.cache.render, d)?;
         tracing::debug!(elapsed = ?started.elapsed(), "rendered and checked");
         let changed = sink.into_output().files;
         let removed: Vec<&str> = rendered.removed(&self.cache.render).collect();
@@ -127,14 +114,13 @@ impl Rebuilder {
             self.last = None;
             return Err(e);
         }
-        let s = &mut last.summary;
-        s.pages = rendered.page_count();
-        s.files = rendered.files.len();
-        s.written = changed.len() + removed.len();
-        s.certificates_built = false;
-        s.created_keys = None;
+        last.pages = rendered.page_count();
+        last.files = rendered.files.len();
+        last.written = changed.len() + removed.len();
+        last.certificates_built = false;
+        last.created_keys = None;
         self.cache.render = rendered.into_cache();
-        s.elapsed = started.elapsed();
+        last.elapsed = started.elapsed();
         Ok(true)
     }
 }

@@ -306,7 +306,10 @@ async fn start_tasks(
             loop {
                 live.manifest_changed.notified().await;
                 reload.notify_one();
-                match pages::Pages::load(&root) {
+                // Reading and parsing templates blocks: off the runtime's threads.
+                let root = root.clone();
+                let loaded = tokio::task::spawn_blocking(move || pages::Pages::load(&root)).await;
+                match loaded.map_err(anyhow::Error::from).and_then(|pages| pages) {
                     Ok(pages) => app.pages.store(Arc::new(pages)),
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), "確認サービスのページを読み込み直せません")

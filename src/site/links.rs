@@ -215,21 +215,6 @@ impl FileLinks {
     }
 }
 
-/// Checks every link of every HTML file in `files` (output-relative path → content).
-pub fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink> {
-    let facts: Vec<(String, Option<FileLinks>)> = files
-        .par_iter()
-        .map(|(path, html)| {
-            let links = path
-                .ends_with(".html")
-                .then(|| FileLinks::of(path, html, base_path));
-            (path.clone(), links)
-        })
-        .collect();
-    let files: BTreeMap<String, Option<FileLinks>> = facts.into_iter().collect();
-    check_files(&files, Option::as_ref, |_| true)
-}
-
 /// Checks the links of the files in `files` that `checked` selects against all of them (by
 /// output path; `links` gives a file's links, `None` for files that are not HTML).
 pub fn check_files<T: Sync>(
@@ -291,6 +276,21 @@ fn broken_in<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks every link of every HTML file in `files` (output-relative path → content).
+    fn check(files: &BTreeMap<String, &str>, base_path: &str) -> Vec<BrokenLink> {
+        let facts: Vec<(String, Option<FileLinks>)> = files
+            .par_iter()
+            .map(|(path, html)| {
+                let links = path
+                    .ends_with(".html")
+                    .then(|| FileLinks::of(path, html, base_path));
+                (path.clone(), links)
+            })
+            .collect();
+        let files: BTreeMap<String, Option<FileLinks>> = facts.into_iter().collect();
+        check_files(&files, Option::as_ref, |_| true)
+    }
 
     fn files(list: &[(&str, &'static str)]) -> BTreeMap<String, &'static str> {
         list.iter().map(|(p, h)| ((*p).to_owned(), *h)).collect()

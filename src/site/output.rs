@@ -41,11 +41,13 @@ pub struct Output {
 
 impl Output {
     pub fn page_count(&self) -> usize {
-        self.files
-            .keys()
-            .filter(|p| p.ends_with("index.html"))
-            .count()
+        page_count(self.files.keys())
     }
+}
+
+/// How many of these output files are pages (`…/index.html`).
+fn page_count<'a>(paths: impl Iterator<Item = &'a String>) -> usize {
+    paths.filter(|p| p.ends_with("index.html")).count()
 }
 
 /// A [`Sink`] that keeps the files in memory.
@@ -81,10 +83,7 @@ pub struct Rendered {
 
 impl Rendered {
     pub fn page_count(&self) -> usize {
-        self.files
-            .keys()
-            .filter(|p| p.ends_with("index.html"))
-            .count()
+        page_count(self.files.keys())
     }
 
     /// Files of `previous` that this render no longer makes.

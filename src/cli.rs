@@ -144,9 +144,12 @@ pub struct ServeArgs {
     /// 制限の回数を数える場所: memory（既定）か redis://HOST:PORT/DB。複数の複製で数えを共有するには Redis を指定します
     #[arg(long, value_name = "URL")]
     pub limits: Option<String>,
-    /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、X-Forwarded-For・Forwarded の右端の信頼しないアドレスを利用者とみなします。複数指定できます
+    /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、--client-header で選んだヘッダーの右端の信頼しないアドレスを利用者とみなします。複数指定できます
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network, action = clap::ArgAction::Append)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// 信頼するプロキシが利用者のアドレスを書くヘッダー。もう一方のヘッダーは読みません
+    #[arg(long, value_enum, default_value_t = crate::daemon::ClientHeader::XForwardedFor, value_name = "HEADER")]
+    pub client_header: crate::daemon::ClientHeader,
     /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_address: Option<crate::daemon::Rate>,

@@ -14,28 +14,25 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use chrono::{Datelike, NaiveDate};
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use crate::certificates::customers::{Customer, Customers};
 use crate::certificates::input::{AdjustmentKind, Certificate};
+use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Template;
 use crate::certificates::vault::run_on_workers;
 use crate::common::certificate::Guarantor;
 use crate::common::diagnostics::{Diagnostics, InputErrors};
 use crate::common::fees::FeeRules;
-use crate::common::files::read_capped;
-use crate::common::hex::{from_hex, sha256_hex, to_hex};
 use crate::common::{era, format};
 use crate::output::{create_private_dir, link_or_copy, write_private};
-use crate::trust::layout::MAX_PDF_BYTES;
 
 /// The directory of statements in the notices output.
 pub const STATEMENTS_DIR: &str = "statements";
 /// The template of both kinds of statement.
 pub const TEMPLATE: &str = "statement.typ";
 const CACHE_FILE: &str = "statements/cache.json";
-const CACHE_DOMAIN: &[u8] = b"hosho statement cache v1\0";
+const CACHE_DOMAIN: &[u8] = b"hosho statement cache v2\0";
 
 /// 保証料計算書 or 保証料返還計算書.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -290,18 +287,13 @@ fn line_text<'a>(line: &Line<'a>) -> LineText<'a> {
     }
 }
 
-/// One statement's cache entry: the PDF's hash, authenticated over the inputs.
+/// One statement's cache entry: the PDF's fingerprint, sealed over the inputs
+/// ([`crate::certificates::reuse`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CacheEntry {
-    pdf_sha256: String,
+    fingerprint: String,
     mac: String,
-}
-
-fn mac_message(material: &[u8], pdf_sha256: &str) -> Vec<u8> {
-    let mut message = CACHE_DOMAIN.to_vec();
-    message.extend_from_slice(sha256_hex(material).as_bytes());
-    message.extend_from_slice(pdf_sha256.as_bytes());
-    message
 }
 
 /// Where the statements go, and what they may reuse.
@@ -335,7 +327,7 @@ pub fn build(b: &StatementBuild<'_>) -> Result<StatementReport> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let key = hmac::Key::new(hmac::HMAC_SHA256, b.secret);
+    let sealer = Sealer::new(b.secret);
     let mut dirs: Vec<String> = b
         .statements
         .iter()
@@ -346,7 +338,7 @@ pub fn build(b: &StatementBuild<'_>) -> Result<StatementReport> {
         let path = b.staging.join(dir);
         create_private_dir(&path).with_context(|| format!("{} を作れません", path.display()))?;
     }
-    let results = run_on_workers(b.statements, |s| one(b, &previous, &key, s));
+    let results = run_on_workers(b.statements, |s| one(b, &previous, &sealer, s));
     let mut d = Diagnostics::default();
     let mut cache = BTreeMap::new();
     let mut report = StatementReport {
@@ -385,7 +377,7 @@ type Outcome =
 fn one(
     b: &StatementBuild<'_>,
     previous: &BTreeMap<String, CacheEntry>,
-    key: &hmac::Key,
+    sealer: &Sealer,
     statement: &Statement<'_>,
 ) -> Outcome {
     let file = statement.file();
@@ -396,13 +388,10 @@ fn one(
     material.extend_from_slice(b.template.source().as_bytes());
     let to = b.staging.join(&file);
     if let Some(entry) = previous.get(&file) {
-        let authentic = from_hex(&entry.mac).is_some_and(|mac| {
-            hmac::verify(key, &mac_message(&material, &entry.pdf_sha256), &mac).is_ok()
-        });
+        let parts = [&material[..], entry.fingerprint.as_bytes()];
         let from = b.previous.join(&file);
-        let intact = authentic
-            && read_capped(&from, MAX_PDF_BYTES, false)
-                .is_ok_and(|bytes| sha256_hex(&bytes) == entry.pdf_sha256);
+        let intact = sealer.opens(CACHE_DOMAIN, &parts, &entry.mac)
+            && sealer.file_matches(&from, &entry.fingerprint);
         if intact {
             link_or_copy(&from, &to)
                 .with_context(|| format!("{file} を前回の出力から引き継げません"))?;
@@ -415,13 +404,7 @@ fn one(
         Err(diagnostic) => return Ok(Err(diagnostic)),
     };
     write_private(&to, &pdf).with_context(|| format!("{} を書けません", to.display()))?;
-    let pdf_sha256 = sha256_hex(&pdf);
-    let mac = hmac::sign(key, &mac_message(&material, &pdf_sha256));
-    Ok(Ok((
-        CacheEntry {
-            pdf_sha256,
-            mac: to_hex(mac.as_ref()),
-        },
-        false,
-    )))
+    let fingerprint = sealer.fingerprint(&pdf);
+    let mac = sealer.seal(CACHE_DOMAIN, &[&material, fingerprint.as_bytes()]);
+    Ok(Ok((CacheEntry { fingerprint, mac }, false)))
 }

@@ -83,7 +83,7 @@ fn health(app: &App) -> Response<Body> {
         "kdf_pool": {"workers": app.pool.workers(), "in_use": app.pool.in_use()},
         "limiter": {
             "keys": limiter.keys,
-            "evictions": limiter.evictions,
+            "full_refusals": limiter.full_refusals,
             "ceiling_refusals": limiter.ceiling_refusals,
         },
         "audit_dropped": app.audit.dropped(),

@@ -28,6 +28,8 @@ pub(crate) struct App {
     pub(crate) live: Option<Arc<super::live::Live>>,
     pub(crate) body_timeout: Duration,
     pub(crate) proxies: TrustedProxies,
+    /// The address the daemon listens on (a `Host` the building mode answers).
+    pub(crate) listen: std::net::IpAddr,
     pub(crate) metrics: Metrics,
 }
 
@@ -72,6 +74,7 @@ impl App {
             preview,
             body_timeout: options.request_timeout,
             proxies: options.trusted_proxies.clone(),
+            listen: options.listen.ip(),
             metrics: Metrics::new(),
         };
         Ok((app, gate))

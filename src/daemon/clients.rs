@@ -1,8 +1,11 @@
 //! Who the client is. Behind a TLS-terminating proxy every connection comes from the
 //! proxy, so limits and the audit log must use the address the proxy saw instead. Only a
-//! peer in a `--trusted-proxy` network may say so; the client is then the rightmost address
-//! of `Forwarded` (RFC 7239) or `X-Forwarded-For` that is not itself a trusted proxy. Headers
-//! from any other peer are ignored: a client cannot spoof its way to a fresh budget.
+//! peer in a `--trusted-proxy` network may say so, and only in the one header the operator
+//! chose (`--client-header`: `X-Forwarded-For` by default, or `Forwarded`, RFC 7239); the
+//! other header is ignored entirely, since a proxy that writes one usually passes the
+//! client's own copy of the other through. The client is the rightmost address of the chosen
+//! header that is not itself a trusted proxy. Headers from any other peer are ignored: a
+//! client cannot spoof its way to a fresh budget.
 
 use std::net::IpAddr;
 
@@ -12,17 +15,37 @@ use ipnet::IpNet;
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The networks of the proxies in front of the daemon.
+/// The header a trusted proxy names the client in (`--client-header`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientHeader {
+    /// `X-Forwarded-For`, as nginx's `$proxy_add_x_forwarded_for` writes it.
+    #[default]
+    #[value(name = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), `for=` of each element.
+    #[value(name = "forwarded")]
+    Forwarded,
+}
+
+/// The networks of the proxies in front of the daemon, and the header they name the client in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    networks: Vec<IpNet>,
+    header: ClientHeader,
+}
 
 impl TrustedProxies {
+    /// Proxies that name the client in `X-Forwarded-For`.
     pub fn new(networks: Vec<IpNet>) -> TrustedProxies {
-        TrustedProxies(networks)
+        TrustedProxies::with_header(networks, ClientHeader::XForwardedFor)
+    }
+
+    pub fn with_header(networks: Vec<IpNet>, header: ClientHeader) -> TrustedProxies {
+        TrustedProxies { networks, header }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.networks.is_empty()
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -32,7 +55,7 @@ impl TrustedProxies {
 
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
+        self.networks.iter().any(|net| net.contains(&ip))
     }
 
     /// The client of a request that came from `peer` with `headers`.
@@ -41,10 +64,9 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let chain = if headers.contains_key(FORWARDED) {
-            forwarded_for(headers)
-        } else {
-            x_forwarded_for(headers)
+        let chain = match self.header {
+            ClientHeader::Forwarded => forwarded_for(headers),
+            ClientHeader::XForwardedFor => x_forwarded_for(headers),
         };
         // Right to left: the nearest hop first; the first one no trusted proxy is the client.
         for hop in chain.iter().rev() {
@@ -166,8 +188,40 @@ mod tests {
         assert_eq!(proxies().client(ip("127.0.0.1"), &garbage), ip("127.0.0.1"));
     }
 
+    fn forwarded_proxies() -> TrustedProxies {
+        TrustedProxies::with_header(proxies().networks, ClientHeader::Forwarded)
+    }
+
+    #[test]
+    fn only_the_chosen_header_is_read() {
+        // nginx appends to X-Forwarded-For and passes the client's own Forwarded through:
+        // a spoofed Forwarded must not name the client.
+        let both = headers(&[
+            ("forwarded", "for=10.9.0.1"),
+            ("forwarded", "for=198.51.100.99"),
+            ("x-forwarded-for", "203.0.113.5"),
+        ]);
+        assert_eq!(proxies().client(ip("127.0.0.1"), &both), ip("203.0.113.5"));
+        let only_forwarded = headers(&[("forwarded", "for=198.51.100.99")]);
+        assert_eq!(
+            proxies().client(ip("127.0.0.1"), &only_forwarded),
+            ip("127.0.0.1")
+        );
+        // And the other way round for a proxy that writes Forwarded.
+        assert_eq!(
+            forwarded_proxies().client(ip("127.0.0.1"), &both),
+            ip("198.51.100.99")
+        );
+        let only_xff = headers(&[("x-forwarded-for", "203.0.113.5")]);
+        assert_eq!(
+            forwarded_proxies().client(ip("127.0.0.1"), &only_xff),
+            ip("127.0.0.1")
+        );
+    }
+
     #[test]
     fn forwarded_is_read_as_rfc_7239_writes_it() {
+        let proxies = forwarded_proxies;
         let h = headers(&[(
             "forwarded",
             "for=192.0.2.60;proto=https, For=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1",

@@ -46,6 +46,35 @@ struct State {
     problems: Vec<String>,
 }
 
+/// Event streams open at once at most; more are answered 503.
+pub(crate) const MAX_STREAMS: usize = 64;
+
+/// Whether a request's `Host` names this machine: `localhost`, a loopback address or the
+/// address the daemon listens on, with any port. The building mode answers nothing else
+/// (421).
+pub(crate) fn host_is_local(
+    host: Option<&hyper::header::HeaderValue>,
+    listen: std::net::IpAddr,
+) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(ip, _)| ip),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || (ip == listen && !ip.is_unspecified()))
+}
+
 /// The live preview's state and its listeners.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
@@ -94,16 +123,22 @@ impl Live {
             .clone()
     }
 
-    /// A new event stream for one page.
-    pub(crate) fn subscribe(&self) -> EventStream {
+    /// A new event stream for one page; `None` when [`MAX_STREAMS`] are open. Streams whose
+    /// page went are forgotten first, so the list holds open streams only.
+    pub(crate) fn subscribe(&self) -> Option<EventStream> {
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        listeners.retain(|l| !l.is_closed());
+        if listeners.len() >= MAX_STREAMS {
+            return None;
+        }
         let (tx, rx) = mpsc::channel(8);
         // A comment first, so the browser sees the stream open.
         let _ = tx.try_send(Bytes::from_static(b": hosho live preview\n\n"));
-        self.listeners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(tx);
-        EventStream { rx }
+        listeners.push(tx);
+        Some(EventStream { rx })
     }
 
     /// `html` with the live script, and the problems banner when the last rebuild failed.
@@ -200,7 +235,7 @@ mod tests {
     async fn every_open_page_hears_of_a_rebuild() {
         use http_body_util::BodyExt;
         let live = Live::default();
-        let mut stream = live.subscribe();
+        let mut stream = live.subscribe().expect("room");
         let first = stream.frame().await.expect("frame").expect("ok");
         assert_eq!(first.into_data().expect("data"), ": hosho live preview\n\n");
         live.rebuilt(Vec::new());
@@ -215,5 +250,53 @@ mod tests {
             live.listeners.lock().expect("lock").is_empty(),
             "closed streams are dropped"
         );
+        // Streams opened and closed leave nothing behind; open ones are capped.
+        for _ in 0..10_000 {
+            drop(live.subscribe());
+        }
+        assert!(live.listeners.lock().expect("lock").len() <= 1);
+        let held: Vec<EventStream> = (0..MAX_STREAMS).filter_map(|_| live.subscribe()).collect();
+        assert_eq!(held.len(), MAX_STREAMS);
+        assert!(live.subscribe().is_none(), "one more is refused");
+        drop(held);
+        assert!(live.subscribe().is_some());
+    }
+
+    #[test]
+    fn only_local_hosts_are_answered() {
+        let listen: std::net::IpAddr = "192.0.2.10".parse().expect("ip");
+        let host = |h: &str| {
+            host_is_local(
+                Some(&hyper::header::HeaderValue::from_str(h).expect("value")),
+                listen,
+            )
+        };
+        assert!(host("192.0.2.10:8080"), "the listen address");
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "127.1.2.3",
+            "[::1]:8080",
+            "LOCALHOST",
+        ] {
+            assert!(host(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "[2001:db8::1]:80",
+            "10.0.0.1:8080",
+            "",
+        ] {
+            assert!(!host(refused), "{refused}");
+        }
+        assert!(!host_is_local(None, listen));
+        let any: std::net::IpAddr = "0.0.0.0".parse().expect("ip");
+        assert!(!host_is_local(
+            Some(&hyper::header::HeaderValue::from_static("0.0.0.0:8080")),
+            any
+        ));
     }
 }

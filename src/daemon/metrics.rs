@@ -39,7 +39,7 @@ pub(crate) struct Metrics {
     kdf_workers: Gauge,
     kdf_in_use: Gauge,
     limiter_keys: Gauge,
-    limiter_evictions: Counter,
+    limiter_full_refusals: Counter,
     ceiling_refusals: Counter,
     redis_up: Gauge,
     redis_failures: Counter,
@@ -72,7 +72,7 @@ impl Metrics {
             kdf_workers: Gauge::default(),
             kdf_in_use: Gauge::default(),
             limiter_keys: Gauge::default(),
-            limiter_evictions: Counter::default(),
+            limiter_full_refusals: Counter::default(),
             ceiling_refusals: Counter::default(),
             redis_up: Gauge::default(),
             redis_failures: Counter::default(),
@@ -105,9 +105,9 @@ impl Metrics {
             self.limiter_keys.clone(),
         );
         r.register(
-            "limiter_evictions",
-            "Budgets forgotten, least recently used first, because the table was full",
-            self.limiter_evictions.clone(),
+            "limiter_full_refusals",
+            "Attempts answered busy because the limiter's table was full of budgets still being spent",
+            self.limiter_full_refusals.clone(),
         );
         r.register(
             "limit_ceiling_refusals",
@@ -178,7 +178,7 @@ impl Metrics {
         for (counter, now) in [
             (&self.audit_dropped, app.audit.dropped()),
             (&self.audit_write_errors, app.audit.write_errors()),
-            (&self.limiter_evictions, stats.evictions),
+            (&self.limiter_full_refusals, stats.full_refusals),
             (&self.ceiling_refusals, stats.ceiling_refusals),
             (&self.redis_failures, stats.redis_failures),
         ] {

@@ -43,7 +43,7 @@ use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
 use crate::trust::keys::TrustedKeys;
 use app::App;
-pub use clients::TrustedProxies;
+pub use clients::{ClientHeader, TrustedProxies};
 pub use gate::HIGH_WATER_FILE;
 pub use limits::{AbuseLimits, NetworkRate, Rate};
 
@@ -77,7 +77,7 @@ pub struct Options {
     pub abuse: AbuseLimits,
     /// Where budgets are shared by replicas (`--limits redis://…`); in memory when `None`.
     pub limits_url: Option<String>,
-    /// The proxies whose `X-Forwarded-For` and `Forwarded` name the client.
+    /// The proxies, and the one header (`--client-header`) in which they name the client.
     pub trusted_proxies: TrustedProxies,
     pub kdf_workers: usize,
     pub kdf_queue: usize,
@@ -129,7 +129,7 @@ impl From<ServeArgs> for Options {
                 networks: args.limit_network,
                 ..defaults
             },
-            trusted_proxies: TrustedProxies::new(args.trusted_proxy),
+            trusted_proxies: TrustedProxies::with_header(args.trusted_proxy, args.client_header),
             limits_url: args.limits.filter(|url| url != "memory"),
             kdf_workers,
             kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
@@ -327,6 +327,13 @@ async fn start_tasks(
             "{} で待ち受けていますが、信頼するプロキシ（--trusted-proxy）の指定がありません。\
              同じホストのプロキシの後ろで動かすなら --trusted-proxy 127.0.0.1/32 を指定してください。\
              指定がないと、すべての利用者がプロキシのアドレスとして数えられ、制限を共有します",
+            options.listen
+        );
+    }
+    if options.build && !options.listen.ip().is_loopback() {
+        tracing::warn!(
+            "{} で待ち受けています。ビルドするモード（プレビュー）は、まだ公開していないサイトを表示し、\
+             保存のたびにビルドします。このコンピューターの外に公開しないでください（本番は --no-build）",
             options.listen
         );
     }

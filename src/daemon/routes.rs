@@ -46,6 +46,14 @@ pub(crate) async fn route<B: RequestBody>(
     req: Request<B>,
     peer: IpAddr,
 ) -> Response<Body> {
+    if app.live.is_some() && !live::host_is_local(req.headers().get(header::HOST), app.listen) {
+        // The building mode previews an unpublished site and rebuilds on request: a page
+        // on another site that points its name at 127.0.0.1 (DNS rebinding) must not read it.
+        return http::html(
+            StatusCode::MISDIRECTED_REQUEST,
+            app.pages.load().message(Message::NotFound),
+        );
+    }
     let client = app.proxies.client(peer, req.headers());
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
@@ -98,7 +106,17 @@ fn live_route(app: &App, path: &str) -> Response<Body> {
         "live.css" => {
             http::preview_response(StatusCode::OK, "text/css; charset=utf-8", live::LIVE_CSS)
         }
-        "events" => http::event_stream(live.subscribe()),
+        "events" => match live.subscribe() {
+            Some(stream) => http::event_stream(stream),
+            None => http::with_header(
+                http::html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    app.pages.load().message(Message::Busy),
+                ),
+                header::RETRY_AFTER,
+                "5",
+            ),
+        },
         _ => http::html(
             StatusCode::NOT_FOUND,
             app.pages.load().message(Message::NotFound),
@@ -174,6 +192,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Limited(Limited::Address(_)) => "rate_limited_address",
             Outcome::Limited(Limited::Number(_)) => "rate_limited_number",
+            Outcome::Limited(Limited::Full) => "busy",
             Outcome::Busy => "busy",
             Outcome::Expired => "expired",
             Outcome::Damaged => "damaged",
@@ -245,25 +264,33 @@ async fn decide(
     if now > catalog.expires_at() {
         return (Outcome::Expired, false);
     }
-    let admission = match app.limiter.admit(client, normalised).await {
+    // A key that is no key cannot be right: it spends an attempt, reserves no failure, and
+    // never reaches the KDF.
+    let key_is_well_formed = authkey::normalise_key(key).is_ok();
+    let counted = normalised.filter(|_| key_is_well_formed);
+    let admission = match app.limiter.admit(client, counted).await {
         Ok(admission) => admission,
+        Err(Limited::Full) => return (Outcome::Busy, false),
         Err(limited) => return (Outcome::Limited(limited), false),
     };
-    let Some(normalised) = normalised else {
+    if counted.is_none() {
         return (Outcome::NotFound, false);
-    };
+    }
     let (number, key) = (number.to_owned(), key.to_owned());
     let job = move || verify::check(&catalog, &catalog.dir, &number, &key, now);
-    let outcome = match app.pool.run(job).await {
+    let checked = app.pool.run(job).await;
+    if matches!(checked, Ok(Err(NotValid::NoMatch))) {
+        app.limiter.failed(&admission).await;
+    } else {
+        app.limiter.release(&admission).await;
+    }
+    let outcome = match checked {
         Err(_) => return (Outcome::Busy, false),
         Ok(Ok(v)) => match app.tokens.issue(&v.number) {
             Some(token) => Outcome::Found(Box::new(v), token),
             None => Outcome::Busy,
         },
-        Ok(Err(NotValid::NoMatch)) => {
-            app.limiter.failed(&admission).await;
-            Outcome::NotFound
-        }
+        Ok(Err(NotValid::NoMatch)) => Outcome::NotFound,
         Ok(Err(NotValid::Expired)) => Outcome::Expired,
         Ok(Err(e @ (NotValid::Tampered | NotValid::Manifest(_)))) => {
             tracing::error!(number = normalised, error = %e, "vault のファイルが署名付きマニフェストと一致しません");
@@ -729,7 +756,7 @@ mod tests {
             &app,
             Method::POST,
             "/verify/",
-            Some((ct, "number=2070004426&key=x")),
+            Some((ct, "number=2070004426&key=332E1E7K9R")),
         )
         .await;
         assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
@@ -855,7 +882,7 @@ mod tests {
             "hosho_manifest_seq 5",
             "hosho_manifest_entries 3",
             "hosho_limiter_keys 4",
-            "hosho_limiter_evictions_total 0",
+            "hosho_limiter_full_refusals_total 0",
             "hosho_audit_dropped_lines_total 0",
         ] {
             assert!(text.contains(line), "{line} in {text}");

@@ -2,9 +2,11 @@
 //! heading anchors, and every link with its byte offset so broken ones can be reported
 //! at their line in the source file.
 //!
-//! Raw HTML and links that run a script (`javascript:`, `vbscript:`) are refused unless the
-//! site allows them (`[markdown] unsafe = true`, as Hugo's `unsafe`): a page edited by many
-//! hands must not be able to put a script on a guarantor's site by accident or on purpose.
+//! Raw HTML, links and images that run a script (`javascript:`, `vbscript:`, `data:` links)
+//! and heading attributes other than `#id` and `.class` (`{onfocus=…}`) are refused unless
+//! the site allows them (`[markdown] unsafe = true`, as Hugo's `unsafe`): a page edited by
+//! many hands must not be able to put a script on a guarantor's site by accident or on
+//! purpose.
 
 use std::collections::HashSet;
 
@@ -27,8 +29,8 @@ pub struct Rendered {
     /// Byte offsets of `**` left as text: emphasis that CommonMark could not close, as
     /// happens when `**` sits between Japanese punctuation and a letter (`**です。**次`).
     pub unclosed_emphasis: Vec<usize>,
-    /// Byte offsets of raw HTML and of script links, when the site does not allow them;
-    /// they are left out of `html`.
+    /// Byte offsets of raw HTML, script links and heading attributes other than `#id` and
+    /// `.class`, when the site does not allow them; they are left out of `html`.
     pub unsafe_markup: Vec<usize>,
 }
 
@@ -52,17 +54,29 @@ impl<'a> Settings<'a> {
 }
 
 /// The message for [`Rendered::unsafe_markup`].
-pub const UNSAFE_MARKUP: &str = "Markdown の中の HTML やスクリプトを実行するリンク（javascript: など）は、安全のため使えません。Markdown だけで書き直すか、信頼できる人だけが編集するサイトなら hosho.toml の [markdown] に unsafe = true と書いてください";
+pub const UNSAFE_MARKUP: &str = "Markdown の中の HTML、スクリプトを実行するリンク（javascript: など）、見出しの {#id .class} 以外の属性は、安全のため使えません。Markdown だけで書き直すか、信頼できる人だけが編集するサイトなら hosho.toml の [markdown] に unsafe = true と書いてください";
 
-/// Whether a link target would run a script when followed.
+/// A URL's scheme as a browser reads it: blanks and control characters dropped, lower case.
+fn scheme(target: &str) -> Option<String> {
+    target.contains(':').then(|| {
+        target
+            .chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control())
+            .take_while(|c| *c != ':')
+            .flat_map(char::to_lowercase)
+            .collect()
+    })
+}
+
+/// Whether a link target would run a script when followed (`data:` opens a document of
+/// the link's own making).
 fn runs_script(target: &str) -> bool {
-    let scheme: String = target
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control())
-        .take_while(|c| *c != ':')
-        .flat_map(char::to_lowercase)
-        .collect();
-    target.contains(':') && matches!(scheme.as_str(), "javascript" | "vbscript")
+    scheme(target).is_some_and(|s| matches!(s.as_str(), "javascript" | "vbscript" | "data"))
+}
+
+/// Whether an image source would run a script (`data:` images are pictures, and allowed).
+fn image_runs_script(target: &str) -> bool {
+    scheme(target).is_some_and(|s| matches!(s.as_str(), "javascript" | "vbscript"))
 }
 
 /// Leaves out raw HTML and script links; their offsets are returned.
@@ -90,11 +104,44 @@ fn remove_unsafe(events: Vec<(Event<'_>, usize)>) -> (Vec<(Event<'_>, usize)>, V
                 }
             }
             Event::End(TagEnd::Link) if open_links.pop() == Some(true) => continue,
+            Event::Start(Tag::Image { dest_url, .. }) if image_runs_script(dest_url) => {
+                found.push(offset);
+            }
+            Event::Start(Tag::Heading { attrs, .. }) if !attrs.is_empty() => {
+                found.push(offset);
+            }
             _ => {}
         }
-        kept.push((event, offset));
+        kept.push((without_unsafe_parts(event), offset));
     }
     (kept, found)
+}
+
+/// `event` with what [`remove_unsafe`] reported taken out: an image's script source and a
+/// heading's attributes (its `#id` and `.class` stay).
+fn without_unsafe_parts(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if image_runs_script(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: CowStr::Borrowed(""),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Heading {
+            level, id, classes, ..
+        }) => Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs: Vec::new(),
+        }),
+        other => other,
+    }
 }
 
 /// The message for [`Rendered::unclosed_emphasis`].
@@ -447,6 +494,57 @@ mod tests {
         );
         assert!(runs_script(" JavaScript:void(0)") && runs_script("java\tscript:x"));
         assert!(!runs_script("/javascript/") && !runs_script("https://example.jp/"));
+    }
+
+    #[test]
+    fn heading_attributes_keep_only_id_and_class_unless_allowed() {
+        let text = "## 補足 {tabindex=0 autofocus onfocus=alert(document.domain)}\n\n### 手順 {#steps .note}\n";
+        let r = render(text, Settings::new("/"));
+        assert_eq!(r.unsafe_markup, [0]);
+        for absent in ["onfocus", "autofocus", "tabindex", "alert"] {
+            assert!(!r.html.contains(absent), "{absent}: {}", r.html);
+        }
+        assert!(
+            r.html.contains("<h3 id=\"steps\" class=\"note\">手順</h3>"),
+            "{}",
+            r.html
+        );
+        let allowed = render(
+            text,
+            Settings {
+                base_path: "/",
+                unsafe_html: true,
+            },
+        );
+        assert!(allowed.unsafe_markup.is_empty() && allowed.html.contains("onfocus="));
+    }
+
+    #[test]
+    fn script_images_autolinks_and_data_links_are_refused() {
+        let text = "![図](javascript:alert(1)) ![点](data:image/png;base64,iVBORw0KGgo=)\n\n<javascript:alert(2)> [開く](data:text/html,<script>x</script>) [t](/qa/ \"\\\" onmouseover=\\\"x\")\n";
+        let r = render(text, Settings::new("/"));
+        assert_eq!(
+            r.unsafe_markup,
+            [
+                0,
+                text.find("<javascript").expect("auto"),
+                text.find("[開く]").expect("data")
+            ]
+        );
+        for absent in [
+            "href=\"javascript",
+            "src=\"javascript",
+            "<script",
+            "data:text",
+        ] {
+            assert!(!r.html.contains(absent), "{absent}: {}", r.html);
+        }
+        assert!(r.html.contains("src=\"data:image/png"), "{}", r.html);
+        assert!(
+            !r.html.contains("\" onmouseover"),
+            "a title stays inside its quotes: {}",
+            r.html
+        );
     }
 
     #[test]

@@ -59,11 +59,12 @@ pub fn adopters_json(tables: &[AdopterTable]) -> serde_json::Result<Vec<u8>> {
 }
 
 /// A cell as a spreadsheet may safely open it: text that a spreadsheet would run as a
-/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`,
-/// as OWASP advises against CSV injection. Names come from maintainers' files, and a table
+/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return, or the full-width
+/// `＝＋－＠`, which Japanese spreadsheets read as formulas too) gets a leading `'`, as OWASP
+/// advises against CSV injection. Names come from maintainers' files, and a table
 /// sent in by an orderer could carry `=HYPERLINK(…)`.
 fn cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']) {
         format!("'{text}").into()
     } else {
         text.into()
@@ -152,7 +153,17 @@ mod tests {
             cell("=HYPERLINK(\"https://evil.example/\")"),
             "'=HYPERLINK(\"https://evil.example/\")"
         );
-        for text in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        for text in [
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "＝HYPERLINK(1)",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+        ] {
             assert_eq!(cell(text), format!("'{text}"), "{text:?}");
         }
         assert_eq!(cell("熊本県"), "熊本県");

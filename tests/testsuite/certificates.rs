@@ -691,6 +691,42 @@ fn nothing_private_reaches_the_public_site() {
 }
 
 #[test]
+fn the_vault_holds_no_hash_of_a_notice() {
+    // A notice holds its key: with the notice's hash in the vault, typesetting a notice with
+    // a guessed key and comparing hashes would confirm a guess without PBKDF2.
+    let site = SiteDir::demo();
+    assert_eq!(site.build().code, 0);
+    let rebuilt = site.build();
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    let mut digests = Vec::new();
+    for n in NUMBERS {
+        let bytes = fs::read(notice(&site, n)).expect("notice");
+        digests.push(hosho::common::hex::sha256_hex(&bytes));
+        digests.push(hosho::common::hex::sha256_hex(&bytes).to_uppercase());
+    }
+    for (path, bytes) in snapshot(&vault(&site)) {
+        let text = String::from_utf8_lossy(&bytes);
+        for digest in &digests {
+            assert!(
+                !text.contains(digest.as_str()),
+                "a notice's SHA-256 in vault/{path}"
+            );
+        }
+        // Nor as raw bytes.
+        for n in NUMBERS {
+            let raw = ring::digest::digest(
+                &ring::digest::SHA256,
+                &fs::read(notice(&site, n)).expect("notice"),
+            );
+            assert!(
+                !bytes.windows(32).any(|w| w == raw.as_ref()),
+                "raw digest in vault/{path}"
+            );
+        }
+    }
+}
+
+#[test]
 fn keygen_refuses_to_overwrite() {
     let site = SiteDir::fixture("minimal");
     let first = site.hosho(&["keygen"]);

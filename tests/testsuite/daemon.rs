@@ -1116,6 +1116,70 @@ fn the_audit_log_stays_small_under_a_flood_and_reopens_on_sigusr1() {
     assert!(current.contains("rate_limited_address"), "{current}");
 }
 
+#[test]
+fn malformed_keys_are_tallied_not_written_a_line_each() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &["--limit-address", "100000/day+100000"]);
+    let flood = 3_000;
+    for _ in 0..flood {
+        // A well-formed number, a key that cannot be one (nine characters).
+        assert_eq!(api(&d, "2070004426", "332E1E7K9").status, 404);
+    }
+    // Malformed keys spent no failure budget: the right key still opens the number.
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+    d.signal(15);
+    let (code, _) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let text = fs::read_to_string(root.path.join("state/audit.jsonl")).expect("audit");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let checked = lines.iter().filter(|l| l.get("count").is_none()).count();
+    let refused: u64 = lines.iter().filter_map(|l| l["count"].as_u64()).sum();
+    assert_eq!((checked, refused), (1, flood), "{lines:?}");
+    assert!(lines.len() <= 3, "{} lines", lines.len());
+}
+
+#[test]
+fn concurrent_wrong_keys_from_one_network_reach_the_kdf_at_most_the_budget() {
+    let root = Root::new();
+    let d = Daemon::start(
+        &root,
+        &[
+            "--limit-address",
+            "1000/day+1000",
+            "--limit-failures",
+            "5/day+5",
+            "--kdf-workers",
+            "1",
+        ],
+    );
+    let url = d.url("/api/verify");
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let body = serde_json::json!({"number": "2070004426", "key": "0000000000"});
+                    post(&url, "application/json", &body.to_string()).status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let reached = answers.iter().filter(|s| **s == 404).count();
+    assert_eq!(reached, 5, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|s| **s == 429).count(),
+        15,
+        "{answers:?}"
+    );
+}
+
 /// A blocking connection to `to` from the loopback address `from` (127.0.0.2, 127.0.0.3, …).
 fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1517,6 +1581,13 @@ fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
     // Spoofing X-Forwarded-For gains the client nothing: nginx appends what it saw.
     let spoof = "X-Forwarded-For: 198.51.100.77\r\n";
     assert_eq!(via("127.0.0.2", "2070004426", "0000000000", spoof), 429);
+    // Nor does a Forwarded header of its own, fresh every time or naming another client.
+    for i in 0..20 {
+        let spoof = format!("Forwarded: for=10.9.{i}.1\r\n");
+        assert_eq!(via("127.0.0.2", "2070004426", "0000000000", &spoof), 429);
+    }
+    let blame = "Forwarded: for=127.0.0.3\r\n";
+    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", blame), 429);
     // Another client, behind the same proxy, has its own budgets, and its right key opens
     // the number that the first one is attacking.
     assert_eq!(via("127.0.0.3", "2070004426", "332E1E7K9Q", ""), 200);
@@ -1528,6 +1599,10 @@ fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
     assert!(
         !audit.contains("\"client\":\"127.0.0.1\""),
         "the proxy is never the client: {audit}"
+    );
+    assert!(
+        !audit.contains("10.9."),
+        "a client's own Forwarded is never read: {audit}"
     );
 }
 

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod errors;
 mod fixtures;
+mod hostile;
 mod incremental;
 mod live;
 mod output;

@@ -1,117 +1,110 @@
-//! The vault's reuse cache (`vault/cache.json`): for each certificate, the SHA-256 of each
-//! document, the salt and the verifier, authenticated with an HMAC keyed by the auth-key
-//! secret over the typesetting inputs and those values. The secret never enters the vault,
-//! so the cache cannot be forged and is no fast oracle for keys.
+//! The vault's reuse cache (`vault/cache.json`): for each certificate, the fingerprint of
+//! each document (keyed with the auth-key secret: a notice holds a 認証キー, so no plain hash
+//! of it may sit in the vault), the certificate PDF's SHA-256 (public in the manifest
+//! anyway), the salt and the verifier, sealed over the typesetting inputs and those values
+//! ([`crate::certificates::reuse`], the mechanism the statements use too). The secret never
+//! enters the vault, so the cache cannot be forged and is no fast oracle for keys.
 //!
-//! A cached certificate is reused only when its MAC checks out for the current inputs and
-//! every document file of the previous vault still has the cached hash: a PDF altered by
-//! hand is typeset again. Format 1 (two named hash fields) is still read, so upgrading hosho
-//! does not retypeset a vault.
+//! Caches of formats 1 and 2 held plain SHA-256 hashes of the notices; they are not read,
+//! so the first build after the upgrade typesets every certificate again once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use super::Outputs;
 use crate::certificates::documents::{DocumentKind, DOCUMENTS};
-use crate::common::files::read_capped;
-use crate::common::hex::{from_hex, sha256_hex, to_hex};
-use crate::trust::layout::{CACHE_FILE, MAX_PDF_BYTES};
+use crate::certificates::reuse::Sealer;
+use crate::trust::layout::CACHE_FILE;
 
-const FORMAT: u32 = 2;
-const CACHE_DOMAIN: &[u8] = b"hosho vault cache v1\0";
+const FORMAT: u32 = 3;
+const CACHE_DOMAIN: &[u8] = b"hosho vault cache v3\0";
 
 /// The cache file.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Cache {
     format: u32,
     entries: BTreeMap<String, CacheEntry>,
 }
 
-/// What a certificate's typesetting produced, authenticated.
+/// What a certificate's typesetting produced, sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct CacheEntry {
-    /// SHA-256 of each document's PDF, by document id.
-    #[serde(default)]
-    pub(super) documents: BTreeMap<String, String>,
+    /// Each document's fingerprint ([`Sealer::fingerprint`]), by document id.
+    pub(super) fingerprints: BTreeMap<String, String>,
+    /// SHA-256 of the certificate PDF, as the manifest lists it.
+    pub(super) certificate_sha256: String,
     pub(super) salt: String,
     pub(super) verifier: String,
-    /// HMAC(auth-key secret, inputs and the values above), hex.
+    /// The seal over the inputs and the values above, hex.
     mac: String,
-    /// Format 1 named the two documents' hashes.
-    #[serde(default, skip_serializing)]
-    pdf_sha256: Option<String>,
-    #[serde(default, skip_serializing)]
-    notice_sha256: Option<String>,
 }
 
-/// What the MAC covers: the inputs and every cached value in [`DOCUMENTS`] order,
-/// length-prefixed.
-fn message(
-    material: &[u8],
-    documents: &BTreeMap<String, String>,
-    salt: &str,
-    verifier: &str,
-) -> Vec<u8> {
-    let hashes = DOCUMENTS
-        .iter()
-        .map(|d| documents.get(d.id).map_or(&[][..], |h| h.as_bytes()));
-    let parts = [CACHE_DOMAIN, material]
-        .into_iter()
-        .chain(hashes)
-        .chain([salt.as_bytes(), verifier.as_bytes()]);
-    let mut message = Vec::new();
-    for part in parts {
-        message.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        message.extend_from_slice(part);
-    }
-    message
+/// The parts the seal covers: the inputs and every cached value, fingerprints in
+/// [`DOCUMENTS`] order.
+fn parts<'a>(material: &'a [u8], e: &'a CacheEntryValues<'a>) -> Vec<&'a [u8]> {
+    let mut parts = vec![material];
+    parts.extend(
+        DOCUMENTS
+            .iter()
+            .map(|d| e.fingerprints.get(d.id).map_or(&[][..], |h| h.as_bytes())),
+    );
+    parts.extend([
+        e.certificate_sha256.as_bytes(),
+        e.salt.as_bytes(),
+        e.verifier.as_bytes(),
+    ]);
+    parts
+}
+
+/// The sealed values of an entry, borrowed.
+struct CacheEntryValues<'a> {
+    fingerprints: &'a BTreeMap<String, String>,
+    certificate_sha256: &'a str,
+    salt: &'a str,
+    verifier: &'a str,
 }
 
 impl CacheEntry {
-    /// A new entry, its MAC made with `secret`.
+    /// A new entry, sealed by `sealer`.
     pub(super) fn new(
         material: &[u8],
-        documents: BTreeMap<String, String>,
-        salt: String,
-        verifier: String,
-        secret: &[u8],
+        fingerprints: BTreeMap<String, String>,
+        certificate_sha256: String,
+        (salt, verifier): (String, String),
+        sealer: &Sealer,
     ) -> CacheEntry {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let mac = hmac::sign(&key, &message(material, &documents, &salt, &verifier));
-        CacheEntry {
-            documents,
+        let mut entry = CacheEntry {
+            fingerprints,
+            certificate_sha256,
             salt,
             verifier,
-            mac: to_hex(mac.as_ref()),
-            pdf_sha256: None,
-            notice_sha256: None,
-        }
-    }
-
-    /// Whether the MAC checks out for `material` under `secret`.
-    fn authentic(&self, material: &[u8], secret: &[u8]) -> bool {
-        let Some(mac) = from_hex(&self.mac) else {
-            return false;
+            mac: String::new(),
         };
-        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let message = message(material, &self.documents, &self.salt, &self.verifier);
-        hmac::verify(&key, &message, &mac).is_ok()
+        entry.mac = sealer.seal(CACHE_DOMAIN, &parts(material, &entry.values()));
+        entry
     }
 
-    /// Format 1's named fields, as document hashes.
-    fn upgrade(mut self) -> CacheEntry {
-        for (id, hash) in [
-            ("certificate", self.pdf_sha256.take()),
-            ("notice", self.notice_sha256.take()),
-        ] {
-            if let Some(hash) = hash {
-                self.documents.insert(id.to_owned(), hash);
-            }
+    fn values(&self) -> CacheEntryValues<'_> {
+        CacheEntryValues {
+            fingerprints: &self.fingerprints,
+            certificate_sha256: &self.certificate_sha256,
+            salt: &self.salt,
+            verifier: &self.verifier,
         }
-        self
+    }
+
+    /// Whether the seal opens for `material`.
+    fn authentic(&self, material: &[u8], sealer: &Sealer) -> bool {
+        sealer.opens(CACHE_DOMAIN, &parts(material, &self.values()), &self.mac)
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache::new()
     }
 }
 
@@ -123,24 +116,13 @@ impl Cache {
         }
     }
 
-    /// The cache of the vault in `dir`; empty when it is missing, unreadable or of an
-    /// unknown format.
+    /// The cache of the vault in `dir`; empty when it is missing, unreadable or of another
+    /// format.
     pub(super) fn read(dir: &Path) -> Cache {
         let cache: Option<Cache> = std::fs::read(dir.join(CACHE_FILE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        match cache {
-            Some(c) if c.format == FORMAT => c,
-            Some(c) if c.format == 1 => Cache {
-                format: FORMAT,
-                entries: c
-                    .entries
-                    .into_iter()
-                    .map(|(n, e)| (n, e.upgrade()))
-                    .collect(),
-            },
-            _ => Cache::new(),
-        }
+        cache.filter(|c| c.format == FORMAT).unwrap_or_default()
     }
 
     pub(super) fn insert(&mut self, number: String, entry: CacheEntry) {
@@ -159,20 +141,24 @@ impl Cache {
 pub(super) struct Previous<'a> {
     pub(super) outputs: Outputs<'a>,
     pub(super) cache: Cache,
+    pub(super) sealer: Sealer,
 }
 
 impl Previous<'_> {
-    /// The cached entry of `number` when its MAC checks out for the current inputs and
-    /// every document in the previous outputs still has its cached hash.
-    pub(super) fn reuse(&self, number: &str, material: &[u8], secret: &[u8]) -> Option<CacheEntry> {
+    /// The cached entry of `number` when its seal opens for the current inputs and every
+    /// document in the previous outputs still has its fingerprint.
+    pub(super) fn reuse(&self, number: &str, material: &[u8]) -> Option<CacheEntry> {
+        let sealer = &self.sealer;
         let entry = self.cache.entries.get(number)?;
-        if !entry.authentic(material, secret) {
+        if !entry.authentic(material, sealer) {
             return None;
         }
         let unchanged = DOCUMENTS.iter().all(|document| {
             let path = self.outputs.of(document.place).join(document.file(number));
-            let bytes = read_capped(&path, MAX_PDF_BYTES, false).ok();
-            bytes.is_some_and(|b| entry.documents.get(document.id) == Some(&sha256_hex(&b)))
+            entry
+                .fingerprints
+                .get(document.id)
+                .is_some_and(|f| sealer.file_matches(&path, f))
         });
         unchanged.then(|| entry.clone())
     }
@@ -194,35 +180,24 @@ impl Previous<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hashes(certificate: &[u8], notice: &[u8]) -> BTreeMap<String, String> {
-        [
-            ("certificate".to_owned(), sha256_hex(certificate)),
-            ("notice".to_owned(), sha256_hex(notice)),
-        ]
-        .into_iter()
-        .collect()
-    }
+    use crate::common::hex::sha256_hex;
 
     /// A previous build of one certificate: its vault and notices under a temporary
     /// directory, and a cache of it.
-    fn outputs_with(number: &str, secret: &[u8]) -> (tempfile::TempDir, Cache) {
+    fn outputs_with(number: &str, sealer: &Sealer) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().expect("tempdir");
         let dirs = Dirs::under(dir.path());
         let outputs = dirs.outputs();
+        let mut fingerprints = BTreeMap::new();
         for (document, bytes) in DOCUMENTS.iter().zip([&b"cert"[..], b"notice"]) {
             let place = outputs.of(document.place);
             std::fs::create_dir_all(place.join(document.dir)).expect("mkdir");
             std::fs::write(place.join(document.file(number)), bytes).expect("write");
+            fingerprints.insert(document.id.to_owned(), sealer.fingerprint(bytes));
         }
         let mut cache = Cache::new();
-        let entry = CacheEntry::new(
-            b"inputs",
-            hashes(b"cert", b"notice"),
-            "aa".into(),
-            "bb".into(),
-            secret,
-        );
+        let values = ("aa".into(), "bb".into());
+        let entry = CacheEntry::new(b"inputs", fingerprints, sha256_hex(b"cert"), values, sealer);
         cache.insert(number.to_owned(), entry);
         (dir, cache)
     }
@@ -245,52 +220,38 @@ mod tests {
 
     #[test]
     fn reuse_needs_the_secret_the_inputs_and_unaltered_files() {
-        let secret = [7u8; 32];
-        let (dir, cache) = outputs_with("2070004426", &secret);
+        let sealer = Sealer::new(&[7u8; 32]);
+        let (dir, cache) = outputs_with("2070004426", &sealer);
         let dirs = Dirs::under(dir.path());
         let outputs = dirs.outputs();
         let bytes = cache.to_bytes().expect("json");
         std::fs::write(outputs.vault.join(CACHE_FILE), &bytes).expect("write");
-        let previous = Previous {
+        // No plain hash of the notice (it holds the key) is in the cache.
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(!text.contains(&sha256_hex(b"notice")), "{text}");
+        let previous = |secret: [u8; 32]| Previous {
             outputs,
             cache: Cache::read(outputs.vault),
+            sealer: Sealer::new(&secret),
         };
-        assert!(previous.reuse("2070004426", b"inputs", &secret).is_some());
-        assert!(previous
-            .reuse("2070004426", b"other inputs", &secret)
+        assert!(previous([7; 32]).reuse("2070004426", b"inputs").is_some());
+        assert!(previous([7; 32])
+            .reuse("2070004426", b"other inputs")
             .is_none());
-        assert!(previous
-            .reuse("2070004426", b"inputs", &[8u8; 32])
-            .is_none());
-        assert!(previous.reuse("2070004427", b"inputs", &secret).is_none());
+        assert!(previous([8; 32]).reuse("2070004426", b"inputs").is_none());
+        assert!(previous([7; 32]).reuse("2070004427", b"inputs").is_none());
         // A notice altered by hand is not carried forward.
         std::fs::write(outputs.notices.join("2070004426.pdf"), b"forged").expect("write");
-        assert!(previous.reuse("2070004426", b"inputs", &secret).is_none());
+        assert!(previous([7; 32]).reuse("2070004426", b"inputs").is_none());
     }
 
     #[test]
-    fn format_1_caches_are_still_read() {
-        let secret = [7u8; 32];
-        let (dir, cache) = outputs_with("2070004426", &secret);
-        let dirs = Dirs::under(dir.path());
-        let outputs = dirs.outputs();
-        let entry = &cache.entries["2070004426"];
-        let v1 = serde_json::json!({
-            "format": 1,
-            "entries": {"2070004426": {
-                "pdf_sha256": entry.documents["certificate"],
-                "notice_sha256": entry.documents["notice"],
-                "salt": entry.salt, "verifier": entry.verifier, "mac": entry.mac,
-            }},
-        });
-        std::fs::write(outputs.vault.join(CACHE_FILE), v1.to_string()).expect("write");
-        let previous = Previous {
-            outputs,
-            cache: Cache::read(outputs.vault),
-        };
-        assert_eq!(
-            previous.reuse("2070004426", b"inputs", &secret).as_ref(),
-            Some(entry)
-        );
+    fn caches_of_earlier_formats_are_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v2 = serde_json::json!({"format": 2, "entries": {"2070004426": {
+            "documents": {"notice": sha256_hex(b"notice")}, "salt": "aa", "verifier": "bb", "mac": "00",
+        }}});
+        std::fs::write(dir.path().join(CACHE_FILE), v2.to_string()).expect("write");
+        assert!(Cache::read(dir.path()).entries.is_empty());
     }
 }

@@ -25,6 +25,7 @@ pub use workers::WORKER_STACK;
 use self::cache::{Cache, CacheEntry, Previous};
 use crate::certificates::documents::{self, Extras, Place, CERTIFICATE, DOCUMENTS};
 use crate::certificates::input::Certificate;
+use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Typesetter;
 use crate::common::config::Config;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
@@ -101,6 +102,7 @@ pub fn build(b: &VaultBuild<'_>) -> Result<VaultReport> {
     let previous = Previous {
         outputs: b.previous,
         cache: Cache::read(b.previous.vault),
+        sealer: Sealer::new(&b.keys.auth_secret),
     };
     let seq = next_seq(b)?;
     let done = typeset_all(b, &previous)?;
@@ -200,23 +202,21 @@ fn one(
         documents::all_inputs(&record, extras).map_err(|e| input_error("入力を作れません", e))?;
     let iterations = b.config.certificates.kdf_iterations;
     let material = material(&inputs, b.typesetter.fingerprint(), iterations);
-    let secret = &b.keys.auth_secret;
-    let (cache, reused) = match previous.reuse(&c.number, material.as_bytes(), secret) {
+    let (cache, reused) = match previous.reuse(&c.number, material.as_bytes()) {
         Some(cached) => {
             carry_forward(previous, b.staging, &c.number)?;
             (cached, true)
         }
-        None => (typeset_new(b, rng, c, &inputs, &key, &material)?, false),
+        None => (
+            typeset_new(b, &previous.sealer, rng, c, (&inputs, &key, &material))?,
+            false,
+        ),
     };
     let entry = Entry {
         number: c.number.clone(),
         kind: c.kind,
         status: c.status(),
-        pdf_sha256: cache
-            .documents
-            .get(CERTIFICATE.id)
-            .cloned()
-            .unwrap_or_default(),
+        pdf_sha256: cache.certificate_sha256.clone(),
         record_sha256: sha256_hex(&record_bytes),
         salt: cache.salt.clone(),
         verifier: cache.verifier.clone(),
@@ -246,30 +246,33 @@ fn carry_forward(
 /// Typesets every document of `c`, writes them, and pays the KDF for a new salt.
 fn typeset_new(
     b: &VaultBuild<'_>,
+    sealer: &Sealer,
     rng: &SystemRandom,
     c: &Certificate,
-    inputs: &[serde_json::Value],
-    key: &str,
-    material: &str,
+    (inputs, key, material): (&[serde_json::Value], &str, &str),
 ) -> Result<CacheEntry, Failure> {
     let pdfs = b
         .typesetter
         .typeset(inputs, &c.number)
         .map_err(Failure::Input)?;
-    let mut hashes = BTreeMap::new();
+    let mut fingerprints = BTreeMap::new();
+    let mut certificate_sha256 = String::new();
     for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
         write(b.staging.of(document.place), &document.file(&c.number), pdf)?;
-        hashes.insert(document.id.to_owned(), sha256_hex(pdf));
+        fingerprints.insert(document.id.to_owned(), sealer.fingerprint(pdf));
+        if document.id == CERTIFICATE.id {
+            certificate_sha256 = sha256_hex(pdf);
+        }
     }
     let salt = manifest::new_salt(rng).map_err(|_| Failure::Io(anyhow!("乱数を得られません")))?;
     let iterations = b.config.certificates.kdf_iterations;
     let verifier = manifest::make_verifier(key, &salt, iterations);
     Ok(CacheEntry::new(
         material.as_bytes(),
-        hashes,
-        to_hex(&salt),
-        to_hex(&verifier),
-        &b.keys.auth_secret,
+        fingerprints,
+        certificate_sha256,
+        (to_hex(&salt), to_hex(&verifier)),
+        sealer,
     ))
 }
 

@@ -1,7 +1,7 @@
 //! The generic cell rate algorithm on one number per key, the theoretical arrival time (TAT,
 //! milliseconds on the limiter's clock): a budget of `burst` at once, refilled one every
-//! `every`. Peeking and charging are separate, so a budget can count failures only: it is
-//! looked at before the KDF and charged after, when the key was wrong.
+//! `every`. A unit reserved before the KDF is given back ([`Cell::refund`]) when the key was
+//! right, so a budget counts failures only.
 
 use super::Rate;
 
@@ -50,6 +50,12 @@ impl Cell {
     /// The TAT after one unit is spent at `now`.
     pub(crate) fn charge(self, tat: u64, now: u64) -> u64 {
         tat.max(now).saturating_add(self.interval)
+    }
+
+    /// The TAT after one unit reserved by [`Cell::charge`] is given back: never more than
+    /// the one unit, and a budget that refilled meanwhile stays whole.
+    pub(crate) fn refund(self, tat: u64) -> u64 {
+        tat.saturating_sub(self.interval)
     }
 }
 

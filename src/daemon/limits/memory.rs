@@ -1,117 +1,142 @@
-//! Budgets kept in this process: the TAT of every key in LRU maps, split in shards so that
-//! requests seldom wait for one another. A full shard forgets its least recently used key
-//! (a budget nobody touched for the longest time becomes whole again); it never makes new
-//! clients share one budget.
+//! Budgets kept in this process: the TAT of every key in two tables, each split in shards so
+//! that requests seldom wait for one another. Attempts live apart from failures, so a flood
+//! of attempts can never push a failure budget out. Attempt keys are sharded by the client's
+//! widest network (a /48 and its /64s in one shard), failure keys by the number, so each step
+//! of [`super::plan`] locks exactly one shard.
+//!
+//! A table never forgets a budget that is still being spent: a full shard first forgets the
+//! budgets that are whole again, and when none is, the attempt is refused ([`Full`], answered
+//! 503 and counted) rather than giving anyone a budget back. Memory is bounded by
+//! `max_tracked` keys in each table.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use lru::LruCache;
-
-use super::gcra::{whole, Cell};
-use super::Key;
+use super::gcra::whole;
+use super::plan::Budgets;
+use super::{Key, Net};
 
 const SHARDS: usize = 16;
 
+/// One shard: keys and their TATs, at most `capacity`.
+pub(crate) struct Table {
+    tats: HashMap<Key, u64>,
+    capacity: usize,
+}
+
+impl Table {
+    fn sweep(&mut self, now: u64) {
+        self.tats.retain(|_, tat| !whole(*tat, now));
+    }
+}
+
+impl Budgets for Table {
+    fn tat(&mut self, key: &Key) -> u64 {
+        self.tats.get(key).copied().unwrap_or(0)
+    }
+
+    fn set(&mut self, key: Key, tat: u64) {
+        if tat == 0 {
+            self.tats.remove(&key);
+        } else {
+            self.tats.insert(key, tat);
+        }
+    }
+
+    fn has_room(&mut self, keys: &[Key], now: u64) -> bool {
+        let missing = |t: &Table| keys.iter().filter(|k| !t.tats.contains_key(k)).count();
+        if self.tats.len() + missing(self) <= self.capacity {
+            return true;
+        }
+        self.sweep(now);
+        self.tats.len() + missing(self) <= self.capacity
+    }
+}
+
+/// A locked shard.
+pub(crate) type Shard<'a> = MutexGuard<'a, Table>;
+
 pub(crate) struct Memory {
-    shards: Vec<Mutex<LruCache<Key, u64>>>,
+    attempts: Vec<Mutex<Table>>,
+    failures: Vec<Mutex<Table>>,
     hasher: std::collections::hash_map::RandomState,
-    evictions: AtomicU64,
+    full: AtomicU64,
+}
+
+fn shards(capacity: usize) -> Vec<Mutex<Table>> {
+    let per_shard = (capacity / SHARDS).max(8);
+    (0..SHARDS)
+        .map(|_| {
+            Mutex::new(Table {
+                tats: HashMap::new(),
+                capacity: per_shard,
+            })
+        })
+        .collect()
+}
+
+fn lock(m: &Mutex<Table>) -> Shard<'_> {
+    match m.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Memory {
-    /// Room for about `max_keys` keys in all.
+    /// Room for about `max_keys` attempt keys and as many failure keys.
     pub(crate) fn new(max_keys: usize) -> Memory {
-        let per_shard = NonZeroUsize::new((max_keys / SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         Memory {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
-                .collect(),
+            attempts: shards(max_keys),
+            failures: shards(max_keys),
             hasher: std::collections::hash_map::RandomState::new(),
-            evictions: AtomicU64::new(0),
+            full: AtomicU64::new(0),
         }
     }
 
-    fn with_shard<R>(&self, key: &Key, f: impl FnOnce(&mut LruCache<Key, u64>) -> R) -> R {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        let mut shard = match self.shards[i].lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut shard)
+    /// The shard of the attempt keys of a client whose widest network is `home`.
+    pub(crate) fn attempts(&self, home: Net) -> Shard<'_> {
+        lock(&self.attempts[(self.hasher.hash_one(home) as usize) % SHARDS])
     }
 
-    fn store(&self, shard: &mut LruCache<Key, u64>, key: Key, tat: u64) {
-        if let Some((evicted, _)) = shard.push(key, tat) {
-            if evicted != key {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    /// The shard of every failure key of `number`.
+    pub(crate) fn failures(&self, number: u64) -> Shard<'_> {
+        lock(&self.failures[(self.hasher.hash_one(number) as usize) % SHARDS])
     }
 
-    /// Checks `key` against `cell` and spends one unit when there is one; else the wait.
-    pub(crate) fn take(&self, key: Key, cell: Cell, now: u64) -> Result<(), u64> {
-        self.with_shard(&key, |shard| {
-            let tat = shard.get(&key).copied().unwrap_or(0);
-            cell.check(tat, now)?;
-            self.store(shard, key, cell.charge(tat, now));
-            Ok(())
-        })
-    }
-
-    /// Checks `key` against `cell` without spending.
-    pub(crate) fn peek(&self, key: Key, cell: Cell, now: u64) -> Result<(), u64> {
-        self.with_shard(&key, |shard| {
-            let tat = shard.peek(&key).copied().unwrap_or(0);
-            cell.check(tat, now)
-        })
-    }
-
-    /// Spends one unit of `key`, even beyond its budget.
-    pub(crate) fn charge(&self, key: Key, cell: Cell, now: u64) {
-        self.with_shard(&key, |shard| {
-            let tat = shard.get(&key).copied().unwrap_or(0);
-            self.store(shard, key, cell.charge(tat, now));
-        });
-    }
-
-    /// Whether `key`'s budget is whole (nothing spent lately).
-    pub(crate) fn is_whole(&self, key: Key, now: u64) -> bool {
-        self.with_shard(&key, |shard| {
-            whole(shard.peek(&key).copied().unwrap_or(0), now)
-        })
+    /// Counts an attempt refused for want of room.
+    pub(crate) fn count_full(&self) {
+        self.full.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Forgets every key whose budget is whole again.
     pub(crate) fn sweep(&self, now: u64) {
-        for shard in &self.shards {
-            let mut shard = match shard.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let stale: Vec<Key> = shard
-                .iter()
-                .filter(|(_, tat)| whole(**tat, now))
-                .map(|(k, _)| *k)
-                .collect();
-            for key in stale {
-                shard.pop(&key);
-            }
+        for shard in self.attempts.iter().chain(&self.failures) {
+            lock(shard).sweep(now);
         }
+    }
+
+    /// Every key with the TAT it has, for copying into Redis.
+    pub(crate) fn snapshot(&self) -> Vec<(Key, u64)> {
+        let mut all = Vec::new();
+        for shard in self.attempts.iter().chain(&self.failures) {
+            all.extend(lock(shard).tats.iter().map(|(k, t)| (*k, *t)));
+        }
+        all
     }
 
     /// Keys tracked.
     pub(crate) fn len(&self) -> usize {
-        self.shards
+        self.attempts
             .iter()
-            .map(|s| s.lock().map_or(0, |s| s.len()))
+            .chain(&self.failures)
+            .map(|s| lock(s).tats.len())
             .sum()
     }
 
-    /// Keys forgotten because a shard was full.
-    pub(crate) fn evictions(&self) -> u64 {
-        self.evictions.load(Ordering::Relaxed)
+    /// Attempts refused because a table had no room.
+    pub(crate) fn full_refusals(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
     }
 }

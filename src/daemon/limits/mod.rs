@@ -18,17 +18,21 @@
 
 mod gcra;
 mod memory;
+mod plan;
 mod shared;
+#[cfg(test)]
+mod simulation;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use self::gcra::Cell;
 use self::memory::Memory;
-use self::shared::{Shared, Verdict};
+use self::plan::{Budgets as _, Reserved, Verdict};
+use self::shared::{Remote, Shared};
 
 /// A budget: `burst` tries at once, then one more every `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,28 +172,39 @@ fn wider(rate: Rate) -> Rate {
 pub(crate) enum Limited {
     Address(Duration),
     Number(Duration),
+    /// The limiter's tables are full of budgets still being spent: answered as busy.
+    Full,
 }
 
 impl Limited {
     /// Whole seconds until a retry can succeed (at least 1), for `Retry-After`.
     pub(crate) fn retry_after(self) -> u64 {
-        let (Limited::Address(d) | Limited::Number(d)) = self;
-        d.as_secs() + u64::from(d.subsec_nanos() > 0)
+        let (Limited::Address(d) | Limited::Number(d)) = self else {
+            return 1;
+        };
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
     }
 }
 
-/// An attempt let through to the KDF: what to charge if the key turns out wrong.
+/// An attempt let through to the KDF: what it reserved, to confirm or give back.
 #[derive(Debug, Clone)]
 pub(crate) struct Admission {
     number: Option<u64>,
     tiers: Vec<Tier>,
+    /// What was reserved where the attempt was counted (Redis, or this replica's tables).
+    reserved: Reserved,
+    /// The marks as this replica's tables hold them (mirrored from Redis, or its own).
+    marked_here: Reserved,
+    /// Whether the reservation was made in Redis (else only in this replica's tables).
+    shared: bool,
 }
 
 /// What the limiter did, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stats {
     pub(crate) keys: usize,
-    pub(crate) evictions: u64,
+    /// Attempts refused because a table was full of budgets still being spent.
+    pub(crate) full_refusals: u64,
     /// Attempts refused because a number's ceiling was spent.
     pub(crate) ceiling_refusals: u64,
     /// `Some(up)` when budgets are shared in Redis.
@@ -198,12 +213,73 @@ pub(crate) struct Stats {
     pub(crate) redis_failures: u64,
 }
 
+/// The limiter's milliseconds: the process's monotonic clock offset by a day (so that a TAT
+/// of 0, a key never seen, is always in the past), or a clock the simulation sets.
+#[derive(Clone)]
+pub(crate) enum Clock {
+    Monotonic(Instant),
+    #[cfg(test)]
+    Manual(std::sync::Arc<AtomicU64>),
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        match self {
+            Clock::Monotonic(started) => ms(started.elapsed()) + 86_400_000,
+            #[cfg(test)]
+            Clock::Manual(now) => now.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The way to Redis and what this replica knows of it.
+struct Link {
+    remote: Box<dyn Remote>,
+    /// Redis answers, and holds this replica's tables (copied in since it was last away or
+    /// lost its data). While it is not, the replica counts on its own, strictly.
+    up: AtomicBool,
+    /// Redis's epoch when this replica last copied its tables in.
+    epoch: AtomicI64,
+    failures: AtomicU64,
+    /// Reservations Redis could not be told to give back, replayed once it is back with the
+    /// same epoch (a Redis that lost its data got this replica's tables, refunds applied).
+    pending: std::sync::Mutex<Vec<Pending>>,
+}
+
+/// A refund Redis did not get.
+struct Pending {
+    epoch: i64,
+    number: u64,
+    tiers: Vec<Tier>,
+    reserved: Reserved,
+}
+
+/// Refunds kept for Redis at most; beyond, they are dropped (the budgets stay spent longer).
+const MAX_PENDING: usize = 10_000;
+
+impl Link {
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn lost(&self, why: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!("Redis {why}。この複製は自分の表で、失敗のない接続元だけを通して続けます（degraded）");
+        }
+    }
+}
+
 pub(crate) struct Limiter {
     limits: AbuseLimits,
+    /// What attempts admitted here while Redis was away hold reserved, in milliseconds per
+    /// key (`u64::MAX` for a mark): not copied into Redis until they are settled, so a right
+    /// key in flight when Redis comes back leaves nothing spent there.
+    in_flight: std::sync::Mutex<std::collections::HashMap<Key, u64>>,
+    /// This replica's budgets: its own, and a mirror of Redis's for the keys it touched.
     store: Memory,
-    /// Budgets shared with other replicas, when `--limits redis://…`.
-    shared: Option<Shared>,
-    started: Instant,
+    link: Option<Link>,
+    clock: Clock,
     ceiling_refusals: AtomicU64,
     /// When the ceiling was last reported in the log (ms on the limiter's clock).
     last_report: AtomicU64,
@@ -216,19 +292,41 @@ fn ms(d: Duration) -> u64 {
 impl Limiter {
     /// A limiter on budgets in memory, shared through Redis at `redis` if given.
     pub(crate) fn new(limits: AbuseLimits, redis: Option<&str>) -> anyhow::Result<Limiter> {
-        Ok(Limiter {
-            store: Memory::new(limits.max_tracked),
-            shared: redis.map(Shared::new).transpose()?,
+        let remote = match redis {
+            Some(url) => Some(Box::new(shared::Redis::new(url)?) as Box<dyn Remote>),
+            None => None,
+        };
+        Ok(Limiter::with(
             limits,
-            started: Instant::now(),
+            remote,
+            Clock::Monotonic(Instant::now()),
+        ))
+    }
+
+    fn with(limits: AbuseLimits, remote: Option<Box<dyn Remote>>, clock: Clock) -> Limiter {
+        Limiter {
+            store: Memory::new(limits.max_tracked),
+            link: remote.map(|remote| Link {
+                remote,
+                up: AtomicBool::new(false),
+                epoch: AtomicI64::new(0),
+                failures: AtomicU64::new(0),
+                pending: std::sync::Mutex::new(Vec::new()),
+            }),
+            limits,
+            in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
+            clock,
             ceiling_refusals: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
-        })
+        }
     }
 
     fn now(&self) -> u64 {
-        // Offset by a day, so that a TAT of 0 (a key never seen) is always in the past.
-        ms(self.started.elapsed()) + 86_400_000
+        self.clock.now()
+    }
+
+    fn ceiling(&self) -> Cell {
+        Cell::from(self.limits.failures_per_number)
     }
 
     /// The networks a client counts under, narrowest first.
@@ -270,82 +368,187 @@ impl Limiter {
     }
 
     /// Lets an attempt through to the KDF, or says how long to wait. Spends one attempt of
-    /// the client's networks; failures are spent only by [`Limiter::failed`]. Asks Redis
-    /// when budgets are shared, and falls back to memory when it cannot answer in time.
+    /// the client's networks and, when a number is given, reserves what a wrong key would
+    /// spend ([`plan::reserve`]); [`Limiter::failed`] or [`Limiter::release`] settles it.
+    /// Asks Redis when budgets are shared and it is up; else counts here, strictly.
     pub(crate) async fn admit(
         &self,
         client: IpAddr,
         number: Option<&str>,
     ) -> Result<Admission, Limited> {
-        let Some(shared) = &self.shared else {
-            return self.admit_local(client, number);
-        };
         let tiers = self.tiers(client);
-        let number_key = number.and_then(|n| n.parse::<u64>().ok());
-        let attempts: Vec<(Key, Cell)> = tiers
-            .iter()
-            .map(|t| (Key::Attempts(t.net), t.attempts))
-            .collect();
-        let failures: Vec<(Key, Key, Cell)> = number_key.map_or_else(Vec::new, |n| {
-            tiers
-                .iter()
-                .map(|t| (Key::Failures(n, t.net), Key::Failed(n, t.net), t.failures))
-                .collect()
-        });
-        let ceiling =
-            number_key.map(|n| (Key::Number(n), Cell::from(self.limits.failures_per_number)));
-        match shared.admit(&attempts, &failures, ceiling).await {
-            Some(Verdict::Admit) => Ok(Admission {
-                number: number_key,
-                tiers,
-            }),
-            Some(Verdict::Address(w)) => Err(Limited::Address(w)),
-            Some(Verdict::Number(w)) => Err(Limited::Number(w)),
-            Some(Verdict::Ceiling(w)) => {
-                self.ceiling_reached(number_key.unwrap_or(0), self.now());
-                Err(Limited::Number(w))
-            }
-            None => self.admit_local(client, number),
-        }
-    }
-
-    /// [`Limiter::admit`] on the budgets in memory.
-    fn admit_local(&self, client: IpAddr, number: Option<&str>) -> Result<Admission, Limited> {
-        let now = self.now();
-        let tiers = self.tiers(client);
-        for tier in &tiers {
-            self.store
-                .take(Key::Attempts(tier.net), tier.attempts, now)
-                .map_err(|wait| Limited::Address(Duration::from_millis(wait)))?;
-        }
         let number = number.and_then(|n| n.parse::<u64>().ok());
-        if let Some(number) = number {
-            self.check_failures(number, &tiers, now)?;
+        let Some(link) = self.link.as_ref().filter(|l| l.is_up()) else {
+            let strict = self.link.is_some();
+            return self.admit_local(tiers, number, strict);
+        };
+        // The mirror must be able to hold what Redis will say, or a Redis that restarts
+        // empty could not be given this replica's budgets back.
+        if !self.room_here(&tiers, number) {
+            return Err(self.limited(Verdict::Full, number));
         }
-        Ok(Admission { number, tiers })
+        match link.remote.admit(&tiers, number, self.ceiling()).await {
+            Some(Shared::Answered {
+                epoch,
+                verdict,
+                left,
+            }) => {
+                if epoch != link.epoch.load(Ordering::Relaxed) {
+                    // Another replica copied its tables into a Redis that had lost its
+                    // data; this one copies its own in too (the next probe).
+                    link.lost("のデータが入れ替わりました");
+                }
+                self.mirror(&tiers, number, &left);
+                let reserved = verdict.map_err(|v| self.limited(v, number))?;
+                let marked_here = Reserved {
+                    marks: (reserved.marks.iter())
+                        .map(|(k, _)| (*k, self.store.failures(number.unwrap_or(0)).tat(k)))
+                        .collect(),
+                };
+                Ok(Admission {
+                    number,
+                    tiers,
+                    reserved,
+                    marked_here,
+                    shared: true,
+                })
+            }
+            Some(Shared::Empty) => {
+                link.lost("がデータを失いました");
+                self.admit_local(tiers, number, true)
+            }
+            None => {
+                link.lost("から時間内に答えがありません");
+                self.admit_local(tiers, number, true)
+            }
+        }
     }
 
-    /// The client's failure budgets for `number`, and the number's ceiling.
-    fn check_failures(&self, number: u64, tiers: &[Tier], now: u64) -> Result<(), Limited> {
-        let refused = |wait: u64| Limited::Number(Duration::from_millis(wait));
-        for tier in tiers {
-            self.store
-                .peek(Key::Failures(number, tier.net), tier.failures, now)
-                .map_err(refused)?;
-        }
-        let ceiling = Cell::from(self.limits.failures_per_number);
-        let Err(wait) = self.store.peek(Key::Number(number), ceiling, now) else {
-            return Ok(());
+    /// [`Limiter::admit`] on this replica's tables; `strict` while Redis is away.
+    fn admit_local(
+        &self,
+        tiers: Vec<Tier>,
+        number: Option<u64>,
+        strict: bool,
+    ) -> Result<Admission, Limited> {
+        let now = self.now();
+        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
+        plan::take_attempts(&mut *self.store.attempts(home), &tiers, now)
+            .map_err(|v| self.limited(v, number))?;
+        let reserved = match number {
+            Some(n) => {
+                let mut shard = self.store.failures(n);
+                plan::reserve(&mut *shard, (n, &tiers), self.ceiling(), strict, now)
+                    .map_err(|v| self.limited(v, number))?
+            }
+            None => Reserved::default(),
         };
-        // The ceiling is spent: a network that has not failed on this number may still try.
-        let failed_lately = tiers
-            .iter()
-            .any(|t| !self.store.is_whole(Key::Failed(number, t.net), now));
-        if !failed_lately {
-            return Ok(());
+        if let (Some(n), true) = (number, strict) {
+            self.hold(n, &tiers, &reserved, true);
         }
-        self.ceiling_reached(number, now);
-        Err(refused(wait))
+        Ok(Admission {
+            number,
+            tiers,
+            marked_here: reserved.clone(),
+            reserved,
+            shared: false,
+        })
+    }
+
+    /// Adds (or, when settled, takes away) what a local admission holds reserved.
+    fn hold(&self, number: u64, tiers: &[Tier], reserved: &Reserved, add: bool) {
+        let mut held = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let units = tiers
+            .iter()
+            .map(|t| (Key::Failures(number, t.net), t.failures.interval()))
+            .chain([(Key::Number(number), self.ceiling().interval())])
+            .chain(reserved.marks.iter().map(|(k, _)| (*k, u64::MAX)));
+        for (key, ms) in units {
+            let entry = held.entry(key).or_insert(0);
+            *entry = if add {
+                entry.saturating_add(ms)
+            } else {
+                entry.saturating_sub(ms)
+            };
+            if *entry == 0 {
+                held.remove(&key);
+            }
+        }
+    }
+
+    /// A local admission is settled: it holds nothing any more; when the key was wrong and
+    /// Redis is back, its keys are copied in at once.
+    async fn settled_here(&self, admission: &Admission, wrong: bool) {
+        let (Some(n), Some(link)) = (admission.number, self.link.as_ref()) else {
+            return;
+        };
+        self.hold(n, &admission.tiers, &admission.reserved, false);
+        if !wrong || !link.is_up() {
+            return;
+        }
+        let now = self.now();
+        let entries: Vec<(Key, u64)> = {
+            let mut shard = self.store.failures(n);
+            shared::admit_keys(&admission.tiers, Some(n))
+                .into_iter()
+                .filter(|k| !matches!(k, Key::Attempts(_)))
+                .map(|k| (k, shard.tat(&k).saturating_sub(now)))
+                .filter(|(_, left)| *left > 0)
+                .collect()
+        };
+        if link.remote.copy_in(&entries, None).await.is_none() {
+            link.lost("に失敗を書けません");
+        }
+    }
+
+    /// Whether this replica's tables have room for every key an attempt may touch.
+    fn room_here(&self, tiers: &[Tier], number: Option<u64>) -> bool {
+        let now = self.now();
+        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
+        let keys = shared::admit_keys(tiers, number);
+        let (attempts, failures): (Vec<Key>, Vec<Key>) = keys
+            .into_iter()
+            .partition(|k| matches!(k, Key::Attempts(_)));
+        self.store.attempts(home).has_room(&attempts, now)
+            && number.is_none_or(|n| self.store.failures(n).has_room(&failures, now))
+    }
+
+    /// Copies what Redis said of the keys an attempt touched into this replica's tables,
+    /// each keeping the later TAT, so that a budget spent in Redis stays spent here if Redis
+    /// goes away.
+    fn mirror(&self, tiers: &[Tier], number: Option<u64>, left: &[(Key, u64)]) {
+        let now = self.now();
+        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
+        for (key, left) in left.iter().filter(|(_, left)| *left > 0) {
+            let mut shard = match key {
+                Key::Attempts(_) => self.store.attempts(home),
+                _ => self.store.failures(number.unwrap_or(0)),
+            };
+            let tat = now + left;
+            if shard.tat(key) < tat && shard.has_room(std::slice::from_ref(key), now) {
+                shard.set(*key, tat);
+            }
+        }
+    }
+
+    /// A refusal as the routes see it; a refusal by the ceiling counted and logged.
+    fn limited(&self, verdict: Verdict, number: Option<u64>) -> Limited {
+        let wait = |ms: u64| Duration::from_millis(ms);
+        match verdict {
+            Verdict::Address(w) => Limited::Address(wait(w)),
+            Verdict::Number(w) => Limited::Number(wait(w)),
+            Verdict::Ceiling(w) => {
+                self.ceiling_reached(number.unwrap_or(0), self.now());
+                Limited::Number(wait(w))
+            }
+            Verdict::Full => {
+                self.store.count_full();
+                Limited::Full
+            }
+        }
     }
 
     /// Counts a refusal by a number's ceiling; says so in the log at most once a minute.
@@ -366,63 +569,131 @@ impl Limiter {
         }
     }
 
-    /// What a wrong key spends: a failure of the client's networks for the number, their
-    /// day-long "failed" marks, and a unit of the number's ceiling.
-    fn charges(&self, admission: &Admission) -> Vec<(Key, Cell)> {
-        let Some(number) = admission.number else {
-            return Vec::new();
-        };
-        let mut keys = Vec::with_capacity(admission.tiers.len() * 2 + 1);
-        for tier in &admission.tiers {
-            keys.push((Key::Failures(number, tier.net), tier.failures));
-            keys.push((Key::Failed(number, tier.net), FAILED_FOR.into()));
-        }
-        keys.push((
-            Key::Number(number),
-            Cell::from(self.limits.failures_per_number),
-        ));
-        keys
-    }
-
-    /// The key was wrong: spends what [`Limiter::charges`] names, in Redis when budgets are
-    /// shared (in memory when Redis cannot).
+    /// The key was wrong: the reservation stays spent and the networks are marked as having
+    /// failed on the number, here and (when it was made there) in Redis.
     pub(crate) async fn failed(&self, admission: &Admission) {
-        let charges = self.charges(admission);
-        if let Some(shared) = &self.shared {
-            if shared.charge(&charges).await {
-                return;
+        let Some(n) = admission.number else {
+            return;
+        };
+        let now = self.now();
+        plan::confirm(&mut *self.store.failures(n), (n, &admission.tiers), now);
+        if !admission.shared {
+            return self.settled_here(admission, true).await;
+        }
+        if let Some(link) = self.link.as_ref() {
+            if link.remote.confirm(n, &admission.tiers).await.is_none() {
+                link.lost("に失敗を書けません");
             }
         }
-        self.charge_local(&charges);
     }
 
-    fn charge_local(&self, charges: &[(Key, Cell)]) {
-        let now = self.now();
-        for (key, cell) in charges {
-            self.store.charge(*key, *cell, now);
+    /// The key was right, or never checked: what the attempt reserved comes back.
+    pub(crate) async fn release(&self, admission: &Admission) {
+        let Some(n) = admission.number else {
+            return;
+        };
+        let key = (n, &admission.tiers[..]);
+        let marks = &admission.marked_here;
+        plan::refund(&mut *self.store.failures(n), key, self.ceiling(), marks);
+        if !admission.shared {
+            return self.settled_here(admission, false).await;
+        }
+        if let Some(link) = self.link.as_ref().filter(|_| admission.shared) {
+            let refund =
+                link.remote
+                    .refund(n, &admission.tiers, self.ceiling(), &admission.reserved);
+            if refund.await.is_none() {
+                link.lost("に払い戻しを書けません");
+                let mut pending = link
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if pending.len() < MAX_PENDING {
+                    pending.push(Pending {
+                        epoch: link.epoch.load(Ordering::Relaxed),
+                        number: n,
+                        tiers: admission.tiers.clone(),
+                        reserved: admission.reserved.clone(),
+                    });
+                }
+            }
         }
     }
 
-    /// [`Limiter::failed`] on the budgets in memory.
-    #[cfg(test)]
-    fn failed_local(&self, admission: &Admission) {
-        self.charge_local(&self.charges(admission));
+    /// Run every second: while Redis is not up, looks for it and copies this replica's
+    /// tables in (each key keeping the later TAT), then counts there again.
+    pub(crate) async fn probe(&self) {
+        let Some(link) = self.link.as_ref().filter(|l| !l.is_up()) else {
+            return;
+        };
+        let now = self.now();
+        let entries: Vec<(Key, u64)> = {
+            let held = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.store
+                .snapshot()
+                .into_iter()
+                .map(|(key, tat)| (key, tat.saturating_sub(now)))
+                .map(|(key, left)| {
+                    (
+                        key,
+                        left.saturating_sub(held.get(&key).copied().unwrap_or(0)),
+                    )
+                })
+                .filter(|(_, left)| *left > 0)
+                .collect()
+        };
+        let proposed = new_epoch();
+        match link.remote.copy_in(&entries, Some(proposed)).await {
+            Some(epoch) if epoch != 0 => {
+                link.epoch.store(epoch, Ordering::Relaxed);
+                self.replay_refunds(link, epoch).await;
+                if !link.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        keys = entries.len(),
+                        "Redis の共有の制限を使います（この複製の表を写しました）"
+                    );
+                }
+            }
+            _ => {
+                link.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
-    /// Tries Redis again when it was down (run every second).
-    pub(crate) async fn probe(&self) {
-        if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_up()) {
-            shared.probe().await;
+    /// Gives Redis the refunds it missed, if it kept its data since.
+    async fn replay_refunds(&self, link: &Link, epoch: i64) {
+        let pending = std::mem::take(
+            &mut *link
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for p in pending.into_iter().filter(|p| p.epoch == epoch) {
+            let refund = link
+                .remote
+                .refund(p.number, &p.tiers, self.ceiling(), &p.reserved);
+            if refund.await.is_none() {
+                link.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(p);
+            }
         }
     }
 
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             keys: self.store.len(),
-            evictions: self.store.evictions(),
+            full_refusals: self.store.full_refusals(),
             ceiling_refusals: self.ceiling_refusals.load(Ordering::Relaxed),
-            redis_up: self.shared.as_ref().map(Shared::is_up),
-            redis_failures: self.shared.as_ref().map_or(0, Shared::failures),
+            redis_up: self.link.as_ref().map(Link::is_up),
+            redis_failures: self
+                .link
+                .as_ref()
+                .map_or(0, |l| l.failures.load(Ordering::Relaxed)),
         }
     }
 
@@ -432,6 +703,14 @@ impl Limiter {
     }
 }
 
+/// A random epoch for a Redis that has none (never 0).
+fn new_epoch() -> i64 {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    (i64::from_be_bytes(bytes) & i64::MAX).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +718,27 @@ mod tests {
     impl Limiter {
         fn new_for_test(limits: AbuseLimits) -> Limiter {
             Limiter::new(limits, None).expect("in memory")
+        }
+
+        /// [`Limiter::admit`] in memory, without a runtime.
+        fn try_local(&self, client: IpAddr, number: Option<&str>) -> Result<Admission, Limited> {
+            let number = number.and_then(|n| n.parse().ok());
+            self.admit_local(self.tiers(client), number, false)
+        }
+
+        /// [`Limiter::failed`] in memory.
+        fn failed_local(&self, a: &Admission) {
+            if let Some(n) = a.number {
+                plan::confirm(&mut *self.store.failures(n), (n, &a.tiers), self.now());
+            }
+        }
+
+        /// [`Limiter::release`] in memory.
+        fn release_local(&self, a: &Admission) {
+            if let Some(n) = a.number {
+                let mut shard = self.store.failures(n);
+                plan::refund(&mut *shard, (n, &a.tiers), self.ceiling(), &a.reserved);
+            }
         }
     }
 
@@ -458,7 +758,7 @@ mod tests {
 
     /// One attempt from `client` on `number` that fails; `Err` when refused first.
     fn wrong(l: &Limiter, client: &str, number: &str) -> Result<(), Limited> {
-        let admission = l.admit_local(ip(client), Some(number))?;
+        let admission = l.try_local(ip(client), Some(number))?;
         l.failed_local(&admission);
         Ok(())
     }
@@ -490,20 +790,23 @@ mod tests {
     #[test]
     fn only_failures_spend_the_failure_budgets() {
         let l = Limiter::new_for_test(limits("1000/day+1000", "3/day+3", "1000/day+1000"));
-        // Right keys cost nothing: admit without `failed`.
+        // Right keys cost nothing: what they reserved comes back.
         for _ in 0..10 {
-            assert!(l.admit_local(ip("192.0.2.1"), Some("2070004426")).is_ok());
+            let a = l
+                .try_local(ip("192.0.2.1"), Some("2070004426"))
+                .expect("admitted");
+            l.release_local(&a);
         }
         for _ in 0..3 {
             assert_eq!(wrong(&l, "192.0.2.1", "2070004426"), Ok(()));
         }
         let refused = l
-            .admit_local(ip("192.0.2.1"), Some("2070004426"))
+            .try_local(ip("192.0.2.1"), Some("2070004426"))
             .expect_err("4th failure");
         assert!(matches!(refused, Limited::Number(_)) && refused.retry_after() > 60);
         // Another number, or another network, has its own budget.
-        assert!(l.admit_local(ip("192.0.2.1"), Some("2070004427")).is_ok());
-        assert!(l.admit_local(ip("192.0.2.2"), Some("2070004426")).is_ok());
+        assert!(l.try_local(ip("192.0.2.1"), Some("2070004427")).is_ok());
+        assert!(l.try_local(ip("192.0.2.2"), Some("2070004426")).is_ok());
     }
 
     #[test]
@@ -514,17 +817,14 @@ mod tests {
             assert_eq!(wrong(&l, &format!("198.51.100.{i}"), "2070004426"), Ok(()));
         }
         // A network that has failed waits; one that has not may still try, once a day.
-        assert!(l
-            .admit_local(ip("198.51.100.0"), Some("2070004426"))
-            .is_err());
+        assert!(l.try_local(ip("198.51.100.0"), Some("2070004426")).is_err());
         assert!(
-            l.admit_local(ip("203.0.113.5"), Some("2070004426")).is_ok(),
+            l.try_local(ip("203.0.113.5"), Some("2070004426")).is_ok(),
             "the orderer's office"
         );
         assert_eq!(wrong(&l, "203.0.113.6", "2070004426"), Ok(()));
         assert!(
-            l.admit_local(ip("203.0.113.6"), Some("2070004426"))
-                .is_err(),
+            l.try_local(ip("203.0.113.6"), Some("2070004426")).is_err(),
             "one guess per fresh network"
         );
         assert!(l.stats().ceiling_refusals >= 2);
@@ -533,25 +833,22 @@ mod tests {
     #[test]
     fn ipv6_counts_by_64_and_by_48() {
         let l = Limiter::new_for_test(limits("2/day+2", "1000/day+1000", "1000/day+1000"));
-        assert!(l.admit_local(ip("2001:db8:1:1::1"), None).is_ok());
-        assert!(l.admit_local(ip("2001:db8:1:1::ffff"), None).is_ok());
+        assert!(l.try_local(ip("2001:db8:1:1::1"), None).is_ok());
+        assert!(l.try_local(ip("2001:db8:1:1::ffff"), None).is_ok());
         assert!(
-            l.admit_local(ip("2001:db8:1:1::2"), None).is_err(),
+            l.try_local(ip("2001:db8:1:1::2"), None).is_err(),
             "the same /64"
         );
         // Other /64s of the /48 get their own budget, up to the /48's (four times as large).
         let others: Vec<bool> = (2..10)
-            .map(|i| {
-                l.admit_local(ip(&format!("2001:db8:1:{i}::1")), None)
-                    .is_ok()
-            })
+            .map(|i| l.try_local(ip(&format!("2001:db8:1:{i}::1")), None).is_ok())
             .collect();
         assert_eq!(others.iter().filter(|ok| **ok).count(), 6, "{others:?}");
         assert!(
-            l.admit_local(ip("2001:db8:2::1"), None).is_ok(),
+            l.try_local(ip("2001:db8:2::1"), None).is_ok(),
             "another /48"
         );
-        assert!(l.admit_local(ip("::ffff:192.0.2.1"), None).is_ok());
+        assert!(l.try_local(ip("::ffff:192.0.2.1"), None).is_ok());
     }
 
     #[test]
@@ -561,41 +858,69 @@ mod tests {
             .networks
             .push(NetworkRate::parse("203.0.113.0/24=100/day+50").expect("named"));
         let l = Limiter::new_for_test(settings);
-        assert!((0..50).all(|_| l.admit_local(ip("203.0.113.9"), None).is_ok()));
-        assert!(l.admit_local(ip("192.0.2.1"), None).is_ok());
-        assert!(l.admit_local(ip("192.0.2.1"), None).is_err());
+        assert!((0..50).all(|_| l.try_local(ip("203.0.113.9"), None).is_ok()));
+        assert!(l.try_local(ip("192.0.2.1"), None).is_ok());
+        assert!(l.try_local(ip("192.0.2.1"), None).is_err());
     }
 
     #[test]
-    fn a_full_table_forgets_the_least_recently_used_and_never_shares_a_budget() {
+    fn a_full_table_never_gives_a_spent_budget_back() {
+        let now = std::sync::Arc::new(AtomicU64::new(86_400_000));
         let mut settings = limits("3/day+3", "1000/day+1000", "1000/day+1000");
         settings.max_tracked = 2_000;
-        let l = Limiter::new_for_test(settings);
+        let l = Limiter::with(settings, None, Clock::Manual(now.clone()));
         let known = ip("192.0.2.1");
-        assert!(l.admit_local(known, None).is_ok());
-        // 300,000 random numbers from as many addresses.
+        for _ in 0..3 {
+            assert!(l.try_local(known, None).is_ok());
+        }
+        // 300,000 random numbers from as many addresses, while the table fills up.
+        let mut full = 0;
         for i in 0..300_000u32 {
             let client = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            let _ = l.admit_local(
-                client,
-                Some(&format!("{:010}", 3_000_000_000u64 + u64::from(i))),
-            );
-            if i % 1000 == 0 {
-                // The known client keeps using its budget, so it stays recent.
-                let _ = l.admit_local(known, None);
+            let number = format!("{:010}", 3_000_000_000u64 + u64::from(i));
+            if matches!(l.try_local(client, Some(&number)), Err(Limited::Full)) {
+                full += 1;
             }
         }
         let stats = l.stats();
-        assert!(
-            stats.keys <= 2_000 && stats.evictions > 290_000,
-            "{stats:?}"
-        );
+        assert!(stats.keys <= 4_000 + 16 * 8, "{stats:?}");
+        assert!(full > 290_000 && stats.full_refusals == full, "{stats:?}");
         // The known client's budget was kept (still spent), not forgotten.
-        assert!(l.admit_local(known, None).is_err());
-        // New clients are not pushed into one shared budget: each still gets its own.
+        assert!(matches!(l.try_local(known, None), Err(Limited::Address(_))));
+        // Once budgets are whole again, there is room for new clients, each its own budget.
+        now.fetch_add(86_400_000, Ordering::Relaxed);
         for i in 0..100u32 {
             let client = IpAddr::V4(std::net::Ipv4Addr::from(0xc612_0000 + i));
-            assert!(l.admit_local(client, None).is_ok(), "new client {i}");
+            assert!(l.try_local(client, None).is_ok(), "new client {i}");
         }
+    }
+
+    #[test]
+    fn concurrent_wrong_keys_cannot_overspend_a_budget() {
+        let l = Limiter::new_for_test(limits("1000/day+1000", "5/day+5", "1000/day+1000"));
+        // 20 attempts admitted before any KDF answered: only 5 get through.
+        let admitted: Vec<Admission> = (0..20)
+            .filter_map(|_| l.try_local(ip("192.0.2.1"), Some("2070004426")).ok())
+            .collect();
+        assert_eq!(admitted.len(), 5);
+        for a in &admitted {
+            l.failed_local(a);
+        }
+        assert!(l.try_local(ip("192.0.2.1"), Some("2070004426")).is_err());
+    }
+
+    #[test]
+    fn a_refused_48_stores_no_64() {
+        let l = Limiter::new_for_test(limits("2/day+2", "1000/day+1000", "1000/day+1000"));
+        for i in 0..8 {
+            let _ = l.try_local(ip(&format!("2001:db8:1:{i}::1")), None);
+        }
+        let keys = l.stats().keys;
+        for i in 8..3_000 {
+            assert!(l
+                .try_local(ip(&format!("2001:db8:1:{i}::1")), None)
+                .is_err());
+        }
+        assert_eq!(l.stats().keys, keys, "refused attempts add no keys");
     }
 }

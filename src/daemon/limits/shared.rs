@@ -1,93 +1,176 @@
-//! Budgets shared by replicas in Redis (`--limits redis://HOST:PORT/DB`): the same GCRA as in
-//! memory, computed atomically by two Lua scripts on Redis's own clock, every key with an
-//! expiry (it disappears when its budget is whole again). The async client (redis-rs, its
+//! Budgets shared by replicas in Redis (`--limits redis://HOST:PORT/DB`): the rules of
+//! [`super::plan`], written again as Lua scripts so that each step is atomic in Redis and
+//! computed on Redis's own clock, every key with an expiry (it disappears once its budget is
+//! whole again). One round trip per step. The async client (redis-rs, its
 //! `ConnectionManager` reconnecting by itself) never makes a request wait more than
-//! [`TIMEOUT`]; when Redis does not answer, the replica falls back to its own budgets in
-//! memory, says so in the log and the health (`degraded`), and tries Redis again a second
-//! later.
+//! [`TIMEOUT`].
+//!
+//! Every answer carries the time left on each key it touched, so the replica mirrors the
+//! shared budgets in its own tables (see `Limiter`), and an epoch: a number written by the
+//! first replica that copies its tables into an empty Redis. A Redis that lost its data
+//! (restarted empty) has no epoch, so the scripts refuse to count in it until a replica has
+//! copied its tables back in.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
 use super::gcra::Cell;
-use super::Key;
+use super::plan::{Reserved, Verdict};
+use super::{Key, Tier, FAILED_FOR};
 
 /// The longest a request waits for Redis.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
-/// How long the replica keeps to its own budgets after Redis failed, before trying again.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How many keys one copy step sends.
+const RESYNC_BATCH: usize = 500;
 
-/// Attempts (take), failure budgets and the ceiling (peek), and the day-long "failed" marks.
-/// Returns `{0, 0}`, `{1, wait}` (attempts), `{2, wait}` (a failure budget) or `{3, wait}`
-/// (the ceiling, for a network that failed in the last day).
+/// A future answered by the shared store: `None` when it could not answer in time.
+pub(crate) type Answer<'a, T> = Pin<Box<dyn Future<Output = Option<T>> + Send + 'a>>;
+
+/// What the shared store said of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shared {
+    /// The store lost its data (no epoch): nothing was counted.
+    Empty,
+    Answered {
+        epoch: i64,
+        verdict: Result<Reserved, Verdict>,
+        /// Milliseconds left on each key the step touched, for the mirror.
+        left: Vec<(Key, u64)>,
+    },
+}
+
+/// Where replicas share their budgets: Redis, or a model of it in the simulation.
+pub(crate) trait Remote: Send + Sync {
+    /// [`super::plan::take_attempts`] then, with a number, [`super::plan::reserve`].
+    fn admit<'a>(
+        &'a self,
+        tiers: &'a [Tier],
+        number: Option<u64>,
+        ceiling: Cell,
+    ) -> Answer<'a, Shared>;
+    /// [`super::plan::confirm`].
+    fn confirm<'a>(&'a self, number: u64, tiers: &'a [Tier]) -> Answer<'a, ()>;
+    /// [`super::plan::refund`]; `marks` are the marks' TATs as the store gave them.
+    fn refund<'a>(
+        &'a self,
+        number: u64,
+        tiers: &'a [Tier],
+        ceiling: Cell,
+        marks: &'a Reserved,
+    ) -> Answer<'a, ()>;
+    /// Copies `entries` (key, milliseconds left) in, each key keeping the later of its two
+    /// TATs; when `epoch` is given, writes it if there is none. The store's epoch.
+    fn copy_in<'a>(&'a self, entries: &'a [(Key, u64)], epoch: Option<i64>) -> Answer<'a, i64>;
+}
+
+/// Takes every attempt key and, with a number, reserves its failure keys: `{code, a, b,
+/// left…}`. Codes: 9 no epoch; 1 attempts spent (a: wait); 2 a failure budget spent; 3 the
+/// ceiling spent and the network marked; 4 admitted (a: 1 when marked, b: the marks' TAT).
+/// Every reply but 9 ends with the epoch before the times left.
 const ADMIT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local na, nf, has_number = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return {9} end
+epoch = tonumber(epoch)
+local na, nf = tonumber(ARGV[1]), tonumber(ARGV[2])
 local function tat(key) return tonumber(redis.call('GET', key) or '0') end
-local arg = 4
+local function put(key, v)
+  if v > now then redis.call('SET', key, v, 'PX', v - now) else redis.call('DEL', key) end
+end
+local new = {}
 for i = 1, na do
-  local interval, tolerance = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1])
-  arg = arg + 2
-  local at = math.max(tat(KEYS[i]), now)
-  if at - now > tolerance then return {1, at - now - tolerance} end
-  redis.call('SET', KEYS[i], at + interval, 'PX', at + interval - now)
+  local interval, tolerance = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local at = math.max(tat(KEYS[1 + i]), now)
+  if at - now > tolerance then return {1, at - now - tolerance, 0, epoch} end
+  new[i] = at + interval
 end
-if has_number == 0 then return {0, 0} end
-for j = 1, nf do
-  local interval, tolerance = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1])
-  arg = arg + 2
-  local ahead = tat(KEYS[na + j]) - now
-  if ahead > tolerance then return {2, ahead - tolerance} end
+-- Every tier allowed: the attempt is spent, whatever the failure budgets say.
+for i = 1, na do put(KEYS[1 + i], new[i]) end
+local arg = 3 + 2 * na
+local marked, mark = 0, 0
+if nf > 0 then
+  for j = 1, nf do
+    local ahead = tat(KEYS[1 + na + j]) - now
+    local tolerance = tonumber(ARGV[arg + 2 * j - 1])
+    if ahead > tolerance then return {2, ahead - tolerance, 0, epoch} end
+  end
+  local ci, ct = tonumber(ARGV[arg + 2 * nf]), tonumber(ARGV[arg + 2 * nf + 1])
+  local day = tonumber(ARGV[arg + 2 * nf + 2])
+  local nkey = KEYS[2 + na + 2 * nf]
+  local ahead = tat(nkey) - now
+  if ahead > ct then
+    for j = 1, nf do
+      local m = tat(KEYS[1 + na + nf + j])
+      if m > now then return {3, math.min(ahead - ct, m - now), 0, epoch} end
+    end
+    marked, mark = 1, now + day
+  end
+  for j = 1, nf do
+    if marked == 1 then put(KEYS[1 + na + nf + j], mark) end
+    local k = KEYS[1 + na + j]
+    put(k, math.max(tat(k), now) + tonumber(ARGV[arg + 2 * j - 2]))
+  end
+  put(nkey, math.max(tat(nkey), now) + ci)
 end
-local ceiling = KEYS[na + 2 * nf + 1]
-local tolerance = tonumber(ARGV[arg + 1])
-local ahead = tat(ceiling) - now
-if ahead <= tolerance then return {0, 0} end
-for j = 1, nf do
-  if tat(KEYS[na + nf + j]) > now then return {3, ahead - tolerance} end
-end
-return {0, 0}
+local reply = {4, marked, mark, epoch}
+for i = 2, #KEYS do reply[#reply + 1] = math.max(tat(KEYS[i]) - now, 0) end
+return reply
 "#;
 
-/// Charges a wrong key: each key by its interval (ARGV pairs), past its budget if need be.
-const CHARGE: &str = r#"
+/// Marks each network as having failed on the number for a day (ARGV[1] ms).
+const CONFIRM: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = now + tonumber(ARGV[1])
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[i])
-  local at = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + interval
+  local at = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), until_)
   redis.call('SET', KEYS[i], at, 'PX', at - now)
 end
 return {0}
 "#;
 
-/// What Redis said of an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Admit,
-    /// Attempts of a network spent: wait this long.
-    Address(Duration),
-    /// A failure budget spent: wait this long.
-    Number(Duration),
-    /// The number's ceiling spent, and this network failed on it lately.
-    Ceiling(Duration),
-}
+/// Gives reserved units back: KEYS are nf failure keys, the number, then nf marks; ARGV the
+/// failure intervals, the ceiling's, then the marks' TAT (0: none set at admission).
+const REFUND: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nf = (#KEYS - 1) / 2
+local function give_back(key, interval)
+  local at = tonumber(redis.call('GET', key) or '0') - interval
+  if at > now then redis.call('SET', key, at, 'PX', at - now) else redis.call('DEL', key) end
+end
+for j = 1, nf + 1 do give_back(KEYS[j], tonumber(ARGV[j])) end
+local mark = tonumber(ARGV[nf + 2])
+if mark > 0 then
+  for j = 1, nf do
+    local k = KEYS[nf + 1 + j]
+    if tonumber(redis.call('GET', k) or '0') == mark then redis.call('DEL', k) end
+  end
+end
+return {0}
+"#;
 
-pub(crate) struct Shared {
-    client: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
-    admit: redis::Script,
-    charge: redis::Script,
-    up: AtomicBool,
-    started: Instant,
-    /// When Redis last failed (ms since `started`), to wait [`RETRY_AFTER`].
-    failed_at: AtomicU64,
-    failures: AtomicU64,
-}
+/// Copies keys in (KEYS[1] the epoch; ARGV[1] the epoch to write if none, then the
+/// milliseconds left of each further key), keeping the later TAT; returns the epoch.
+const COPY_IN: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #KEYS do
+  local at = now + tonumber(ARGV[i])
+  if at > tonumber(redis.call('GET', KEYS[i]) or '0') then
+    redis.call('SET', KEYS[i], at, 'PX', at - now)
+  end
+end
+if tonumber(ARGV[1]) ~= 0 then redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+return {tonumber(redis.call('GET', KEYS[1]) or '0')}
+"#;
+
+const EPOCH_KEY: &str = "hosho:epoch";
 
 /// A Redis key: `hosho:` and what it counts.
 fn redis_key(key: &Key) -> String {
@@ -99,160 +182,186 @@ fn redis_key(key: &Key) -> String {
     }
 }
 
-impl Shared {
+/// The keys an ADMIT touches after the epoch, in its KEYS order.
+pub(crate) fn admit_keys(tiers: &[Tier], number: Option<u64>) -> Vec<Key> {
+    let mut keys: Vec<Key> = tiers.iter().map(|t| Key::Attempts(t.net)).collect();
+    if let Some(n) = number {
+        keys.extend(tiers.iter().map(|t| Key::Failures(n, t.net)));
+        keys.extend(tiers.iter().map(|t| Key::Failed(n, t.net)));
+        keys.push(Key::Number(n));
+    }
+    keys
+}
+
+/// Redis, through one reconnecting connection.
+pub(crate) struct Redis {
+    client: redis::Client,
+    connection: Mutex<Option<ConnectionManager>>,
+    admit: redis::Script,
+    confirm: redis::Script,
+    refund: redis::Script,
+    copy_in: redis::Script,
+}
+
+impl Redis {
     /// A client for `url`; nothing is connected yet.
-    pub(crate) fn new(url: &str) -> anyhow::Result<Shared> {
+    pub(crate) fn new(url: &str) -> anyhow::Result<Redis> {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("--limits {url} を使えません: {e}"))?;
-        Ok(Shared {
+        Ok(Redis {
             client,
             connection: Mutex::new(None),
             admit: redis::Script::new(ADMIT),
-            charge: redis::Script::new(CHARGE),
-            up: AtomicBool::new(false),
-            started: Instant::now(),
-            failed_at: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            confirm: redis::Script::new(CONFIRM),
+            refund: redis::Script::new(REFUND),
+            copy_in: redis::Script::new(COPY_IN),
         })
     }
 
-    /// Whether the last exchange with Redis went well.
-    pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    /// Exchanges with Redis that failed or timed out.
-    pub(crate) fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
-    }
-
-    /// Whether Redis failed less than [`RETRY_AFTER`] ago.
-    fn resting(&self) -> bool {
-        let failed_at = self.failed_at.load(Ordering::Relaxed);
-        failed_at != 0 && self.elapsed_ms() < failed_at + RETRY_AFTER.as_millis() as u64
-    }
-
-    /// A connection, unless Redis failed less than [`RETRY_AFTER`] ago.
     async fn connection(&self) -> Option<ConnectionManager> {
-        if self.resting() {
-            return None;
-        }
         let mut slot = self.connection.lock().await;
-        // Looked at again: while this request waited, another may have found Redis away.
-        if slot.is_none() && self.resting() {
-            return None;
-        }
         if slot.is_none() {
             let manager =
                 tokio::time::timeout(TIMEOUT, ConnectionManager::new(self.client.clone()));
-            match manager.await {
-                Ok(Ok(manager)) => *slot = Some(manager),
-                _ => {
-                    self.fail("接続できません");
-                    return None;
-                }
-            }
+            *slot = Some(manager.await.ok()?.ok()?);
         }
         slot.clone()
     }
 
-    fn fail(&self, what: &str) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        self.failed_at.store(self.elapsed_ms(), Ordering::Relaxed);
-        if self.up.swap(false, Ordering::Relaxed) || self.failures() == 1 {
-            tracing::warn!("Redis に{what}。この複製は自分のメモリの制限で続けます（degraded）");
-        }
-    }
-
-    fn succeed(&self) {
-        if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!("Redis の共有の制限を使います");
-        }
-    }
-
     async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Option<Vec<i64>> {
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection)).await {
-            Ok(Ok(answer)) => {
-                self.succeed();
-                Some(answer)
-            }
-            Ok(Err(_)) => {
-                self.fail("問い合わせられません");
-                None
-            }
-            Err(_) => {
-                self.fail("時間内に答えがありません");
-                None
-            }
-        }
+        let answer = tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection));
+        answer.await.ok()?.ok()
     }
 
-    /// The verdict on an attempt, or `None` when Redis cannot say in time.
-    pub(crate) async fn admit(
+    async fn admit_now(
         &self,
-        attempts: &[(Key, Cell)],
-        failures: &[(Key, Key, Cell)],
-        ceiling: Option<(Key, Cell)>,
-    ) -> Option<Verdict> {
-        let mut invocation = self.admit.prepare_invoke();
-        invocation
-            .arg(attempts.len())
-            .arg(failures.len())
-            .arg(u8::from(ceiling.is_some()));
-        for (key, cell) in attempts {
-            invocation
-                .key(redis_key(key))
-                .arg(cell.interval())
-                .arg(cell.tolerance());
+        tiers: &[Tier],
+        number: Option<u64>,
+        ceiling: Cell,
+    ) -> Option<Shared> {
+        let keys = admit_keys(tiers, number);
+        let mut inv = self.admit.prepare_invoke();
+        inv.key(EPOCH_KEY)
+            .arg(tiers.len())
+            .arg(if number.is_some() { tiers.len() } else { 0 });
+        for tier in tiers {
+            inv.arg(tier.attempts.interval())
+                .arg(tier.attempts.tolerance());
         }
-        for (key, _, cell) in failures {
-            invocation
-                .key(redis_key(key))
-                .arg(cell.interval())
-                .arg(cell.tolerance());
+        for tier in tiers.iter().filter(|_| number.is_some()) {
+            inv.arg(tier.failures.interval())
+                .arg(tier.failures.tolerance());
         }
-        for (_, failed, _) in failures {
-            invocation.key(redis_key(failed));
+        inv.arg(ceiling.interval()).arg(ceiling.tolerance());
+        inv.arg(Cell::from(FAILED_FOR).interval());
+        for key in &keys {
+            inv.key(redis_key(key));
         }
-        let (number, cell) = ceiling.unwrap_or((Key::Number(0), Cell::from(super::FAILED_FOR)));
-        invocation
-            .key(redis_key(&number))
-            .arg(cell.interval())
-            .arg(cell.tolerance());
-        let answer = self.run(invocation).await?;
-        let wait = Duration::from_millis(answer.get(1).copied().unwrap_or(0).max(0) as u64);
-        Some(match answer.first() {
-            Some(1) => Verdict::Address(wait),
-            Some(2) => Verdict::Number(wait),
-            Some(3) => Verdict::Ceiling(wait),
-            _ => Verdict::Admit,
+        let reply = self.run(inv).await?;
+        Some(read_admit(&reply, &keys, number))
+    }
+}
+
+/// An ADMIT reply as a [`Shared`].
+fn read_admit(reply: &[i64], keys: &[Key], number: Option<u64>) -> Shared {
+    let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
+    let epoch = reply.get(3).copied().unwrap_or(0);
+    let verdict = match reply.first() {
+        Some(9) | None => return Shared::Empty,
+        Some(1) => Err(Verdict::Address(at(1))),
+        Some(2) => Err(Verdict::Number(at(1))),
+        Some(3) => Err(Verdict::Ceiling(at(1))),
+        _ => {
+            let marks = match number {
+                Some(n) if at(1) == 1 => keys
+                    .iter()
+                    .filter(|k| matches!(k, Key::Failed(m, _) if *m == n))
+                    .map(|k| (*k, at(2)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(Reserved { marks })
+        }
+    };
+    let left = if verdict.is_ok() {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (*k, at(4 + i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Shared::Answered {
+        epoch,
+        verdict,
+        left,
+    }
+}
+
+impl Remote for Redis {
+    fn admit<'a>(
+        &'a self,
+        tiers: &'a [Tier],
+        number: Option<u64>,
+        ceiling: Cell,
+    ) -> Answer<'a, Shared> {
+        Box::pin(self.admit_now(tiers, number, ceiling))
+    }
+
+    fn confirm<'a>(&'a self, number: u64, tiers: &'a [Tier]) -> Answer<'a, ()> {
+        Box::pin(async move {
+            let mut inv = self.confirm.prepare_invoke();
+            inv.arg(Cell::from(FAILED_FOR).interval());
+            for tier in tiers {
+                inv.key(redis_key(&Key::Failed(number, tier.net)));
+            }
+            self.run(inv).await.map(drop)
         })
     }
 
-    /// Tries Redis now (a PING): how a replica finds Redis back without waiting for a request.
-    pub(crate) async fn probe(&self) {
-        let Some(mut connection) = self.connection().await else {
-            return;
-        };
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        match tokio::time::timeout(TIMEOUT, ping).await {
-            Ok(Ok(_)) => self.succeed(),
-            _ => self.fail("問い合わせられません"),
-        }
+    fn refund<'a>(
+        &'a self,
+        number: u64,
+        tiers: &'a [Tier],
+        ceiling: Cell,
+        marks: &'a Reserved,
+    ) -> Answer<'a, ()> {
+        Box::pin(async move {
+            let mut inv = self.refund.prepare_invoke();
+            for tier in tiers {
+                inv.key(redis_key(&Key::Failures(number, tier.net)))
+                    .arg(tier.failures.interval());
+            }
+            inv.key(redis_key(&Key::Number(number)))
+                .arg(ceiling.interval());
+            for tier in tiers {
+                inv.key(redis_key(&Key::Failed(number, tier.net)));
+            }
+            inv.arg(marks.marks.first().map_or(0, |(_, tat)| *tat));
+            self.run(inv).await.map(drop)
+        })
     }
 
-    /// Charges a wrong key; `false` when Redis could not.
-    pub(crate) async fn charge(&self, keys: &[(Key, Cell)]) -> bool {
-        let mut invocation = self.charge.prepare_invoke();
-        for (key, cell) in keys {
-            invocation.key(redis_key(key)).arg(cell.interval());
-        }
-        self.run(invocation).await.is_some()
+    fn copy_in<'a>(&'a self, entries: &'a [(Key, u64)], epoch: Option<i64>) -> Answer<'a, i64> {
+        Box::pin(async move {
+            let mut current = 0;
+            let batches: Vec<&[(Key, u64)]> = if entries.is_empty() {
+                vec![&[]]
+            } else {
+                entries.chunks(RESYNC_BATCH).collect()
+            };
+            for (i, batch) in batches.iter().enumerate() {
+                let last = i + 1 == batches.len();
+                let mut inv = self.copy_in.prepare_invoke();
+                inv.key(EPOCH_KEY)
+                    .arg(if last { epoch.unwrap_or(0) } else { 0 });
+                for (key, left) in *batch {
+                    inv.key(redis_key(key)).arg(*left);
+                }
+                current = *self.run(inv).await?.first()?;
+            }
+            Some(current)
+        })
     }
 }

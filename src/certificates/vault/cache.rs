@@ -44,7 +44,7 @@ pub(super) struct CacheEntry {
 
 /// The parts the seal covers: the inputs and every cached value, fingerprints in
 /// [`DOCUMENTS`] order.
-fn parts<'a>(material: &'a [u8], e: &'a CacheEntryValues<'a>) -> Vec<&'a [u8]> {
+fn parts<'a>(material: &'a [u8], e: &'a CacheEntry) -> Vec<&'a [u8]> {
     let mut parts = vec![material];
     parts.extend(
         DOCUMENTS
@@ -57,14 +57,6 @@ fn parts<'a>(material: &'a [u8], e: &'a CacheEntryValues<'a>) -> Vec<&'a [u8]> {
         e.verifier.as_bytes(),
     ]);
     parts
-}
-
-/// The sealed values of an entry, borrowed.
-struct CacheEntryValues<'a> {
-    fingerprints: &'a BTreeMap<String, String>,
-    certificate_sha256: &'a str,
-    salt: &'a str,
-    verifier: &'a str,
 }
 
 impl CacheEntry {
@@ -83,28 +75,13 @@ impl CacheEntry {
             verifier,
             mac: String::new(),
         };
-        entry.mac = sealer.seal(CACHE_DOMAIN, &parts(material, &entry.values()));
+        entry.mac = sealer.seal(CACHE_DOMAIN, &parts(material, &entry));
         entry
-    }
-
-    fn values(&self) -> CacheEntryValues<'_> {
-        CacheEntryValues {
-            fingerprints: &self.fingerprints,
-            certificate_sha256: &self.certificate_sha256,
-            salt: &self.salt,
-            verifier: &self.verifier,
-        }
     }
 
     /// Whether the seal opens for `material`.
     fn authentic(&self, material: &[u8], sealer: &Sealer) -> bool {
-        sealer.opens(CACHE_DOMAIN, &parts(material, &self.values()), &self.mac)
-    }
-}
-
-impl Default for Cache {
-    fn default() -> Cache {
-        Cache::new()
+        sealer.opens(CACHE_DOMAIN, &parts(material, self), &self.mac)
     }
 }
 
@@ -122,7 +99,9 @@ impl Cache {
         let cache: Option<Cache> = std::fs::read(dir.join(CACHE_FILE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        cache.filter(|c| c.format == FORMAT).unwrap_or_default()
+        cache
+            .filter(|c| c.format == FORMAT)
+            .unwrap_or_else(Cache::new)
     }
 
     pub(super) fn insert(&mut self, number: String, entry: CacheEntry) {

@@ -262,6 +262,17 @@ impl Link {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Keeps a refund Redis did not get, for [`Limiter::probe`] to replay.
+    fn keep(&self, refund: Pending) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() < MAX_PENDING {
+            pending.push(refund);
+        }
+    }
+
     fn lost(&self, why: &str) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         if self.up.swap(false, Ordering::Relaxed) {
@@ -398,13 +409,8 @@ impl Limiter {
                     // data; this one copies its own in too (the next probe).
                     link.lost("のデータが入れ替わりました");
                 }
-                self.mirror(&tiers, number, &left);
                 let reserved = verdict.map_err(|v| self.limited(v, number))?;
-                let marked_here = Reserved {
-                    marks: (reserved.marks.iter())
-                        .map(|(k, _)| (*k, self.store.failures(number.unwrap_or(0)).tat(k)))
-                        .collect(),
-                };
+                let marked_here = self.mirror(&tiers, number, &left, &reserved);
                 Ok(Admission {
                     number,
                     tiers,
@@ -432,8 +438,7 @@ impl Limiter {
         strict: bool,
     ) -> Result<Admission, Limited> {
         let now = self.now();
-        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
-        plan::take_attempts(&mut *self.store.attempts(home), &tiers, now)
+        plan::take_attempts(&mut *self.store.attempts(home(&tiers)), &tiers, now)
             .map_err(|v| self.limited(v, number))?;
         let reserved = match number {
             Some(n) => {
@@ -507,30 +512,45 @@ impl Limiter {
     /// Whether this replica's tables have room for every key an attempt may touch.
     fn room_here(&self, tiers: &[Tier], number: Option<u64>) -> bool {
         let now = self.now();
-        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
         let keys = shared::admit_keys(tiers, number);
         let (attempts, failures): (Vec<Key>, Vec<Key>) = keys
             .into_iter()
             .partition(|k| matches!(k, Key::Attempts(_)));
-        self.store.attempts(home).has_room(&attempts, now)
+        self.store.attempts(home(tiers)).has_room(&attempts, now)
             && number.is_none_or(|n| self.store.failures(n).has_room(&failures, now))
     }
 
     /// Copies what Redis said of the keys an attempt touched into this replica's tables,
     /// each keeping the later TAT, so that a budget spent in Redis stays spent here if Redis
-    /// goes away.
-    fn mirror(&self, tiers: &[Tier], number: Option<u64>, left: &[(Key, u64)]) {
+    /// goes away. Returns the marks Redis set, as this replica now holds them.
+    fn mirror(
+        &self,
+        tiers: &[Tier],
+        number: Option<u64>,
+        left: &[(Key, u64)],
+        marks: &Reserved,
+    ) -> Reserved {
         let now = self.now();
-        let home = tiers.last().map_or(Net(0, 0), |t| t.net);
+        // Always the attempts table first, then the failures: no two locks the other way.
+        let mut attempts = self.store.attempts(home(tiers));
+        let mut failures = number.map(|n| self.store.failures(n));
         for (key, left) in left.iter().filter(|(_, left)| *left > 0) {
-            let mut shard = match key {
-                Key::Attempts(_) => self.store.attempts(home),
-                _ => self.store.failures(number.unwrap_or(0)),
+            let shard = match (key, failures.as_mut()) {
+                (Key::Attempts(_), _) => &mut attempts,
+                (_, Some(failures)) => failures,
+                _ => continue,
             };
             let tat = now + left;
             if shard.tat(key) < tat && shard.has_room(std::slice::from_ref(key), now) {
                 shard.set(*key, tat);
             }
+        }
+        let marks = marks.marks.iter();
+        Reserved {
+            marks: match failures.as_mut() {
+                Some(shard) => marks.map(|(k, _)| (*k, shard.tat(k))).collect(),
+                None => Vec::new(),
+            },
         }
     }
 
@@ -569,14 +589,30 @@ impl Limiter {
         }
     }
 
+    /// [`plan::confirm`] in this replica's tables.
+    fn confirm_here(&self, admission: &Admission) {
+        if let Some(n) = admission.number {
+            let now = self.now();
+            plan::confirm(&mut *self.store.failures(n), (n, &admission.tiers), now);
+        }
+    }
+
+    /// [`plan::refund`] in this replica's tables.
+    fn refund_here(&self, admission: &Admission) {
+        if let Some(n) = admission.number {
+            let (ceiling, marks) = (self.ceiling(), &admission.marked_here);
+            let mut shard = self.store.failures(n);
+            plan::refund(&mut *shard, (n, &admission.tiers), ceiling, marks);
+        }
+    }
+
     /// The key was wrong: the reservation stays spent and the networks are marked as having
     /// failed on the number, here and (when it was made there) in Redis.
     pub(crate) async fn failed(&self, admission: &Admission) {
         let Some(n) = admission.number else {
             return;
         };
-        let now = self.now();
-        plan::confirm(&mut *self.store.failures(n), (n, &admission.tiers), now);
+        self.confirm_here(admission);
         if !admission.shared {
             return self.settled_here(admission, true).await;
         }
@@ -592,30 +628,22 @@ impl Limiter {
         let Some(n) = admission.number else {
             return;
         };
-        let key = (n, &admission.tiers[..]);
-        let marks = &admission.marked_here;
-        plan::refund(&mut *self.store.failures(n), key, self.ceiling(), marks);
+        self.refund_here(admission);
         if !admission.shared {
             return self.settled_here(admission, false).await;
         }
-        if let Some(link) = self.link.as_ref().filter(|_| admission.shared) {
+        if let Some(link) = self.link.as_ref() {
             let refund =
                 link.remote
                     .refund(n, &admission.tiers, self.ceiling(), &admission.reserved);
             if refund.await.is_none() {
                 link.lost("に払い戻しを書けません");
-                let mut pending = link
-                    .pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if pending.len() < MAX_PENDING {
-                    pending.push(Pending {
-                        epoch: link.epoch.load(Ordering::Relaxed),
-                        number: n,
-                        tiers: admission.tiers.clone(),
-                        reserved: admission.reserved.clone(),
-                    });
-                }
+                link.keep(Pending {
+                    epoch: link.epoch.load(Ordering::Relaxed),
+                    number: n,
+                    tiers: admission.tiers.clone(),
+                    reserved: admission.reserved.clone(),
+                });
             }
         }
     }
@@ -676,10 +704,7 @@ impl Limiter {
                 .remote
                 .refund(p.number, &p.tiers, self.ceiling(), &p.reserved);
             if refund.await.is_none() {
-                link.pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(p);
+                link.keep(p);
             }
         }
     }
@@ -701,6 +726,11 @@ impl Limiter {
     pub(crate) fn sweep(&self) {
         self.store.sweep(self.now());
     }
+}
+
+/// The client's widest network: its attempt keys share that network's shard.
+fn home(tiers: &[Tier]) -> Net {
+    tiers.last().map_or(Net(0, 0), |t| t.net)
 }
 
 /// A random epoch for a Redis that has none (never 0).
@@ -725,21 +755,6 @@ mod tests {
             let number = number.and_then(|n| n.parse().ok());
             self.admit_local(self.tiers(client), number, false)
         }
-
-        /// [`Limiter::failed`] in memory.
-        fn failed_local(&self, a: &Admission) {
-            if let Some(n) = a.number {
-                plan::confirm(&mut *self.store.failures(n), (n, &a.tiers), self.now());
-            }
-        }
-
-        /// [`Limiter::release`] in memory.
-        fn release_local(&self, a: &Admission) {
-            if let Some(n) = a.number {
-                let mut shard = self.store.failures(n);
-                plan::refund(&mut *shard, (n, &a.tiers), self.ceiling(), &a.reserved);
-            }
-        }
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -759,7 +774,7 @@ mod tests {
     /// One attempt from `client` on `number` that fails; `Err` when refused first.
     fn wrong(l: &Limiter, client: &str, number: &str) -> Result<(), Limited> {
         let admission = l.try_local(ip(client), Some(number))?;
-        l.failed_local(&admission);
+        l.confirm_here(&admission);
         Ok(())
     }
 
@@ -795,7 +810,7 @@ mod tests {
             let a = l
                 .try_local(ip("192.0.2.1"), Some("2070004426"))
                 .expect("admitted");
-            l.release_local(&a);
+            l.refund_here(&a);
         }
         for _ in 0..3 {
             assert_eq!(wrong(&l, "192.0.2.1", "2070004426"), Ok(()));
@@ -904,7 +919,7 @@ mod tests {
             .collect();
         assert_eq!(admitted.len(), 5);
         for a in &admitted {
-            l.failed_local(a);
+            l.confirm_here(a);
         }
         assert!(l.try_local(ip("192.0.2.1"), Some("2070004426")).is_err());
     }

@@ -22,10 +22,21 @@ use super::gcra::Cell;
 use super::plan::{Reserved, Verdict};
 use super::{Key, Tier, FAILED_FOR};
 
+/// The start of every script: `now`, in milliseconds on Redis's own clock.
+macro_rules! script {
+    ($body:literal) => {
+        concat!(
+            "local t = redis.call('TIME')\n",
+            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
+            $body
+        )
+    };
+}
+
 /// The longest a request waits for Redis.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
 /// How many keys one copy step sends.
-const RESYNC_BATCH: usize = 500;
+const COPY_BATCH: usize = 500;
 
 /// A future answered by the shared store: `None` when it could not answer in time.
 pub(crate) type Answer<'a, T> = Pin<Box<dyn Future<Output = Option<T>> + Send + 'a>>;
@@ -71,9 +82,8 @@ pub(crate) trait Remote: Send + Sync {
 /// left…}`. Codes: 9 no epoch; 1 attempts spent (a: wait); 2 a failure budget spent; 3 the
 /// ceiling spent and the network marked; 4 admitted (a: 1 when marked, b: the marks' TAT).
 /// Every reply but 9 ends with the epoch before the times left.
-const ADMIT: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const ADMIT: &str = script!(
+    r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {9} end
 epoch = tonumber(epoch)
@@ -120,25 +130,25 @@ end
 local reply = {4, marked, mark, epoch}
 for i = 2, #KEYS do reply[#reply + 1] = math.max(tat(KEYS[i]) - now, 0) end
 return reply
-"#;
+"#
+);
 
 /// Marks each network as having failed on the number for a day (ARGV[1] ms).
-const CONFIRM: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const CONFIRM: &str = script!(
+    r#"
 local until_ = now + tonumber(ARGV[1])
 for i = 1, #KEYS do
   local at = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), until_)
   redis.call('SET', KEYS[i], at, 'PX', at - now)
 end
 return {0}
-"#;
+"#
+);
 
 /// Gives reserved units back: KEYS are nf failure keys, the number, then nf marks; ARGV the
 /// failure intervals, the ceiling's, then the marks' TAT (0: none set at admission).
-const REFUND: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const REFUND: &str = script!(
+    r#"
 local nf = (#KEYS - 1) / 2
 local function give_back(key, interval)
   local at = tonumber(redis.call('GET', key) or '0') - interval
@@ -153,13 +163,13 @@ if mark > 0 then
   end
 end
 return {0}
-"#;
+"#
+);
 
 /// Copies keys in (KEYS[1] the epoch; ARGV[1] the epoch to write if none, then the
 /// milliseconds left of each further key), keeping the later TAT; returns the epoch.
-const COPY_IN: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const COPY_IN: &str = script!(
+    r#"
 for i = 2, #KEYS do
   local at = now + tonumber(ARGV[i])
   if at > tonumber(redis.call('GET', KEYS[i]) or '0') then
@@ -168,7 +178,8 @@ for i = 2, #KEYS do
 end
 if tonumber(ARGV[1]) ~= 0 then redis.call('SET', KEYS[1], ARGV[1], 'NX') end
 return {tonumber(redis.call('GET', KEYS[1]) or '0')}
-"#;
+"#
+);
 
 const EPOCH_KEY: &str = "hosho:epoch";
 
@@ -349,7 +360,7 @@ impl Remote for Redis {
             let batches: Vec<&[(Key, u64)]> = if entries.is_empty() {
                 vec![&[]]
             } else {
-                entries.chunks(RESYNC_BATCH).collect()
+                entries.chunks(COPY_BATCH).collect()
             };
             for (i, batch) in batches.iter().enumerate() {
                 let last = i + 1 == batches.len();

@@ -162,6 +162,9 @@ pub struct ServeArgs {
     /// 名前を付けたネットワークの接続元アドレスごとの確認回数の上限（例: 203.0.113.0/24=600/hour+60）。複数指定できます
     #[arg(long, value_name = "CIDR=RATE", value_parser = parse_network_rate, action = clap::ArgAction::Append)]
     pub limit_network: Vec<crate::daemon::NetworkRate>,
+    /// PDF のリンクを封じる鍵のファイル（16 進 64 文字、chmod 400）。複製を並べるときは、すべてに同じファイルを渡します（既定: 起動ごとの乱数で、その複製だけが読めます）
+    #[arg(long, value_name = "FILE")]
+    pub link_key: Option<PathBuf>,
     /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
     #[arg(long, value_name = "N")]
     pub kdf_workers: Option<usize>,

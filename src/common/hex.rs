@@ -12,8 +12,9 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of hex text (either case); `None` for anything else, a sign included.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
@@ -42,6 +43,8 @@ mod tests {
         assert_eq!(from_hex("000fff"), Some(vec![0, 15, 255]));
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("+f"), None);
+        assert_eq!(from_hex("0F"), Some(vec![15]));
         assert!(is_hex_of("00ff", 2));
         assert!(!is_hex_of("00FF", 2));
         assert!(!is_hex_of("00f", 2));

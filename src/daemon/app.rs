@@ -67,7 +67,7 @@ impl App {
             catalog: ArcSwap::from_pointee(catalog),
             limiter: limits::Limiter::new(options.abuse.clone(), options.limits_url.as_deref())?,
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
-            tokens: tokens::Tokens::new(options.pdf_link_ttl, 100_000),
+            tokens: link_tokens(options)?,
             audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,
             pages: ArcSwap::from_pointee(pages),
             live: (options.build && preview.is_some()).then(Default::default),
@@ -93,5 +93,13 @@ impl App {
     /// Flushes the audit log.
     pub(crate) fn close(&self) {
         self.audit.close();
+    }
+}
+
+/// PDF links sealed with the shared link key, or with a key of this process alone.
+fn link_tokens(options: &Options) -> Result<tokens::Tokens> {
+    match &options.link_key {
+        Some(path) => tokens::Tokens::new(options.pdf_link_ttl, &tokens::read_link_key(path)?),
+        None => tokens::Tokens::ephemeral(options.pdf_link_ttl),
     }
 }

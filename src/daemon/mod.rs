@@ -87,6 +87,9 @@ pub struct Options {
     /// Header read and body read, each.
     pub request_timeout: Duration,
     pub pdf_link_ttl: Duration,
+    /// The key PDF links are sealed with (`--link-key`), shared by replicas; a random key of
+    /// the process when `None`.
+    pub link_key: Option<PathBuf>,
     /// How often the manifest files are looked at for a new build.
     pub watch_every: Duration,
     /// How long in-flight requests get at shutdown.
@@ -137,6 +140,7 @@ impl From<ServeArgs> for Options {
             max_connections_per_address: args.max_connections_per_address.max(1),
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             pdf_link_ttl: Duration::from_secs(600),
+            link_key: args.link_key,
             watch_every: Duration::from_secs(2),
             drain: Duration::from_secs(30),
         }

@@ -182,13 +182,13 @@ impl Daemon {
         format!("http://{addr}{path}")
     }
 
-    fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         let pid = i32::try_from(self.child.id()).expect("pid");
         assert_eq!(send_signal(pid, signal), 0);
     }
 
     /// Waits for the process to exit; its exit code and stderr.
-    fn wait(mut self, limit: Duration) -> (i32, String) {
+    pub(crate) fn wait(mut self, limit: Duration) -> (i32, String) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -1181,7 +1181,7 @@ fn concurrent_wrong_keys_from_one_network_reach_the_kdf_at_most_the_budget() {
 }
 
 /// A blocking connection to `to` from the loopback address `from` (127.0.0.2, 127.0.0.3, …).
-fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
+pub(crate) fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
@@ -1293,13 +1293,13 @@ fn while_one_network_attacks_a_number_the_right_key_from_another_succeeds() {
 
 /// A real `redis-server` (Debian's, installed by scripts/test) on a loopback port, stopped
 /// when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: Child,
     port: u16,
 }
 
 impl Redis {
-    fn start(port: u16) -> Redis {
+    pub(crate) fn start(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -1311,7 +1311,7 @@ impl Redis {
         Redis { child, port }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
@@ -1324,7 +1324,7 @@ impl Drop for Redis {
 }
 
 /// Waits until something listens on 127.0.0.1:`port` (at most 10 s).
-fn wait_for_port(port: u16, what: &str) {
+pub(crate) fn wait_for_port(port: u16, what: &str) {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -1335,7 +1335,7 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -1459,76 +1459,6 @@ fn a_vault_shipped_beside_the_old_one_and_swapped_by_a_symlink_is_followed() {
     assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
 }
 
-/// A real nginx (Debian's, installed by scripts/test) on a loopback port, proxying to
-/// `upstreams` as docs/deploy.md says, stopped when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(upstreams: &[&str]) -> Nginx {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let servers: String = upstreams.iter().map(|u| format!("server {u};\n")).collect();
-        let prefix = dir.path().display();
-        let config = format!(
-            "worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {prefix}/body;\n proxy_temp_path {prefix}/proxy;\n\
-             fastcgi_temp_path {prefix}/fastcgi;\n uwsgi_temp_path {prefix}/uwsgi;\n scgi_temp_path {prefix}/scgi;\n\
-             upstream hosho {{\n{servers} }}\n\
-             server {{\n listen 127.0.0.1:{port};\n client_max_body_size 8k;\n\
-             location / {{\n proxy_pass http://hosho;\n proxy_http_version 1.1;\n\
-             proxy_set_header Connection \"\";\n proxy_set_header Host $host;\n\
-             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n }}\n }}\n}}\n"
-        );
-        fs::write(dir.path().join("nginx.conf"), config).expect("nginx.conf");
-        let nginx = if Path::new("/usr/sbin/nginx").exists() {
-            "/usr/sbin/nginx"
-        } else {
-            "nginx"
-        };
-        let child = Command::new(nginx)
-            .args(["-e", "stderr", "-g", "daemon off;", "-p"])
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (scripts/test installs it)");
-        wait_for_port(port, "nginx");
-        Nginx {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM, so the master stops its workers too (SIGKILL would leave them running).
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `POST /api/verify` through `to` from the loopback address `from`, with extra headers: the
 /// status code.
 fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 {
@@ -1549,61 +1479,6 @@ fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
-}
-
-#[test]
-fn behind_nginx_two_replicas_count_each_client_in_one_shared_budget() {
-    let redis = Redis::start(free_port());
-    let root = Root::new();
-    let replica = |state| {
-        let extra = [
-            "--trusted-proxy",
-            "127.0.0.1",
-            "--limit-address",
-            "6/day+6",
-            "--limit-failures",
-            "4/day+4",
-            "--limit-number",
-            "100/day+100",
-        ];
-        Daemon::replica(&root, &redis, state, &extra)
-    };
-    let (a, b) = (replica("state-a"), replica("state-b"));
-    let nginx = Nginx::start(&[&a.addr, &b.addr]);
-    let via = |from: &str, number: &str, key: &str, headers: &str| {
-        api_via(&nginx.addr(), from, number, key, headers)
-    };
-    // Wrong keys from one client, spread by nginx over both replicas, spend one budget.
-    for _ in 0..4 {
-        assert_eq!(via("127.0.0.2", "2070004426", "0000000000", ""), 404);
-    }
-    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", ""), 429);
-    // Spoofing X-Forwarded-For gains the client nothing: nginx appends what it saw.
-    let spoof = "X-Forwarded-For: 198.51.100.77\r\n";
-    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", spoof), 429);
-    // Nor does a Forwarded header of its own, fresh every time or naming another client.
-    for i in 0..20 {
-        let spoof = format!("Forwarded: for=10.9.{i}.1\r\n");
-        assert_eq!(via("127.0.0.2", "2070004426", "0000000000", &spoof), 429);
-    }
-    let blame = "Forwarded: for=127.0.0.3\r\n";
-    assert_eq!(via("127.0.0.2", "2070004426", "0000000000", blame), 429);
-    // Another client, behind the same proxy, has its own budgets, and its right key opens
-    // the number that the first one is attacking.
-    assert_eq!(via("127.0.0.3", "2070004426", "332E1E7K9Q", ""), 200);
-    // Attempts per client are counted across replicas too: 6 in all for 127.0.0.2.
-    assert_eq!(via("127.0.0.2", "2070004427", "0000000000", ""), 429);
-    let audit = fs::read_to_string(root.path.join("state-a/audit.jsonl")).unwrap_or_default()
-        + &fs::read_to_string(root.path.join("state-b/audit.jsonl")).unwrap_or_default();
-    drop((a, b));
-    assert!(
-        !audit.contains("\"client\":\"127.0.0.1\""),
-        "the proxy is never the client: {audit}"
-    );
-    assert!(
-        !audit.contains("10.9."),
-        "a client's own Forwarded is never read: {audit}"
-    );
 }
 
 #[test]

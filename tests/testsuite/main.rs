@@ -6,6 +6,7 @@ mod cdp;
 mod certificates;
 mod daemon;
 mod demo;
+mod deployment;
 mod errors;
 mod fixtures;
 mod hostile;

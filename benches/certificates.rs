@@ -90,7 +90,7 @@ fn record(i: usize, customers: usize) -> String {
     if kind != "契約保証" {
         let _ = writeln!(r, "  bank: 見本銀行 本店営業部");
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         let _ = writeln!(
             r,
             "  changes:\n    - {{date: {}-01-15, amount: {}, contract_amount: {}}}",

@@ -228,6 +228,16 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     for target in [&paths.vault, &paths.notices, &paths.out] {
         output::ensure_own_or_absent(target)?;
     }
+    // Whatever a killed build left (staging directories, private trees moved aside) goes
+    // first; the lock makes sure it is no running build's.
+    let _lock = output::BuildLock::acquire(&paths.root)?;
+    for (target, old) in [
+        (&paths.vault, true),
+        (&paths.notices, true),
+        (&paths.out, false),
+    ] {
+        output::remove_killed_builds(target, old);
+    }
     let vault_stage = Staging::beside(&paths.vault, Access::Private)?;
     let notices_stage = Staging::beside(&paths.notices, Access::Private)?;
     let site_stage = Staging::beside(&paths.out, Access::Public)?;

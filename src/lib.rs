@@ -19,6 +19,8 @@ pub mod cli;
 pub mod cmd;
 pub mod common;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod output;
 pub mod rebuild;
 pub mod scaffold;

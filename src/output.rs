@@ -391,24 +391,14 @@ impl Staging {
         // Checked again: the target may have changed while the build ran.
         ensure_replaceable(&self.target)?;
         let staged = self.dir.keep();
-        let old = if self.target.exists() {
-            let parent = staged.parent().unwrap_or(Path::new("."));
-            let old = tempfile::Builder::new()
-                .prefix(&old_prefix(&self.target))
-                .tempdir_in(parent)
-                .with_context(|| format!("{} に退避用ディレクトリを作れません", parent.display()))?
-                .keep();
-            // `old` exists as an empty directory: rename the target over it.
-            fs::rename(&self.target, &old).with_context(|| {
-                format!(
-                    "{} を {} に退避できません",
-                    self.target.display(),
-                    old.display()
-                )
-            })?;
-            Some(old)
-        } else {
-            None
+        if self.target.exists() && exchange(&staged, &self.target) {
+            // The old tree is where the staged one was: moved to an old name for removal
+            // (killed before that, it is removed by the next build as a staging directory).
+            return move_aside(&self.target, &staged).map(Some);
+        }
+        let old = match self.target.exists() {
+            true => Some(move_aside(&self.target, &self.target)?),
+            false => None,
         };
         if let Err(e) = fs::rename(&staged, &self.target) {
             if let Some(old) = &old {
@@ -422,28 +412,84 @@ impl Staging {
     }
 }
 
+/// Moves `tree` (the old output of `target`, after an exchange) to a new `.NAME.old-*`.
+fn move_aside(target: &Path, tree: &Path) -> Result<PathBuf> {
+    let parent = tree.parent().unwrap_or(Path::new("."));
+    let old = tempfile::Builder::new()
+        .prefix(&old_prefix(target))
+        .tempdir_in(parent)
+        .with_context(|| format!("{} に退避用ディレクトリを作れません", parent.display()))?
+        .keep();
+    // `old` exists as an empty directory: the tree is renamed over it.
+    fs::rename(tree, &old)
+        .with_context(|| format!("{} を {} に退避できません", tree.display(), old.display()))?;
+    Ok(old)
+}
+
+/// Swaps `staged` and `target` in one step (`renameat2(RENAME_EXCHANGE)`), so that `target`
+/// is never missing, not even for an instant; `false` where the system cannot (then two
+/// renames do it, with a moment between them when `target` is absent).
+fn exchange(staged: &Path, target: &Path) -> bool {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, staged, CWD, target, RenameFlags::EXCHANGE).is_ok()
+}
+
 /// The old outputs of `target` that earlier swaps moved aside and left (`.NAME.old-*`
 /// beside it), removed on a thread of their own; join it before the next swap.
 pub fn remove_leftovers(target: &Path) -> std::thread::JoinHandle<()> {
     let (parent, _) = parent_and_name(target);
     let prefix = old_prefix(target);
-    std::thread::spawn(move || {
-        let Ok(entries) = fs::read_dir(&parent) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let own = name.starts_with(&prefix)
-                && entry
-                    .file_type()
-                    .is_ok_and(|t| t.is_dir() && !t.is_symlink());
-            if own {
-                if let Err(e) = fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(error = %e, "前回の古い出力 {name} を消せません");
-                }
+    std::thread::spawn(move || remove_prefixed(&parent, &prefix))
+}
+
+/// What a build that was killed left beside `target`: its staging directory
+/// (`.NAME.new-*`) and, with `old`, the tree it had moved aside (`.NAME.old-*`). Called with
+/// the [`BuildLock`] held, before this build makes its own, so no other build's is touched.
+pub fn remove_killed_builds(target: &Path, old: bool) {
+    let (parent, name) = parent_and_name(target);
+    remove_prefixed(&parent, &format!(".{name}.new-"));
+    if old {
+        remove_prefixed(&parent, &old_prefix(target));
+    }
+}
+
+/// Removes the directories in `parent` whose names start with `prefix` (never a symlink).
+fn remove_prefixed(parent: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let own = name.starts_with(prefix)
+            && entry
+                .file_type()
+                .is_ok_and(|t| t.is_dir() && !t.is_symlink());
+        if own {
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                tracing::warn!(error = %e, "前回の作業用または古い出力 {name} を消せません");
             }
         }
-    })
+    }
+}
+
+/// One build of a site root at a time: an exclusive `flock(2)` on the root directory, held
+/// until dropped, and released by the kernel when the process ends, however it ends.
+pub struct BuildLock {
+    _dir: fs::File,
+}
+
+impl BuildLock {
+    /// Waits for another build of `root` (another `hosho build`, or the preview's) to end.
+    pub fn acquire(root: &Path) -> Result<BuildLock> {
+        let dir =
+            fs::File::open(root).with_context(|| format!("{} を開けません", root.display()))?;
+        if let Err(fs::TryLockError::WouldBlock) = dir.try_lock() {
+            tracing::warn!("同じサイトのビルドがほかに動いています。終わるのを待ちます");
+        }
+        dir.lock()
+            .with_context(|| format!("{} のビルドの排他を取れません", root.display()))?;
+        Ok(BuildLock { _dir: dir })
+    }
 }
 
 /// Removes an old output that [`Staging::swap`] moved aside.
@@ -503,6 +549,67 @@ mod tests {
             walked.starts_with(&["a/".to_owned(), "a/b/".to_owned()]),
             "{walked:?}"
         );
+    }
+
+    #[test]
+    fn the_target_is_never_missing_while_it_is_swapped() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let root = tempfile::tempdir().expect("tempdir");
+        let target = root.path().join("site-out");
+        Staging::new(&target, Access::Public)
+            .expect("first")
+            .commit()
+            .expect("commit");
+        let (stop, missing) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let watcher = {
+            let (stop, missing, marker) =
+                (Arc::clone(&stop), Arc::clone(&missing), target.join(MARKER));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if !marker.exists() {
+                        missing.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        for round in 0..300 {
+            let s = Staging::new(&target, Access::Public).expect("stage");
+            fs::write(s.path().join("index.html"), round.to_string()).expect("write");
+            s.commit().expect("commit");
+        }
+        stop.store(true, Ordering::Relaxed);
+        watcher.join().expect("watcher");
+        assert_eq!(missing.load(Ordering::Relaxed), 0, "site-out/ was missing");
+        assert_eq!(
+            fs::read_to_string(target.join("index.html")).expect("read"),
+            "299"
+        );
+    }
+
+    #[test]
+    fn what_a_killed_build_left_is_removed_and_nothing_else() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let target = root.path().join("vault");
+        for name in [
+            ".vault.new-abc",
+            ".vault.old-def",
+            ".vault2.new-x",
+            "vault-notes",
+        ] {
+            fs::create_dir_all(root.path().join(name)).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(root.path(), root.path().join(".vault.new-link")).expect("ln");
+        remove_killed_builds(&target, true);
+        let mut left: Vec<String> = fs::read_dir(root.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".vault.new-link", ".vault2.new-x", "vault-notes"]);
     }
 
     #[test]

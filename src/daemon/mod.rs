@@ -46,6 +46,7 @@ use app::App;
 pub use clients::{ClientHeader, TrustedProxies};
 pub use gate::HIGH_WATER_FILE;
 pub use limits::{AbuseLimits, NetworkRate, Rate};
+pub(crate) use routes::{api_fields, form_fields, prefilled_number};
 
 /// The audit log's file name in the state directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";

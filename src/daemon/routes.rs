@@ -366,14 +366,20 @@ fn api_certificate(app: &App, v: &Verified, token: &str) -> serde_json::Value {
 
 /// The 保証契約番号 of `/verify/?number=…` (the link in the notice's QR code), normalised;
 /// anything that is not a number is ignored. A key in the query is never read.
-fn prefilled_number(query: Option<&str>) -> Option<String> {
+pub(crate) fn prefilled_number(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(name, _)| name == "number")
         .and_then(|(_, value)| authkey::normalise_number(&value).ok())
 }
 
+/// The number and key of a JSON body, as `POST /api/verify` reads it.
+pub(crate) fn api_fields(body: &[u8]) -> Option<(String, String)> {
+    let request = serde_json::from_slice::<ApiRequest<'_>>(body).ok()?;
+    Some((request.number.into_owned(), request.key.into_owned()))
+}
+
 /// The number and key of a form post (other fields are ignored).
-fn form_fields(body: &[u8]) -> (String, String) {
+pub(crate) fn form_fields(body: &[u8]) -> (String, String) {
     let (mut number, mut key) = (String::new(), String::new());
     for (name, value) in form_urlencoded::parse(body) {
         match name.as_ref() {

@@ -332,6 +332,19 @@ fn split_front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
+/// Parses a page's text as the build does, its problems into `diagnostics` (the fuzzer's
+/// way in).
+pub(crate) fn parse_page_text(
+    raw: &str,
+    rel: &Path,
+    markdown: markdown::Settings<'_>,
+    diagnostics: &mut Diagnostics,
+) {
+    if let Err(problems) = parse_page(raw, rel, markdown) {
+        diagnostics.extend(problems);
+    }
+}
+
 /// Parses the text of content file `rel`.
 fn parse_page(
     raw: &str,

@@ -158,7 +158,7 @@ fn limits(max_tracked: usize) -> AbuseLimits {
 /// A client: attackers are IPv4 addresses and /64s in a few /48s; orderers (one per
 /// number, always the right key) have addresses of their own.
 fn attacker(i: u32) -> IpAddr {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i))
     } else {
         let bits = (0x2001_0db8_u128 << 96) | (u128::from(i % 3) << 80) | (u128::from(i) << 64) | 1;

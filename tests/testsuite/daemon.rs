@@ -363,7 +363,7 @@ fn valid_changed_and_cancelled_certificates_over_the_api() {
     // The PDF through its token: the exact file the manifest names.
     let pdf_url = v["pdf"].as_str().expect("pdf link");
     assert!(
-        pdf_url.starts_with("/certificates/") && pdf_url.len() == 14 + 32,
+        pdf_url.starts_with("/certificates/") && pdf_url.len() == 14 + 92,
         "{pdf_url}"
     );
     let pdf = get(&d.url(pdf_url));
@@ -1311,6 +1311,18 @@ impl Redis {
         Redis { child, port }
     }
 
+    /// A Redis that has been in service: replicas find an epoch in it, so they count there
+    /// at once instead of strictly for the settling time of a Redis that starts empty.
+    pub(crate) fn in_service(self) -> Redis {
+        let status = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "SET", "hosho:epoch", "1"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success());
+        self
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -1363,7 +1375,7 @@ fn admin_status(d: &Daemon) -> String {
 
 #[test]
 fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let replica = |state| {
         let extra = [
@@ -1408,6 +1420,35 @@ fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
     assert!(get(&a.admin_url("/metrics"))
         .text()
         .contains("hosho_limits_redis_up 1"));
+    // It came back empty (no persistence): b noticed without a request of its own, and
+    // for the settling time (5 s) a network gets one guess per number at most.
+    let started = Instant::now();
+    while admin_status(&b) != "ok" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "b not back on Redis"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(api(&b, "2070004428", "0000000000").status, 404);
+    assert_eq!(
+        api(&a, "2070004428", "0000000000").status,
+        429,
+        "strict while settling"
+    );
+    // Once settled, the budgets the replicas copied in are whole in Redis: the spent one is
+    // spent still, on both, and the right key from elsewhere opens the number.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(api(&a, "2070004426", "0000000000").status, 429);
+    assert_eq!(api(&b, "2070004426", "0000000000").status, 429);
+    assert_eq!(
+        api(&a, "2070004429", "0000000000").status,
+        404,
+        "not strict any more"
+    );
+    assert_eq!(api(&b, "2070004429", "0000000000").status, 404);
+    let other = api_via(&b.addr, "127.0.0.7", "2070004426", "332E1E7K9Q", "");
+    assert_eq!(other, 200, "the right key from elsewhere");
 }
 
 #[test]
@@ -1495,4 +1536,125 @@ fn a_forgotten_proxy_on_loopback_is_warned_of() {
         assert_eq!(code, 0, "{log}");
         assert_eq!(log.contains(warning), warned, "{args:?}: {log}");
     }
+}
+
+/// The backquoted names in the row of docs/http.md's admin table that starts with `row`.
+fn documented_row(row: &str) -> String {
+    let http =
+        fs::read_to_string(crate::support::repo_root().join("docs/http.md")).expect("http.md");
+    http.lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("docs/http.md has no row {row}"))
+        .to_owned()
+}
+
+/// The metric names of an OpenMetrics text: samples by family (a histogram's `_bucket`,
+/// `_sum` and `_count` as the histogram).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let histograms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" histogram"))
+        .collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|name| {
+            let family = histograms.iter().find(|h| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name == format!("{h}{s}"))
+            });
+            family.map_or(name, |h| *h).to_owned()
+        })
+        .collect()
+}
+
+/// The field paths of a JSON value (`kdf_pool.workers`), or of the doc's shorthand for one
+/// (`{"status","kdf_pool":{"workers"}}`).
+fn json_fields(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    if let Value::Object(map) = value {
+        for (name, inner) in map {
+            let path = format!("{prefix}{name}");
+            match inner {
+                Value::Object(_) => json_fields(inner, &format!("{path}."), out),
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+}
+
+fn documented_fields(shorthand: &str) -> std::collections::BTreeSet<String> {
+    // `"a","b":{"c"},"d":"x"` → `"a":0,"b":{"c":0},"d":"x"`: JSON with the same fields.
+    let mut json = String::new();
+    let mut chars = shorthand.chars().peekable();
+    let (mut in_string, mut is_value) = (false, false);
+    while let Some(c) = chars.next() {
+        json.push(c);
+        match c {
+            ':' if !in_string => is_value = true,
+            ',' | '{' if !in_string => is_value = false,
+            '"' => {
+                in_string = !in_string;
+                if !in_string && !is_value && chars.peek() != Some(&':') {
+                    json.push_str(":0");
+                }
+            }
+            _ => {}
+        }
+    }
+    let value: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let mut out = std::collections::BTreeSet::new();
+    json_fields(&value, "", &mut out);
+    out
+}
+
+#[test]
+fn docs_http_names_every_metric_and_health_field_of_the_admin_listener() {
+    let redis = Redis::start(free_port()).in_service();
+    let root = Root::new();
+    let d = Daemon::replica(&root, &redis, "state", &["--admin-listen", "127.0.0.1:0"]);
+    // One attempt of each kind, so that every labelled family has a sample.
+    assert_eq!(api(&d, "2070004426", "332E1E7K9Q").status, 200);
+    assert_eq!(api(&d, "2070004426", "0000000000").status, 404);
+    let text = get(&d.admin_url("/metrics")).text();
+    let served = metric_names(&text);
+    let row = documented_row("| `GET /metrics` |");
+    let mut documented = std::collections::BTreeSet::new();
+    for written in row.split('`').filter(|s| s.starts_with("hosho_")) {
+        // `name{label}`: the samples carry that label.
+        let (name, label) = written.split_once('{').unwrap_or((written, ""));
+        if let Some(label) = label.strip_suffix('}') {
+            assert!(
+                text.contains(&format!("{name}{{{label}=")),
+                "{name} has no {label}: {text}"
+            );
+        }
+        documented.insert(name.to_owned());
+    }
+    assert_eq!(
+        documented, served,
+        "docs/http.md's metrics and the daemon's"
+    );
+    let row = documented_row("| `GET /healthz` | `{");
+    let shorthand = row.split('`').nth(3).expect("the fields in backquotes");
+    let mut served = std::collections::BTreeSet::new();
+    json_fields(&get(&d.admin_url("/healthz")).json(), "", &mut served);
+    assert_eq!(
+        documented_fields(shorthand),
+        served,
+        "docs/http.md's health fields"
+    );
+    // The public /healthz, too: status, seq and expires_at, and nothing more.
+    let row = documented_row("| `GET /healthz` | 200 |");
+    let shorthand = row.split('`').nth(3).expect("the fields in backquotes");
+    let mut public = std::collections::BTreeSet::new();
+    json_fields(&get(&d.url("/healthz")).json(), "", &mut public);
+    assert_eq!(
+        documented_fields(shorthand),
+        public,
+        "docs/http.md's public health fields"
+    );
 }

@@ -331,7 +331,7 @@ fn deployment(root: &Root, redis: &Redis, extra: &[&str]) -> (Daemon, Daemon, De
 
 #[test]
 fn the_documented_nginx_serves_the_site_and_the_daemon_over_tls_with_their_headers() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let (_a, _b, nginx) = deployment(&root, &redis, &[]);
     let home = nginx.get("127.0.0.2", "/");
@@ -363,7 +363,7 @@ fn the_documented_nginx_serves_the_site_and_the_daemon_over_tls_with_their_heade
 
 #[test]
 fn behind_the_documented_nginx_each_client_has_one_budget_that_no_header_escapes() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let limits = [
         "--limit-address",
@@ -424,7 +424,7 @@ fn behind_the_documented_nginx_each_client_has_one_budget_that_no_header_escapes
 
 #[test]
 fn pdf_links_open_on_every_replica_through_the_documented_round_robin() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let (a, b, nginx) = deployment(&root, &redis, &[]);
     let found = nginx.api("127.0.0.2", "2070004426", "332E1E7K9Q", "");
@@ -453,7 +453,7 @@ fn pdf_links_open_on_every_replica_through_the_documented_round_robin() {
 
 #[test]
 fn a_form_post_through_the_proxy_on_a_port_other_than_443_is_accepted() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let (_a, _b, nginx) = deployment(&root, &redis, &[]);
     let post = |origin: &str| {
@@ -471,7 +471,7 @@ fn a_form_post_through_the_proxy_on_a_port_other_than_443_is_accepted() {
 
 #[test]
 fn a_rolling_restart_as_documented_answers_every_request_under_load_with_200() {
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
     let lenient = ["--limit-address", "1000000/day+1000000"];
     let (a, b, nginx) = deployment(&root, &redis, &lenient);

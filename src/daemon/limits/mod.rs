@@ -648,12 +648,25 @@ impl Limiter {
         }
     }
 
-    /// Run every second: while Redis is not up, looks for it and copies this replica's
-    /// tables in (each key keeping the later TAT), then counts there again.
+    /// Run every second: while Redis is up, looks at its epoch, so that a Redis that lost
+    /// its data (or got another replica's tables) is noticed within the settling time even
+    /// by a replica that gets no request; while it is not up, looks for it and copies this
+    /// replica's tables in (each key keeping the later TAT), then counts there again.
     pub(crate) async fn probe(&self) {
-        let Some(link) = self.link.as_ref().filter(|l| !l.is_up()) else {
+        let Some(link) = self.link.as_ref() else {
             return;
         };
+        if link.is_up() {
+            match link.remote.epoch().await {
+                Some(epoch) if epoch == link.epoch.load(Ordering::Relaxed) => return,
+                Some(0) => link.lost("がデータを失いました"),
+                Some(_) => link.lost("のデータが入れ替わりました"),
+                None => {
+                    link.lost("から時間内に答えがありません");
+                    return;
+                }
+            }
+        }
         let now = self.now();
         let entries: Vec<(Key, u64)> = {
             let held = self

@@ -9,7 +9,10 @@
 //! shared budgets in its own tables (see `Limiter`), and an epoch: a number written by the
 //! first replica that copies its tables into an empty Redis. A Redis that lost its data
 //! (restarted empty) has no epoch, so the scripts refuse to count in it until a replica has
-//! copied its tables back in.
+//! copied its tables back in. That replica also starts a settling time ([`SETTLING`]): until
+//! every other replica has noticed the new epoch and copied its own tables in (each looks at
+//! the epoch every second), Redis holds only part of the budgets, so it counts strictly, as a
+//! replica does while Redis is away: one guess per network per number, marked for a day.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +38,9 @@ macro_rules! script {
 
 /// The longest a request waits for Redis.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a Redis that got a new epoch counts strictly: time for every replica to look at
+/// the epoch (each second) and copy its tables in.
+pub(crate) const SETTLING: Duration = Duration::from_secs(5);
 /// How many keys one copy step sends.
 const COPY_BATCH: usize = 500;
 
@@ -74,19 +80,25 @@ pub(crate) trait Remote: Send + Sync {
         marks: &'a Reserved,
     ) -> Answer<'a, ()>;
     /// Copies `entries` (key, milliseconds left) in, each key keeping the later of its two
-    /// TATs; when `epoch` is given, writes it if there is none. The store's epoch.
+    /// TATs; when `epoch` is given, writes it if there is none and starts the settling time.
+    /// The store's epoch.
     fn copy_in<'a>(&'a self, entries: &'a [(Key, u64)], epoch: Option<i64>) -> Answer<'a, i64>;
+    /// The store's epoch (0: none).
+    fn epoch(&self) -> Answer<'_, i64>;
 }
 
 /// Takes every attempt key and, with a number, reserves its failure keys: `{code, a, b,
 /// left…}`. Codes: 9 no epoch; 1 attempts spent (a: wait); 2 a failure budget spent; 3 the
-/// ceiling spent and the network marked; 4 admitted (a: 1 when marked, b: the marks' TAT).
-/// Every reply but 9 ends with the epoch before the times left.
+/// ceiling spent (or Redis settling) and the network marked; 4 admitted (a: 1 when marked,
+/// b: the marks' TAT). Every reply but 9 ends with the epoch before the times left. KEYS[2]
+/// is the settling key, taken out of KEYS before the rest is read.
 const ADMIT: &str = script!(
     r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {9} end
 epoch = tonumber(epoch)
+local settling = redis.call('EXISTS', KEYS[2]) == 1
+table.remove(KEYS, 2)
 local na, nf = tonumber(ARGV[1]), tonumber(ARGV[2])
 local function tat(key) return tonumber(redis.call('GET', key) or '0') end
 local function put(key, v)
@@ -113,10 +125,12 @@ if nf > 0 then
   local day = tonumber(ARGV[arg + 2 * nf + 2])
   local nkey = KEYS[2 + na + 2 * nf]
   local ahead = tat(nkey) - now
-  if ahead > ct then
+  if ahead > ct or settling then
+    local wait = ahead - ct
+    if wait <= 0 then wait = 1000 end
     for j = 1, nf do
       local m = tat(KEYS[1 + na + nf + j])
-      if m > now then return {3, math.min(ahead - ct, m - now), 0, epoch} end
+      if m > now then return {3, math.min(wait, m - now), 0, epoch} end
     end
     marked, mark = 1, now + day
   end
@@ -166,22 +180,26 @@ return {0}
 "#
 );
 
-/// Copies keys in (KEYS[1] the epoch; ARGV[1] the epoch to write if none, then the
-/// milliseconds left of each further key), keeping the later TAT; returns the epoch.
+/// Copies keys in (KEYS[1] the epoch, KEYS[2] the settling key; ARGV[1] the epoch to write
+/// if none, ARGV[2] the settling time, then the milliseconds left of each further key),
+/// keeping the later TAT; returns the epoch. Writing the epoch starts the settling time.
 const COPY_IN: &str = script!(
     r#"
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local at = now + tonumber(ARGV[i])
   if at > tonumber(redis.call('GET', KEYS[i]) or '0') then
     redis.call('SET', KEYS[i], at, 'PX', at - now)
   end
 end
-if tonumber(ARGV[1]) ~= 0 then redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+if tonumber(ARGV[1]) ~= 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('SET', KEYS[2], 1, 'PX', tonumber(ARGV[2]))
+end
 return {tonumber(redis.call('GET', KEYS[1]) or '0')}
 "#
 );
 
 const EPOCH_KEY: &str = "hosho:epoch";
+const SETTLING_KEY: &str = "hosho:settling";
 
 /// A Redis key: `hosho:` and what it counts.
 fn redis_key(key: &Key) -> String {
@@ -254,6 +272,7 @@ impl Redis {
         let keys = admit_keys(tiers, number);
         let mut inv = self.admit.prepare_invoke();
         inv.key(EPOCH_KEY)
+            .key(SETTLING_KEY)
             .arg(tiers.len())
             .arg(if number.is_some() { tiers.len() } else { 0 });
         for tier in tiers {
@@ -366,13 +385,31 @@ impl Remote for Redis {
                 let last = i + 1 == batches.len();
                 let mut inv = self.copy_in.prepare_invoke();
                 inv.key(EPOCH_KEY)
-                    .arg(if last { epoch.unwrap_or(0) } else { 0 });
+                    .arg(if last { epoch.unwrap_or(0) } else { 0 })
+                    .key(SETTLING_KEY)
+                    .arg(SETTLING.as_millis() as u64);
                 for (key, left) in *batch {
                     inv.key(redis_key(key)).arg(*left);
                 }
                 current = *self.run(inv).await?.first()?;
             }
             Some(current)
+        })
+    }
+
+    fn epoch(&self) -> Answer<'_, i64> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let mut get = redis::cmd("GET");
+            get.arg(EPOCH_KEY);
+            let answer = get.query_async::<Option<i64>>(&mut connection);
+            Some(
+                tokio::time::timeout(TIMEOUT, answer)
+                    .await
+                    .ok()?
+                    .ok()?
+                    .unwrap_or(0),
+            )
         })
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::gcra::Cell;
 use super::plan::{self, Budgets, Reserved};
-use super::shared::{admit_keys, Answer, Remote, Shared};
+use super::shared::{admit_keys, Answer, Remote, Shared, SETTLING};
 use super::{AbuseLimits, Admission, Clock, Key, Limited, Limiter, Rate, Tier};
 
 /// Redis as the limiter sees it: one store, answering atomically on the shared clock; away,
@@ -35,6 +35,8 @@ struct Model {
 struct ModelStore {
     tats: HashMap<Key, u64>,
     epoch: Option<i64>,
+    /// The end of the settling time of a new epoch.
+    settling_until: u64,
 }
 
 impl Budgets for ModelStore {
@@ -77,8 +79,9 @@ impl Remote for Handle {
             let Some(epoch) = s.epoch else {
                 return Shared::Empty;
             };
+            let strict = now < s.settling_until;
             let verdict = plan::take_attempts(s, tiers, now).and_then(|()| match number {
-                Some(n) => plan::reserve(s, (n, tiers), ceiling, false, now),
+                Some(n) => plan::reserve(s, (n, tiers), ceiling, strict, now),
                 None => Ok(Reserved::default()),
             });
             let left = admit_keys(tiers, number)
@@ -110,11 +113,15 @@ impl Remote for Handle {
                 let tat = s.tat(key).max(now + left);
                 s.set(*key, tat);
             }
-            if s.epoch.is_none() {
+            if s.epoch.is_none() && epoch.is_some() {
                 s.epoch = epoch;
+                s.settling_until = now + SETTLING.as_millis() as u64;
             }
             s.epoch.unwrap_or(0)
         }))
+    }
+    fn epoch(&self) -> Answer<'_, i64> {
+        ready(self.with(|s, _| s.epoch.unwrap_or(0)))
     }
 }
 
@@ -134,7 +141,9 @@ impl Chance {
 }
 
 const NUMBERS: u64 = 6;
+const HOT_NUMBERS: u64 = 2;
 const ATTACKERS: u32 = 120;
+const HOT_ATTACKERS: u32 = 8;
 
 fn limits(max_tracked: usize) -> AbuseLimits {
     AbuseLimits {
@@ -205,6 +214,8 @@ struct Simulation {
     started: u64,
     runtime: tokio::runtime::Runtime,
     capacity: usize,
+    /// When each replica's timer is next due.
+    due: Vec<u64>,
 }
 
 impl Simulation {
@@ -227,8 +238,12 @@ impl Simulation {
         for r in &replicas {
             runtime.block_on(r.probe());
         }
+        let start = clock.load(Ordering::Relaxed);
+        let due = (0..replicas.len() as u64)
+            .map(|r| start + r * 333)
+            .collect();
         Simulation {
-            started: clock.load(Ordering::Relaxed),
+            started: start,
             clock,
             model,
             replicas,
@@ -236,6 +251,7 @@ impl Simulation {
             ledger: Ledger::default(),
             flying: Vec::new(),
             runtime,
+            due,
             capacity,
         }
     }
@@ -251,8 +267,9 @@ impl Simulation {
             80..=91 => {
                 let ms = 1 + self.chance.below(2_000);
                 self.clock.fetch_add(ms, Ordering::Relaxed);
+                self.timers(false);
             }
-            92..=94 => self.tick(),
+            92..=94 => self.timers(true),
             95..=97 => self.redis_away_or_back(),
             _ => self.redis_restarts_empty(),
         }
@@ -261,7 +278,10 @@ impl Simulation {
 
     fn attempt(&mut self) {
         let replica = self.chance.below(self.replicas.len() as u64) as usize;
-        let number = self.chance.below(NUMBERS);
+        // Most attacks are concentrated (a few networks on two numbers, to spend their
+        // budgets and have many attempts in flight at once); the rest spread over all.
+        let hot = self.chance.below(10) < 6;
+        let number = self.chance.below(if hot { HOT_NUMBERS } else { NUMBERS });
         let is_orderer = self.chance.below(10) == 0;
         if is_orderer && self.flying.iter().any(|f| !f.wrong && f.number == number) {
             return; // an orderer's office checks one number at a time
@@ -269,8 +289,21 @@ impl Simulation {
         let client = if is_orderer {
             orderer(number)
         } else {
-            attacker(self.chance.below(u64::from(ATTACKERS)) as u32)
+            let among = if hot { HOT_ATTACKERS } else { ATTACKERS };
+            attacker(self.chance.below(u64::from(among)) as u32)
         };
+        // A concentrated attacker sends a few at once, so that they are in flight together.
+        let at_once = if hot && !is_orderer {
+            1 + self.chance.below(4)
+        } else {
+            1
+        };
+        for _ in 0..at_once {
+            self.admit(replica, client, number, is_orderer);
+        }
+    }
+
+    fn admit(&mut self, replica: usize, client: IpAddr, number: u64, is_orderer: bool) {
         let text = number_text(number);
         let admitted = self
             .runtime
@@ -316,33 +349,59 @@ impl Simulation {
         let _ = (f.client, f.number);
     }
 
-    /// A second of the daemon's timers: every replica probes Redis, sometimes sweeps.
-    fn tick(&mut self) {
-        for r in &self.replicas {
-            self.runtime.block_on(r.probe());
-            if self.chance.below(4) == 0 {
-                r.sweep();
+    /// Each replica's one-second timer (probe Redis, sometimes sweep), each on its own
+    /// phase: a due timer fires now or a few steps later, between other replicas' attempts
+    /// (`one`: a single replica's), but never more than a second late.
+    fn timers(&mut self, one: bool) {
+        let now = self.now();
+        let picked = self.chance.below(self.replicas.len() as u64) as usize;
+        for (i, r) in self.replicas.iter().enumerate() {
+            let due = self.due[i];
+            let fires = due <= now
+                && if one {
+                    i == picked
+                } else {
+                    now - due > 1_000 || self.chance.below(2) == 0
+                };
+            if fires {
+                self.runtime.block_on(r.probe());
+                if self.chance.below(4) == 0 {
+                    r.sweep();
+                }
+                self.due[i] = now + 1_000;
             }
         }
     }
 
+    /// Redis goes away now and then, and mostly comes back soon.
     fn redis_away_or_back(&mut self) {
-        let was = self.model.up.fetch_xor(true, Ordering::Relaxed);
-        if was {
-            self.ledger.outages += 1;
+        let up = self.model.up.load(Ordering::Relaxed);
+        let change = if up {
+            self.chance.below(4) == 0
+        } else {
+            self.chance.below(4) != 0
+        };
+        if change {
+            self.model.up.store(!up, Ordering::Relaxed);
+            self.ledger.outages += u64::from(up);
         }
     }
 
     fn redis_restarts_empty(&mut self) {
-        *self.model.store.lock().expect("model") = ModelStore::default();
-        self.ledger.outages += 1;
+        if self.chance.below(4) == 0 {
+            *self.model.store.lock().expect("model") = ModelStore::default();
+            self.ledger.outages += 1;
+        }
     }
 
     fn check(&self) {
         let elapsed = self.now() - self.started;
         let l = limits(self.capacity);
         let replicas = self.replicas.len() as u64;
-        let extra = replicas * self.ledger.outages;
+        // While Redis is away or empty, each replica lets a network that it holds no failure
+        // of guess once, and marks it for a day.
+        let days = 1 + elapsed / 86_400_000;
+        let extra = replicas * days;
         let failures = Cell::from(l.failures_per_network);
         let per_network =
             u64::from(l.failures_per_network.burst) + elapsed / failures.interval() + extra;
@@ -360,7 +419,6 @@ impl Simulation {
                 "I2: {n} unmarked wrong keys for {number} (bound {per_number})"
             );
         }
-        let days = 1 + elapsed / 86_400_000;
         for ((number, client), n) in &self.ledger.marked {
             assert!(
                 *n <= days + extra,
@@ -391,6 +449,12 @@ fn the_invariants_hold_over_seeded_runs() {
         for replicas in [2, 3] {
             let ledger = run(seed, replicas, 400, 12_000);
             let wrong: u64 = ledger.wrong.values().sum();
+            // The budgets were pressed: a network's spent and refilled, a number's ceiling
+            // reached.
+            let pressed = ledger.wrong.values().max().copied().unwrap_or(0);
+            assert!(pressed >= 7, "no network spent its budget: {pressed}");
+            let ceiling = ledger.unmarked.values().max().copied().unwrap_or(0);
+            assert!(ceiling >= 40, "no number's ceiling was reached: {ceiling}");
             assert!(
                 wrong > 150,
                 "the attackers got somewhere to be stopped: {wrong}"

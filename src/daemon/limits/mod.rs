@@ -393,6 +393,11 @@ impl Limiter {
             let strict = self.link.is_some();
             return self.admit_local(tiers, number, strict);
         };
+        // A network whose attempts this replica already knows to be spent is refused without
+        // a round trip: Redis would refuse it too (attempts are never given back, and the
+        // mirror keeps the later TAT). So a flood from one network costs Redis nothing.
+        self.attempts_spent_here(&tiers)
+            .map_err(|v| self.limited(v, number))?;
         // The mirror must be able to hold what Redis will say, or a Redis that restarts
         // empty could not be given this replica's budgets back.
         if !self.room_here(&tiers, number) {
@@ -507,6 +512,17 @@ impl Limiter {
         if link.remote.copy_in(&entries, None).await.is_none() {
             link.lost("に失敗を書けません");
         }
+    }
+
+    /// Refuses an attempt of a network whose attempts are spent in this replica's tables.
+    fn attempts_spent_here(&self, tiers: &[Tier]) -> Result<(), Verdict> {
+        let now = self.now();
+        let mut shard = self.store.attempts(home(tiers));
+        for tier in tiers {
+            let tat = shard.tat(&Key::Attempts(tier.net));
+            tier.attempts.check(tat, now).map_err(Verdict::Address)?;
+        }
+        Ok(())
     }
 
     /// Whether this replica's tables have room for every key an attempt may touch.

@@ -29,6 +29,8 @@ struct Model {
     store: Mutex<ModelStore>,
     up: AtomicBool,
     clock: Arc<AtomicU64>,
+    /// Admissions asked of the store.
+    admits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -75,6 +77,7 @@ impl Remote for Handle {
         number: Option<u64>,
         ceiling: Cell,
     ) -> Answer<'a, Shared> {
+        self.0.admits.fetch_add(1, Ordering::Relaxed);
         ready(self.with(|s, now| {
             let Some(epoch) = s.epoch else {
                 return Shared::Empty;
@@ -225,6 +228,7 @@ impl Simulation {
             store: Mutex::new(ModelStore::default()),
             up: AtomicBool::new(true),
             clock: clock.clone(),
+            admits: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -468,4 +472,20 @@ fn the_invariants_hold_over_seeded_runs() {
 fn a_single_replica_with_large_tables_holds_them_too() {
     let ledger = run(7, 1, 100_000, 12_000);
     assert!(ledger.wrong.values().sum::<u64>() > 150);
+}
+
+#[test]
+fn a_network_whose_attempts_are_spent_is_refused_without_asking_redis() {
+    let sim = Simulation::new(1, 1, 1_000);
+    let limiter = &sim.replicas[0];
+    let client = attacker(0);
+    let mut admitted = 0;
+    for _ in 0..100 {
+        if sim.runtime.block_on(limiter.admit(client, None)).is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 30, "the burst of the attempts budget");
+    let asked = sim.model.admits.load(Ordering::Relaxed);
+    assert_eq!(asked, 30, "refusals were answered from the mirror");
 }

@@ -416,23 +416,33 @@ fn load_figures(root: &Path, work: &Path, cores: usize) {
     let hello = hello_world();
     let limited = Daemon::start(root, &["--limit-address", "1/day+1"]);
     let redis = RedisServer::start();
-    let shared = redis.as_ref().map(|r| {
-        let url = format!("redis://127.0.0.1:{}/", r.1);
-        Daemon::start(root, &["--limit-address", "1/day+1", "--limits", &url])
+    let url = redis
+        .as_ref()
+        .map(|r| format!("redis://127.0.0.1:{}/", r.1));
+    let shared = url
+        .as_ref()
+        .map(|url| Daemon::start(root, &["--limit-address", "1/day+1", "--limits", url]));
+    // Refused by the failure budget, which only Redis can tell: a round trip each.
+    let by_failures = url.as_ref().map(|url| {
+        let generous = "1000000/s+1000000";
+        let args = ["--limit-address", generous, "--limit-failures", "1/day+1"];
+        Daemon::start(root, &[&args[..], &["--limits", url]].concat())
     });
     let refusal_script = lua(work, r#"{"number":"2070009999","key":"0000000000"}"#);
     // Three rounds in turn, medians reported: this machine's throughput drifts between runs.
-    let mut rounds: [Vec<Load>; 4] = [vec![], vec![], vec![], vec![]];
+    let mut rounds: [Vec<Load>; 5] = Default::default();
     for _ in 0..3 {
         rounds[0].push(wrk(&format!("http://{hello}/"), 64, None));
         rounds[1].push(wrk(&limited.url("/api/verify"), 64, Some(&refusal_script)));
         rounds[2].push(wrk(&limited.url("/healthz"), 64, None));
-        if let Some(shared) = &shared {
+        if let (Some(shared), Some(by_failures)) = (&shared, &by_failures) {
             rounds[3].push(wrk(&shared.url("/api/verify"), 64, Some(&refusal_script)));
+            let url = by_failures.url("/api/verify");
+            rounds[4].push(wrk(&url, 64, Some(&refusal_script)));
         }
     }
-    drop((limited, shared, redis));
-    let [h, r, z, s] = rounds.map(|mut runs| {
+    drop((limited, shared, by_failures, redis));
+    let [h, r, z, s, f] = rounds.map(|mut runs| {
         runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         (!runs.is_empty()).then(|| runs.swap_remove(runs.len() / 2))
     });
@@ -446,8 +456,13 @@ fn load_figures(root: &Path, work: &Path, cores: usize) {
         &r,
         &h,
     );
-    if let Some(s) = &s {
+    if let (Some(s), Some(f)) = (&s, &f) {
         print_row("hosho: the same, limits shared in Redis", s, &h);
+        print_row(
+            "hosho: refused by the failure budget in Redis (a round trip each)",
+            f,
+            &h,
+        );
     }
     print_row("hosho: GET /healthz", &z, &h);
     println!(

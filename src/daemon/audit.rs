@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -73,10 +72,12 @@ struct Failures {
     write_errors: AtomicU64,
 }
 
-/// Refusals counted since the last minute's lines: by client and outcome, in shards.
+/// Refusals counted since the last minute's lines: by client and outcome, in shards, one
+/// for each thread that counts (so a flood from one client, counted on every worker at
+/// once, never makes one worker wait for another's lock); merged when the minute is
+/// written.
 struct Tallies {
     shards: Vec<Mutex<HashMap<(IpAddr, &'static str), u64>>>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Tallies {
@@ -85,12 +86,11 @@ impl Tallies {
             shards: (0..TALLY_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
     fn count(&self, client: IpAddr, outcome: &'static str) {
-        let shard = &self.shards[(self.hasher.hash_one(client) as usize) % TALLY_SHARDS];
+        let shard = &self.shards[super::latency::thread_shard(TALLY_SHARDS)];
         let mut shard = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -10,10 +10,10 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::app::App;
+use super::latency::Latency;
 use crate::trust::verify::unix_now;
 
 /// A label value known when hosho is compiled.
@@ -35,7 +35,7 @@ struct Outcome {
 pub(crate) struct Metrics {
     registry: Registry,
     verifications: Family<Outcome, Counter>,
-    latency: Histogram,
+    latency: Latency,
     kdf_workers: Gauge,
     kdf_in_use: Gauge,
     limiter_keys: Gauge,
@@ -60,7 +60,7 @@ impl Metrics {
             verifications.clone(),
         );
         // 1 ms to about 16 s: refusals take microseconds, a KDF about 20 ms, a full pool waits.
-        let latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        let latency = Latency::exponential(0.001, 2.0, 15);
         registry.register(
             "verification_seconds",
             "Time from a request to its outcome",
@@ -158,7 +158,7 @@ impl Metrics {
             outcome: Name(outcome),
         };
         self.verifications.get_or_create(&labels).inc();
-        self.latency.observe(elapsed.as_secs_f64());
+        self.latency.observe(elapsed);
     }
 
     /// The OpenMetrics text of every metric, the state read now.

@@ -15,6 +15,7 @@ mod clients;
 mod connections;
 mod gate;
 mod http;
+mod latency;
 mod limits;
 pub(crate) mod live;
 mod metrics;

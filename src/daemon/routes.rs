@@ -229,6 +229,19 @@ fn with_retry(r: Response<Body>, refusal: Refusal) -> Response<Body> {
     }
 }
 
+/// A client whose attempts are spent is refused before its body is read: the refusal
+/// depends on its address alone, so a flood costs the daemon no body and no parse. Counted
+/// and tallied as [`attempt`] does.
+fn refused_at_once(app: &App, client: IpAddr) -> Option<Outcome> {
+    let started = std::time::Instant::now();
+    let limited = app.limiter.attempts_spent(client)?;
+    let outcome = Outcome::Limited(limited);
+    let label = outcome.audit_label();
+    app.metrics.observe(label, started.elapsed());
+    app.audit.tally(client, label);
+    Some(outcome)
+}
+
 /// Limits first, then the KDF on the pool. Every attempt is audited (never the key): one
 /// that reached the KDF on a line of its own, one refused before it counted per minute.
 async fn attempt(app: &Arc<App>, client: IpAddr, number: &str, key: &str) -> Outcome {
@@ -320,14 +333,19 @@ async fn verify_api<B: RequestBody>(
     if !http::content_type_is(&req, "application/json") {
         return http::json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     }
-    let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
-        Ok(b) => b,
-        Err(e) => return http::json_error(e.status(), e.code()),
+    let outcome = match refused_at_once(app, client) {
+        Some(outcome) => outcome,
+        None => {
+            let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
+                Ok(b) => b,
+                Err(e) => return http::json_error(e.status(), e.code()),
+            };
+            let Ok(request) = serde_json::from_slice::<ApiRequest<'_>>(&body) else {
+                return http::json_error(StatusCode::BAD_REQUEST, "bad_request");
+            };
+            attempt(app, client, &request.number, &request.key).await
+        }
     };
-    let Ok(request) = serde_json::from_slice::<ApiRequest<'_>>(&body) else {
-        return http::json_error(StatusCode::BAD_REQUEST, "bad_request");
-    };
-    let outcome = attempt(app, client, &request.number, &request.key).await;
     let Some(refusal) = outcome.refusal() else {
         let Outcome::Found(v, token) = outcome else {
             return http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
@@ -430,12 +448,17 @@ async fn verify_form<B: RequestBody>(
     if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
         return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
-        Ok(b) => b,
-        Err(e) => return bad(e.status()),
+    let outcome = match refused_at_once(app, client) {
+        Some(outcome) => outcome,
+        None => {
+            let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
+                Ok(b) => b,
+                Err(e) => return bad(e.status()),
+            };
+            let (number, key) = form_fields(&body);
+            attempt(app, client, &number, &key).await
+        }
     };
-    let (number, key) = form_fields(&body);
-    let outcome = attempt(app, client, &number, &key).await;
     let Some(refusal) = outcome.refusal() else {
         let Outcome::Found(v, token) = outcome else {
             return bad(StatusCode::INTERNAL_SERVER_ERROR);

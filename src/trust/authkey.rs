@@ -45,6 +45,10 @@ fn first_bad(text: &str, allowed: impl Fn(char) -> bool) -> Option<usize> {
 /// A typed 認証キー in canonical form: NFKC, upper case, spaces and hyphens dropped,
 /// O → 0 and I, L → 1; then exactly 10 characters of the alphabet.
 pub fn normalise_key(input: &str) -> Result<String, InputError> {
+    // As a program or a careful clerk types it: already canonical, nothing to fold.
+    if input.len() == KEY_LEN && input.bytes().all(|b| ALPHABET.contains(&b)) {
+        return Ok(input.to_owned());
+    }
     let key: String = fold(input)
         .chars()
         .map(|c| match c {

@@ -1449,6 +1449,23 @@ fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
     assert_eq!(api(&b, "2070004429", "0000000000").status, 404);
     let other = api_via(&b.addr, "127.0.0.7", "2070004426", "332E1E7K9Q", "");
     assert_eq!(other, 200, "the right key from elsewhere");
+    // The epoch the replicas wrote reads back the same from every script: neither replica
+    // keeps finding it changed (a 64-bit epoch once came back altered by Lua's doubles).
+    for d in [&a, &b] {
+        let metrics = get(&d.admin_url("/metrics")).text();
+        let failures = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("hosho_limits_redis_failures_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("redis failures");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(admin_status(d), "ok");
+        let later = get(&d.admin_url("/metrics")).text();
+        assert!(
+            later.contains(&format!("hosho_limits_redis_failures_total {failures}")),
+            "Redis found changed again and again: {later}"
+        );
+    }
 }
 
 #[test]
@@ -1657,4 +1674,48 @@ fn docs_http_names_every_metric_and_health_field_of_the_admin_listener() {
         public,
         "docs/http.md's public health fields"
     );
+}
+
+#[test]
+fn a_client_whose_attempts_are_spent_is_refused_before_its_body_and_the_connection_goes_on() {
+    let root = Root::new();
+    let d = Daemon::start(&root, &["--limit-address", "1/day+1"]);
+    assert_eq!(api(&d, "2070009999", "0000000000").status, 404);
+    // Three requests on one connection: two refused at once (their bodies never read by
+    // the daemon's code, drained by hyper), then one that needs no body.
+    let mut stream = TcpStream::connect(&d.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = r#"{"number":"2070004426","key":"332E1E7K9Q"}"#;
+    let post = format!(
+        "POST /api/verify HTTP/1.1\r\nHost: hosho.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let form = "number=2070004426&key=332E1E7K9Q";
+    let form_post = format!(
+        "POST /verify/ HTTP/1.1\r\nHost: hosho.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let get = "GET /healthz HTTP/1.1\r\nHost: hosho.test\r\nConnection: close\r\n\r\n";
+    stream
+        .write_all(format!("{post}{form_post}{get}").as_bytes())
+        .expect("write");
+    let mut answers = String::new();
+    let _ = stream.read_to_string(&mut answers);
+    let statuses: Vec<&str> = answers
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answers[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["429", "429", "200"], "{answers}");
+    assert!(answers.contains("\"error\":\"rate_limited\""), "{answers}");
+    // Counted like any refusal: the minute's tally, written out at shutdown.
+    d.signal(15);
+    let (code, log) = d.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "{log}");
+    let audit = fs::read_to_string(root.path.join("state/audit.jsonl")).unwrap_or_default();
+    let tally = audit
+        .lines()
+        .find(|l| l.contains("\"outcome\":\"rate_limited_address\""));
+    assert!(tally.is_some_and(|l| l.contains("\"count\":2")), "{audit}");
 }

@@ -15,4 +15,5 @@ mod hostile;
 mod incremental;
 mod live;
 mod output;
+mod security_doc;
 mod support;

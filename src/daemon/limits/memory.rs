@@ -4,6 +4,9 @@
 //! widest network (a /48 and its /64s in one shard), failure keys by the number, so each step
 //! of [`super::plan`] locks exactly one shard.
 //!
+//! Shards are read-write locks: a refusal only reads (`peek_attempts`), so a flood from one
+//! network, refused on every worker at once, never makes one worker wait for another.
+//!
 //! A table never forgets a budget that is still being spent: a full shard first forgets the
 //! budgets that are whole again, and when none is, the attempt is refused ([`Full`], answered
 //! 503 and counted) rather than giving anyone a budget back. Memory is bounded by
@@ -12,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::gcra::whole;
 use super::plan::Budgets;
@@ -27,6 +30,11 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// The TAT of `key`, read only.
+    pub(crate) fn peek(&self, key: &Key) -> u64 {
+        self.tats.get(key).copied().unwrap_or(0)
+    }
+
     fn sweep(&mut self, now: u64) {
         self.tats.retain(|_, tat| !whole(*tat, now));
     }
@@ -55,21 +63,21 @@ impl Budgets for Table {
     }
 }
 
-/// A locked shard.
-pub(crate) type Shard<'a> = MutexGuard<'a, Table>;
+/// A shard locked for writing.
+pub(crate) type Shard<'a> = RwLockWriteGuard<'a, Table>;
 
 pub(crate) struct Memory {
-    attempts: Vec<Mutex<Table>>,
-    failures: Vec<Mutex<Table>>,
+    attempts: Vec<RwLock<Table>>,
+    failures: Vec<RwLock<Table>>,
     hasher: std::collections::hash_map::RandomState,
     full: AtomicU64,
 }
 
-fn shards(capacity: usize) -> Vec<Mutex<Table>> {
+fn shards(capacity: usize) -> Vec<RwLock<Table>> {
     let per_shard = (capacity / SHARDS).max(8);
     (0..SHARDS)
         .map(|_| {
-            Mutex::new(Table {
+            RwLock::new(Table {
                 tats: HashMap::new(),
                 capacity: per_shard,
             })
@@ -77,11 +85,8 @@ fn shards(capacity: usize) -> Vec<Mutex<Table>> {
         .collect()
 }
 
-fn lock(m: &Mutex<Table>) -> Shard<'_> {
-    match m.lock() {
-        Ok(s) => s,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+fn lock(m: &RwLock<Table>) -> Shard<'_> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Memory {
@@ -98,6 +103,14 @@ impl Memory {
     /// The shard of the attempt keys of a client whose widest network is `home`.
     pub(crate) fn attempts(&self, home: Net) -> Shard<'_> {
         lock(&self.attempts[(self.hasher.hash_one(home) as usize) % SHARDS])
+    }
+
+    /// The shard of [`Memory::attempts`], to read only.
+    pub(crate) fn peek_attempts(&self, home: Net) -> RwLockReadGuard<'_, Table> {
+        let shard = &self.attempts[(self.hasher.hash_one(home) as usize) % SHARDS];
+        shard
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The shard of every failure key of `number`.

@@ -389,15 +389,16 @@ impl Limiter {
     ) -> Result<Admission, Limited> {
         let tiers = self.tiers(client);
         let number = number.and_then(|n| n.parse::<u64>().ok());
+        // A network whose attempts this replica already knows to be spent is refused on a
+        // read of its tables: Redis would refuse it too (attempts are never given back, and
+        // the mirror keeps the later TAT). So a flood from one network costs Redis nothing,
+        // and its refusals on every worker at once never wait for one another.
+        self.attempts_spent_here(&tiers)
+            .map_err(|v| self.limited(v, number))?;
         let Some(link) = self.link.as_ref().filter(|l| l.is_up()) else {
             let strict = self.link.is_some();
             return self.admit_local(tiers, number, strict);
         };
-        // A network whose attempts this replica already knows to be spent is refused without
-        // a round trip: Redis would refuse it too (attempts are never given back, and the
-        // mirror keeps the later TAT). So a flood from one network costs Redis nothing.
-        self.attempts_spent_here(&tiers)
-            .map_err(|v| self.limited(v, number))?;
         // The mirror must be able to hold what Redis will say, or a Redis that restarts
         // empty could not be given this replica's budgets back.
         if !self.room_here(&tiers, number) {
@@ -514,12 +515,20 @@ impl Limiter {
         }
     }
 
+    /// Why `client` would be refused whatever it sends: its attempts are spent (in this
+    /// replica's tables, which mirror Redis's); read only, nothing is counted.
+    pub(crate) fn attempts_spent(&self, client: IpAddr) -> Option<Limited> {
+        let tiers = self.tiers(client);
+        let verdict = self.attempts_spent_here(&tiers).err()?;
+        Some(self.limited(verdict, None))
+    }
+
     /// Refuses an attempt of a network whose attempts are spent in this replica's tables.
     fn attempts_spent_here(&self, tiers: &[Tier]) -> Result<(), Verdict> {
         let now = self.now();
-        let mut shard = self.store.attempts(home(tiers));
+        let shard = self.store.peek_attempts(home(tiers));
         for tier in tiers {
-            let tat = shard.tat(&Key::Attempts(tier.net));
+            let tat = shard.peek(&Key::Attempts(tier.net));
             tier.attempts.check(tat, now).map_err(Verdict::Address)?;
         }
         Ok(())
@@ -763,16 +772,30 @@ fn home(tiers: &[Tier]) -> Net {
 }
 
 /// A random epoch for a Redis that has none (never 0).
+/// Below 2^53: Redis's Lua reads numbers as doubles, and a larger epoch would come back from
+/// a script changed in its last digits, unequal to itself.
 fn new_epoch() -> i64 {
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    (i64::from_be_bytes(bytes) & i64::MAX).max(1)
+    (i64::from_be_bytes(bytes) & EPOCH_MAX).max(1)
 }
+
+/// The largest epoch: 2^53 - 1, the largest integer a double holds exactly.
+const EPOCH_MAX: i64 = (1 << 53) - 1;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_epoch_survives_a_double() {
+        for _ in 0..1_000 {
+            let epoch = new_epoch();
+            assert!((1..=EPOCH_MAX).contains(&epoch));
+            assert_eq!(epoch as f64 as i64, epoch);
+        }
+    }
 
     impl Limiter {
         fn new_for_test(limits: AbuseLimits) -> Limiter {

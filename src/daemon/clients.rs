@@ -79,7 +79,11 @@ impl TrustedProxies {
             }
         }
         // Every hop was a trusted proxy (or there were none): the leftmost one, else the peer.
-        chain.first().copied().flatten().unwrap_or(peer)
+        chain
+            .first()
+            .copied()
+            .flatten()
+            .map_or(peer, |ip| ip.to_canonical())
     }
 }
 
@@ -186,6 +190,11 @@ mod tests {
         // Garbage where the client should be: the proxy's own address.
         let garbage = headers(&[("x-forwarded-for", "1.2.3.4, not-an-address")]);
         assert_eq!(proxies().client(ip("127.0.0.1"), &garbage), ip("127.0.0.1"));
+        // Every hop a trusted proxy, written as an IPv4-mapped IPv6 address (found by the
+        // fuzzer): the client is the IPv4 address, not a /64 that every mapped address
+        // would share.
+        let mapped = headers(&[("x-forwarded-for", "::ffff:10.9.22.1")]);
+        assert_eq!(proxies().client(ip("127.0.0.1"), &mapped), ip("10.9.22.1"));
     }
 
     fn forwarded_proxies() -> TrustedProxies {

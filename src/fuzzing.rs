@@ -295,7 +295,11 @@ fn bad_attribute(name: &str, value: &str) -> Option<String> {
             .collect::<String>()
             .to_ascii_lowercase();
         let has_scheme = decoded.contains(':');
-        if has_scheme && matches!(scheme.as_str(), "javascript" | "vbscript" | "data") {
+        // An image from a data: URL is only an image (an SVG there runs no script), as
+        // markdown.rs allows it; a link to one is refused.
+        let script = matches!(scheme.as_str(), "javascript" | "vbscript")
+            || (scheme == "data" && name == "href");
+        if has_scheme && script {
             return Some(format!("{name}={value}"));
         }
     }
@@ -314,6 +318,8 @@ mod tests {
         assert!(script_in("<a href=\"javascript:alert(1)\">a</a>").is_some());
         assert!(script_in("<a href=\" JaVa\tscript:alert(1)\">a</a>").is_some());
         assert_eq!(script_in("<a href=\"/qa/\" title=\"onload\">a</a>"), None);
+        assert!(script_in("<a href=\"DATA:text/html,x\">a</a>").is_some());
+        assert_eq!(script_in("<img src=\"DATA:image/png,x\" alt=\"a\" />"), None);
     }
 
     #[test]

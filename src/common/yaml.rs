@@ -81,6 +81,17 @@ pub struct Document<'s> {
 
 const LOCATE_MARK: &str = "\u{1}hosho-locate";
 
+/// `line:column` kept inside `source`: the parser reports an error at the end of input on a
+/// line after the last one when the text does not end with a line break; that is the end of
+/// the last line. Lines counted as YAML counts them (a lone CR breaks a line).
+fn within(source: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines: Vec<&str> = source.split("\r\n").flat_map(|l| l.split(['\n', '\r'])).collect();
+    match lines.len() {
+        n if line <= n => (line, column),
+        n => (n, lines[n - 1].chars().count() + 1),
+    }
+}
+
 impl<'s> Document<'s> {
     /// Parses `source`, the YAML part of `file` starting after `line_offset` lines.
     pub fn parse(file: &Path, source: &'s str, line_offset: usize) -> Result<Self, Diagnostic> {
@@ -94,7 +105,8 @@ impl<'s> Document<'s> {
             Err(err) => {
                 let (line, column) = err
                     .location()
-                    .map_or((1, 1), |l| (l.line() + line_offset, l.column()));
+                    .map_or((1, 1), |l| within(source, l.line(), l.column()));
+                let line = line + line_offset;
                 Err(Diagnostic::new(
                     file,
                     line,
@@ -627,6 +639,20 @@ mod tests {
         assert_eq!(d.locate(&rows.index(1).key("strat"), true), (6, 5));
         // A path that leads nowhere falls back to the start of the document.
         assert_eq!(d.locate(&rows.index(7), false), (1, 1));
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_input_is_on_the_last_line() {
+        // Found by the fuzzer: `[` was reported at line 2 of a file of one line.
+        let at = |text: &str| {
+            let d = Document::parse(Path::new("a.yaml"), text, 0).err().expect("error");
+            (d.line, d.column)
+        };
+        assert_eq!(at("["), (1, 2));
+        assert_eq!(at("a: [x"), (1, 6));
+        assert_eq!(at("a: [\n"), (2, 1), "a line break ends the line: line 2 is there");
+        let cr = Document::parse(Path::new("a.yaml"), "\r\r+", 0).expect("a string");
+        assert_eq!(cr.locate(&NodePath::default(), false), (3, 1), "a lone CR breaks a line");
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl<'s> Document<'s> {
             .filter(|e| e.to_string().contains(LOCATE_MARK))
             .and_then(|e| e.location());
         match found {
-            Some(l) => (l.line() + self.line_offset, l.column()),
+            Some(l) => {
+                let (line, column) = within(self.source, l.line(), l.column());
+                (line + self.line_offset, column)
+            }
             None => (1 + self.line_offset, 1),
         }
     }
@@ -651,6 +654,8 @@ mod tests {
         assert_eq!(at("["), (1, 2));
         assert_eq!(at("a: [x"), (1, 6));
         assert_eq!(at("a: [\n"), (2, 1), "a line break ends the line: line 2 is there");
+        let empty = Document::parse(Path::new("a.yaml"), "# 注記だけ", 0).expect("empty");
+        assert_eq!(empty.locate(&NodePath::default(), false), (1, 7));
         let cr = Document::parse(Path::new("a.yaml"), "\r\r+", 0).expect("a string");
         assert_eq!(cr.locate(&NodePath::default(), false), (3, 1), "a lone CR breaks a line");
     }

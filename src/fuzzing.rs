@@ -320,7 +320,10 @@ mod tests {
         assert!(script_in("<a href=\" JaVa\tscript:alert(1)\">a</a>").is_some());
         assert_eq!(script_in("<a href=\"/qa/\" title=\"onload\">a</a>"), None);
         assert!(script_in("<a href=\"DATA:text/html,x\">a</a>").is_some());
-        assert_eq!(script_in("<img src=\"DATA:image/png,x\" alt=\"a\" />"), None);
+        assert_eq!(
+            script_in("<img src=\"DATA:image/png,x\" alt=\"a\" />"),
+            None
+        );
     }
 
     #[test]

@@ -85,7 +85,10 @@ const LOCATE_MARK: &str = "\u{1}hosho-locate";
 /// line after the last one when the text does not end with a line break; that is the end of
 /// the last line. Lines counted as YAML counts them (a lone CR breaks a line).
 fn within(source: &str, line: usize, column: usize) -> (usize, usize) {
-    let lines: Vec<&str> = source.split("\r\n").flat_map(|l| l.split(['\n', '\r'])).collect();
+    let lines: Vec<&str> = source
+        .split("\r\n")
+        .flat_map(|l| l.split(['\n', '\r']))
+        .collect();
     match lines.len() {
         n if line <= n => (line, column),
         n => (n, lines[n - 1].chars().count() + 1),
@@ -648,16 +651,26 @@ mod tests {
     fn an_error_at_the_end_of_input_is_on_the_last_line() {
         // Found by the fuzzer: `[` was reported at line 2 of a file of one line.
         let at = |text: &str| {
-            let d = Document::parse(Path::new("a.yaml"), text, 0).err().expect("error");
+            let d = Document::parse(Path::new("a.yaml"), text, 0)
+                .err()
+                .expect("error");
             (d.line, d.column)
         };
         assert_eq!(at("["), (1, 2));
         assert_eq!(at("a: [x"), (1, 6));
-        assert_eq!(at("a: [\n"), (2, 1), "a line break ends the line: line 2 is there");
+        assert_eq!(
+            at("a: [\n"),
+            (2, 1),
+            "a line break ends the line: line 2 is there"
+        );
         let empty = Document::parse(Path::new("a.yaml"), "# 注記だけ", 0).expect("empty");
         assert_eq!(empty.locate(&NodePath::default(), false), (1, 7));
         let cr = Document::parse(Path::new("a.yaml"), "\r\r+", 0).expect("a string");
-        assert_eq!(cr.locate(&NodePath::default(), false), (3, 1), "a lone CR breaks a line");
+        assert_eq!(
+            cr.locate(&NodePath::default(), false),
+            (3, 1),
+            "a lone CR breaks a line"
+        );
     }
 
     #[test]

@@ -449,16 +449,24 @@ fn run(seed: u64, replicas: usize, capacity: usize, steps: usize) -> Ledger {
 
 #[test]
 fn the_invariants_hold_over_seeded_runs() {
+    let mut fullest_ceiling = 0;
     for seed in [1, 2, 3, 0x5eed, 0xdead_beef] {
         for replicas in [2, 3] {
-            let ledger = run(seed, replicas, 400, 12_000);
+            let ledger = std::panic::catch_unwind(|| run(seed, replicas, 400, 12_000))
+                .unwrap_or_else(|e| {
+                    eprintln!("seed {seed:#x}, {replicas} replicas:");
+                    std::panic::resume_unwind(e)
+                });
             let wrong: u64 = ledger.wrong.values().sum();
             // The budgets were pressed: a network's spent and refilled, a number's ceiling
-            // reached.
+            // (burst 40) mostly spent in every run and reached in some. (The shards'
+            // hashing is keyed at random, as in the daemon, so which attempt finds a table
+            // full varies a little from run to run.)
             let pressed = ledger.wrong.values().max().copied().unwrap_or(0);
             assert!(pressed >= 7, "no network spent its budget: {pressed}");
             let ceiling = ledger.unmarked.values().max().copied().unwrap_or(0);
-            assert!(ceiling >= 40, "no number's ceiling was reached: {ceiling}");
+            assert!(ceiling >= 30, "no number's ceiling was pressed: {ceiling}");
+            fullest_ceiling = fullest_ceiling.max(ceiling);
             assert!(
                 wrong > 150,
                 "the attackers got somewhere to be stopped: {wrong}"
@@ -466,6 +474,10 @@ fn the_invariants_hold_over_seeded_runs() {
             assert!(ledger.outages > 10);
         }
     }
+    assert!(
+        fullest_ceiling >= 40,
+        "no ceiling reached: {fullest_ceiling}"
+    );
 }
 
 #[test]

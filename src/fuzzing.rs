@@ -25,8 +25,8 @@ use crate::trust::{authkey, manifest};
 pub fn request_bodies(data: &[u8]) {
     let (number, key) = crate::daemon::form_fields(data);
     typed_input_pair(&number, &key);
-    if let Some((number, key)) = crate::daemon::api_fields(data) {
-        typed_input_pair(&number, &key);
+    if let Some(request) = crate::daemon::api_fields(data) {
+        typed_input_pair(&request.number, &request.key);
     }
     if let Ok(query) = std::str::from_utf8(data) {
         if let Some(number) = crate::daemon::prefilled_number(Some(query)) {

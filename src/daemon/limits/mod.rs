@@ -389,16 +389,16 @@ impl Limiter {
     ) -> Result<Admission, Limited> {
         let tiers = self.tiers(client);
         let number = number.and_then(|n| n.parse::<u64>().ok());
-        // A network whose attempts this replica already knows to be spent is refused on a
-        // read of its tables: Redis would refuse it too (attempts are never given back, and
-        // the mirror keeps the later TAT). So a flood from one network costs Redis nothing,
-        // and its refusals on every worker at once never wait for one another.
-        self.attempts_spent_here(&tiers)
-            .map_err(|v| self.limited(v, number))?;
         let Some(link) = self.link.as_ref().filter(|l| l.is_up()) else {
             let strict = self.link.is_some();
             return self.admit_local(tiers, number, strict);
         };
+        // A network whose attempts this replica already knows to be spent is refused on a
+        // read of its tables: Redis would refuse it too (attempts are never given back, and
+        // the mirror keeps the later TAT). So a flood from one network costs Redis nothing.
+        // (Counting here, `take_attempts` makes the same check.)
+        self.attempts_spent_here(&tiers)
+            .map_err(|v| self.limited(v, number))?;
         // The mirror must be able to hold what Redis will say, or a Redis that restarts
         // empty could not be given this replica's budgets back.
         if !self.room_here(&tiers, number) {

@@ -297,6 +297,11 @@ async fn decide(
     } else {
         app.limiter.release(&admission).await;
     }
+    if !app.limiter.in_time(&admission) {
+        // Checked too late to be answered: the network may have been let in again since
+        // (docs/http.md, "Limits"), so this answer would be a second guess.
+        return (Outcome::Busy, false);
+    }
     let outcome = match checked {
         Err(_) => return (Outcome::Busy, false),
         Ok(Ok(v)) => match app.tokens.issue(&v.number) {
@@ -636,6 +641,46 @@ mod tests {
         assert_eq!(got.body, "%PDF-1.7 test certificate 2070004427");
         let gone = send(&app, Method::GET, "/certificates/nosuchtoken", None).await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    }
+
+    /// Waits until `n` jobs are admitted to the KDF pool (running or queued).
+    async fn pool_holds(app: &App, n: usize) {
+        for _ in 0..500 {
+            if app.pool.in_use() == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the pool never held {n} jobs");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_checked_too_late_is_not_answered() {
+        let (_dir, app) = app(&["--kdf-workers", "1"]);
+        // The pool's one worker is busy, so the attempt waits behind it, and is checked
+        // more than 29 s after it was let in (the limiter's clock is moved on meanwhile).
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = Arc::clone(&app);
+        let busy = tokio::spawn(async move { blocker.pool.run(move || wait.recv()).await });
+        pool_holds(&app, 1).await;
+        let asker = Arc::clone(&app);
+        let late = tokio::spawn(async move { api(&asker, "2070004427", "7m4k-2p9q-rs").await });
+        pool_holds(&app, 2).await;
+        app.limiter.move_clock(29_000);
+        release.send(()).expect("release");
+        let late = late.await.expect("answer");
+        assert_eq!(
+            late.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            late.body
+        );
+        assert_eq!(late.body, "{\"error\":\"busy\"}\n");
+        assert_eq!(late.headers[header::RETRY_AFTER], "1");
+        assert!(busy.await.expect("blocker").is_ok());
+        // Asked again, it is answered in time.
+        let again = api(&app, "2070004427", "7m4k-2p9q-rs").await;
+        assert_eq!(again.status, StatusCode::OK);
     }
 
     #[tokio::test]

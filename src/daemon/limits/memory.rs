@@ -69,8 +69,30 @@ pub(crate) type Shard<'a> = RwLockWriteGuard<'a, Table>;
 pub(crate) struct Memory {
     attempts: Vec<RwLock<Table>>,
     failures: Vec<RwLock<Table>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: ShardHash,
     full: AtomicU64,
+}
+
+/// How keys are spread over shards: keyed at random in the daemon, so that nobody can aim
+/// at one shard; keyed by a seed in the simulation, so that a run can be repeated.
+enum ShardHash {
+    Random(std::collections::hash_map::RandomState),
+    #[cfg(test)]
+    Seeded(u64),
+}
+
+impl ShardHash {
+    fn shard(&self, value: impl std::hash::Hash) -> usize {
+        let hash = match self {
+            ShardHash::Random(state) => state.hash_one(value),
+            #[cfg(test)]
+            ShardHash::Seeded(seed) => {
+                std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default()
+                    .hash_one((seed, value))
+            }
+        };
+        (hash as usize) % SHARDS
+    }
 }
 
 fn shards(capacity: usize) -> Vec<RwLock<Table>> {
@@ -92,22 +114,32 @@ fn lock(m: &RwLock<Table>) -> Shard<'_> {
 impl Memory {
     /// Room for about `max_keys` attempt keys and as many failure keys.
     pub(crate) fn new(max_keys: usize) -> Memory {
+        Memory::hashed(max_keys, ShardHash::Random(Default::default()))
+    }
+
+    /// [`Memory::new`] with shards chosen by `seed`, the same in every run.
+    #[cfg(test)]
+    pub(crate) fn seeded(max_keys: usize, seed: u64) -> Memory {
+        Memory::hashed(max_keys, ShardHash::Seeded(seed))
+    }
+
+    fn hashed(max_keys: usize, hasher: ShardHash) -> Memory {
         Memory {
             attempts: shards(max_keys),
             failures: shards(max_keys),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher,
             full: AtomicU64::new(0),
         }
     }
 
     /// The shard of the attempt keys of a client whose widest network is `home`.
     pub(crate) fn attempts(&self, home: Net) -> Shard<'_> {
-        lock(&self.attempts[(self.hasher.hash_one(home) as usize) % SHARDS])
+        lock(&self.attempts[self.hasher.shard(home)])
     }
 
     /// The shard of [`Memory::attempts`], to read only.
     pub(crate) fn peek_attempts(&self, home: Net) -> RwLockReadGuard<'_, Table> {
-        let shard = &self.attempts[(self.hasher.hash_one(home) as usize) % SHARDS];
+        let shard = &self.attempts[self.hasher.shard(home)];
         shard
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -115,7 +147,7 @@ impl Memory {
 
     /// The shard of every failure key of `number`.
     pub(crate) fn failures(&self, number: u64) -> Shard<'_> {
-        lock(&self.failures[(self.hasher.hash_one(number) as usize) % SHARDS])
+        lock(&self.failures[self.hasher.shard(number)])
     }
 
     /// Counts an attempt refused for want of room.

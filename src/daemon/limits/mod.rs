@@ -32,7 +32,7 @@ use ipnet::IpNet;
 use self::gcra::Cell;
 use self::memory::Memory;
 use self::plan::{Budgets as _, Reserved, Verdict};
-use self::shared::{Remote, Shared};
+use self::shared::{Attempt, Remote, Shared};
 
 /// A budget: `burst` tries at once, then one more every `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +141,16 @@ pub(crate) enum Key {
     Failures(u64, Net),
     /// Whole a day after the network's last failure on the number.
     Failed(u64, Net),
+    /// Set when a network is let in strictly (its one guess): whole when that attempt is
+    /// settled, or [`HOLD`] after it was let in, whichever comes first.
+    Held(u64, Net),
     Number(u64),
 }
+
+/// The longest an attempt may be in flight: a key checked later than this after it was let
+/// in is not answered (503), so that a strict guess's [`Key::Held`] mark, which lasts this
+/// long, covers every guess whose answer is given.
+pub(crate) const HOLD: Duration = Duration::from_secs(30);
 
 /// How long a network counts as having failed on a number: while that number's ceiling is
 /// spent, it may try again only a day after its last wrong key there.
@@ -197,6 +205,10 @@ pub(crate) struct Admission {
     marked_here: Reserved,
     /// Whether the reservation was made in Redis (else only in this replica's tables).
     shared: bool,
+    /// The epoch of Redis the reservation was made in (0 when it was made here).
+    epoch: i64,
+    /// When it was let in (on the limiter's clock, read before Redis was asked).
+    admitted_at: u64,
 }
 
 /// What the limiter did, for the metrics.
@@ -283,9 +295,11 @@ impl Link {
 
 pub(crate) struct Limiter {
     limits: AbuseLimits,
-    /// What attempts admitted here while Redis was away hold reserved, in milliseconds per
-    /// key (`u64::MAX` for a mark): not copied into Redis until they are settled, so a right
-    /// key in flight when Redis comes back leaves nothing spent there.
+    /// What the attempts in flight through this replica hold reserved, in milliseconds per
+    /// failure or ceiling key: not copied into Redis until they are settled, so that a right
+    /// key in flight when Redis comes back (or loses its data) leaves nothing spent there
+    /// that could not be given back. (A wrong key's units are copied in when it is settled,
+    /// before its answer is given.)
     in_flight: std::sync::Mutex<std::collections::HashMap<Key, u64>>,
     /// This replica's budgets: its own, and a mirror of Redis's for the keys it touched.
     store: Memory,
@@ -294,6 +308,9 @@ pub(crate) struct Limiter {
     ceiling_refusals: AtomicU64,
     /// When the ceiling was last reported in the log (ms on the limiter's clock).
     last_report: AtomicU64,
+    /// Milliseconds a test moved the clock on by.
+    #[cfg(test)]
+    moved: AtomicU64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -315,8 +332,18 @@ impl Limiter {
     }
 
     fn with(limits: AbuseLimits, remote: Option<Box<dyn Remote>>, clock: Clock) -> Limiter {
+        let store = Memory::new(limits.max_tracked);
+        Limiter::on(store, limits, remote, clock)
+    }
+
+    fn on(
+        store: Memory,
+        limits: AbuseLimits,
+        remote: Option<Box<dyn Remote>>,
+        clock: Clock,
+    ) -> Limiter {
         Limiter {
-            store: Memory::new(limits.max_tracked),
+            store,
             link: remote.map(|remote| Link {
                 remote,
                 up: AtomicBool::new(false),
@@ -329,11 +356,25 @@ impl Limiter {
             clock,
             ceiling_refusals: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
+            #[cfg(test)]
+            moved: AtomicU64::new(0),
         }
     }
 
+    #[cfg(not(test))]
     fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    #[cfg(test)]
+    fn now(&self) -> u64 {
+        self.clock.now() + self.moved.load(Ordering::Relaxed)
+    }
+
+    /// Moves this limiter's clock on by `ms` (a test of what a slow request meets).
+    #[cfg(test)]
+    pub(crate) fn move_clock(&self, ms: u64) {
+        self.moved.fetch_add(ms, Ordering::Relaxed);
     }
 
     fn ceiling(&self) -> Cell {
@@ -404,28 +445,25 @@ impl Limiter {
         if !self.room_here(&tiers, number) {
             return Err(self.limited(Verdict::Full, number));
         }
-        match link.remote.admit(&tiers, number, self.ceiling()).await {
+        let attempt = Attempt {
+            tiers: &tiers,
+            number,
+            ceiling: self.ceiling(),
+        };
+        let ours = link.epoch.load(Ordering::Relaxed);
+        let admitted_at = self.now();
+        match link.remote.admit(attempt, ours).await {
             Some(Shared::Answered {
                 epoch,
                 verdict,
                 left,
             }) => {
-                if epoch != link.epoch.load(Ordering::Relaxed) {
-                    // Another replica copied its tables into a Redis that had lost its
-                    // data; this one copies its own in too (the next probe).
-                    link.lost("のデータが入れ替わりました");
-                }
                 let reserved = verdict.map_err(|v| self.limited(v, number))?;
-                let marked_here = self.mirror(&tiers, number, &left, &reserved);
-                Ok(Admission {
-                    number,
-                    tiers,
-                    reserved,
-                    marked_here,
-                    shared: true,
-                })
+                Ok(self.reserved_in_redis(tiers, number, reserved, &left, (epoch, admitted_at)))
             }
-            Some(Shared::Empty) => {
+            Some(Shared::OtherEpoch) => {
+                // Redis lost its data (and perhaps got another replica's tables since):
+                // this replica counts on its own until it has copied its tables in.
                 link.lost("がデータを失いました");
                 self.admit_local(tiers, number, true)
             }
@@ -434,6 +472,30 @@ impl Limiter {
                 self.admit_local(tiers, number, true)
             }
         }
+    }
+
+    /// An attempt Redis let in, made in `epoch` at `admitted_at`: what Redis said of its
+    /// keys is mirrored here, and what it reserved is held while it is in flight.
+    fn reserved_in_redis(
+        &self,
+        tiers: Vec<Tier>,
+        number: Option<u64>,
+        reserved: Reserved,
+        left: &[(Key, u64)],
+        (epoch, admitted_at): (i64, u64),
+    ) -> Admission {
+        let marked_here = self.mirror(&tiers, number, left, &reserved);
+        let admission = Admission {
+            number,
+            tiers,
+            reserved,
+            marked_here,
+            shared: true,
+            epoch,
+            admitted_at,
+        };
+        self.hold(&admission, true);
+        admission
     }
 
     /// [`Limiter::admit`] on this replica's tables; `strict` while Redis is away.
@@ -454,29 +516,42 @@ impl Limiter {
             }
             None => Reserved::default(),
         };
-        if let (Some(n), true) = (number, strict) {
-            self.hold(n, &tiers, &reserved, true);
-        }
-        Ok(Admission {
+        let admission = Admission {
             number,
             tiers,
             marked_here: reserved.clone(),
             reserved,
             shared: false,
-        })
+            epoch: 0,
+            admitted_at: now,
+        };
+        self.hold(&admission, true);
+        Ok(admission)
     }
 
-    /// Adds (or, when settled, takes away) what a local admission holds reserved.
-    fn hold(&self, number: u64, tiers: &[Tier], reserved: &Reserved, add: bool) {
+    /// Whether the answer to an admitted attempt may still be given: it was let in less than
+    /// [`HOLD`] ago (less a second for the clocks of Redis and this replica), so a strict
+    /// guess's hold still keeps the network's next guess out.
+    pub(crate) fn in_time(&self, admission: &Admission) -> bool {
+        let age = self.now().saturating_sub(admission.admitted_at);
+        age.saturating_add(1_000) < ms(HOLD)
+    }
+
+    /// Adds (or, when settled, takes away) what an admission holds reserved in flight;
+    /// only when budgets are shared (counting alone, nothing is ever copied).
+    fn hold(&self, admission: &Admission, add: bool) {
+        let (Some(number), Some(_)) = (admission.number, self.link.as_ref()) else {
+            return;
+        };
         let mut held = self
             .in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let units = tiers
+        let units = admission
+            .tiers
             .iter()
             .map(|t| (Key::Failures(number, t.net), t.failures.interval()))
-            .chain([(Key::Number(number), self.ceiling().interval())])
-            .chain(reserved.marks.iter().map(|(k, _)| (*k, u64::MAX)));
+            .chain([(Key::Number(number), self.ceiling().interval())]);
         for (key, ms) in units {
             let entry = held.entry(key).or_insert(0);
             *entry = if add {
@@ -490,14 +565,14 @@ impl Limiter {
         }
     }
 
-    /// A local admission is settled: it holds nothing any more; when the key was wrong and
-    /// Redis is back, its keys are copied in at once.
-    async fn settled_here(&self, admission: &Admission, wrong: bool) {
+    /// Copies the failure keys of a settled wrong key from this replica's tables into
+    /// Redis (each keeping the later TAT): its units and the day-long marks, whatever
+    /// Redis's epoch is now. Redis away, the next probe copies them.
+    async fn copy_failure(&self, admission: &Admission) {
         let (Some(n), Some(link)) = (admission.number, self.link.as_ref()) else {
             return;
         };
-        self.hold(n, &admission.tiers, &admission.reserved, false);
-        if !wrong || !link.is_up() {
+        if !link.is_up() {
             return;
         }
         let now = self.now();
@@ -547,7 +622,7 @@ impl Limiter {
 
     /// Copies what Redis said of the keys an attempt touched into this replica's tables,
     /// each keeping the later TAT, so that a budget spent in Redis stays spent here if Redis
-    /// goes away. Returns the marks Redis set, as this replica now holds them.
+    /// goes away. Returns the holds Redis set, as this replica now holds them.
     fn mirror(
         &self,
         tiers: &[Tier],
@@ -632,20 +707,11 @@ impl Limiter {
     }
 
     /// The key was wrong: the reservation stays spent and the networks are marked as having
-    /// failed on the number, here and (when it was made there) in Redis.
+    /// failed on the number, here and in Redis.
     pub(crate) async fn failed(&self, admission: &Admission) {
-        let Some(n) = admission.number else {
-            return;
-        };
         self.confirm_here(admission);
-        if !admission.shared {
-            return self.settled_here(admission, true).await;
-        }
-        if let Some(link) = self.link.as_ref() {
-            if link.remote.confirm(n, &admission.tiers).await.is_none() {
-                link.lost("に失敗を書けません");
-            }
-        }
+        self.hold(admission, false);
+        self.copy_failure(admission).await;
     }
 
     /// The key was right, or never checked: what the attempt reserved comes back.
@@ -654,17 +720,23 @@ impl Limiter {
             return;
         };
         self.refund_here(admission);
+        self.hold(admission, false);
         if !admission.shared {
-            return self.settled_here(admission, false).await;
+            return;
         }
         if let Some(link) = self.link.as_ref() {
-            let refund =
-                link.remote
-                    .refund(n, &admission.tiers, self.ceiling(), &admission.reserved);
+            let attempt = Attempt {
+                tiers: &admission.tiers,
+                number: Some(n),
+                ceiling: self.ceiling(),
+            };
+            let refund = link
+                .remote
+                .refund(attempt, &admission.reserved, admission.epoch);
             if refund.await.is_none() {
                 link.lost("に払い戻しを書けません");
                 link.keep(Pending {
-                    epoch: link.epoch.load(Ordering::Relaxed),
+                    epoch: admission.epoch,
                     number: n,
                     tiers: admission.tiers.clone(),
                     reserved: admission.reserved.clone(),
@@ -701,12 +773,9 @@ impl Limiter {
             self.store
                 .snapshot()
                 .into_iter()
-                .map(|(key, tat)| (key, tat.saturating_sub(now)))
-                .map(|(key, left)| {
-                    (
-                        key,
-                        left.saturating_sub(held.get(&key).copied().unwrap_or(0)),
-                    )
+                .map(|(key, tat)| {
+                    let in_flight = held.get(&key).copied().unwrap_or(0);
+                    (key, tat.saturating_sub(now).saturating_sub(in_flight))
                 })
                 .filter(|(_, left)| *left > 0)
                 .collect()
@@ -738,9 +807,12 @@ impl Limiter {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for p in pending.into_iter().filter(|p| p.epoch == epoch) {
-            let refund = link
-                .remote
-                .refund(p.number, &p.tiers, self.ceiling(), &p.reserved);
+            let attempt = Attempt {
+                tiers: &p.tiers,
+                number: Some(p.number),
+                ceiling: self.ceiling(),
+            };
+            let refund = link.remote.refund(attempt, &p.reserved, p.epoch);
             if refund.await.is_none() {
                 link.keep(p);
             }
@@ -928,6 +1000,41 @@ mod tests {
         assert!((0..50).all(|_| l.try_local(ip("203.0.113.9"), None).is_ok()));
         assert!(l.try_local(ip("192.0.2.1"), None).is_ok());
         assert!(l.try_local(ip("192.0.2.1"), None).is_err());
+    }
+
+    #[test]
+    fn a_strict_guess_holds_its_network_for_thirty_seconds_and_is_answered_only_within_them() {
+        let now = std::sync::Arc::new(AtomicU64::new(86_400_000));
+        let settings = limits("1000/day+1000", "5/day+5", "1000/day+1000");
+        let l = Limiter::with(settings, None, Clock::Manual(now.clone()));
+        let strict = |client: &str| l.admit_local(l.tiers(ip(client)), Some(2_070_004_426), true);
+        let first = strict("198.51.100.7").expect("the network's one guess");
+        assert_eq!(first.reserved.marks.len(), 1, "held as it is let in");
+        assert!(
+            matches!(strict("198.51.100.7"), Err(Limited::Number(_))),
+            "a second guess waits for the first"
+        );
+        assert!(
+            strict("198.51.100.8").is_ok(),
+            "another network is not held"
+        );
+        now.fetch_add(28_900, Ordering::Relaxed);
+        assert!(l.in_time(&first), "answered within 29 s");
+        now.fetch_add(100, Ordering::Relaxed);
+        assert!(!l.in_time(&first), "not answered from 29 s on");
+        now.fetch_add(1_000, Ordering::Relaxed);
+        // The hold has run out: the network is let in again, which is why the first
+        // attempt must not be answered any more.
+        let second = strict("198.51.100.7").expect("held no longer");
+        // A right key gives the hold back at once; a wrong one marks the network for a day.
+        l.refund_here(&second);
+        let third = strict("198.51.100.7").expect("the hold was given back");
+        l.confirm_here(&third);
+        now.fetch_add(60_000, Ordering::Relaxed);
+        assert!(
+            matches!(strict("198.51.100.7"), Err(Limited::Number(_))),
+            "a day after a wrong key"
+        );
     }
 
     #[test]

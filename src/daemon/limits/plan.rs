@@ -10,7 +10,7 @@
 //! - [`refund`]: the key was right (or never checked): the reserved units come back.
 
 use super::gcra::{whole, Cell};
-use super::{Key, Tier, FAILED_FOR};
+use super::{Key, Tier, FAILED_FOR, HOLD};
 
 /// A store of budgets: the TAT of each key, 0 for a key never seen (or whole and forgotten).
 pub(crate) trait Budgets {
@@ -30,7 +30,7 @@ pub(crate) enum Verdict {
     /// A failure budget of the network for the number is spent.
     Number(u64),
     /// The number's ceiling is spent and this network failed on it lately (or has its one
-    /// guess in flight).
+    /// guess in flight: held).
     Ceiling(u64),
     /// No room to count the attempt.
     Full,
@@ -39,8 +39,8 @@ pub(crate) enum Verdict {
 /// What an admitted attempt reserved, to confirm or refund when the KDF has spoken.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Reserved {
-    /// The "failed" marks set at admission (the network's one guess while the number's
-    /// ceiling is spent, or while Redis is away), with the TAT they were given.
+    /// The [`Key::Held`] marks set at admission (the network's one guess while the
+    /// number's ceiling is spent, or while Redis is away or settling), with their TAT.
     pub(crate) marks: Vec<(Key, u64)>,
 }
 
@@ -67,14 +67,16 @@ fn reservation_keys(number: u64, tiers: &[Tier]) -> Vec<Key> {
     let mut keys = Vec::with_capacity(tiers.len() * 2 + 1);
     keys.extend(tiers.iter().map(|t| Key::Failures(number, t.net)));
     keys.extend(tiers.iter().map(|t| Key::Failed(number, t.net)));
+    keys.extend(tiers.iter().map(|t| Key::Held(number, t.net)));
     keys.push(Key::Number(number));
     keys
 }
 
 /// Checks the network's failure budgets for `number` and the number's ceiling, then
 /// reserves a unit of each. While the ceiling is spent (or when `strict`: Redis is away and
-/// other replicas' failures are unknown), only a network without a "failed" mark gets in, and
-/// it is marked at once: one guess per network, even with attempts in flight.
+/// other replicas' failures are unknown), only a network with neither a "failed" mark nor a
+/// guess in flight gets in, and it is held at once: one guess per network at a time, and
+/// none for a day after a wrong one.
 pub(crate) fn reserve(
     b: &mut impl Budgets,
     (number, tiers): (u64, &[Tier]),
@@ -95,7 +97,8 @@ pub(crate) fn reserve(
     if let Some(wait) = spent {
         let marked: Vec<u64> = tiers
             .iter()
-            .map(|t| b.tat(&Key::Failed(number, t.net)))
+            .flat_map(|t| [Key::Failed(number, t.net), Key::Held(number, t.net)])
+            .map(|k| b.tat(&k))
             .collect();
         if let Some(until) = marked.iter().copied().find(|tat| !whole(*tat, now)) {
             // In again when the ceiling refills or the mark runs out, whichever comes first.
@@ -108,8 +111,8 @@ pub(crate) fn reserve(
     let mut reserved = Reserved::default();
     if spent.is_some() {
         for tier in tiers {
-            let key = Key::Failed(number, tier.net);
-            let tat = now + Cell::from(FAILED_FOR).interval();
+            let key = Key::Held(number, tier.net);
+            let tat = now + Cell::from(HOLD_FOR).interval();
             b.set(key, tat);
             reserved.marks.push((key, tat));
         }
@@ -122,6 +125,12 @@ pub(crate) fn reserve(
     b.set(Key::Number(number), ceiling.charge(ceiling_tat, now));
     Ok(reserved)
 }
+
+/// How long a [`Key::Held`] mark lasts at most.
+const HOLD_FOR: super::Rate = super::Rate {
+    burst: 1,
+    every: HOLD,
+};
 
 /// The key was wrong: the reserved units stay spent, and each network is marked as having
 /// failed on the number for a day.
@@ -137,8 +146,8 @@ pub(crate) fn confirm(b: &mut impl Budgets, (number, tiers): (u64, &[Tier]), now
     }
 }
 
-/// The key was right, or never checked: the reserved units come back, and a mark set at
-/// admission is taken away unless a wrong key renewed it since.
+/// The key was right, or never checked: the reserved units come back, and the networks are
+/// no longer held (unless another attempt held them since).
 pub(crate) fn refund(
     b: &mut impl Budgets,
     (number, tiers): (u64, &[Tier]),

@@ -7,12 +7,14 @@
 //!
 //! Every answer carries the time left on each key it touched, so the replica mirrors the
 //! shared budgets in its own tables (see `Limiter`), and an epoch: a number written by the
-//! first replica that copies its tables into an empty Redis. A Redis that lost its data
-//! (restarted empty) has no epoch, so the scripts refuse to count in it until a replica has
-//! copied its tables back in. That replica also starts a settling time ([`SETTLING`]): until
-//! every other replica has noticed the new epoch and copied its own tables in (each looks at
-//! the epoch every second), Redis holds only part of the budgets, so it counts strictly, as a
-//! replica does while Redis is away: one guess per network per number, marked for a day.
+//! first replica that copies its tables into an empty Redis. A replica counts and gives
+//! back only in the epoch it copied its own tables into: a Redis that lost its data
+//! (restarted empty) has no epoch, and one that got a new epoch has not yet got this
+//! replica's tables, so the scripts count nothing for it there and it counts on its own,
+//! strictly, until it has copied them in (within a second). Writing the epoch also starts a
+//! settling time ([`SETTLING`]): until every other replica has noticed the new epoch and
+//! copied its own tables in, Redis holds only part of the budgets, so it counts strictly, as
+//! a replica does while Redis is away: one guess per network per number, marked for a day.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +25,7 @@ use tokio::sync::Mutex;
 
 use super::gcra::Cell;
 use super::plan::{Reserved, Verdict};
-use super::{Key, Tier, FAILED_FOR};
+use super::{Key, Tier, HOLD};
 
 /// The start of every script: `now`, in milliseconds on Redis's own clock.
 macro_rules! script {
@@ -39,8 +41,9 @@ macro_rules! script {
 /// The longest a request waits for Redis.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a Redis that got a new epoch counts strictly: time for every replica to look at
-/// the epoch (each second) and copy its tables in.
-pub(crate) const SETTLING: Duration = Duration::from_secs(5);
+/// the epoch (each second) and copy its tables in, even when Redis was away for a while
+/// right after it lost its data.
+pub(crate) const SETTLING: Duration = Duration::from_secs(60);
 /// How many keys one copy step sends.
 const COPY_BATCH: usize = 500;
 
@@ -50,8 +53,9 @@ pub(crate) type Answer<'a, T> = Pin<Box<dyn Future<Output = Option<T>> + Send + 
 /// What the shared store said of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Shared {
-    /// The store lost its data (no epoch): nothing was counted.
-    Empty,
+    /// The store has no epoch (it lost its data), or another one than the replica's (it
+    /// lost its data and another replica copied its tables in): nothing was counted.
+    OtherEpoch,
     Answered {
         epoch: i64,
         verdict: Result<Reserved, Verdict>,
@@ -62,22 +66,17 @@ pub(crate) enum Shared {
 
 /// Where replicas share their budgets: Redis, or a model of it in the simulation.
 pub(crate) trait Remote: Send + Sync {
-    /// [`super::plan::take_attempts`] then, with a number, [`super::plan::reserve`].
-    fn admit<'a>(
-        &'a self,
-        tiers: &'a [Tier],
-        number: Option<u64>,
-        ceiling: Cell,
-    ) -> Answer<'a, Shared>;
-    /// [`super::plan::confirm`].
-    fn confirm<'a>(&'a self, number: u64, tiers: &'a [Tier]) -> Answer<'a, ()>;
-    /// [`super::plan::refund`]; `marks` are the marks' TATs as the store gave them.
+    /// [`super::plan::take_attempts`] then, with a number, [`super::plan::reserve`], if the
+    /// store's epoch is `epoch`.
+    fn admit<'a>(&'a self, attempt: Attempt<'a>, epoch: i64) -> Answer<'a, Shared>;
+    /// [`super::plan::refund`] if the store's epoch is `epoch` (in another epoch the
+    /// reservation is not there to give back); `marks` are the marks' TATs as the store gave
+    /// them.
     fn refund<'a>(
         &'a self,
-        number: u64,
-        tiers: &'a [Tier],
-        ceiling: Cell,
+        attempt: Attempt<'a>,
         marks: &'a Reserved,
+        epoch: i64,
     ) -> Answer<'a, ()>;
     /// Copies `entries` (key, milliseconds left) in, each key keeping the later of its two
     /// TATs; when `epoch` is given, writes it if there is none and starts the settling time.
@@ -87,15 +86,26 @@ pub(crate) trait Remote: Send + Sync {
     fn epoch(&self) -> Answer<'_, i64>;
 }
 
+/// What an attempt asks of the store: the client's networks, the number (if any) and the
+/// number's ceiling.
+#[derive(Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    pub(crate) tiers: &'a [Tier],
+    pub(crate) number: Option<u64>,
+    pub(crate) ceiling: Cell,
+}
+
 /// Takes every attempt key and, with a number, reserves its failure keys: `{code, a, b,
-/// left…}`. Codes: 9 no epoch; 1 attempts spent (a: wait); 2 a failure budget spent; 3 the
-/// ceiling spent (or Redis settling) and the network marked; 4 admitted (a: 1 when marked,
-/// b: the marks' TAT). Every reply but 9 ends with the epoch before the times left. KEYS[2]
-/// is the settling key, taken out of KEYS before the rest is read.
+/// left…}`. Codes: 9 no epoch or another than the replica's (the last ARGV); 1 attempts
+/// spent (a: wait); 2 a failure budget spent; 3 the ceiling spent (or Redis settling) and
+/// the network marked as failed or held; 4 admitted (a: 1 when held, b: the hold's TAT).
+/// Every reply but 9 ends with the epoch before the times left. KEYS[2] is the settling
+/// key, taken out of KEYS before the rest is read; then come the na attempt keys, and with a
+/// number the nf failure keys, the nf failed marks, the nf holds and the number's key.
 const ADMIT: &str = script!(
     r#"
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then return {9} end
+if not epoch or epoch ~= ARGV[#ARGV] then return {9} end
 epoch = tonumber(epoch)
 local settling = redis.call('EXISTS', KEYS[2]) == 1
 table.remove(KEYS, 2)
@@ -122,20 +132,20 @@ if nf > 0 then
     if ahead > tolerance then return {2, ahead - tolerance, 0, epoch} end
   end
   local ci, ct = tonumber(ARGV[arg + 2 * nf]), tonumber(ARGV[arg + 2 * nf + 1])
-  local day = tonumber(ARGV[arg + 2 * nf + 2])
-  local nkey = KEYS[2 + na + 2 * nf]
+  local hold = tonumber(ARGV[arg + 2 * nf + 2])
+  local nkey = KEYS[2 + na + 3 * nf]
   local ahead = tat(nkey) - now
   if ahead > ct or settling then
     local wait = ahead - ct
     if wait <= 0 then wait = 1000 end
-    for j = 1, nf do
+    for j = 1, 2 * nf do
       local m = tat(KEYS[1 + na + nf + j])
       if m > now then return {3, math.min(wait, m - now), 0, epoch} end
     end
-    marked, mark = 1, now + day
+    marked, mark = 1, now + hold
   end
   for j = 1, nf do
-    if marked == 1 then put(KEYS[1 + na + nf + j], mark) end
+    if marked == 1 then put(KEYS[1 + na + 2 * nf + j], mark) end
     local k = KEYS[1 + na + j]
     put(k, math.max(tat(k), now) + tonumber(ARGV[arg + 2 * j - 2]))
   end
@@ -147,22 +157,13 @@ return reply
 "#
 );
 
-/// Marks each network as having failed on the number for a day (ARGV[1] ms).
-const CONFIRM: &str = script!(
-    r#"
-local until_ = now + tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local at = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), until_)
-  redis.call('SET', KEYS[i], at, 'PX', at - now)
-end
-return {0}
-"#
-);
-
-/// Gives reserved units back: KEYS are nf failure keys, the number, then nf marks; ARGV the
-/// failure intervals, the ceiling's, then the marks' TAT (0: none set at admission).
+/// Gives reserved units back: KEYS are the epoch, nf failure keys, the number, then nf
+/// holds; ARGV the failure intervals, the ceiling's, the holds' TAT (0: none set at
+/// admission), then the epoch the units were reserved in (in another, nothing is done).
 const REFUND: &str = script!(
     r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[#ARGV] then return {9} end
+table.remove(KEYS, 1)
 local nf = (#KEYS - 1) / 2
 local function give_back(key, interval)
   local at = tonumber(redis.call('GET', key) or '0') - interval
@@ -207,6 +208,7 @@ fn redis_key(key: &Key) -> String {
         Key::Attempts(net) => format!("hosho:a:{:x}/{}", net.0, net.1),
         Key::Failures(number, net) => format!("hosho:f:{number}:{:x}/{}", net.0, net.1),
         Key::Failed(number, net) => format!("hosho:x:{number}:{:x}/{}", net.0, net.1),
+        Key::Held(number, net) => format!("hosho:h:{number}:{:x}/{}", net.0, net.1),
         Key::Number(number) => format!("hosho:n:{number}"),
     }
 }
@@ -217,6 +219,7 @@ pub(crate) fn admit_keys(tiers: &[Tier], number: Option<u64>) -> Vec<Key> {
     if let Some(n) = number {
         keys.extend(tiers.iter().map(|t| Key::Failures(n, t.net)));
         keys.extend(tiers.iter().map(|t| Key::Failed(n, t.net)));
+        keys.extend(tiers.iter().map(|t| Key::Held(n, t.net)));
         keys.push(Key::Number(n));
     }
     keys
@@ -227,7 +230,6 @@ pub(crate) struct Redis {
     client: redis::Client,
     connection: Mutex<Option<ConnectionManager>>,
     admit: redis::Script,
-    confirm: redis::Script,
     refund: redis::Script,
     copy_in: redis::Script,
 }
@@ -241,7 +243,6 @@ impl Redis {
             client,
             connection: Mutex::new(None),
             admit: redis::Script::new(ADMIT),
-            confirm: redis::Script::new(CONFIRM),
             refund: redis::Script::new(REFUND),
             copy_in: redis::Script::new(COPY_IN),
         })
@@ -263,12 +264,12 @@ impl Redis {
         answer.await.ok()?.ok()
     }
 
-    async fn admit_now(
-        &self,
-        tiers: &[Tier],
-        number: Option<u64>,
-        ceiling: Cell,
-    ) -> Option<Shared> {
+    async fn admit_now(&self, attempt: Attempt<'_>, epoch: i64) -> Option<Shared> {
+        let Attempt {
+            tiers,
+            number,
+            ceiling,
+        } = attempt;
         let keys = admit_keys(tiers, number);
         let mut inv = self.admit.prepare_invoke();
         inv.key(EPOCH_KEY)
@@ -284,7 +285,8 @@ impl Redis {
                 .arg(tier.failures.tolerance());
         }
         inv.arg(ceiling.interval()).arg(ceiling.tolerance());
-        inv.arg(Cell::from(FAILED_FOR).interval());
+        inv.arg(u64::try_from(HOLD.as_millis()).unwrap_or(u64::MAX))
+            .arg(epoch);
         for key in &keys {
             inv.key(redis_key(key));
         }
@@ -298,7 +300,7 @@ fn read_admit(reply: &[i64], keys: &[Key], number: Option<u64>) -> Shared {
     let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
     let epoch = reply.get(3).copied().unwrap_or(0);
     let verdict = match reply.first() {
-        Some(9) | None => return Shared::Empty,
+        Some(9) | None => return Shared::OtherEpoch,
         Some(1) => Err(Verdict::Address(at(1))),
         Some(2) => Err(Verdict::Number(at(1))),
         Some(3) => Err(Verdict::Ceiling(at(1))),
@@ -306,7 +308,7 @@ fn read_admit(reply: &[i64], keys: &[Key], number: Option<u64>) -> Shared {
             let marks = match number {
                 Some(n) if at(1) == 1 => keys
                     .iter()
-                    .filter(|k| matches!(k, Key::Failed(m, _) if *m == n))
+                    .filter(|k| matches!(k, Key::Held(m, _) if *m == n))
                     .map(|k| (*k, at(2)))
                     .collect(),
                 _ => Vec::new(),
@@ -330,35 +332,25 @@ fn read_admit(reply: &[i64], keys: &[Key], number: Option<u64>) -> Shared {
 }
 
 impl Remote for Redis {
-    fn admit<'a>(
-        &'a self,
-        tiers: &'a [Tier],
-        number: Option<u64>,
-        ceiling: Cell,
-    ) -> Answer<'a, Shared> {
-        Box::pin(self.admit_now(tiers, number, ceiling))
-    }
-
-    fn confirm<'a>(&'a self, number: u64, tiers: &'a [Tier]) -> Answer<'a, ()> {
-        Box::pin(async move {
-            let mut inv = self.confirm.prepare_invoke();
-            inv.arg(Cell::from(FAILED_FOR).interval());
-            for tier in tiers {
-                inv.key(redis_key(&Key::Failed(number, tier.net)));
-            }
-            self.run(inv).await.map(drop)
-        })
+    fn admit<'a>(&'a self, attempt: Attempt<'a>, epoch: i64) -> Answer<'a, Shared> {
+        Box::pin(self.admit_now(attempt, epoch))
     }
 
     fn refund<'a>(
         &'a self,
-        number: u64,
-        tiers: &'a [Tier],
-        ceiling: Cell,
+        attempt: Attempt<'a>,
         marks: &'a Reserved,
+        epoch: i64,
     ) -> Answer<'a, ()> {
         Box::pin(async move {
+            let Attempt {
+                tiers,
+                number,
+                ceiling,
+            } = attempt;
+            let number = number?;
             let mut inv = self.refund.prepare_invoke();
+            inv.key(EPOCH_KEY);
             for tier in tiers {
                 inv.key(redis_key(&Key::Failures(number, tier.net)))
                     .arg(tier.failures.interval());
@@ -366,9 +358,10 @@ impl Remote for Redis {
             inv.key(redis_key(&Key::Number(number)))
                 .arg(ceiling.interval());
             for tier in tiers {
-                inv.key(redis_key(&Key::Failed(number, tier.net)));
+                inv.key(redis_key(&Key::Held(number, tier.net)));
             }
-            inv.arg(marks.marks.first().map_or(0, |(_, tat)| *tat));
+            inv.arg(marks.marks.first().map_or(0, |(_, tat)| *tat))
+                .arg(epoch);
             self.run(inv).await.map(drop)
         })
     }

@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::gcra::Cell;
+use super::memory::Memory;
 use super::plan::{self, Budgets, Reserved};
-use super::shared::{admit_keys, Answer, Remote, Shared, SETTLING};
-use super::{AbuseLimits, Admission, Clock, Key, Limited, Limiter, Rate, Tier};
+use super::shared::{admit_keys, Answer, Attempt, Remote, Shared, SETTLING};
+use super::{AbuseLimits, Admission, Clock, Key, Limited, Limiter, Rate, HOLD};
 
 /// Redis as the limiter sees it: one store, answering atomically on the shared clock; away,
 /// or back with nothing in it.
@@ -71,16 +72,16 @@ fn ready<'a, T: Send + 'a>(value: Option<T>) -> Answer<'a, T> {
 }
 
 impl Remote for Handle {
-    fn admit<'a>(
-        &'a self,
-        tiers: &'a [Tier],
-        number: Option<u64>,
-        ceiling: Cell,
-    ) -> Answer<'a, Shared> {
+    fn admit<'a>(&'a self, attempt: Attempt<'a>, ours: i64) -> Answer<'a, Shared> {
         self.0.admits.fetch_add(1, Ordering::Relaxed);
+        let Attempt {
+            tiers,
+            number,
+            ceiling,
+        } = attempt;
         ready(self.with(|s, now| {
-            let Some(epoch) = s.epoch else {
-                return Shared::Empty;
+            let Some(epoch) = s.epoch.filter(|e| *e == ours) else {
+                return Shared::OtherEpoch;
             };
             let strict = now < s.settling_until;
             let verdict = plan::take_attempts(s, tiers, now).and_then(|()| match number {
@@ -98,17 +99,22 @@ impl Remote for Handle {
             }
         }))
     }
-    fn confirm<'a>(&'a self, number: u64, tiers: &'a [Tier]) -> Answer<'a, ()> {
-        ready(self.with(|s, now| plan::confirm(s, (number, tiers), now)))
-    }
     fn refund<'a>(
         &'a self,
-        n: u64,
-        tiers: &'a [Tier],
-        ceiling: Cell,
+        attempt: Attempt<'a>,
         marks: &'a Reserved,
+        epoch: i64,
     ) -> Answer<'a, ()> {
-        ready(self.with(|s, _| plan::refund(s, (n, tiers), ceiling, marks)))
+        let Attempt {
+            tiers,
+            number,
+            ceiling,
+        } = attempt;
+        ready(self.with(|s, _| {
+            if let (Some(n), true) = (number, s.epoch == Some(epoch)) {
+                plan::refund(s, (n, tiers), ceiling, marks);
+            }
+        }))
     }
     fn copy_in<'a>(&'a self, entries: &'a [(Key, u64)], epoch: Option<i64>) -> Answer<'a, i64> {
         ready(self.with(|s, now| {
@@ -197,6 +203,8 @@ struct Ledger {
     marked: HashMap<(u64, IpAddr), u64>,
     /// Times Redis went away or came back empty.
     outages: u64,
+    /// Times Redis lost its data.
+    emptied: u64,
 }
 
 struct InFlight {
@@ -219,10 +227,61 @@ struct Simulation {
     capacity: usize,
     /// When each replica's timer is next due.
     due: Vec<u64>,
+    /// When each number's orderer was last let in.
+    orderer_admitted: HashMap<u64, u64>,
+    /// Redis loses its data at one in this many of the steps given to restarts.
+    empty_odds: u64,
+}
+
+/// What a run simulates.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    seed: u64,
+    replicas: usize,
+    /// Keys each table of each replica tracks.
+    capacity: usize,
+    steps: usize,
+    /// Redis loses its data at one in this many of the steps given to restarts (16: about
+    /// 15 times in a run of 12,000 steps).
+    empty_odds: u64,
+}
+
+impl Run {
+    fn new(seed: u64, replicas: usize) -> Run {
+        Run {
+            seed,
+            replicas,
+            capacity: 400,
+            steps: 12_000,
+            empty_odds: 16,
+        }
+    }
+
+    /// Runs every step, checking the invariants after each; a failing run names itself.
+    fn ledger(self) -> Ledger {
+        let result = std::panic::catch_unwind(|| {
+            let mut sim = Simulation::new(self);
+            for _ in 0..self.steps {
+                sim.step();
+            }
+            sim.ledger
+        });
+        result.unwrap_or_else(|e| {
+            eprintln!("{self:?}:");
+            std::panic::resume_unwind(e)
+        })
+    }
 }
 
 impl Simulation {
-    fn new(seed: u64, replicas: usize, capacity: usize) -> Simulation {
+    fn new(run: Run) -> Simulation {
+        let Run {
+            seed,
+            replicas,
+            capacity,
+            empty_odds,
+            ..
+        } = run;
         let clock = Arc::new(AtomicU64::new(86_400_000));
         let model = Arc::new(Model {
             store: Mutex::new(ModelStore::default()),
@@ -234,9 +293,11 @@ impl Simulation {
             .build()
             .expect("runtime");
         let replicas: Vec<Limiter> = (0..replicas)
-            .map(|_| {
+            .map(|r| {
                 let remote = Box::new(Handle(model.clone())) as Box<dyn Remote>;
-                Limiter::with(limits(capacity), Some(remote), Clock::Manual(clock.clone()))
+                let store = Memory::seeded(capacity, seed ^ r as u64);
+                let clock = Clock::Manual(clock.clone());
+                Limiter::on(store, limits(capacity), Some(remote), clock)
             })
             .collect();
         for r in &replicas {
@@ -257,6 +318,8 @@ impl Simulation {
             runtime,
             due,
             capacity,
+            orderer_admitted: HashMap::new(),
+            empty_odds,
         }
     }
 
@@ -314,14 +377,8 @@ impl Simulation {
             .block_on(self.replicas[replica].admit(client, Some(&text)));
         match admitted {
             Ok(admission) => {
-                if !is_orderer {
-                    *self.ledger.wrong.entry((number, client)).or_default() += 1;
-                    if admission.reserved.marks.is_empty() && admission.marked_here.marks.is_empty()
-                    {
-                        *self.ledger.unmarked.entry(number).or_default() += 1;
-                    } else {
-                        *self.ledger.marked.entry((number, client)).or_default() += 1;
-                    }
+                if is_orderer {
+                    self.orderer_admitted.insert(number, self.now());
                 }
                 self.flying.push(InFlight {
                     replica,
@@ -332,7 +389,13 @@ impl Simulation {
                 });
             }
             Err(Limited::Number(_)) if is_orderer => {
-                panic!("I3: the orderer of {number} was refused ({client})")
+                // It may wait for its own last attempt: held until settled, and at most
+                // HOLD when Redis did not get the settlement.
+                let last = self.orderer_admitted.get(&number).copied().unwrap_or(0);
+                assert!(
+                    self.now() < last + HOLD.as_millis() as u64,
+                    "I3: the orderer of {number} was refused ({client})"
+                );
             }
             Err(_) => {}
         }
@@ -350,7 +413,20 @@ impl Simulation {
         } else {
             self.runtime.block_on(limiter.release(&f.admission));
         }
-        let _ = (f.client, f.number);
+        // The daemon answers only in time; a wrong key not answered taught nothing.
+        if f.wrong && limiter.in_time(&f.admission) {
+            self.answered(&f);
+        }
+    }
+
+    fn answered(&mut self, f: &InFlight) {
+        let (number, client) = (f.number, f.client);
+        *self.ledger.wrong.entry((number, client)).or_default() += 1;
+        if f.admission.reserved.marks.is_empty() && f.admission.marked_here.marks.is_empty() {
+            *self.ledger.unmarked.entry(number).or_default() += 1;
+        } else {
+            *self.ledger.marked.entry((number, client)).or_default() += 1;
+        }
     }
 
     /// Each replica's one-second timer (probe Redis, sometimes sweep), each on its own
@@ -392,7 +468,8 @@ impl Simulation {
     }
 
     fn redis_restarts_empty(&mut self) {
-        if self.chance.below(4) == 0 {
+        if self.chance.below(self.empty_odds) == 0 {
+            self.ledger.emptied += 1;
             *self.model.store.lock().expect("model") = ModelStore::default();
             self.ledger.outages += 1;
         }
@@ -439,39 +516,28 @@ impl Simulation {
     }
 }
 
-fn run(seed: u64, replicas: usize, capacity: usize, steps: usize) -> Ledger {
-    let mut sim = Simulation::new(seed, replicas, capacity);
-    for _ in 0..steps {
-        sim.step();
-    }
-    sim.ledger
-}
-
 #[test]
 fn the_invariants_hold_over_seeded_runs() {
     let mut fullest_ceiling = 0;
-    for seed in [1, 2, 3, 0x5eed, 0xdead_beef] {
+    for seed in SEEDS {
         for replicas in [2, 3] {
-            let ledger = std::panic::catch_unwind(|| run(seed, replicas, 400, 12_000))
-                .unwrap_or_else(|e| {
-                    eprintln!("seed {seed:#x}, {replicas} replicas:");
-                    std::panic::resume_unwind(e)
-                });
-            let wrong: u64 = ledger.wrong.values().sum();
+            let ledger = Run::new(seed, replicas).ledger();
             // The budgets were pressed: a network's spent and refilled, a number's ceiling
-            // (burst 40) mostly spent in every run and reached in some. (The shards'
-            // hashing is keyed at random, as in the daemon, so which attempt finds a table
-            // full varies a little from run to run.)
+            // (burst 40) mostly spent in every run and reached in some.
             let pressed = ledger.wrong.values().max().copied().unwrap_or(0);
             assert!(pressed >= 7, "no network spent its budget: {pressed}");
             let ceiling = ledger.unmarked.values().max().copied().unwrap_or(0);
             assert!(ceiling >= 30, "no number's ceiling was pressed: {ceiling}");
             fullest_ceiling = fullest_ceiling.max(ceiling);
+            let wrong: u64 = ledger.wrong.values().sum();
             assert!(
                 wrong > 150,
                 "the attackers got somewhere to be stopped: {wrong}"
             );
-            assert!(ledger.outages > 10);
+            assert!(
+                ledger.outages > 40 && ledger.emptied > 5,
+                "Redis was disturbed"
+            );
         }
     }
     assert!(
@@ -480,15 +546,48 @@ fn the_invariants_hold_over_seeded_runs() {
     );
 }
 
+/// The seeds of [`the_invariants_hold_over_seeded_runs`]. With 135, two replicas, the run
+/// breaks I1 when the settling time is 5 s instead of 60 (docs/security.md).
+const SEEDS: [u64; 5] = [1, 2, 135, 0x5eed, 0xdead_beef];
+
+/// Every seed from 1 to 299, with Redis losing its data as often as in the test and four
+/// times as often: `cargo test --lib many_more_seeds -- --ignored` (about 4 minutes).
+#[test]
+#[ignore]
+fn many_more_seeds() {
+    let mut failed = Vec::new();
+    for empty_odds in [16, 4] {
+        for seed in 1..300 {
+            for replicas in [2, 3] {
+                let run = Run {
+                    empty_odds,
+                    ..Run::new(seed, replicas)
+                };
+                if std::panic::catch_unwind(|| run.ledger()).is_err() {
+                    failed.push(run);
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
 #[test]
 fn a_single_replica_with_large_tables_holds_them_too() {
-    let ledger = run(7, 1, 100_000, 12_000);
+    let ledger = Run {
+        capacity: 100_000,
+        ..Run::new(7, 1)
+    }
+    .ledger();
     assert!(ledger.wrong.values().sum::<u64>() > 150);
 }
 
 #[test]
 fn a_network_whose_attempts_are_spent_is_refused_without_asking_redis() {
-    let sim = Simulation::new(1, 1, 1_000);
+    let sim = Simulation::new(Run {
+        capacity: 1_000,
+        ..Run::new(1, 1)
+    });
     let limiter = &sim.replicas[0];
     let client = attacker(0);
     let mut admitted = 0;
@@ -500,4 +599,84 @@ fn a_network_whose_attempts_are_spent_is_refused_without_asking_redis() {
     assert_eq!(admitted, 30, "the burst of the attempts budget");
     let asked = sim.model.admits.load(Ordering::Relaxed);
     assert_eq!(asked, 30, "refusals were answered from the mirror");
+}
+
+/// What the model of Redis holds for `client` on `number`: the TATs of its failure budget
+/// and its "failed" mark, and of the number's ceiling, in milliseconds from now.
+fn in_redis(sim: &Simulation, number: u64, client: IpAddr) -> (u64, u64, u64) {
+    let net = sim.replicas[0].tiers(client)[0].net;
+    let store = sim.model.store.lock().expect("model");
+    let left = |key: Key| {
+        let tat = store.tats.get(&key).copied().unwrap_or(0);
+        tat.saturating_sub(sim.now())
+    };
+    (
+        left(Key::Failures(number, net)),
+        left(Key::Failed(number, net)),
+        left(Key::Number(number)),
+    )
+}
+
+/// Redis loses its data, and the first replica's timer copies its tables in.
+fn redis_loses_its_data(sim: &Simulation) {
+    *sim.model.store.lock().expect("model") = ModelStore::default();
+    sim.runtime.block_on(sim.replicas[0].probe());
+}
+
+#[test]
+fn a_right_key_in_flight_when_redis_loses_its_data_leaves_nothing_spent_there() {
+    let sim = Simulation::new(Run::new(1, 1));
+    let (r, n) = (&sim.replicas[0], 2_070_000_000);
+    let text = number_text(0);
+    for i in [0, 2] {
+        let a = sim.runtime.block_on(r.admit(attacker(i), Some(&text)));
+        sim.runtime.block_on(r.failed(&a.expect("admitted")));
+    }
+    let ceiling = Cell::from(limits(400).failures_per_number).interval();
+    let in_flight = sim.runtime.block_on(r.admit(orderer(0), Some(&text)));
+    let in_flight = in_flight.expect("the orderer");
+    redis_loses_its_data(&sim);
+    // The tables were copied in without what the right key in flight holds reserved.
+    assert_eq!(in_redis(&sim, n, orderer(0)), (0, 0, 2 * ceiling));
+    // Its refund was for the Redis that lost its data: nothing in the new one is given
+    // back (the attackers' two units stay spent).
+    sim.runtime.block_on(r.release(&in_flight));
+    assert_eq!(in_redis(&sim, n, orderer(0)), (0, 0, 2 * ceiling));
+}
+
+#[test]
+fn a_wrong_key_in_flight_when_redis_loses_its_data_is_in_redis_before_it_is_answered() {
+    let sim = Simulation::new(Run::new(1, 1));
+    let (r, n) = (&sim.replicas[0], 2_070_000_000);
+    let in_flight = sim
+        .runtime
+        .block_on(r.admit(attacker(0), Some(&number_text(0))));
+    let in_flight = in_flight.expect("admitted");
+    redis_loses_its_data(&sim);
+    assert_eq!(in_redis(&sim, n, attacker(0)).0, 0, "held while in flight");
+    sim.runtime.block_on(r.failed(&in_flight));
+    let l = limits(400);
+    let failure = Cell::from(l.failures_per_network).interval();
+    let day = 86_400_000;
+    let ceiling = Cell::from(l.failures_per_number).interval();
+    assert_eq!(in_redis(&sim, n, attacker(0)), (failure, day, ceiling));
+}
+
+#[test]
+fn a_replica_counts_nothing_in_an_epoch_it_has_not_copied_its_tables_into() {
+    let sim = Simulation::new(Run::new(1, 2));
+    let text = number_text(0);
+    // Redis loses its data; the first replica copies its tables in, the second has not
+    // looked yet.
+    redis_loses_its_data(&sim);
+    let late = &sim.replicas[1];
+    let admitted = sim.runtime.block_on(late.admit(attacker(0), Some(&text)));
+    let admitted = admitted.expect("let in strictly, on its own tables");
+    assert!(!admitted.shared, "counted on its own tables");
+    assert!(!admitted.reserved.marks.is_empty(), "strictly: held");
+    assert_eq!(in_redis(&sim, 2_070_000_000, attacker(0)), (0, 0, 0));
+    // Its next probe copies its tables in; from then on it counts in Redis.
+    sim.runtime.block_on(late.probe());
+    let next = sim.runtime.block_on(late.admit(attacker(2), Some(&text)));
+    assert!(next.expect("admitted").shared);
 }

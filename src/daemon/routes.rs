@@ -290,27 +290,30 @@ async fn decide(
         return (Outcome::NotFound, false);
     }
     let (number, key) = (number.to_owned(), key.to_owned());
-    let job = move || verify::check(&catalog, &catalog.dir, &number, &key, now);
-    let checked = app.pool.run(job).await;
-    if matches!(checked, Ok(Err(NotValid::NoMatch))) {
+    let (for_job, attempt) = (Arc::clone(app), admission.clone());
+    // Checked only in time: once the attempt's hold has run out, the network may have been
+    // let in again (docs/http.md, "Limits"), and this would be a second guess.
+    let job = move || {
+        let in_time = for_job.limiter.in_time(&attempt);
+        in_time.then(|| verify::check(&catalog, &catalog.dir, &number, &key, now))
+    };
+    let checked = app.pool.run(job).await.ok().flatten();
+    if matches!(checked, Some(Err(NotValid::NoMatch))) {
         app.limiter.failed(&admission).await;
     } else {
         app.limiter.release(&admission).await;
     }
-    if !app.limiter.in_time(&admission) {
-        // Checked too late to be answered: the network may have been let in again since
-        // (docs/http.md, "Limits"), so this answer would be a second guess.
+    let Some(checked) = checked else {
         return (Outcome::Busy, false);
-    }
+    };
     let outcome = match checked {
-        Err(_) => return (Outcome::Busy, false),
-        Ok(Ok(v)) => match app.tokens.issue(&v.number) {
+        Ok(v) => match app.tokens.issue(&v.number) {
             Some(token) => Outcome::Found(Box::new(v), token),
             None => Outcome::Busy,
         },
-        Ok(Err(NotValid::NoMatch)) => Outcome::NotFound,
-        Ok(Err(NotValid::Expired)) => Outcome::Expired,
-        Ok(Err(e @ (NotValid::Tampered | NotValid::Manifest(_)))) => {
+        Err(NotValid::NoMatch) => Outcome::NotFound,
+        Err(NotValid::Expired) => Outcome::Expired,
+        Err(e @ (NotValid::Tampered | NotValid::Manifest(_))) => {
             tracing::error!(number = normalised, error = %e, "vault のファイルが署名付きマニフェストと一致しません");
             Outcome::Damaged
         }
@@ -654,21 +657,28 @@ mod tests {
         panic!("the pool never held {n} jobs");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_key_checked_too_late_is_not_answered() {
-        let (_dir, app) = app(&["--kdf-workers", "1"]);
-        // The pool's one worker is busy, so the attempt waits behind it, and is checked
-        // more than 29 s after it was let in (the limiter's clock is moved on meanwhile).
+    /// `api` for an attempt that reaches the KDF 25 s after it was let in: the pool's one
+    /// worker is busy meanwhile, and the limiter's clock is moved on.
+    async fn api_late(app: &Arc<App>, number: &str, key: &str) -> Answer {
         let (release, wait) = std::sync::mpsc::channel::<()>();
-        let blocker = Arc::clone(&app);
+        let blocker = Arc::clone(app);
         let busy = tokio::spawn(async move { blocker.pool.run(move || wait.recv()).await });
-        pool_holds(&app, 1).await;
-        let asker = Arc::clone(&app);
-        let late = tokio::spawn(async move { api(&asker, "2070004427", "7m4k-2p9q-rs").await });
-        pool_holds(&app, 2).await;
-        app.limiter.move_clock(29_000);
+        pool_holds(app, 1).await;
+        let (asker, number, key) = (Arc::clone(app), number.to_owned(), key.to_owned());
+        let late = tokio::spawn(async move { api(&asker, &number, &key).await });
+        pool_holds(app, 2).await;
+        app.limiter.move_clock(25_000);
         release.send(()).expect("release");
         let late = late.await.expect("answer");
+        assert!(busy.await.expect("blocker").is_ok());
+        late
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_checked_too_late_is_not_answered() {
+        let limits = ["--kdf-workers", "1", "--limit-failures", "1/day+1"];
+        let (_dir, app) = app(&limits);
+        let late = api_late(&app, "2070004427", "7m4k-2p9q-rs").await;
         assert_eq!(
             late.status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -677,10 +687,19 @@ mod tests {
         );
         assert_eq!(late.body, "{\"error\":\"busy\"}\n");
         assert_eq!(late.headers[header::RETRY_AFTER], "1");
-        assert!(busy.await.expect("blocker").is_ok());
         // Asked again, it is answered in time.
         let again = api(&app, "2070004427", "7m4k-2p9q-rs").await;
         assert_eq!(again.status, StatusCode::OK);
+        // A wrong key that came too late was not checked at all: the network's one wrong
+        // key a day is still whole for the next.
+        let late = api_late(&app, "2070004427", "0000000000").await;
+        assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            api(&app, "2070004427", "0000000000").await.status,
+            StatusCode::NOT_FOUND
+        );
+        let spent = api(&app, "2070004427", "0000000000").await;
+        assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]

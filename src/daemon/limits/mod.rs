@@ -147,10 +147,14 @@ pub(crate) enum Key {
     Number(u64),
 }
 
-/// The longest an attempt may be in flight: a key checked later than this after it was let
-/// in is not answered (503), so that a strict guess's [`Key::Held`] mark, which lasts this
-/// long, covers every guess whose answer is given.
+/// How long a strict guess's [`Key::Held`] mark lasts at most. An attempt that reaches the
+/// KDF later than `HOLD - SETTLE_WITHIN` after it was let in is not checked (503), so the
+/// hold covers every guess that is checked.
 pub(crate) const HOLD: Duration = Duration::from_secs(30);
+
+/// Time left, at the latest check, for the KDF (milliseconds), settling in Redis (at most
+/// its 100 ms timeout) and the difference of the two clocks.
+const SETTLE_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long a network counts as having failed on a number: while that number's ceiling is
 /// spent, it may try again only a day after its last wrong key there.
@@ -529,12 +533,12 @@ impl Limiter {
         Ok(admission)
     }
 
-    /// Whether the answer to an admitted attempt may still be given: it was let in less than
-    /// [`HOLD`] ago (less a second for the clocks of Redis and this replica), so a strict
-    /// guess's hold still keeps the network's next guess out.
+    /// Whether an admitted attempt may still be checked: it was let in less than [`HOLD`]
+    /// ago, less [`SETTLE_WITHIN`], so that a strict guess's hold keeps the network's next
+    /// guess out until this one is checked and settled.
     pub(crate) fn in_time(&self, admission: &Admission) -> bool {
         let age = self.now().saturating_sub(admission.admitted_at);
-        age.saturating_add(1_000) < ms(HOLD)
+        age.saturating_add(ms(SETTLE_WITHIN)) < ms(HOLD)
     }
 
     /// Adds (or, when settled, takes away) what an admission holds reserved in flight;
@@ -1003,7 +1007,7 @@ mod tests {
     }
 
     #[test]
-    fn a_strict_guess_holds_its_network_for_thirty_seconds_and_is_answered_only_within_them() {
+    fn a_strict_guess_holds_its_network_for_thirty_seconds_and_is_checked_only_within_them() {
         let now = std::sync::Arc::new(AtomicU64::new(86_400_000));
         let settings = limits("1000/day+1000", "5/day+5", "1000/day+1000");
         let l = Limiter::with(settings, None, Clock::Manual(now.clone()));
@@ -1018,13 +1022,13 @@ mod tests {
             strict("198.51.100.8").is_ok(),
             "another network is not held"
         );
-        now.fetch_add(28_900, Ordering::Relaxed);
-        assert!(l.in_time(&first), "answered within 29 s");
+        now.fetch_add(24_900, Ordering::Relaxed);
+        assert!(l.in_time(&first), "checked within 25 s");
         now.fetch_add(100, Ordering::Relaxed);
-        assert!(!l.in_time(&first), "not answered from 29 s on");
-        now.fetch_add(1_000, Ordering::Relaxed);
+        assert!(!l.in_time(&first), "not checked from 25 s on");
+        now.fetch_add(5_000, Ordering::Relaxed);
         // The hold has run out: the network is let in again, which is why the first
-        // attempt must not be answered any more.
+        // attempt must not be checked any more.
         let second = strict("198.51.100.7").expect("held no longer");
         // A right key gives the hold back at once; a wrong one marks the network for a day.
         l.refund_here(&second);

@@ -408,18 +408,16 @@ impl Simulation {
         let i = self.chance.below(self.flying.len() as u64) as usize;
         let f = self.flying.swap_remove(i);
         let limiter = &self.replicas[f.replica];
-        if f.wrong {
+        // As the daemon does: a key is checked only in time; one that is not is given back.
+        if f.wrong && limiter.in_time(&f.admission) {
             self.runtime.block_on(limiter.failed(&f.admission));
+            self.checked(&f);
         } else {
             self.runtime.block_on(limiter.release(&f.admission));
         }
-        // The daemon answers only in time; a wrong key not answered taught nothing.
-        if f.wrong && limiter.in_time(&f.admission) {
-            self.answered(&f);
-        }
     }
 
-    fn answered(&mut self, f: &InFlight) {
+    fn checked(&mut self, f: &InFlight) {
         let (number, client) = (f.number, f.client);
         *self.ledger.wrong.entry((number, client)).or_default() += 1;
         if f.admission.reserved.marks.is_empty() && f.admission.marked_here.marks.is_empty() {

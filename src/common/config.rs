@@ -187,6 +187,25 @@ impl Config {
             .unwrap_or_else(|| self.absolute_url("/verify/"))
     }
 
+    /// How the site's pages link to the verification page: by its path when it is on the
+    /// site's own host (so that the preview links to itself), else by its whole URL.
+    pub fn verify_link(&self) -> String {
+        let url = self.verify_url();
+        let origin = |u: &str| {
+            let start = u.find("://").map_or(0, |i| i + 3);
+            let end = u[start..].find('/').map_or(u.len(), |i| start + i);
+            u[..end].to_ascii_lowercase()
+        };
+        if origin(&url) == origin(&self.base_url) {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            url[start..]
+                .find('/')
+                .map_or("/".to_owned(), |i| url[start + i..].to_owned())
+        } else {
+            url
+        }
+    }
+
     /// The absolute URL of a site path (`/adopters/` → `https://…/adopters/`).
     pub fn absolute_url(&self, site_path: &str) -> String {
         format!("{}{}", self.base_url, site_path.trim_start_matches('/'))
@@ -251,6 +270,22 @@ mod tests {
         let text = "title = \"t\"\nbase_url = \"e.jp\"\n[guarantor]\nname = \"n\"\naddress = \"a\"\n[adopters]\ncategories = [\"県\"]\n";
         let err = Config::parse(text).expect_err("bad url");
         assert_eq!(err.to_string(), "hosho.toml:2:12: base_url「e.jp」は https://example.jp/ のような http(s) の絶対 URL で書いてください");
+    }
+
+    #[test]
+    fn the_verification_page_is_linked_by_its_path_on_the_same_host() {
+        let mut c = Config::default_for_test();
+        assert_eq!(
+            c.verify_link(),
+            "/verify/",
+            "the default, on the site's host"
+        );
+        c.certificates.verify_url = Some("https://EXAMPLE.jp/check/".to_owned());
+        assert_eq!(c.verify_link(), "/check/");
+        c.certificates.verify_url = Some("https://example.jp:8443/verify/".to_owned());
+        assert_eq!(c.verify_link(), "https://example.jp:8443/verify/");
+        c.certificates.verify_url = Some("https://kakunin.example.jp/".to_owned());
+        assert_eq!(c.verify_link(), "https://kakunin.example.jp/");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) struct Pages {
 /// The message pages (refusals other than "not found", limits, outages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Message {
-    /// 429, with the minutes to wait.
+    /// 429, with the seconds to wait (`Retry-After`).
     RateLimited(u64),
     /// 503: the pool is full.
     Busy,
@@ -98,25 +98,38 @@ impl Pages {
         &self.config
     }
 
+    /// Whom to ask when a certificate cannot be shown: the contractor first, then the
+    /// guarantor's office by telephone.
+    fn ask_next(&self) -> String {
+        let g = &self.config.guarantor;
+        let office = match (g.name.as_str(), g.branch.as_deref()) {
+            ("", _) => "保証会社".to_owned(),
+            (name, Some(branch)) if !branch.is_empty() => format!("{name} {branch}"),
+            (name, _) => name.to_owned(),
+        };
+        let phone = g
+            .tel
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("（電話 {t}）"))
+            .unwrap_or_default();
+        format!("それでも確認できないときは、まず、お知らせを提出した受注者に、番号とキーに誤りがないかご確認ください。そのうえで、{office}{phone}にお問い合わせください。")
+    }
+
     fn context(&self) -> Context {
         let mut c = Context::new();
         let base = &self.config.base_path;
-        let nav = vec![
-            NavItem {
-                title: "ホーム",
-                path: "/",
-                url: base.clone(),
-            },
-            NavItem {
-                title: "電子証書の確認",
-                path: "/verify/",
-                url: "/verify/".to_owned(),
-            },
-        ];
+        let nav = vec![NavItem {
+            title: "ホーム",
+            path: "/",
+            url: base.clone(),
+        }];
         c.insert("config", &self.config);
         c.insert("base_path", base);
         c.insert("nav", &nav);
         c.insert("current_path", "/verify/");
+        c.insert("verify_link", "/verify/");
+        c.insert("verifying", &true);
         c
     }
 
@@ -135,6 +148,7 @@ impl Pages {
         let mut c = self.context();
         c.insert("error", &refused);
         c.insert("number", &number);
+        c.insert("ask_next", &self.ask_next());
         self.render("verify.html", &c)
     }
 
@@ -184,11 +198,12 @@ impl Pages {
 
     pub(crate) fn message(&self, message: Message) -> String {
         let (heading, paragraphs): (&str, Vec<String>) = match message {
-            Message::RateLimited(minutes) => (
+            Message::RateLimited(seconds) => (
                 "しばらく時間をおいてからお試しください",
                 vec![
-                    "短い時間に多くの確認が行われたため、不正な利用を防ぐために確認を一時的に止めています。".to_owned(),
-                    format!("約 {minutes} 分後に、もう一度お試しください。入力の誤りがないよう、「認証キーのお知らせ」と見比べてご入力ください。"),
+                    "短い時間に多くの確認が行われたか、入力の誤りが続いたため、不正な利用を防ぐために確認を一時的に止めています。".to_owned(),
+                    format!("{}に、もう一度お試しください。入力の誤りがないよう、{NOTICE}と見比べてご入力ください。", wait_text(seconds)),
+                    self.ask_next(),
                 ],
             ),
             Message::Busy => (
@@ -234,6 +249,23 @@ impl Pages {
     }
 }
 
+/// The notice's one name in running text (the document's title, quoted).
+pub(crate) const NOTICE: &str = "「電子証書閲覧用『認証キー』等のお知らせ」";
+
+/// How long to wait, as `Retry-After` says it: 「30秒後」, 「約2分後」, 「約1時間12分後」.
+fn wait_text(seconds: u64) -> String {
+    let seconds = seconds.max(1);
+    if seconds < 60 {
+        return format!("{seconds}秒後");
+    }
+    let minutes = seconds.div_ceil(60);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("約{m}分後"),
+        (h, 0) => format!("約{h}時間後"),
+        (h, m) => format!("約{h}時間{m}分後"),
+    }
+}
+
 /// Now in Japan (JST, UTC+9, no daylight saving).
 fn japan_now() -> chrono::NaiveDateTime {
     (chrono::Utc::now() + chrono::TimeDelta::hours(9)).naive_utc()
@@ -254,4 +286,26 @@ pub(crate) fn now_in_japan_text() -> String {
         now.hour(),
         now.minute()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+
+    #[test]
+    fn the_wait_reads_as_retry_after_says_it() {
+        let cases = [
+            (0, "1秒後"),
+            (1, "1秒後"),
+            (59, "59秒後"),
+            (60, "約1分後"),
+            (61, "約2分後"),
+            (3_600, "約1時間後"),
+            (4_320, "約1時間12分後"),
+            (43_200, "約12時間後"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(wait_text(seconds), text, "{seconds} s");
+        }
+    }
 }

@@ -456,15 +456,15 @@ async fn verify_form<B: RequestBody>(
     if !http::content_type_is(&req, "application/x-www-form-urlencoded") {
         return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let outcome = match refused_at_once(app, client) {
-        Some(outcome) => outcome,
+    let (outcome, number) = match refused_at_once(app, client) {
+        Some(outcome) => (outcome, String::new()),
         None => {
             let body = match http::read_body(req, MAX_BODY, app.body_timeout).await {
                 Ok(b) => b,
                 Err(e) => return bad(e.status()),
             };
             let (number, key) = form_fields(&body);
-            attempt(app, client, &number, &key).await
+            (attempt(app, client, &number, &key).await, number)
         }
     };
     let Some(refusal) = outcome.refusal() else {
@@ -481,16 +481,23 @@ async fn verify_form<B: RequestBody>(
         return http::html(StatusCode::OK, page);
     };
     let page = match outcome {
-        Outcome::NotFound => app.pages.load().form(true, None),
+        // The number stays in its field, so that only the key is typed again.
+        Outcome::NotFound => app.pages.load().form(true, Some(&number_as_typed(&number))),
         Outcome::Limited(l) => app
             .pages
             .load()
-            .message(Message::RateLimited(l.retry_after().div_ceil(60))),
+            .message(Message::RateLimited(l.retry_after())),
         Outcome::Busy => app.pages.load().message(Message::Busy),
         Outcome::Expired => app.pages.load().message(Message::Expired),
         Outcome::Damaged | Outcome::Found(..) => app.pages.load().message(Message::Damaged),
     };
     with_retry(http::html(refusal.status, page), refusal)
+}
+
+/// A typed 保証契約番号 to fill the form with again: folded to its ten digits when it is one,
+/// else as typed (at most the field's 40 characters).
+fn number_as_typed(typed: &str) -> String {
+    authkey::normalise_number(typed).unwrap_or_else(|_| typed.trim().chars().take(40).collect())
 }
 
 /// `GET /certificates/<token>`: the PDF of the number the token was issued for, re-hashed
@@ -733,7 +740,11 @@ mod tests {
             (a.status, a.body.len()),
             (StatusCode::NOT_FOUND, b.body.len())
         );
-        assert_eq!(a.body, b.body);
+        // One page but for the number typed, which stays in its field.
+        assert_eq!(
+            a.body.replace("2070004426", "…"),
+            b.body.replace("2070009999", "…")
+        );
     }
 
     #[tokio::test]
@@ -857,12 +868,14 @@ mod tests {
             page.headers[header::RETRY_AFTER],
             retry.to_string().as_str()
         );
-        assert!(
-            page.body
-                .contains(&format!("約 {} 分後", retry.div_ceil(60))),
-            "{}",
-            page.body
-        );
+        // The page says the wait Retry-After says, in hours and minutes.
+        let minutes = retry.div_ceil(60);
+        let wait = match minutes % 60 {
+            0 => format!("約{}時間後", minutes / 60),
+            m => format!("約{}時間{m}分後", minutes / 60),
+        };
+        assert!(page.body.contains(&wait), "{wait}: {}", page.body);
+        assert!(page.body.contains("受注者"), "whom to ask next");
     }
 
     #[tokio::test]

@@ -49,12 +49,14 @@ impl Site {
             .iter()
             .map(|p| (output_file(&p.path), p.as_ref()))
             .collect();
+        // The verification page is the daemon's, not a file of the site.
+        let verify_link = self.config.verify_link();
         for broken in links::check_files(files, |f| f.links.as_deref(), checked) {
             let to_unavailable = broken.target.as_ref().is_some_and(|t| {
                 let t = t.trim_end_matches('/');
                 self.unavailable.iter().any(|u| u.trim_matches('/') == t)
             });
-            if !to_unavailable {
+            if !to_unavailable && broken.href != verify_link {
                 d.push(self.locate(&broken, by_output.get(&broken.from_file).copied()));
             }
         }

@@ -362,6 +362,8 @@ impl Site {
         c.insert("config", &self.config);
         c.insert("base_path", &self.config.base_path);
         c.insert("nav", nav);
+        c.insert("verify_link", &self.config.verify_link());
+        c.insert("verifying", &false);
         c
     }
 }
@@ -412,7 +414,7 @@ fn orderer_page(table_index: usize, table: &AdopterTable, row: usize) -> Page {
     Page {
         template: "orderer.html".to_owned(),
         description: Some(format!(
-            "{}へ電子証書閲覧用「認証キー」等のお知らせを提出する方法です。",
+            "{}へ「電子証書閲覧用『認証キー』等のお知らせ」を提出する方法です。",
             adopter.name
         )),
         data: PageData::Orderer(table_index, row),

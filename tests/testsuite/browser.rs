@@ -207,11 +207,29 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         2
     );
     b.screenshot(&shots.join("verify-form.png"));
-    // Into the number field, then Tab to the key, as a keyboard user does.
+    // Into the number field, then Tab to the key, as a keyboard user does; a wrong key
+    // first.
     b.eval("document.getElementById('number').focus()");
     b.type_text("２０７　０００　４４２６");
     b.press_tab();
     assert_eq!(b.eval("document.activeElement.id"), "key");
+    b.type_text("332 e1e 7k9r");
+    b.clear_events();
+    b.press_enter();
+    b.wait_for("Page.loadEventFired");
+    // Refused: the number stays, the key field has the focus, and the page says whom to
+    // ask next.
+    assert_eq!(
+        b.eval("document.getElementById('number').value"),
+        "2070004426"
+    );
+    assert_eq!(b.eval("document.activeElement.id"), "key");
+    let refusal = b.eval("document.querySelector('.form-error').innerText");
+    let refusal = refusal.as_str().unwrap_or_default();
+    for words in ["受注者", "熊本支店", "096-364-1155"] {
+        assert!(refusal.contains(words), "{words}: {refusal}");
+    }
+    b.screenshot(&shots.join("verify-refused.png"));
     b.type_text("332 e1e 7k9q");
     b.clear_events();
     b.press_enter();

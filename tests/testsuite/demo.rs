@@ -39,6 +39,32 @@ fn demo_builds_every_page() {
 }
 
 #[test]
+fn every_built_page_leads_an_orderer_to_the_verification_page() {
+    let site = SiteDir::demo();
+    site.build();
+    let pages: Vec<String> = snapshot(&site.out())
+        .into_keys()
+        .filter(|path| path.ends_with(".html"))
+        .collect();
+    assert!(pages.len() >= 18, "{pages:?}");
+    for path in &pages {
+        let doc = site.page(path);
+        let nav = attrs(&doc, ".site-nav .nav-verify a", "href");
+        assert_eq!(nav, ["/verify/"], "{path}: the navigation's way in");
+        let label = texts(&doc, ".site-nav .nav-verify a");
+        assert_eq!(label, ["発注者の方：電子証書の確認"], "{path}");
+    }
+    // The home page, 404 and every orderer's page say it in their content too.
+    let orderers = pages.iter().filter(|p| p.matches('/').count() == 3);
+    let called_out = ["index.html", "404.html"].into_iter().map(str::to_owned);
+    for path in called_out.chain(orderers.cloned()) {
+        let doc = site.page(&path);
+        let links = attrs(&doc, "main .verify-callout a.button", "href");
+        assert_eq!(links, ["/verify/"], "{path}: the call in the page");
+    }
+}
+
+#[test]
 fn kumamoto_table_has_all_19_rows_in_era_form() {
     let site = SiteDir::demo();
     site.build();

@@ -39,7 +39,8 @@ fn base_path_prefixes_every_internal_link() {
             "/denshi/",
             "/denshi/guide/",
             "/denshi/qa/",
-            "/denshi/notices/"
+            "/denshi/notices/",
+            "/denshi/verify/"
         ]
     );
     assert_eq!(

@@ -196,11 +196,16 @@ fn refuse_nested_outputs(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// The first valid certificate's number and grouped 認証キー (or the first one's).
+/// A number and grouped 認証キー to try: the first certificate valid today (in Japan), else
+/// the first valid one, else the first.
 fn example(certificates: &[Certificate], keys: &KeyMaterial) -> Option<(String, String)> {
+    let today = (chrono::Utc::now() + chrono::TimeDelta::hours(9)).date_naive();
+    let valid = |c: &&Certificate| c.status() == Status::Valid;
     let c = certificates
         .iter()
-        .find(|c| c.status() == Status::Valid)
+        .filter(valid)
+        .find(|c| c.current().period.to >= today)
+        .or_else(|| certificates.iter().find(valid))
         .or(certificates.first())?;
     Some((c.number.clone(), authkey::group(&c.key(&keys.auth_secret))))
 }

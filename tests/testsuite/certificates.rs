@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::support::{snapshot, SiteDir};
 
-const NUMBERS: [&str; 10] = [
+const NUMBERS: [&str; 12] = [
     "2070004426",
     "2070004427",
     "2070202096",
@@ -17,6 +17,8 @@ const NUMBERS: [&str; 10] = [
     "2070310005",
     "2070310006",
     "2070310007",
+    "2070410001",
+    "2070410002",
 ];
 
 /// The text of a PDF (pdftotext, installed by scripts/test), whitespace collapsed.
@@ -52,7 +54,7 @@ fn demo_build_typesets_every_certificate_and_notice() {
     let run = site.build();
     assert!(
         run.stdout
-            .contains("証書 10 件を書き出しました（組版 10 件、前回から再利用 0 件）"),
+            .contains("証書 12 件を書き出しました（組版 12 件、前回から再利用 0 件）"),
         "{}",
         run.stdout
     );
@@ -100,6 +102,8 @@ fn demo_build_typesets_every_certificate_and_notice() {
             "changed",
             "changed",
             "cancelled",
+            "valid",
+            "changed",
         ]
     );
     assert_eq!(manifest["kdf"]["iterations"], 100_000);
@@ -455,7 +459,7 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     first.build();
     let again = first.build();
     assert!(
-        again.stdout.contains("（組版 0 件、前回から再利用 10 件）")
+        again.stdout.contains("（組版 0 件、前回から再利用 12 件）")
             && again
                 .stdout
                 .contains("保証料計算書 4 通を書き出しました（組版 0 通、前回から再利用 4 通）"),
@@ -495,7 +499,7 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     .expect("write");
     let run = first.build();
     assert!(
-        run.stdout.contains("（組版 1 件、前回から再利用 9 件）"),
+        run.stdout.contains("（組版 1 件、前回から再利用 11 件）"),
         "{}",
         run.stdout
     );

@@ -625,7 +625,7 @@ fn healthz_reports_the_manifest() {
     );
     // The admin listener has the details, and the metrics.
     let detail = get(&d.admin_url("/healthz")).json();
-    assert_eq!(detail["entries"], 10);
+    assert_eq!(detail["entries"], 12);
     let sha = hosho::common::hex::sha256_hex(&fs::read(root.vault("manifest.json")).expect("read"));
     assert_eq!(detail["manifest_sha256"], sha);
     let metrics = get(&d.admin_url("/metrics")).text();
@@ -633,7 +633,7 @@ fn healthz_reports_the_manifest() {
         metrics.contains(&format!("hosho_manifest_seq {}", root.seq())),
         "{metrics}"
     );
-    assert!(metrics.contains("hosho_manifest_entries 10"), "{metrics}");
+    assert!(metrics.contains("hosho_manifest_entries 12"), "{metrics}");
     // Nothing of the admin listener is on the public one.
     assert_eq!(get(&d.url("/metrics")).status, 404);
 }
@@ -1756,4 +1756,26 @@ fn a_client_whose_attempts_are_spent_is_refused_before_its_body_and_the_connecti
         .lines()
         .find(|l| l.contains("\"outcome\":\"rate_limited_address\""));
     assert!(tally.is_some_and(|l| l.contains("\"count\":2")), "{audit}");
+}
+
+#[test]
+fn the_demo_offers_a_certificate_that_is_valid_today_to_try() {
+    let site = crate::support::SiteDir::demo();
+    let d = Daemon::launch(&site.root, &[]);
+    let offer = d
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("お試しください: 保証契約番号 "))
+        .expect("a number and key to try");
+    let (number, key) = offer.split_once(" ／ 認証キー ").expect("number ／ key");
+    let found = api(&d, number, key);
+    assert_eq!(found.status, 200, "{}", found.text());
+    let json = found.json();
+    assert_eq!(json["status"], "valid", "{json}");
+    assert_eq!(json["certificate"]["period_ended"], false, "{json}");
+    // And it stays valid for years, so the demo does not turn red with the calendar.
+    let to = json["certificate"]["current"]["period"]["to"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(to >= "2030-01-01", "{to}");
 }

@@ -420,7 +420,7 @@ fn demo_check_passes_and_writes_nothing() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "問題はありません: 18 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 10 件、保証料計算書 4 通\n"
+        "問題はありません: 18 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 12 件、保証料計算書 4 通\n"
     );
     assert!(!site.out().exists());
 }

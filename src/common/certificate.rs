@@ -249,7 +249,7 @@ impl Record {
         Ok(bytes)
     }
 
-    /// Whether the guarantee period ended before `today` (保証期限経過). Computed when the
+    /// Whether the guarantee period ended before `today` (保証期間満了). Computed when the
     /// certificate is viewed: a PDF cannot know it.
     pub fn period_ended(&self, today: NaiveDate) -> bool {
         today > self.current.period.to

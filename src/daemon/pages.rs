@@ -165,7 +165,7 @@ impl Pages {
         let period_ended = v.record.period_ended(today) && v.status != Status::Cancelled;
         let (status_class, status_label) = match (v.status, period_ended) {
             (Status::Cancelled, _) => ("cancelled", Status::Cancelled.label()),
-            (_, true) => ("ended", "保証期限経過"),
+            (_, true) => ("ended", "保証期間満了"),
             (Status::Changed, false) => ("changed", Status::Changed.label()),
             (Status::Valid, false) => ("valid", Status::Valid.label()),
         };
@@ -191,6 +191,7 @@ impl Pages {
         c.insert("pdf_minutes", &pdf_minutes);
         c.insert("seq", &v.seq);
         c.insert("manifest_sha256", &v.manifest_sha256);
+        c.insert("manifest_issued", &japan_date_text(v.issued_at));
         c.insert("service_url", &self.config.verify_url());
         c.insert("checked_at", checked_at);
         self.render("verify_certificate.html", &c)
@@ -271,7 +272,15 @@ fn japan_now() -> chrono::NaiveDateTime {
     (chrono::Utc::now() + chrono::TimeDelta::hours(9)).naive_utc()
 }
 
-/// Today in Japan, for 保証期限経過.
+/// The day in Japan of Unix time `seconds`, in era form (`令和8年11月30日`).
+fn japan_date_text(seconds: u64) -> String {
+    let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| era::full_date((t + chrono::TimeDelta::hours(9)).date_naive()))
+        .unwrap_or_default()
+}
+
+/// Today in Japan, for 保証期間満了.
 pub(crate) fn today_in_japan() -> NaiveDate {
     japan_now().date()
 }

@@ -781,12 +781,14 @@ mod tests {
         assert_eq!(page.status, StatusCode::OK);
         let sha256 = app.catalog().catalog.sha256().to_owned();
         let seq = app.catalog().catalog.seq();
+        // The test vault's manifest was signed at 1,700,000,000 s: 2023-11-15 in Japan.
         for fact in [
             "確認記録",
             "（日本時間）",
-            &format!("第 {seq} 版"),
+            "電子署名した最新の記録（令和5年11月15日発行）と照合したもの",
+            &format!("通し番号 {seq}"),
             &sha256,
-            "保証証書ではありません。",
+            "保証証書ではありません</strong>。",
             "http://localhost/verify/",
         ] {
             assert!(page.body.contains(fact), "{fact} missing: {}", page.body);

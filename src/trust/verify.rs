@@ -25,6 +25,8 @@ pub struct Verified {
     pub seq: u64,
     /// SHA-256 of the manifest it was checked against (hex).
     pub manifest_sha256: String,
+    /// When that manifest was signed (Unix seconds).
+    pub issued_at: u64,
     pub expires_at: u64,
 }
 
@@ -129,6 +131,7 @@ pub fn check(
         pdf_sha256: entry.pdf_sha256,
         seq: catalog.seq(),
         manifest_sha256: catalog.sha256().to_owned(),
+        issued_at: catalog.header().issued_at,
         expires_at: catalog.expires_at(),
     })
 }

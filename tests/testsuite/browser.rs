@@ -249,7 +249,7 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         "令和4年5月10日",
         "40,000,000円",
         "株式会社みほん建設",
-        "保証期限経過",
+        "保証期間満了",
     ] {
         assert!(table.contains(fact), "{fact}: {table}");
     }
@@ -280,6 +280,29 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
     for hidden in ["本文へ移動", "証書の PDF を開く", "別の電子証書を確認する"]
     {
         assert!(!text.contains(hidden), "{hidden} printed: {text}");
+    }
+    assert_eq!(crate::support::pdf_pages(&printed), 1, "one A4 page");
+
+    // The changed certificate with the longest history prints on one page too, with the
+    // time of the check and who signed what it was checked against.
+    b.navigate(&daemon.url("/verify/"));
+    b.eval("document.getElementById('number').value = '2070310002'");
+    let key = root.key_of("2070310002");
+    b.eval(&format!("document.getElementById('key').value = '{key}'"));
+    b.clear_events();
+    b.eval("document.querySelector('form.verify-form').submit()");
+    b.wait_for("Page.loadEventFired");
+    let printed = shots.join("verify-changed-print.pdf");
+    b.print_to_pdf(&printed);
+    assert_eq!(crate::support::pdf_pages(&printed), 1, "one A4 page");
+    let text = pdftotext(&printed, &[]);
+    for words in [
+        "変更履歴",
+        "確認記録",
+        "日本時間",
+        "が電子署名した最新の記録",
+    ] {
+        assert!(text.contains(words), "{words}: {text}");
     }
 }
 

@@ -174,7 +174,7 @@ impl Browser {
     pub(crate) fn print_to_pdf(&mut self, path: &Path) {
         let r = self.call(
             "Page.printToPDF",
-            json!({"printBackground": true, "displayHeaderFooter": false}),
+            json!({"printBackground": true, "displayHeaderFooter": false, "preferCSSPageSize": true}),
         );
         let pdf = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().expect("data"))

@@ -157,6 +157,20 @@ pub(crate) fn feed_titles(feed: &str) -> Vec<&str> {
 
 /// The text of a PDF through pdftotext (poppler-utils, installed by scripts/test), with
 /// `options` such as `-layout`.
+/// The number of pages of a PDF (pdfinfo, poppler-utils).
+pub(crate) fn pdf_pages(path: &Path) -> usize {
+    let out = Command::new("pdfinfo")
+        .arg(path)
+        .output()
+        .expect("pdfinfo (poppler-utils) is installed by scripts/test");
+    assert!(out.status.success(), "pdfinfo {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no page count for {}", path.display()))
+}
+
 pub(crate) fn pdftotext(path: &Path, options: &[&str]) -> String {
     let out = Command::new("pdftotext")
         .args(options)

@@ -143,10 +143,17 @@ struct CertificateInputs<'a> {
     amount: String,
     contract_amount: String,
     period: PeriodText,
+    /// 工期, when the record gives it.
+    works: Option<PeriodText>,
     bank: Option<&'a str>,
     changed: bool,
+    /// 変更日: the last change's date, in era form.
+    changed_on: Option<String>,
     cancelled: bool,
-    cancelled_note: &'static str,
+    /// 解除日, in era form, when the record gives it.
+    cancelled_on: Option<String>,
+    /// The 約款 the guarantee was contracted under (`前払金保証約款`).
+    terms: String,
     changes: Vec<ChangeText>,
     guarantor: &'a Guarantor,
     verify_url: &'a str,
@@ -229,18 +236,25 @@ fn certificate_inputs(
         site: record.site.as_deref(),
         amount: format::yen(now.amount),
         contract_amount: format::yen(now.contract_amount),
-        period: PeriodText {
-            from: era::full_date(now.period.from),
-            to: era::full_date(now.period.to),
-        },
+        period: period_text(now.period),
+        works: now.works.map(period_text),
         bank: record.bank.as_deref(),
         changed: record.status == Status::Changed,
+        changed_on: record.changed_on().map(era::full_date),
         cancelled: record.status == Status::Cancelled,
-        cancelled_note: "解除されています。保証の効力はありません。",
+        cancelled_on: record.cancelled_on.map(era::full_date),
+        terms: format!("{kind}約款"),
         changes,
         guarantor: &record.guarantor,
         verify_url: extras.verify_url,
     })
+}
+
+fn period_text(p: crate::common::certificate::Period) -> PeriodText {
+    PeriodText {
+        from: era::full_date(p.from),
+        to: era::full_date(p.to),
+    }
 }
 
 fn notice_inputs(record: &Record, extras: Extras<'_>) -> serde_json::Result<serde_json::Value> {

@@ -39,7 +39,9 @@ const CUSTOMER: Field = field("customer", "顧客コード");
 const ORDERER: Field = field("orderer", "提出先の発注者名");
 const FEE_ADDED: Field = field("fee_added", "追加保証料");
 const FEE_RETURNED: Field = field("fee_returned", "返還保証料");
-const RECORD_FIELDS: [Field; 17] = [
+const WORKS: Field = field("works", "工期");
+const CANCELLED_ON: Field = field("cancelled_on", "解除日");
+const RECORD_FIELDS: [Field; 19] = [
     NUMBER,
     KIND,
     ISSUED,
@@ -57,18 +59,21 @@ const RECORD_FIELDS: [Field; 17] = [
     FEE,
     CUSTOMER,
     ORDERER,
+    WORKS,
+    CANCELLED_ON,
 ];
 const NAME: Field = field("name", "名称");
 const ADDRESS: Field = field("address", "所在地");
 const FROM: Field = field("from", "始期");
 const TO: Field = field("to", "終期");
 const DATE: Field = field("date", "変更日");
-const CHANGE_FIELDS: [Field; 7] = [
+const CHANGE_FIELDS: [Field; 8] = [
     DATE,
     AMOUNT,
     CONTRACT_AMOUNT,
     PERIOD,
     PROJECT,
+    WORKS,
     FEE_ADDED,
     FEE_RETURNED,
 ];
@@ -140,6 +145,8 @@ pub struct Certificate {
     pub changes: Vec<Change>,
     /// 解除
     pub cancelled: bool,
+    /// 解除日
+    pub cancelled_on: Option<NaiveDate>,
     /// 認証キー imported from the core system (canonical), if any.
     pub auth_key: Option<String>,
     /// 保証料 (yen): as the core system computed it, else by the `[fees]` rules; `None`
@@ -202,6 +209,7 @@ impl Certificate {
             current: self.current(),
             initial: self.initial.clone(),
             changes: self.changes.clone(),
+            cancelled_on: self.cancelled_on,
             guarantor: guarantor.clone(),
         }
     }
@@ -513,8 +521,10 @@ fn certificate<'d>(
             r.error(path, format!("{}には {BANK} が必要です", kind.label()));
         }
     }
+    let works = optional_period(r, map, path, WORKS);
     let auth_key = auth_key(r, map, path);
     let cancelled = cancelled(r, map, path);
+    let cancelled_on = cancelled_on(r, map, path, cancelled);
     let (changes, adjustments) = changes(r, map, path, issued);
     let certificate = Certificate {
         number: number?,
@@ -529,9 +539,11 @@ fn certificate<'d>(
             contract_amount: contract_amount?,
             amount: amount?,
             period: period?,
+            works,
         },
         changes,
         cancelled,
+        cancelled_on,
         auth_key,
         fee: None,
         customer: None,
@@ -543,7 +555,62 @@ fn certificate<'d>(
     if certificate.kind == Kind::Contract {
         warn_small_contract_guarantee(r, &certificate, path, warnings);
     }
+    warn_paper_rows(r, &certificate, path, warnings);
     (r.diagnostics.len() == before).then_some(certificate)
+}
+
+/// A `period`-shaped field that may be left out.
+fn optional_period<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    f: Field,
+) -> Option<Period> {
+    let value = map.get(f.key).filter(|v| !v.is_null())?;
+    period(r, value, &path.key(f.key))
+}
+
+/// `cancelled_on:` the 解除日, only for a cancelled certificate.
+fn cancelled_on<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    cancelled: bool,
+) -> Option<NaiveDate> {
+    let date = r.date(map, path, CANCELLED_ON, false)?;
+    if !cancelled {
+        r.error(
+            &path.key(CANCELLED_ON.key),
+            "解除日は解除された保証（status: cancelled）にだけ書けます",
+        );
+        return None;
+    }
+    Some(date)
+}
+
+/// Rows a paper 保証証書 shows that the record leaves out: a warning each (data written
+/// before the fields existed still builds).
+fn warn_paper_rows(
+    r: &Reader<'_, '_>,
+    certificate: &Certificate,
+    path: &NodePath,
+    warnings: &mut Diagnostics,
+) {
+    let (line, column) = r.doc.locate(path, false);
+    let mut warn = |message: String| {
+        let message = format!("注意: {message}");
+        warnings.push(Diagnostic::new(&certificate.source, line, column, message));
+    };
+    if certificate.initial.works.is_none() {
+        warn(format!(
+            "{WORKS} がありません。紙の保証証書には工期を記載します（works: {{from: …, to: …}}）"
+        ));
+    }
+    if certificate.cancelled && certificate.cancelled_on.is_none() {
+        warn(format!(
+            "{CANCELLED_ON} がありません。解除された保証証書には解除日を記載します"
+        ));
+    }
 }
 
 /// 保証金額 must not exceed 請負金額, as first issued and after every change.
@@ -625,6 +692,23 @@ fn adjustment<'d>(
 
 /// The changes (oldest first) and the fee adjustments they carry. A change that carries
 /// only a fee adjustment (a return on 解除) changes nothing on the certificate.
+/// What one change alters (everything but its fee).
+fn change_terms<'d>(
+    r: &mut Reader<'d, '_>,
+    m: &'d Mapping,
+    p: &NodePath,
+    date: NaiveDate,
+) -> Change {
+    Change {
+        date,
+        amount: positive(r, m, p, AMOUNT, false),
+        contract_amount: positive(r, m, p, CONTRACT_AMOUNT, false),
+        period: optional_period(r, m, p, PERIOD),
+        project: r.string(m, p, PROJECT, false),
+        works: optional_period(r, m, p, WORKS),
+    }
+}
+
 fn changes<'d>(
     r: &mut Reader<'d, '_>,
     map: &'d Mapping,
@@ -649,16 +733,7 @@ fn changes<'d>(
         let Some(date) = r.date(m, &p, DATE, true) else {
             continue;
         };
-        let change = Change {
-            date,
-            amount: positive(r, m, &p, AMOUNT, false),
-            contract_amount: positive(r, m, &p, CONTRACT_AMOUNT, false),
-            period: m
-                .get(PERIOD.key)
-                .filter(|v| !v.is_null())
-                .and_then(|v| period(r, v, &p.key(PERIOD.key))),
-            project: r.string(m, &p, PROJECT, false),
-        };
+        let change = change_terms(r, m, &p, date);
         let fee = adjustment(r, m, &p, date);
         let fee_written = [FEE_ADDED, FEE_RETURNED]
             .iter()
@@ -666,7 +741,7 @@ fn changes<'d>(
         if change.is_empty() && !fee_written {
             r.error(
                 &p,
-                "変更には amount・contract_amount・period・project・fee_added・fee_returned のどれかを書いてください",
+                "変更には amount・contract_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
             );
         }
         if let Some(issued) = issued.filter(|d| date < *d) {
@@ -707,6 +782,7 @@ pub(crate) mod tests {
   contract_amount: 100000000
   amount: 40000000
   period: {from: 2022-05-10, to: 2023-03-31}
+  works: {from: 2022-05-10, to: 2023-03-31}
   bank: 見本銀行 梅田支店
   changes:
     - {date: 2022-09-01, amount: 45000000, contract_amount: 112500000}
@@ -782,7 +858,7 @@ pub(crate) mod tests {
                 "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
                 "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
                 "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10 文字目に使えない文字があります）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
-                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project・fee_added・fee_returned のどれかを書いてください",
+                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]
         );
@@ -825,7 +901,7 @@ pub(crate) mod tests {
         assert!(certs[0].submission.is_none());
         let unknown = GOOD.replace("  bank:", "  orderer: 見本市\n  bank:");
         let (_, errs) = read(&unknown);
-        assert_eq!(errs, ["t.yaml:10:12: 発注者「見本市」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"]);
+        assert_eq!(errs, ["t.yaml:11:12: 発注者「見本市」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"]);
     }
 
     #[test]
@@ -840,5 +916,28 @@ pub(crate) mod tests {
             warns,
             ["data/certificates/t.yaml:8:11: 注意: 契約保証の保証金額 9,000,000円 は請負金額 100,000,000円 の10分の1に満たない額です（通常は10分の1以上）"]
         );
+    }
+
+    #[test]
+    fn rows_a_paper_certificate_shows_are_warned_about_when_missing() {
+        let text = GOOD
+            .replace("  works: {from: 2022-05-10, to: 2023-03-31}\n", "")
+            .replace("  bank:", "  status: cancelled\n  bank:");
+        let (certs, errs, warns) = parse(&text);
+        assert_eq!(certs.len(), 1, "still built: {errs:?}");
+        assert_eq!(
+            warns,
+            [
+                "data/certificates/t.yaml:1:3: 注意: cancelled_on（解除日） がありません。解除された保証証書には解除日を記載します",
+                "data/certificates/t.yaml:1:3: 注意: works（工期） がありません。紙の保証証書には工期を記載します（works: {from: …, to: …}）",
+            ]
+        );
+        let dated = text.replace(
+            "  status: cancelled\n",
+            "  status: cancelled\n  cancelled_on: 2022-12-01\n",
+        );
+        let (certs, _, warns) = parse(&dated);
+        assert_eq!(certs[0].cancelled_on, NaiveDate::from_ymd_opt(2022, 12, 1));
+        assert_eq!(warns.len(), 1, "{warns:?}");
     }
 }

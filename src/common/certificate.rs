@@ -149,6 +149,9 @@ pub struct Terms {
     pub amount: u64,
     /// 保証期間
     pub period: Period,
+    /// 工期 (the contract's construction period), when the record gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub works: Option<Period>,
 }
 
 /// One 変更 (増額・減額・期限変更 …): only what changed on `date`.
@@ -169,6 +172,9 @@ pub struct Change {
     /// 工事名
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// 工期
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub works: Option<Period>,
 }
 
 impl Change {
@@ -178,6 +184,7 @@ impl Change {
             && self.contract_amount.is_none()
             && self.period.is_none()
             && self.project.is_none()
+            && self.works.is_none()
     }
 }
 
@@ -192,6 +199,7 @@ impl Terms {
             contract_amount: change.contract_amount.unwrap_or(self.contract_amount),
             amount: change.amount.unwrap_or(self.amount),
             period: change.period.unwrap_or(self.period),
+            works: change.works.or(self.works),
         }
     }
 
@@ -237,11 +245,19 @@ pub struct Record {
     pub initial: Terms,
     /// Oldest first.
     pub changes: Vec<Change>,
+    /// 解除日, when the record gives it (a cancelled certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_on: Option<NaiveDate>,
     /// 保証会社
     pub guarantor: Guarantor,
 }
 
 impl Record {
+    /// The date of the last change (変更日), if any.
+    pub fn changed_on(&self) -> Option<NaiveDate> {
+        self.changes.last().map(|c| c.date)
+    }
+
     /// The canonical bytes of the record file (pretty JSON, one trailing newline).
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         let mut bytes = serde_json::to_vec_pretty(self)?;
@@ -310,6 +326,12 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
     if let Some(p) = &change.project {
         items.push(format!("工事名 {} → {}", previous.project, p));
     }
+    if let Some(w) = change.works {
+        let before = previous
+            .works
+            .map_or_else(|| "記載なし".to_owned(), |p| era::full_date(p.to));
+        items.push(format!("工期の終期 {before} → {}", era::full_date(w.to)));
+    }
     items
 }
 
@@ -342,6 +364,7 @@ mod tests {
                 from: date(2024, 4, 1),
                 to: date(2025, 3, 31),
             },
+            works: None,
         };
         Record {
             format: RECORD_FORMAT,
@@ -372,6 +395,7 @@ mod tests {
                     contract_amount: None,
                     period: None,
                     project: None,
+                    works: None,
                 },
                 Change {
                     date: date(2025, 3, 1),
@@ -382,8 +406,10 @@ mod tests {
                         to: date(2025, 9, 30),
                     }),
                     project: None,
+                    works: None,
                 },
             ],
+            cancelled_on: None,
             guarantor: test_guarantor(),
         }
     }

@@ -40,6 +40,7 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
             from: date(2024, 4, 1),
             to: date(2099, 3, 31),
         },
+        works: None,
     };
     let changes = match status {
         Status::Changed => vec![Change {
@@ -48,6 +49,7 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
             contract_amount: None,
             period: None,
             project: None,
+            works: None,
         }],
         _ => Vec::new(),
     };
@@ -67,6 +69,7 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
         current: initial.after(&changes),
         initial,
         changes,
+        cancelled_on: None,
         guarantor: test_guarantor(),
     }
 }

@@ -42,6 +42,17 @@ fn certificate(site: &SiteDir, number: &str) -> String {
     pdf_text(&vault(site).join(format!("certificates/{number}.pdf")))
 }
 
+/// The 約款 sentence a certificate of `kind` ends with, read across its line breaks.
+fn assert_terms_sentence(text: &str, kind: &str) {
+    let joined: String = text.split_whitespace().collect();
+    let sentence =
+        format!("当会社は、{kind}約款に基づき上記のとおり{kind}契約を締結し、その責に任じます。");
+    assert!(
+        joined.contains(&sentence),
+        "{kind}: no 「{sentence}」 in {text}"
+    );
+}
+
 fn assert_contains(text: &str, facts: &[&str], what: &str) {
     for fact in facts {
         assert!(text.contains(fact), "{what}: missing {fact:?} in {text}");
@@ -132,7 +143,11 @@ fn certificates_show_every_field_for_each_kind() {
             "100,000,000円",
             "みほん銀行 梅田支店",
             "発行日 令和4年5月10日",
-            "前払金保証契約を締結し、その保証の責任を負います",
+            "工期 令和4年5月10日 から 令和5年3月31日 まで",
+            "【注】1. 保証金額の増減などの変更があったときは（変更）と表示し",
+            "2. 契約保証は工期の変更に合わせて保証期間が変わるため、工期の変更だけでは変更の保証証書を発行しません。",
+            "3. 請負金額だけの変更では、変更の保証証書を発行しません。",
+            "記名押印に代えて、当会社が電子署名した記録で内容を確かめられるようにしています。",
             "西日本建設業保証株式会社",
             "大阪府大阪市西区立売堀二丁目1番2号（本社）",
             "保証証書の原本ではありません",
@@ -140,6 +155,7 @@ fn certificates_show_every_field_for_each_kind() {
         ],
         "前払金保証",
     );
+    assert_terms_sentence(&advance, "前払金保証");
     assert!(
         !advance.contains("（前払金保証） （変更）"),
         "an unchanged certificate is not marked"
@@ -147,9 +163,15 @@ fn certificates_show_every_field_for_each_kind() {
     let contract = certificate(&site, "2070202096");
     assert_contains(
         &contract,
-        &["（契約保証）", "10,000,000円", "契約保証契約を締結"],
+        &[
+            "（契約保証）",
+            "10,000,000円",
+            "工期 令和4年5月10日 から 令和5年3月31日 まで",
+            "【注】1.",
+        ],
         "契約保証",
     );
+    assert_terms_sentence(&contract, "契約保証");
     assert!(
         !contract.contains("預託金融機関"),
         "no bank line for 契約保証"
@@ -162,9 +184,12 @@ fn certificates_show_every_field_for_each_kind() {
             "16,940,000円",
             "熊本県知事 様",
             "みほん信用金庫 本店営業部",
+            "工期 令和6年10月15日 から 令和7年3月25日 まで",
+            "【注】1.",
         ],
         "中間前払金保証",
     );
+    assert_terms_sentence(&interim, "中間前払金保証");
 }
 
 #[test]
@@ -176,6 +201,7 @@ fn changed_and_cancelled_certificates_are_marked() {
         &changed,
         &[
             "保証証書 （前払金保証） （変更）",
+            "工期の終期 令和6年12月20日 → 令和7年2月28日",
             "13,200,000円",
             "33,000,000円",
             "令和6年6月3日 から 令和7年2月28日 まで",
@@ -188,14 +214,46 @@ fn changed_and_cancelled_certificates_are_marked() {
         ],
         "changed",
     );
+    // The dates beside the title, each on its own line (as laid out on the page).
+    let laid_out = crate::support::pdftotext(
+        &vault(&site).join("certificates/2070310002.pdf"),
+        &["-layout"],
+    );
+    assert!(
+        line_with(&laid_out, "発行日")
+            .trim_end()
+            .ends_with("令和6年6月3日"),
+        "{laid_out}"
+    );
+    assert!(
+        line_with(&laid_out, "変更日")
+            .trim_end()
+            .ends_with("令和6年12月10日"),
+        "{laid_out}"
+    );
     let cancelled = certificate(&site, "2070310004");
     assert_contains(
         &cancelled,
-        &[
-            "解除",
-            "この保証契約は解除されています。保証の効力はありません。",
-        ],
+        &["解 除 この保証契約は令和6年9月30日に解除されています。保証の効力はありません。"],
         "cancelled",
+    );
+    let joined: String = cancelled.split_whitespace().collect();
+    assert!(
+        joined.contains(
+            "前払金保証契約を締結しましたが、この保証契約は令和6年9月30日に解除されています。"
+        ),
+        "{cancelled}"
+    );
+    // The 解除 whose fee was returned: its date is the certificate's 解除日.
+    let laid_out = crate::support::pdftotext(
+        &vault(&site).join("certificates/2070310007.pdf"),
+        &["-layout"],
+    );
+    assert!(
+        line_with(&laid_out, "解除日")
+            .trim_end()
+            .ends_with("令和6年10月25日"),
+        "{laid_out}"
     );
     let reiwa = certificate(&site, "2070310005");
     assert_contains(

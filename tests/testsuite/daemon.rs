@@ -508,11 +508,26 @@ fn the_form_and_the_certificate_pages() {
         "{html}"
     );
     assert!(html.contains("→"), "{html}");
+    // The 変更日 beside the 発行日, and the 工期.
+    assert!(
+        html.contains("<th scope=\"row\">変更日</th><td><time datetime=\"2024-12-10\">令和6年12月10日</time></td>"),
+        "{html}"
+    );
+    assert!(html.contains("<th scope=\"row\">工期</th>"), "{html}");
 
     let cancelled = form(&d, "2070310004", &root.key_of("2070310004"));
     let html = cancelled.text();
     assert!(html.contains("解除（保証の効力はありません）"), "{html}");
-    assert!(html.contains("この保証契約は解除されています"), "{html}");
+    assert!(
+        html.contains(
+            "この保証契約は<time datetime=\"2024-09-30\">令和6年9月30日</time>に解除されています"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<th scope=\"row\">解除日</th><td><time datetime=\"2024-09-30\">令和6年9月30日</time></td>"),
+        "{html}"
+    );
 }
 
 #[test]

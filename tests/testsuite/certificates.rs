@@ -149,13 +149,27 @@ fn certificates_show_every_field_for_each_kind() {
             "3. 請負金額だけの変更では、変更の保証証書を発行しません。",
             "記名押印に代えて、当会社が電子署名した記録で内容を確かめられるようにしています。",
             "西日本建設業保証株式会社",
-            "大阪府大阪市西区立売堀二丁目1番2号（本社）",
+            "西日本建設業保証株式会社",
             "保証証書の原本ではありません",
             "https://denshi-hosho.example.jp/verify/",
         ],
         "前払金保証",
     );
     assert_terms_sentence(&advance, "前払金保証");
+    // The branch on a line of its own, under the head office's address (not as if it
+    // were at that address).
+    let laid_out = crate::support::pdftotext(
+        &vault(&site).join("certificates/2070004426.pdf"),
+        &["-layout"],
+    );
+    assert_eq!(
+        line_with(&laid_out, "立売堀"),
+        "本社 大阪府大阪市西区立売堀二丁目1番2号"
+    );
+    assert_eq!(
+        line_with(&laid_out, "熊本支店"),
+        "熊本支店 TEL 096-364-1155 FAX 0120-504178"
+    );
     assert!(
         !advance.contains("（前払金保証） （変更）"),
         "an unchanged certificate is not marked"
@@ -398,10 +412,14 @@ fn fee_statements_list_every_line_and_add_up() {
             "発行日",
             "令和6年10月31日",
             "令和6年10月分（令和6年10月1日から令和6年10月31日まで）",
-            "西日本建設業保証株式会社 熊本支店",
+            "西日本建設業保証株式会社",
             "ご請求額は、発行日の翌月末日までに当社指定の口座へお振り込みください。",
         ],
         "statement",
+    );
+    assert_eq!(
+        line_with(&october, "熊本支店"),
+        "熊本支店 電話 096-364-1155"
     );
     // One line per guarantee issued in the month, by date: the fee as written, and the
     // 中間前払金保証's computed at 0.065% (16,940,000 × 0.065% = 11,011).

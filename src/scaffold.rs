@@ -97,7 +97,7 @@ title: {name}\n\
 as_of: {today}\n\
 # 注記（省略可）: 表の下に出ます\n\
 # note: 上記以外の市町村については、未導入または導入検討中\n\
-# 運用開始日の基準（省略可）: 省くと hosho.toml の [adopters] default_basis\n\
+# 運用開始日の基準（省略可）: 省くと hosho.toml の [adopters] default_basis、それもなければ表に書きません\n\
 # basis: 契約締結日\n\
 # 発注者の一覧（必須）: 「[]」を消し、次の行から例のように一行に一団体を書きます\n\
 #   name: 発注者名（必須） category: 区分（必須、hosho.toml の [adopters] categories のどれか）\n\

@@ -21,9 +21,10 @@ pub const DEFAULT_KDF_ITERATIONS: u32 = 100_000;
 pub struct AdoptersConfig {
     /// 区分, in the order the tables show them.
     pub categories: Vec<String>,
-    /// What 運用開始日 means when a file does not say (`basis:`).
-    #[serde(default = "default_basis")]
-    pub default_basis: String,
+    /// What 運用開始日 means when a file does not say (`basis:`); unsaid when neither
+    /// says it.
+    #[serde(default)]
+    pub default_basis: Option<String>,
 }
 
 /// Settings of certificates, notices and the signed manifest (`[certificates]`).
@@ -58,10 +59,6 @@ fn default_iterations() -> u32 {
 
 fn default_valid_days() -> u32 {
     35
-}
-
-fn default_basis() -> String {
-    "契約締結日".to_owned()
 }
 
 /// How Markdown is rendered (`[markdown]`).
@@ -293,6 +290,6 @@ mod tests {
         let c = Config::default_for_test();
         assert_eq!(c.base_path, "/");
         assert_eq!(c.absolute_url("/qa/"), "https://example.jp/qa/");
-        assert_eq!(c.adopters.default_basis, "契約締結日");
+        assert_eq!(c.adopters.default_basis, None);
     }
 }

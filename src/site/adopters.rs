@@ -94,8 +94,8 @@ pub struct AdopterTable {
     pub as_of_wareki: String,
     /// 注記
     pub note: Option<String>,
-    /// 運用開始日の基準 (契約締結日 unless the file says otherwise).
-    pub basis: String,
+    /// 運用開始日の基準, when the file (or hosho.toml's `default_basis`) says it.
+    pub basis: Option<String>,
     /// Rows by category (in hosho.toml's order), file order inside a category.
     pub adopters: Vec<Adopter>,
     /// Number of rows (団体数).
@@ -194,7 +194,7 @@ pub fn parse_adopter_table(
         let basis = r.string(map, &top, BASIS, false);
         let rows = rows(&mut r, map, config);
         let (title, as_of) = (title?, as_of?);
-        let basis = basis.unwrap_or_else(|| config.adopters.default_basis.clone());
+        let basis = basis.or_else(|| config.adopters.default_basis.clone());
         Some(AdopterTable::new(
             slug, rel, title, as_of, note, basis, rows,
         ))
@@ -376,7 +376,7 @@ impl AdopterTable {
         title: String,
         as_of: NaiveDate,
         note: Option<String>,
-        basis: String,
+        basis: Option<String>,
         mut ranked: Vec<(usize, Adopter)>,
     ) -> AdopterTable {
         ranked.sort_by_key(|(rank, _)| *rank);
@@ -438,7 +438,7 @@ mod tests {
         let names: Vec<&str> = t.adopters.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["A県", "B町", "C村"]);
         assert_eq!(t.as_of_wareki, "令和7年2月1日");
-        assert_eq!(t.basis, "契約締結日");
+        assert_eq!(t.basis, None, "unsaid where the file does not say it");
         assert!(t.adopters[1].planned, "2025-04-01 is after as_of");
         assert!(!t.adopters[0].planned);
         let counts: Vec<(&str, usize)> = t

@@ -17,7 +17,7 @@ struct Row<'a> {
     start: Option<String>,
     planned: bool,
     services: Option<bool>,
-    basis: &'a str,
+    basis: Option<&'a str>,
     /// How the orderer receives the 認証キー notice, when it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     submission: Option<&'a SubmissionRules>,
@@ -36,7 +36,7 @@ fn rows(tables: &[AdopterTable]) -> Vec<Row<'_>> {
                 start: a.start.map(|d| d.to_string()),
                 planned: a.planned,
                 services: a.services,
-                basis: &t.basis,
+                basis: t.basis.as_deref(),
                 submission: a.submission.as_ref(),
             })
         })
@@ -131,7 +131,7 @@ pub fn adopters_csv(tables: &[AdopterTable]) -> Result<Vec<u8>, csv::Error> {
                 a.start_wareki.as_deref().unwrap_or(""),
                 if a.planned { "予定" } else { "" },
                 a.services.map(crate::common::format::maru).unwrap_or(""),
-                &cell(&t.basis),
+                &cell(t.basis.as_deref().unwrap_or("")),
                 &cell(&s[0]),
                 &cell(&s[1]),
                 &cell(&s[2]),

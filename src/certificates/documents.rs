@@ -192,6 +192,8 @@ struct SubmissionText<'a> {
     /// `前払金請求書と一緒に提出できます` / `…できません…`
     with_invoice: Option<&'static str>,
     notes: &'a [String],
+    /// The rules are an example (a demo site's), not the orderer's own.
+    example: bool,
 }
 
 fn submission_text<'a>(
@@ -211,6 +213,7 @@ fn submission_text<'a>(
             }
         }),
         notes: &rules.notes,
+        example: rules.example,
     }
 }
 

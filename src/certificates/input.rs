@@ -874,6 +874,7 @@ pub(crate) mod tests {
             subject: None,
             with_invoice: None,
             notes: Vec::new(),
+            example: false,
         };
         let orderers = Orderers([("近畿地方整備局".to_owned(), rules)].into());
         let refs = References {

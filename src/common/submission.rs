@@ -46,6 +46,9 @@ pub struct SubmissionRules {
     pub with_invoice: Option<bool>,
     /// 注意事項, one per line.
     pub notes: Vec<String>,
+    /// Rules written as an example (a demo site's), not the orderer's own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub example: bool,
 }
 
 impl SubmissionRules {
@@ -123,6 +126,7 @@ mod tests {
             subject: Some("【電子保証】{工事番号} {工事名}（{保証契約番号}）".to_owned()),
             with_invoice: Some(true),
             notes: Vec::new(),
+            example: false,
         }
     }
 

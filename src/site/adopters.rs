@@ -38,7 +38,8 @@ const ADDRESSES: Field = field("addresses", "区分ごとの提出先");
 const SUBJECT: Field = field("subject", "メールの件名");
 const WITH_INVOICE: Field = field("with_invoice", "前払金請求書との同時提出");
 const NOTES: Field = field("notes", "注意事項");
-const SUBMISSION_FIELDS: [Field; 7] = [
+const EXAMPLE: Field = field("example", "見本の例");
+const SUBMISSION_FIELDS: [Field; 8] = [
     PAGE,
     CHANNELS,
     ADDRESS,
@@ -46,6 +47,7 @@ const SUBMISSION_FIELDS: [Field; 7] = [
     SUBJECT,
     WITH_INVOICE,
     NOTES,
+    EXAMPLE,
 ];
 /// The keys of `addresses:`: one per 区分.
 const ADDRESS_KINDS: [Field; 3] = [
@@ -313,28 +315,11 @@ fn submission_rules<'d>(
             }
         }
     }
-    let subject = r.string(map, &p, SUBJECT, false);
-    if let Some(subject) = &subject {
-        let problem = match submission::unknown_placeholders(subject) {
-            None => Some("{ と } の組が合っていません".to_owned()),
-            Some(unknown) if !unknown.is_empty() => {
-                Some(format!("{{{}}} は使えません", unknown.join("}・{")))
-            }
-            Some(_) => None,
-        };
-        if let Some(problem) = problem {
-            r.error(
-                &p.key(SUBJECT.key),
-                format!(
-                    "件名の {problem}。使えるのは {{{}}} です",
-                    submission::PLACEHOLDERS.join("}・{")
-                ),
-            );
-        }
-    }
+    let subject = subject(r, map, &p);
     let with_invoice = r.boolean(map, &p, WITH_INVOICE);
     let notes = r.string_list(map, &p, NOTES);
     let address = r.string(map, &p, ADDRESS, false);
+    let example = r.boolean(map, &p, EXAMPLE).unwrap_or(false);
     (r.diagnostics.len() == before).then_some(SubmissionRules {
         page: page?,
         channels,
@@ -343,7 +328,30 @@ fn submission_rules<'d>(
         subject,
         with_invoice,
         notes,
+        example,
     })
+}
+
+/// `subject:`, its placeholders checked.
+fn subject<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, p: &NodePath) -> Option<String> {
+    let subject = r.string(map, p, SUBJECT, false)?;
+    let problem = match submission::unknown_placeholders(&subject) {
+        None => Some("{ と } の組が合っていません".to_owned()),
+        Some(unknown) if !unknown.is_empty() => {
+            Some(format!("{{{}}} は使えません", unknown.join("}・{")))
+        }
+        Some(_) => None,
+    };
+    if let Some(problem) = problem {
+        r.error(
+            &p.key(SUBJECT.key),
+            format!(
+                "件名の {problem}。使えるのは {{{}}} です",
+                submission::PLACEHOLDERS.join("}・{")
+            ),
+        );
+    }
+    Some(subject)
 }
 
 /// The position of `category` in hosho.toml's list, or an error at the row's `category:`.

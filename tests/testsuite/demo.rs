@@ -334,9 +334,25 @@ fn orderers_with_submission_rules_have_their_page() {
             "{fact}: {rows:?}"
         );
     }
-    assert_eq!(
-        texts(&page, "table code"),
-        ["【電子保証】{工事番号} {工事名}"]
+    // The subject's placeholders read as words, explained; the rules say they are an
+    // example.
+    let subject = rows
+        .iter()
+        .find(|r| r.starts_with("メールの件名"))
+        .expect("a subject row");
+    assert!(
+        subject.contains("【電子保証】（工事番号） （工事名）"),
+        "{subject}"
+    );
+    assert!(
+        subject.contains("（工事番号）は受注者が記入してください。"),
+        "{subject}"
+    );
+    assert!(!subject.contains('{'), "{subject}");
+    let callout = texts(&page, "p.callout");
+    assert!(
+        callout[0].contains("この提出方法は、このサイトの見本として作った例です。"),
+        "{callout:?}"
     );
     assert_eq!(
         texts(&page, "table caption"),

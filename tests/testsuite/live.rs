@@ -73,7 +73,7 @@ fn edits_are_served_within_a_second_and_problems_shown_until_fixed() {
         "the last good site is still served"
     );
     assert!(
-        body.contains("<li>data/adopters/kumamoto.yaml:61:28: 区分「村町」は hosho.toml の [adopters] categories にありません。"),
+        body.contains("<li>data/adopters/kumamoto.yaml:64:28: 区分「村町」は hosho.toml の [adopters] categories にありません。"),
         "{body}"
     );
     assert!(

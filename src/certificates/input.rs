@@ -440,7 +440,7 @@ fn kind<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option
     let kind = Kind::parse(&text);
     if kind.is_none() {
         let message = if text == "契約保証予約" {
-            "区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください".to_owned()
+            "区分「契約保証予約」は電子保証の対象外です。予約証書を紙で発行してください".to_owned()
         } else {
             format!(
                 "区分「{text}」は使えません。{}のいずれかを書いてください",
@@ -851,7 +851,7 @@ pub(crate) mod tests {
             errs,
             [
                 "data/certificates/t.yaml:1:11: number（保証契約番号） は文字列で書いてください（数値になっています。数字だけなら引用符で囲みます）",
-                "data/certificates/t.yaml:2:9: 区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください",
+                "data/certificates/t.yaml:2:9: 区分「契約保証予約」は電子保証の対象外です。予約証書を紙で発行してください",
                 "data/certificates/t.yaml:8:11: amount（保証金額） は 1 円以上の整数で書いてください（0 になっています）",
                 "data/certificates/t.yaml:9:11: 保証期間の始期 2023-05-10 が終期 2023-03-31 より後になっています",
                 "data/certificates/t.yaml:10:3: 中間前払金保証には bank（前払金の預託金融機関） が必要です",

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::common::config::Config;
 use crate::common::era;
-use crate::site::adopters::{Adopter, AdopterTable};
+use crate::site::adopters::AdopterTable;
 use crate::site::content::{Page, PageData, PageKind};
 use crate::site::ADOPTERS_PATH;
 
@@ -64,46 +64,73 @@ pub(crate) fn entries(
     }
     for table in tables {
         let path = format!("{ADOPTERS_PATH}{}/", table.slug);
-        for adopter in &table.adopters {
-            if let Some(entry) = adoption(config, table, adopter, &path) {
-                entries.push(entry);
-            }
-        }
+        entries.extend(adoptions(config, table, &path));
     }
     entries.sort_by(|a, b| b.date.cmp(&a.date).then(a.id.cmp(&b.id)));
     entries
 }
 
-/// The entry of one orderer's start of 電子保証 (planned or begun), if it has a date.
-fn adoption(config: &Config, table: &AdopterTable, a: &Adopter, path: &str) -> Option<FeedEntry> {
-    let start = a.start?;
+/// The entries of a table's starts of 電子保証: one per day (and planned or begun), naming
+/// every orderer that started that day, so that a day on which many started is one entry
+/// on the home page's 新着情報 and in the feed.
+fn adoptions(config: &Config, table: &AdopterTable, path: &str) -> Vec<FeedEntry> {
+    let mut days: std::collections::BTreeMap<(NaiveDate, bool), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for a in &table.adopters {
+        if let Some(start) = a.start {
+            days.entry((start, a.planned)).or_default().push(&a.name);
+        }
+    }
+    days.into_iter()
+        .map(|((start, planned), names)| adoption(config, table, path, (start, planned), &names))
+        .collect()
+}
+
+fn adoption(
+    config: &Config,
+    table: &AdopterTable,
+    path: &str,
+    (start, planned): (NaiveDate, bool),
+    names: &[&str],
+) -> FeedEntry {
     let wareki = era::full_date(start);
-    let (title, summary) = if a.planned {
+    let who = match names {
+        [one] => (*one).to_owned(),
+        [a, b] => format!("{a}・{b}"),
+        [a, b, ..] => format!("{a}・{b}など{}団体", names.len()),
+        [] => String::new(),
+    };
+    let all = names.join("、");
+    let (title, summary) = if planned {
         (
-            format!("{}が電子保証の運用を始める予定です", a.name),
+            format!("{who}が電子保証の運用を始める予定です"),
             format!(
-                "{}（{}）は{}から電子保証の運用を始める予定です。",
-                a.name, table.title, wareki
+                "{all}（{}）は{wareki}から電子保証の運用を始める予定です。",
+                table.title
             ),
         )
     } else {
         (
-            format!("{}が電子保証の運用を始めました", a.name),
+            format!("{who}が電子保証の運用を始めました"),
             format!(
-                "{}（{}）は{}から電子保証の運用を始めました。",
-                a.name, table.title, wareki
+                "{all}（{}）は{wareki}から電子保証の運用を始めました。",
+                table.title
             ),
         )
     };
-    Some(FeedEntry {
-        id: format!("{}#{}", config.absolute_url(path), a.name),
+    let id = match names {
+        [one] => format!("{}#{one}", config.absolute_url(path)),
+        _ => format!("{}#{start}", config.absolute_url(path)),
+    };
+    FeedEntry {
+        id,
         title,
         date: start,
         updated: rfc3339_jst(start),
         url: url(config, path),
         permalink: config.absolute_url(path),
         summary,
-    })
+    }
 }
 
 /// Every page, with its date as `lastmod`.

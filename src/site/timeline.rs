@@ -187,7 +187,7 @@ fn draw(months: &[TimelineMonth]) -> String {
     };
     let plot = Plot::new(first.month, last.month, last.total);
     let desc = format!(
-        "{}に最初の導入があり、{}までに累計{}団体が電子保証を導入しています。",
+        "運用開始日が分かっている発注者では、{}に最初の運用開始があり、{}までに累計{}団体が電子保証を導入しています（運用開始日の記載がない発注者は数えていません）。",
         first.label, last.label, last.total
     );
     let mut s = String::new();
@@ -263,7 +263,9 @@ mod tests {
         assert!(tl
             .svg
             .contains("<title>令和5年4月: A県、C村（累計3団体）</title>"));
-        assert!(tl.svg.contains("累計3団体が電子保証を導入"));
+        assert!(tl.svg.contains(
+            "累計3団体が電子保証を導入しています（運用開始日の記載がない発注者は数えていません）"
+        ));
     }
 
     #[test]

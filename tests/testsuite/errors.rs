@@ -73,7 +73,7 @@ fn certificate_records_are_checked_across_files() {
         "invalid-certificates",
         &[
             "data/certificates/b.yaml:1:11: 保証契約番号 2070000001 は data/certificates/a.yaml:1:11 にもあります。番号はすべてのファイルを通して一つだけにしてください",
-            "data/certificates/b.yaml:11:9: 区分「契約保証予約」は電子保証の対象外です。紙の保証証書で発行してください",
+            "data/certificates/b.yaml:11:9: 区分「契約保証予約」は電子保証の対象外です。予約証書を紙で発行してください",
             "data/certificates/b.yaml:29:17: 解除日は解除された保証（status: cancelled）にだけ書けます",
         ],
     );

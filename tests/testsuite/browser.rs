@@ -353,3 +353,77 @@ fn the_fee_calculator_computes_what_the_statements_compute() {
     }
     assert_eq!(b.eval("hoshoFee('interim-advance', '10000000')"), "6500");
 }
+
+/// The dates, amounts and short row labels (a name such as 上天草市, a word such as 受注者)
+/// in tables that a line break splits, and the height the navigation takes, on the page
+/// open in `b`. A longer label may wrap between its words.
+fn broken_and_nav(b: &mut crate::cdp::Browser) -> (Vec<String>, f64) {
+    let broken = b.eval(
+        "[...document.querySelectorAll('table time, table td.amount, table th[scope=row], table td:first-child')] \
+           .filter(e => e.matches('time, .amount') || e.textContent.trim().length <= 8).filter(e => { \
+           const r = document.createRange(); r.selectNodeContents(e); \
+           return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1; \
+         }).map(e => e.textContent)",
+    );
+    let broken = broken
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let nav = b.eval("document.querySelector('.site-nav').getBoundingClientRect().height");
+    (broken, nav.as_f64().unwrap_or(f64::MAX))
+}
+
+#[test]
+fn no_date_or_amount_breaks_inside_a_table_cell_at_390_or_1280_px() {
+    let Some(chromium) = chromium() else {
+        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+        return;
+    };
+    let site = SiteDir::demo();
+    site.build();
+    let base = serve(&site.out());
+    let mut b = crate::cdp::Browser::launch(&chromium);
+    let shots = screenshots_dir();
+    let root = crate::daemon::Root::new();
+    let daemon = crate::daemon::Daemon::start(&root, &[]);
+    let key = root.key_of("2070310002");
+    let pages = [
+        "/",
+        "/about/",
+        "/adopters/",
+        "/adopters/kumamoto/",
+        "/adopters/national/",
+        "/fees/",
+    ];
+    for width in [390, 1280] {
+        let metrics = serde_json::json!({"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600});
+        b.call("Emulation.setDeviceMetricsOverride", metrics);
+        for path in pages {
+            b.navigate(&format!("{base}{path}"));
+            let (broken, nav) = broken_and_nav(&mut b);
+            assert!(broken.is_empty(), "{path} at {width} px: {broken:?}");
+            if width == 390 {
+                assert!(nav < 120.0, "{path}: the phone menu takes {nav} px");
+            }
+        }
+        b.navigate(&format!("{base}/about/"));
+        b.screenshot(&shots.join(format!("about-{width}.png")));
+        // The certificate with a change history, as the daemon shows it.
+        b.navigate(&daemon.url("/verify/"));
+        b.eval("document.getElementById('number').value = '2070310002'");
+        b.eval(&format!("document.getElementById('key').value = '{key}'"));
+        b.clear_events();
+        b.eval("document.querySelector('form.verify-form').submit()");
+        b.wait_for("Page.loadEventFired");
+        let (broken, _) = broken_and_nav(&mut b);
+        assert!(
+            broken.is_empty(),
+            "the certificate at {width} px: {broken:?}"
+        );
+        b.screenshot(&shots.join(format!("certificate-{width}.png")));
+    }
+}

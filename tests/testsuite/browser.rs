@@ -100,15 +100,24 @@ pub(crate) fn screenshots_dir() -> PathBuf {
     dir
 }
 
-#[test]
-fn pages_render_in_headless_chromium() {
+/// Chromium, and the demo built and served on a loopback port; `None` when browser tests
+/// are skipped (`HOSHO_SKIP_BROWSER=1`).
+fn demo_for_chromium() -> Option<(std::path::PathBuf, SiteDir, String)> {
     let Some(chromium) = chromium() else {
         eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
-        return;
+        return None;
     };
     let site = SiteDir::demo();
     site.build();
     let base = serve(&site.out());
+    Some((chromium, site, base))
+}
+
+#[test]
+fn pages_render_in_headless_chromium() {
+    let Some((chromium, _site, base)) = demo_for_chromium() else {
+        return;
+    };
     let profile = tempfile::tempdir().expect("profile dir");
 
     let dump = chromium_command(&chromium, profile.path())
@@ -379,13 +388,9 @@ fn broken_and_nav(b: &mut crate::cdp::Browser) -> (Vec<String>, f64) {
 
 #[test]
 fn no_date_or_amount_breaks_inside_a_table_cell_at_390_or_1280_px() {
-    let Some(chromium) = chromium() else {
-        eprintln!("HOSHO_SKIP_BROWSER=1: browser test skipped");
+    let Some((chromium, _site, base)) = demo_for_chromium() else {
         return;
     };
-    let site = SiteDir::demo();
-    site.build();
-    let base = serve(&site.out());
     let mut b = crate::cdp::Browser::launch(&chromium);
     let shots = screenshots_dir();
     let root = crate::daemon::Root::new();

@@ -601,6 +601,11 @@ fn warn_paper_rows(
         let message = format!("注意: {message}");
         warnings.push(Diagnostic::new(&certificate.source, line, column, message));
     };
+    if certificate.site.is_none() {
+        warn(format!(
+            "{SITE} がありません。紙の保証証書には工事場所を記載します"
+        ));
+    }
     if certificate.initial.works.is_none() {
         warn(format!(
             "{WORKS} がありません。紙の保証証書には工期を記載します（works: {{from: …, to: …}}）"
@@ -783,6 +788,7 @@ pub(crate) mod tests {
   amount: 40000000
   period: {from: 2022-05-10, to: 2023-03-31}
   works: {from: 2022-05-10, to: 2023-03-31}
+  site: 大阪府見本市地内
   bank: 見本銀行 梅田支店
   changes:
     - {date: 2022-09-01, amount: 45000000, contract_amount: 112500000}
@@ -902,7 +908,7 @@ pub(crate) mod tests {
         assert!(certs[0].submission.is_none());
         let unknown = GOOD.replace("  bank:", "  orderer: 見本市\n  bank:");
         let (_, errs) = read(&unknown);
-        assert_eq!(errs, ["t.yaml:11:12: 発注者「見本市」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"]);
+        assert_eq!(errs, ["t.yaml:12:12: 発注者「見本市」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"]);
     }
 
     #[test]
@@ -923,6 +929,7 @@ pub(crate) mod tests {
     fn rows_a_paper_certificate_shows_are_warned_about_when_missing() {
         let text = GOOD
             .replace("  works: {from: 2022-05-10, to: 2023-03-31}\n", "")
+            .replace("  site: 大阪府見本市地内\n", "")
             .replace("  bank:", "  status: cancelled\n  bank:");
         let (certs, errs, warns) = parse(&text);
         assert_eq!(certs.len(), 1, "still built: {errs:?}");
@@ -930,6 +937,7 @@ pub(crate) mod tests {
             warns,
             [
                 "data/certificates/t.yaml:1:3: 注意: cancelled_on（解除日） がありません。解除された保証証書には解除日を記載します",
+                "data/certificates/t.yaml:1:3: 注意: site（工事場所） がありません。紙の保証証書には工事場所を記載します",
                 "data/certificates/t.yaml:1:3: 注意: works（工期） がありません。紙の保証証書には工期を記載します（works: {from: …, to: …}）",
             ]
         );
@@ -939,6 +947,6 @@ pub(crate) mod tests {
         );
         let (certs, _, warns) = parse(&dated);
         assert_eq!(certs[0].cancelled_on, NaiveDate::from_ymd_opt(2022, 12, 1));
-        assert_eq!(warns.len(), 1, "{warns:?}");
+        assert_eq!(warns.len(), 2, "工事場所 and 工期: {warns:?}");
     }
 }

@@ -199,7 +199,7 @@ fn refuse_nested_outputs(paths: &Paths) -> Result<()> {
 /// A number and grouped 認証キー to try: the first certificate valid today (in Japan), else
 /// the first valid one, else the first.
 fn example(certificates: &[Certificate], keys: &KeyMaterial) -> Option<(String, String)> {
-    let today = (chrono::Utc::now() + chrono::TimeDelta::hours(9)).date_naive();
+    let today = crate::common::era::today_in_japan();
     let valid = |c: &&Certificate| c.status() == Status::Valid;
     let c = certificates
         .iter()

@@ -9,7 +9,7 @@ use crate::cli::NewArgs;
 use crate::scaffold;
 
 pub(super) fn run(args: &NewArgs) -> Result<ExitCode> {
-    let today = (chrono::Utc::now() + chrono::TimeDelta::hours(9)).date_naive();
+    let today = crate::common::era::today_in_japan();
     let (file, url) = scaffold::create(&args.root.root, args.kind, &args.name, today)?;
     console::scaffolded(&file, &url);
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,17 @@
 //! The one place that knows the eras. Dates before 明治 (before the Gregorian calendar was
 //! adopted in Japan) have no era form here and are shown as Gregorian `1868年1月1日`.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+
+/// The time in Japan (JST, UTC+9, no daylight saving) at `t`.
+pub fn in_japan(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
+    (t + chrono::TimeDelta::hours(9)).naive_utc()
+}
+
+/// Today in Japan.
+pub fn today_in_japan() -> NaiveDate {
+    in_japan(chrono::Utc::now()).date()
+}
 
 /// An era (元号) and the first Gregorian day it is used.
 struct Era {

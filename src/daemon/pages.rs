@@ -267,28 +267,23 @@ fn wait_text(seconds: u64) -> String {
     }
 }
 
-/// Now in Japan (JST, UTC+9, no daylight saving).
-fn japan_now() -> chrono::NaiveDateTime {
-    (chrono::Utc::now() + chrono::TimeDelta::hours(9)).naive_utc()
-}
-
 /// The day in Japan of Unix time `seconds`, in era form (`令和8年11月30日`).
 fn japan_date_text(seconds: u64) -> String {
     let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
     chrono::DateTime::from_timestamp(seconds, 0)
-        .map(|t| era::full_date((t + chrono::TimeDelta::hours(9)).date_naive()))
+        .map(|t| era::full_date(era::in_japan(t).date()))
         .unwrap_or_default()
 }
 
 /// Today in Japan, for 保証期間満了.
 pub(crate) fn today_in_japan() -> NaiveDate {
-    japan_now().date()
+    era::today_in_japan()
 }
 
 /// Now in Japan as `令和7年11月23日 14時05分`.
 pub(crate) fn now_in_japan_text() -> String {
     use chrono::Timelike;
-    let now = japan_now();
+    let now = era::in_japan(chrono::Utc::now());
     format!(
         "{} {}時{:02}分",
         era::full_date(now.date()),

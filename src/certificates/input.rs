@@ -41,7 +41,8 @@ const FEE_ADDED: Field = field("fee_added", "追加保証料");
 const FEE_RETURNED: Field = field("fee_returned", "返還保証料");
 const WORKS: Field = field("works", "工期");
 const CANCELLED_ON: Field = field("cancelled_on", "解除日");
-const RECORD_FIELDS: [Field; 19] = [
+const APPLIED_VIA: Field = field("applied_via", "申込方法");
+const RECORD_FIELDS: [Field; 20] = [
     NUMBER,
     KIND,
     ISSUED,
@@ -58,6 +59,7 @@ const RECORD_FIELDS: [Field; 19] = [
     CHANGES,
     FEE,
     CUSTOMER,
+    APPLIED_VIA,
     ORDERER,
     WORKS,
     CANCELLED_ON,
@@ -154,6 +156,11 @@ pub struct Certificate {
     pub fee: Option<u64>,
     /// 顧客コード of a contractor on 保証料一括納付制度 (`data/customers.yaml`).
     pub customer: Option<String>,
+    /// 申込方法 (`e-Net`, …), which a `[fees]` discount may name.
+    pub applied_via: Option<String>,
+    /// 割引: the name of the `[fees]` discount it receives and the yen off its fee (never
+    /// more than the fee). Private, like the fee.
+    pub discount: Option<(String, u64)>,
     /// 追加保証料・返還保証料, oldest first. Private: never in the record.
     pub adjustments: Vec<Adjustment>,
     /// The orderer's rules for receiving the notice, with its name, when it has published
@@ -164,9 +171,21 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// 保証料 after its discount.
+    pub fn net_fee(&self) -> Option<u64> {
+        let off = self.discount.as_ref().map_or(0, |(_, yen)| *yen);
+        self.fee.map(|fee| fee - off.min(fee))
+    }
+
     /// The terms in force after every change.
     pub fn current(&self) -> Terms {
         self.initial.after(&self.changes)
+    }
+
+    /// The terms in force just before `date`: after every change dated before it.
+    pub fn terms_before(&self, date: NaiveDate) -> Terms {
+        let until = self.changes.partition_point(|c| c.date < date);
+        self.initial.after(&self.changes[..until])
     }
 
     /// The terms in force on `date`: after every change dated then or before.
@@ -336,6 +355,13 @@ fn fees<'d>(
         }
     }
     c.fee = written.or_else(|| refs.rules.fee(c.kind, c.initial.amount));
+    c.applied_via = r.string(map, path, APPLIED_VIA, false);
+    c.discount = c.fee.and_then(|fee| {
+        let d = refs
+            .rules
+            .discount(c.kind, c.applied_via.as_deref(), c.initial.amount)?;
+        Some((d.name.clone(), d.yen.min(fee)))
+    });
     let orderer = r.string(map, path, ORDERER, false);
     c.submission = refs
         .orderers
@@ -357,7 +383,7 @@ fn fees<'d>(
             ),
         );
     }
-    let paid = c.fee.unwrap_or(0) + total(&c.adjustments, AdjustmentKind::Added);
+    let paid = c.net_fee().unwrap_or(0) + total(&c.adjustments, AdjustmentKind::Added);
     let returned = total(&c.adjustments, AdjustmentKind::Returned);
     if billed && c.cancelled && c.fee.is_some_and(|f| f > 0) && returned == 0 {
         r.error(
@@ -372,7 +398,7 @@ fn fees<'d>(
         r.error(
             &path.key(CHANGES.key),
             format!(
-                "返還保証料の合計 {} が、保証料と追加保証料の合計 {} を超えています",
+                "返還保証料の合計 {} が、保証料（割引後）と追加保証料の合計 {} を超えています",
                 crate::common::format::yen(returned),
                 crate::common::format::yen(paid)
             ),
@@ -547,6 +573,8 @@ fn certificate<'d>(
         auth_key,
         fee: None,
         customer: None,
+        applied_via: None,
+        discount: None,
         adjustments,
         submission: None,
         source: rel.to_path_buf(),

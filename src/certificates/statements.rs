@@ -22,8 +22,9 @@ use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Template;
 use crate::certificates::vault::run_on_workers;
 use crate::common::certificate::Guarantor;
+use crate::common::certificate::Terms;
 use crate::common::diagnostics::{Diagnostics, InputErrors};
-use crate::common::fees::FeeRules;
+use crate::common::fees::{Account, FeeRules};
 use crate::common::{era, format};
 use crate::output::{create_private_dir, link_or_copy, write_private};
 
@@ -152,28 +153,48 @@ pub fn statements<'a>(
 #[derive(Debug, Serialize)]
 struct LineText<'a> {
     date: String,
+    /// 新規 / 変更 / 解除
+    reason: &'static str,
     number: &'a str,
     kind: &'static str,
-    issued: String,
-    project: String,
     beneficiary: &'a str,
+    project: String,
+    /// 保証期間 on the line's date: its start and its end.
+    period: [String; 2],
+    /// 保証金額 after the line; on a change that moved it, `before` holds the earlier one.
     guaranteed: String,
+    before: Option<String>,
     /// 保証料 (on the line of an issue), else empty.
     fee: String,
-    /// 追加 or 返還 and its amount (on the line of a change), else empty.
+    /// 割引額 (on the line of an issue that receives one), else empty.
+    discount: String,
+    /// 追加保証料 or 返還保証料 (on the line of a change), else empty.
     adjustment: String,
-    /// 新規 / 変更（追加） / 変更（返還）
-    reason: &'static str,
+    /// 納付済みの保証料 before a return (after the discount, with additions, less earlier
+    /// returns), else empty.
+    paid: String,
+    /// 摘要 / 返還の理由 in words (the discount, what the change altered, the 解除), in
+    /// pieces that the template never breaks inside (dates and amounts stay whole).
+    note: Vec<String>,
 }
 
 /// The totals at the foot of a statement.
 #[derive(Debug, Serialize)]
 struct Totals {
     fees: String,
+    discounts: String,
     added: String,
     returned: String,
-    /// 請求額 (fees + 追加) on a bill, 返還額 on a return.
+    /// 請求額 (fees − discounts + 追加) on a bill, 返還額 on a return.
     total: String,
+}
+
+/// 振込先 as printed.
+#[derive(Debug, Serialize)]
+struct AccountText<'a> {
+    /// `みほん銀行　本店営業部　普通預金　0123456`
+    line: String,
+    holder: &'a str,
 }
 
 /// What `statement.typ` receives.
@@ -185,14 +206,27 @@ struct StatementInputs<'a> {
     month: String,
     /// `令和6年10月1日から令和6年10月31日まで`
     period: String,
-    /// The last day of the month, in era form.
+    /// The last day of the month, in era form: the statement's only 発行日.
     issued: String,
     code: &'a str,
     customer: &'a crate::common::certificate::Party,
     guarantor: &'a Guarantor,
     lines: Vec<LineText<'a>>,
     totals: Totals,
+    /// 支払期限 (bill) or 返還日 (return), when hosho.toml gives the rule.
+    due: Option<String>,
+    /// 振込先 (bill), when hosho.toml gives it.
+    account: Option<AccountText<'a>>,
     payment_terms: Option<&'a str>,
+}
+
+/// The sums of a statement's lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub fees: u64,
+    pub discounts: u64,
+    pub added: u64,
+    pub returned: u64,
 }
 
 impl Statement<'_> {
@@ -210,17 +244,29 @@ impl Statement<'_> {
         )
     }
 
-    /// The sum of the lines' fees, 追加 and 返還.
-    pub fn totals(&self) -> (u64, u64, u64) {
-        let (mut fees, mut added, mut returned) = (0, 0, 0);
+    /// The sum of the lines' fees, discounts, 追加 and 返還.
+    pub fn totals(&self) -> Sums {
+        let mut sums = Sums::default();
         for line in &self.lines {
             match line.charge {
-                Charge::Fee(yen) => fees += yen,
-                Charge::Adjustment(AdjustmentKind::Added, yen) => added += yen,
-                Charge::Adjustment(AdjustmentKind::Returned, yen) => returned += yen,
+                Charge::Fee(yen) => {
+                    sums.fees += yen;
+                    sums.discounts += line.certificate.discount.as_ref().map_or(0, |d| d.1);
+                }
+                Charge::Adjustment(AdjustmentKind::Added, yen) => sums.added += yen,
+                Charge::Adjustment(AdjustmentKind::Returned, yen) => sums.returned += yen,
             }
         }
-        (fees, added, returned)
+        sums
+    }
+
+    /// 請求額 on a bill, 返還額 on a return.
+    pub fn amount_due(&self) -> u64 {
+        let sums = self.totals();
+        match self.kind {
+            StatementKind::Bill => sums.fees - sums.discounts + sums.added,
+            StatementKind::Return => sums.returned,
+        }
     }
 
     /// The template's inputs: every value already as printed.
@@ -229,13 +275,12 @@ impl Statement<'_> {
         guarantor: &Guarantor,
         rules: &FeeRules,
     ) -> serde_json::Result<serde_json::Value> {
-        let lines = self.lines.iter().map(line_text).collect();
-        let (fees, added, returned) = self.totals();
-        let total = match self.kind {
-            StatementKind::Bill => fees + added,
-            StatementKind::Return => returned,
-        };
+        let sums = self.totals();
         let last = last_of_month(self.month);
+        let (due, account) = match self.kind {
+            StatementKind::Bill => (rules.due, rules.account.as_ref().map(account_text)),
+            StatementKind::Return => (rules.return_due, None),
+        };
         serde_json::to_value(StatementInputs {
             title: self.kind.title(),
             is_return: self.kind == StatementKind::Return,
@@ -249,42 +294,144 @@ impl Statement<'_> {
             code: &self.customer.code,
             customer: &self.customer.party,
             guarantor,
-            lines,
+            lines: self.lines.iter().map(line_text).collect(),
             totals: Totals {
-                fees: format::yen(fees),
-                added: format::yen(added),
-                returned: format::yen(returned),
-                total: format::yen(total),
+                fees: format::yen(sums.fees),
+                discounts: format::yen(sums.discounts),
+                added: format::yen(sums.added),
+                returned: format::yen(sums.returned),
+                total: format::yen(self.amount_due()),
             },
+            due: due.map(|rule| era::full_date(rule.date(self.month))),
+            account,
             payment_terms: rules.payment_terms.as_deref(),
         })
     }
 }
 
+fn account_text(a: &Account) -> AccountText<'_> {
+    AccountText {
+        line: format!("{}　{}　{}預金　{}", a.bank, a.branch, a.kind, a.number),
+        holder: &a.holder,
+    }
+}
+
 fn line_text<'a>(line: &Line<'a>) -> LineText<'a> {
     let c = line.certificate;
-    let (fee, adjustment, reason) = match line.charge {
-        Charge::Fee(yen) => (format::yen(yen), String::new(), "新規"),
-        Charge::Adjustment(AdjustmentKind::Added, yen) => {
-            (String::new(), format!("追加 {}", format::yen(yen)), "変更")
-        }
-        Charge::Adjustment(AdjustmentKind::Returned, yen) => {
-            let reason = if c.cancelled { "解除" } else { "変更" };
-            (String::new(), format!("返還 {}", format::yen(yen)), reason)
-        }
-    };
-    LineText {
+    let terms = c.terms_on(line.date);
+    let before = c.terms_before(line.date);
+    let cancelled = c.cancelled && c.cancelled_on.is_none_or(|on| on == line.date);
+    let mut text = LineText {
         date: era::full_date(line.date),
+        reason: "新規",
         number: &c.number,
         kind: c.kind.label(),
-        issued: era::full_date(c.issued),
-        project: c.terms_on(line.date).project,
         beneficiary: &c.beneficiary,
+        project: terms.project.clone(),
+        period: [
+            era::full_date(terms.period.from),
+            era::full_date(terms.period.to),
+        ],
         guaranteed: format::yen(line.guaranteed),
-        fee,
-        adjustment,
-        reason,
+        before: None,
+        fee: String::new(),
+        discount: String::new(),
+        adjustment: String::new(),
+        paid: String::new(),
+        note: Vec::new(),
+    };
+    match line.charge {
+        Charge::Fee(yen) => {
+            text.fee = format::yen(yen);
+            if let Some((name, off)) = &c.discount {
+                text.discount = format::yen(*off);
+                text.note = vec![name.clone()];
+            }
+        }
+        Charge::Adjustment(kind, yen) => {
+            text.reason = if cancelled { "解除" } else { "変更" };
+            text.adjustment = format::yen(yen);
+            if before.amount != terms.amount {
+                text.before = Some(format::yen(before.amount));
+            }
+            if kind == AdjustmentKind::Returned {
+                text.paid = format::yen(paid_before(c, line.date));
+            }
+            text.note = change_note(c, &before, &terms, cancelled, line.date);
+        }
     }
+    text
+}
+
+/// 納付済みの保証料 before `date`: the fee after its discount, with the additions, less
+/// the returns, dated before it.
+fn paid_before(c: &Certificate, date: NaiveDate) -> u64 {
+    let mut paid = c.net_fee().unwrap_or(0);
+    for a in c.adjustments.iter().filter(|a| a.date < date) {
+        match a.kind {
+            AdjustmentKind::Added => paid += a.amount,
+            AdjustmentKind::Returned => paid = paid.saturating_sub(a.amount),
+        }
+    }
+    paid
+}
+
+/// What a change did, in words: the basis of its 追加 or 返還, in unbreakable pieces.
+fn change_note(
+    c: &Certificate,
+    before: &Terms,
+    after: &Terms,
+    cancelled: bool,
+    date: NaiveDate,
+) -> Vec<String> {
+    let on = era::full_date(date);
+    if cancelled {
+        let rest = date.succ_opt().unwrap_or(date);
+        let end = after.period.to;
+        if rest > end {
+            return vec![format!("{on}に解除"), "（保証期間の終了後）".to_owned()];
+        }
+        let days = (end - rest).num_days() + 1;
+        return vec![
+            format!("{on}に解除。"),
+            "保証期間の残りは".to_owned(),
+            format!("{}から", era::full_date(rest)),
+            format!("{}までの", era::full_date(end)),
+            format!("{days}日"),
+        ];
+    }
+    let mut parts = Vec::new();
+    if before.amount != after.amount {
+        let word = if after.amount < before.amount {
+            "減額"
+        } else {
+            "増額"
+        };
+        parts.extend([
+            format!("保証金額の{word}"),
+            format!("（{}から", format::yen(before.amount)),
+            format!("{}へ）", format::yen(after.amount)),
+        ]);
+    }
+    if before.period.to != after.period.to {
+        let word = if after.period.to < before.period.to {
+            "短縮"
+        } else {
+            "延長"
+        };
+        if !parts.is_empty() {
+            parts.push("、".to_owned());
+        }
+        parts.extend([
+            format!("保証期間の{word}"),
+            format!("（終期を{}から", era::full_date(before.period.to)),
+            format!("{}へ）", era::full_date(after.period.to)),
+        ]);
+    }
+    if parts.is_empty() {
+        parts.push(format!("{}の変更", c.kind.label()));
+    }
+    parts
 }
 
 /// One statement's cache entry: the PDF's fingerprint, sealed over the inputs

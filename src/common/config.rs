@@ -154,7 +154,13 @@ impl Config {
             ));
         }
         let fees = FeeRules::from_raw(raw.fees).map_err(|message| {
-            let offset = text.find("[fees").unwrap_or(0);
+            let section = ["[fees.account", "[[fees.discounts", "[fees.rates"]
+                .into_iter()
+                .find(|s| message.contains(s.trim_start_matches('[')));
+            let offset = section
+                .and_then(|s| text.find(s))
+                .or_else(|| text.find("[fees"))
+                .unwrap_or(0);
             Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
         })?;
         let base_url = if base_url.ends_with('/') {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::common::certificate::Kind;
@@ -134,6 +135,154 @@ impl RateTable {
     }
 }
 
+/// A day some months after a statement's month (支払期限, 返還日), written as the
+/// guarantors write it: `当月末日`, `翌月末日`, `翌々月末日`, `翌月15日`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DueRule {
+    /// 0 (当月), 1 (翌月) or 2 (翌々月).
+    months_after: u32,
+    /// The day of that month; `None` is its last day (末日).
+    day: Option<u32>,
+}
+
+const MONTH_WORDS: [&str; 3] = ["当月", "翌月", "翌々月"];
+
+impl TryFrom<String> for DueRule {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<DueRule, String> {
+        let bad = || {
+            format!(
+                "期日「{text}」は「翌月末日」「翌月25日」のように、当月・翌月・翌々月と末日または日（1〜28日）で書いてください"
+            )
+        };
+        let trimmed = text.trim();
+        let (months_after, rest) = MONTH_WORDS
+            .iter()
+            .zip(0u32..)
+            .find_map(|(word, n)| trimmed.strip_prefix(word).map(|rest| (n, rest)))
+            .ok_or_else(bad)?;
+        let day = match rest {
+            "末日" => None,
+            _ => {
+                let digits = rest.strip_suffix('日').ok_or_else(bad)?;
+                let day: u32 = digits.parse().map_err(|_| bad())?;
+                Some(day).filter(|d| (1..=28).contains(d)).ok_or_else(bad)?;
+                Some(day)
+            }
+        };
+        Ok(DueRule { months_after, day })
+    }
+}
+
+impl From<DueRule> for String {
+    fn from(rule: DueRule) -> String {
+        let month = MONTH_WORDS[rule.months_after as usize];
+        match rule.day {
+            None => format!("{month}末日"),
+            Some(day) => format!("{month}{day}日"),
+        }
+    }
+}
+
+impl DueRule {
+    /// The date for the statement of the month that starts on `month`.
+    pub fn date(self, month: NaiveDate) -> NaiveDate {
+        let first = month.with_day(1).unwrap_or(month);
+        let target = first
+            .checked_add_months(Months::new(self.months_after))
+            .unwrap_or(first);
+        match self.day {
+            Some(day) => target.with_day(day).unwrap_or(target),
+            None => target
+                .checked_add_months(Months::new(1))
+                .and_then(|next| next.pred_opt())
+                .unwrap_or(target),
+        }
+    }
+}
+
+/// 振込先: the guarantor's account that 保証料 are paid into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// 金融機関名
+    pub bank: String,
+    /// 支店名
+    pub branch: String,
+    /// 預金種目: 普通 or 当座.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// 口座番号: seven digits.
+    pub number: String,
+    /// 口座名義 (in katakana, as the bank holds it).
+    pub holder: String,
+}
+
+impl Account {
+    fn problem(&self) -> Option<String> {
+        if !["普通", "当座"].contains(&self.kind.as_str()) {
+            return Some(format!(
+                "[fees.account] の type「{}」は 普通 か 当座 で書いてください",
+                self.kind
+            ));
+        }
+        let digits = self.number.len() == 7 && self.number.bytes().all(|b| b.is_ascii_digit());
+        if !digits {
+            return Some(format!(
+                "[fees.account] の number「{}」は半角数字 7 桁で書いてください",
+                self.number
+            ));
+        }
+        let empty = [&self.bank, &self.branch, &self.holder]
+            .iter()
+            .any(|s| s.trim().is_empty());
+        empty.then(|| "[fees.account] の bank・branch・holder を書いてください".to_owned())
+    }
+}
+
+/// A fixed amount off the 保証料 of each guarantee that meets its conditions (the flyer's
+/// e-Net保証割引: 200円 off 前払金保証 applied for through e-Net, 保証金額 300万円 or more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discount {
+    /// 割引の名称, printed on the statement and the 保証料の目安 page.
+    pub name: String,
+    /// The kinds it applies to.
+    pub kinds: Vec<String>,
+    /// The 申込方法 it applies to: a certificate's `applied_via`.
+    pub applied_via: String,
+    /// The least 保証金額 it applies to (yen, inclusive).
+    #[serde(default)]
+    pub min_amount: u64,
+    /// The amount off (yen).
+    pub yen: u64,
+}
+
+impl Discount {
+    fn problem(&self) -> Option<String> {
+        if let Some(kind) = self.kinds.iter().find(|k| Kind::parse(k).is_none()) {
+            return Some(format!(
+                "[[fees.discounts]]「{}」の kinds の「{kind}」は区分ではありません",
+                self.name
+            ));
+        }
+        let incomplete = self.kinds.is_empty() || self.yen == 0 || self.name.trim().is_empty();
+        incomplete.then(|| {
+            "[[fees.discounts]] には name・kinds・applied_via と 1 円以上の yen を書いてください"
+                .to_owned()
+        })
+    }
+
+    /// Whether it applies to a guarantee of `kind` for `amount` yen applied for via `via`.
+    pub fn applies(&self, kind: Kind, via: Option<&str>, amount: u64) -> bool {
+        via == Some(self.applied_via.as_str())
+            && amount >= self.min_amount
+            && self.kinds.iter().any(|k| k == kind.label())
+    }
+}
+
 /// The fee rules: one rate table per kind, 中間前払金保証's built in unless configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeeRules {
@@ -143,6 +292,14 @@ pub struct FeeRules {
     pub payment_terms: Option<String>,
     /// The kinds hosho.toml gives rates for (the others' rates are built in, or none).
     pub configured: Vec<String>,
+    /// 振込先, printed on every 保証料計算書.
+    pub account: Option<Account>,
+    /// 支払期限 of a 保証料計算書.
+    pub due: Option<DueRule>,
+    /// 返還日 of a 保証料返還計算書.
+    pub return_due: Option<DueRule>,
+    /// 割引, in the order written; the first that applies is taken.
+    pub discounts: Vec<Discount>,
 }
 
 /// `[fees]` as written.
@@ -153,6 +310,14 @@ pub struct RawFees {
     rates: BTreeMap<String, RateTable>,
     #[serde(default)]
     payment_terms: Option<String>,
+    #[serde(default)]
+    account: Option<Account>,
+    #[serde(default)]
+    due: Option<DueRule>,
+    #[serde(default)]
+    return_due: Option<DueRule>,
+    #[serde(default)]
+    discounts: Vec<Discount>,
 }
 
 impl FeeRules {
@@ -176,11 +341,25 @@ impl FeeRules {
         rates
             .entry(interim)
             .or_insert_with(|| RateTable::flat(INTERIM_ADVANCE_RATE));
+        let problems = raw.account.as_ref().and_then(Account::problem);
+        let problems = problems.or_else(|| raw.discounts.iter().find_map(Discount::problem));
+        if let Some(problem) = problems {
+            return Err(problem);
+        }
         Ok(FeeRules {
             rates,
             payment_terms: raw.payment_terms,
             configured,
+            account: raw.account,
+            due: raw.due,
+            return_due: raw.return_due,
+            discounts: raw.discounts,
         })
+    }
+
+    /// The discount a guarantee of `kind` for `amount` yen applied for via `via` receives.
+    pub fn discount(&self, kind: Kind, via: Option<&str>, amount: u64) -> Option<&Discount> {
+        self.discounts.iter().find(|d| d.applies(kind, via, amount))
     }
 
     /// The rate table of `kind`, if the guarantor has one.
@@ -202,6 +381,10 @@ impl Default for FeeRules {
             rates: BTreeMap::new(),
             payment_terms: None,
             configured: Vec::new(),
+            account: None,
+            due: None,
+            return_due: None,
+            discounts: Vec::new(),
         })
     }
 }
@@ -281,5 +464,84 @@ mod tests {
                 .expect("toml");
         let rules = FeeRules::from_raw(raw).expect("rules");
         assert_eq!(rules.fee(Kind::Contract, 101), None);
+    }
+
+    #[test]
+    fn due_dates_are_written_as_guarantors_write_them() {
+        let rule = |text: &str| DueRule::try_from(text.to_owned()).expect(text);
+        let oct = NaiveDate::from_ymd_opt(2024, 10, 1).expect("date");
+        let jan = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        assert_eq!(rule("翌月末日").date(oct), day(2024, 11, 30));
+        assert_eq!(rule("当月末日").date(oct), day(2024, 10, 31));
+        assert_eq!(rule("翌々月末日").date(oct), day(2024, 12, 31));
+        assert_eq!(rule("翌月末日").date(jan), day(2024, 2, 29));
+        assert_eq!(rule("翌月25日").date(oct), day(2024, 11, 25));
+        assert_eq!(rule("翌々月10日").date(day(2024, 11, 1)), day(2025, 1, 10));
+        assert_eq!(String::from(rule("翌月25日")), "翌月25日");
+        assert_eq!(String::from(rule("翌々月末日")), "翌々月末日");
+        for bad in ["来月末日", "翌月", "翌月31日", "翌月0日", "翌月末", "末日"] {
+            assert!(DueRule::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    fn demo_rules() -> FeeRules {
+        let raw: RawFees = toml::from_str(
+            r#"
+            due = "翌月末日"
+            [account]
+            bank = "みほん銀行"
+            branch = "本店営業部"
+            type = "普通"
+            number = "0123456"
+            holder = "ミホン"
+            [[discounts]]
+            name = "e-Net保証割引"
+            kinds = ["前払金保証"]
+            applied_via = "e-Net"
+            min_amount = 3000000
+            yen = 200
+            "#,
+        )
+        .expect("toml");
+        FeeRules::from_raw(raw).expect("rules")
+    }
+
+    #[test]
+    fn a_discount_applies_only_to_its_kind_channel_and_amounts() {
+        let rules = demo_rules();
+        let found = |kind, via, amount| rules.discount(kind, via, amount).map(|d| d.yen);
+        assert_eq!(found(Kind::Advance, Some("e-Net"), 3_000_000), Some(200));
+        assert_eq!(found(Kind::Advance, Some("e-Net"), 2_999_999), None);
+        assert_eq!(found(Kind::Advance, None, 30_000_000), None);
+        assert_eq!(found(Kind::Advance, Some("窓口"), 30_000_000), None);
+        assert_eq!(found(Kind::InterimAdvance, Some("e-Net"), 30_000_000), None);
+        assert_eq!(
+            rules.due,
+            Some(DueRule {
+                months_after: 1,
+                day: None
+            })
+        );
+    }
+
+    #[test]
+    fn accounts_and_discounts_that_cannot_be_paid_from_are_refused() {
+        let refused = |text: &str| {
+            let raw: RawFees = toml::from_str(text).expect("toml");
+            FeeRules::from_raw(raw).expect_err(text)
+        };
+        let account = |kind: &str, number: &str| {
+            format!("[account]\nbank = \"b\"\nbranch = \"c\"\ntype = \"{kind}\"\nnumber = \"{number}\"\nholder = \"h\"")
+        };
+        assert!(refused(&account("貯蓄", "0123456")).contains("普通 か 当座"));
+        assert!(refused(&account("普通", "123456")).contains("7 桁"));
+        assert!(refused(&account("普通", "１２３４５６７")).contains("7 桁"));
+        let discount = |kinds: &str, yen: u64| {
+            format!("[[discounts]]\nname = \"n\"\nkinds = {kinds}\napplied_via = \"e-Net\"\nyen = {yen}")
+        };
+        assert!(refused(&discount("[\"保証\"]", 200)).contains("区分ではありません"));
+        assert!(refused(&discount("[]", 200)).contains("1 円以上"));
+        assert!(refused(&discount("[\"前払金保証\"]", 0)).contains("1 円以上"));
     }
 }

@@ -36,6 +36,20 @@ pub struct KindRules {
     pub examples: Vec<Example>,
 }
 
+/// One `[fees]` discount as the page states it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DiscountText {
+    pub name: String,
+    /// `前払金保証` (kinds joined with 「・」).
+    pub kinds: String,
+    /// 申込方法 (`e-Net`).
+    pub applied_via: String,
+    /// The least 保証金額, as yen (`3,000,000円`), or empty when any amount qualifies.
+    pub min_amount: String,
+    /// The amount off (`200円`).
+    pub yen: String,
+}
+
 /// What the page shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeeEstimates {
@@ -45,6 +59,8 @@ pub struct FeeEstimates {
     pub unconfigured: Vec<&'static str>,
     /// The rules as the calculator reads them: kind → {bands: [{up_to, units}], minimum}.
     pub rules_json: String,
+    /// The discounts, as the statements apply them.
+    pub discounts: Vec<DiscountText>,
 }
 
 fn id(kind: Kind) -> &'static str {
@@ -112,10 +128,25 @@ pub fn estimates(rules: &FeeRules) -> FeeEstimates {
             examples,
         });
     }
+    let discounts = rules
+        .discounts
+        .iter()
+        .map(|d| DiscountText {
+            name: d.name.clone(),
+            kinds: d.kinds.join("・"),
+            applied_via: d.applied_via.clone(),
+            min_amount: match d.min_amount {
+                0 => String::new(),
+                yen => format::yen(yen),
+            },
+            yen: format::yen(d.yen),
+        })
+        .collect();
     FeeEstimates {
         kinds,
         unconfigured,
         rules_json: serde_json::Value::Object(calculator).to_string(),
+        discounts,
     }
 }
 
@@ -145,6 +176,26 @@ mod tests {
         assert_eq!(
             page.rules_json,
             r#"{"interim-advance":{"bands":[{"units":65000,"up_to":null}],"minimum":null}}"#
+        );
+        assert!(page.discounts.is_empty());
+    }
+
+    #[test]
+    fn discounts_are_stated_as_the_statements_apply_them() {
+        let raw: crate::common::fees::RawFees = toml::from_str(
+            "[[discounts]]\nname = \"e-Net保証割引\"\nkinds = [\"前払金保証\"]\napplied_via = \"e-Net\"\nmin_amount = 3000000\nyen = 200",
+        )
+        .expect("toml");
+        let page = estimates(&FeeRules::from_raw(raw).expect("rules"));
+        assert_eq!(
+            page.discounts,
+            [DiscountText {
+                name: "e-Net保証割引".to_owned(),
+                kinds: "前払金保証".to_owned(),
+                applied_via: "e-Net".to_owned(),
+                min_amount: "3,000,000円".to_owned(),
+                yen: "200円".to_owned(),
+            }]
         );
     }
 }

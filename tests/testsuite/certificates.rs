@@ -369,6 +369,63 @@ fn statement(site: &SiteDir, file: &str) -> String {
     crate::support::pdftotext(&path, &["-layout"])
 }
 
+/// Every era date and yen amount of `layout` (pdftotext -layout) stands on one line: no line
+/// ends inside `令和6年10月15日` or begins with the `円` of an amount.
+pub(crate) fn assert_dates_and_amounts_whole(layout: &str, what: &str) {
+    for line in layout.lines() {
+        let trimmed = line.trim();
+        assert!(
+            !trimmed.starts_with('円'),
+            "{what}: a line begins inside a date or amount: {line}\n{layout}"
+        );
+        for token in trimmed.split_whitespace() {
+            assert!(!token.ends_with(','), "{what}: amount broken: {line}");
+        }
+        for (at, _) in trimmed.match_indices("令和") {
+            assert!(
+                whole_date(&trimmed[at + "令和".len()..]),
+                "{what}: date broken: {line}\n{layout}"
+            );
+        }
+    }
+}
+
+/// Whether `rest` (what follows 令和) goes on to a whole date, month or year on its line.
+fn whole_date(rest: &str) -> bool {
+    let mut chars = rest.chars().peekable();
+    let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        let mut n = 0;
+        while chars
+            .peek()
+            .is_some_and(|c| c.is_ascii_digit() || *c == '元')
+        {
+            chars.next();
+            n += 1;
+        }
+        n > 0
+    };
+    if !digits(&mut chars) || chars.next() != Some('年') {
+        return false;
+    }
+    if chars.peek() == Some(&'度') {
+        return true;
+    }
+    if !digits(&mut chars) || chars.next() != Some('月') {
+        return false;
+    }
+    match chars.peek() {
+        Some(c) if c.is_ascii_digit() => digits(&mut chars) && chars.next() == Some('日'),
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// The words of the line of `text` that holds `needle`, from `needle` on, spaces collapsed.
+fn from(text: &str, needle: &str) -> String {
+    let line = line_with(text, needle);
+    line[line.find(needle).unwrap_or(0)..].to_owned()
+}
+
 /// The words of a line of `text` that holds `needle`, spaces collapsed.
 fn line_with(text: &str, needle: &str) -> String {
     let line = text
@@ -409,82 +466,121 @@ fn fee_statements_list_every_line_and_add_up() {
             "保証料計算書",
             "顧客コード C0001",
             "見本工業株式会社 御中",
-            "発行日",
-            "令和6年10月31日",
             "令和6年10月分（令和6年10月1日から令和6年10月31日まで）",
             "西日本建設業保証株式会社",
-            "ご請求額は、発行日の翌月末日までに当社指定の口座へお振り込みください。",
+            // What a company pays from: the due date, the account, the tax note.
+            "お支払期限 令和6年11月30日",
+            "お振込先 みほん銀行 本店営業部 普通預金 0123456 ニシニホンケンセツギヨウホシヨウ（カ",
+            "振込手数料はお客様のご負担となります。",
+            "保証料は消費税の非課税取引のため、消費税はかかりません。",
         ],
         "statement",
     );
+    // One 発行日 on the page: the statement's own.
+    assert_eq!(flat.matches("発行日").count(), 1, "{flat}");
+    assert!(line_with(&october, "発行日").ends_with("発行日 令和6年10月31日"));
     assert_eq!(
         line_with(&october, "熊本支店"),
         "熊本支店 電話 096-364-1155"
     );
-    // One line per guarantee issued in the month, by date: the fee as written, and the
+    // One line per guarantee issued in the month, by date, with its 保証期間: the fee as
+    // written, less the e-Net discount (前払金保証, 300万円 or more), and the
     // 中間前払金保証's computed at 0.065% (16,940,000 × 0.065% = 11,011).
-    for (number, project, words) in [
+    for (number, words) in [
         (
             "2070310006",
-            "市道みほん港線道路改良工事 上天草市長",
-            "8,800,000円 35,200円",
+            "令和6年10月1日 2070310006 上天草市長 令和6年10月1日から 8,800,000円 35,200円 200円 e-Net保証割引",
         ),
         (
             "2070310007",
-            "みほん川河川維持修繕工事 熊本県知事",
-            "990,000円 9,900円",
+            "令和6年10月7日 2070310007 熊本県知事 令和6年10月7日から 990,000円 9,900円",
         ),
         (
             "2070310001",
-            "県道みほん線橋梁補修工事 熊本県知事",
-            "16,940,000円 11,011円",
+            "令和6年10月15日 2070310001 熊本県知事 令和6年10月15日から 16,940,000円 11,011円",
         ),
     ] {
-        let line = line_with(&october, number);
-        assert!(
-            line.contains(project) && line.contains(words),
-            "{number}: {line}"
-        );
+        assert_eq!(line_with(&october, number), words);
     }
+    assert_contains(
+        &flat,
+        &[
+            "令和7年3月19日まで",
+            "令和7年2月28日まで",
+            "令和7年3月25日まで",
+        ],
+        "each line's 保証期間",
+    );
     let order: Vec<usize> = ["2070310006", "2070310007", "2070310001"]
         .iter()
         .map(|n| october.find(n).expect("listed"))
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "by date: {october}");
-    assert_eq!(line_with(&october, "保証料の合計"), "保証料の合計 56,111円");
-    assert_eq!(
-        line_with(&october, "追加保証料の合計"),
-        "追加保証料の合計 0円"
+    assert_eq!(from(&october, "保証料の合計"), "保証料の合計 56,111円");
+    assert_eq!(from(&october, "割引額の合計"), "割引額の合計 200円");
+    assert_eq!(from(&october, "追加保証料の合計"), "追加保証料の合計 0円");
+    assert_eq!(from(&october, "ご請求額"), "ご請求額 55,911円");
+    // June: the e-Net discount on 2070310002 (48,400 − 200).
+    let june = statement(&site, "C0001/2024-06.pdf");
+    assert!(
+        line_with(&june, "2070310002").ends_with("12,100,000円 48,400円 200円 e-Net保証割引"),
+        "{june}"
     );
-    assert_eq!(line_with(&october, "ご請求額"), "ご請求額 56,111円");
-    // The change that added a fee is billed in its own month.
+    assert_eq!(from(&june, "ご請求額"), "ご請求額 48,200円");
+    // The change that added a fee is billed in its own month, with what it changed.
     let september = statement(&site, "C0001/2024-09.pdf");
     assert!(
-        line_with(&september, "2070310002").contains("13,200,000円 追加 4,400円"),
+        line_with(&september, "2070310002").contains("12,100,000円 4,400円 保証金額の増額"),
         "{september}"
     );
-    assert_eq!(line_with(&september, "ご請求額"), "ご請求額 4,400円");
-    // Returns, for a decrease and for a 解除, on a statement of their own.
+    assert!(
+        pdf_text(&site.root.join("notices/statements/C0001/2024-09.pdf"))
+            .contains("→ 13,200,000円"),
+        "{september}"
+    );
+    assert_eq!(from(&september, "ご請求額"), "ご請求額 4,400円");
+    // Returns, for a decrease and for a 解除, on a statement of their own: what was paid,
+    // what is returned, why, and when it is paid back.
     let returns = statement(&site, "C0001/2024-10-return.pdf");
-    assert!(returns.contains("保証料返還計算書"), "{returns}");
-    assert!(
-        line_with(&returns, "2070310007").contains("990,000円 返還 6,600円"),
-        "{returns}"
-    );
-    assert!(
-        line_with(&returns, "2070310006").contains("7,040,000円 返還 7,040円"),
-        "{returns}"
-    );
-    assert!(pdf_text(
+    let returns_flat = pdf_text(
         &site
             .root
-            .join("notices/statements/C0001/2024-10-return.pdf")
-    )
-    .contains("（解除）"));
+            .join("notices/statements/C0001/2024-10-return.pdf"),
+    );
+    assert!(returns.contains("保証料返還計算書"), "{returns}");
+    assert!(
+        line_with(&returns, "2070310007")
+            .contains("990,000円 9,900円 6,600円 令和6年10月25日に解除。"),
+        "{returns}"
+    );
+    assert!(
+        line_with(&returns, "2070310006")
+            .contains("8,800,000円 35,000円 7,040円 保証金額の減額（8,800,000円から"),
+        "{returns}"
+    );
+    assert_contains(
+        &returns_flat,
+        &[
+            "（解除）",
+            "保証期間の残りは 令和6年10月26日から令和7年2月28日までの 126日",
+            "→ 7,040,000円",
+            "保証金額の減額（8,800,000円から 7,040,000円へ）",
+            "返還保証料は、令和6年11月30日までに、お届けの口座へお振り込みします。",
+        ],
+        "return statement",
+    );
     assert_eq!(
-        line_with(&returns, "返還保証料の合計"),
+        from(&returns, "返還保証料の合計"),
         "返還保証料の合計 13,640円"
     );
+    for file in [
+        "C0001/2024-06.pdf",
+        "C0001/2024-09.pdf",
+        "C0001/2024-10.pdf",
+        "C0001/2024-10-return.pdf",
+    ] {
+        assert_dates_and_amounts_whole(&statement(&site, file), file);
+    }
     // Fees never reach the vault or the site.
     for dir in [vault(&site), site.out()] {
         for (name, bytes) in snapshot(&dir) {
@@ -885,5 +981,27 @@ fn a_bad_imported_key_is_reported_without_being_shown() {
             "the key was echoed: {}",
             run.stdout
         );
+    }
+}
+
+#[test]
+fn no_date_or_amount_breaks_across_lines_in_any_document() {
+    let site = SiteDir::demo();
+    site.build();
+    let mut pdfs: Vec<std::path::PathBuf> = Vec::new();
+    for dir in [site.root.join("notices"), vault(&site)] {
+        for (name, _) in snapshot(&dir) {
+            if name.ends_with(".pdf") {
+                pdfs.push(dir.join(name));
+            }
+        }
+    }
+    assert!(
+        pdfs.len() >= 28,
+        "certificates, notices and statements: {pdfs:?}"
+    );
+    for pdf in pdfs {
+        let layout = crate::support::pdftotext(&pdf, &["-layout"]);
+        assert_dates_and_amounts_whole(&layout, &pdf.display().to_string());
     }
 }

@@ -217,6 +217,12 @@ fn guidance_pages_carry_the_flyer_facts() {
     ] {
         assert!(enet.contains(fact), "enet: {fact}");
     }
+    // The e-Net discount the statements apply is on 保証料の目安 too, from the same rule.
+    let fees = texts(&site.page("fees/index.html"), "main li").join(" ");
+    assert!(
+        fees.contains("e-Net保証割引 ：前払金保証をe-Netでお申込みいただくと、保証金額が3,000,000円以上のお申込み1件ごとに、保証料から200円を割り引きます。"),
+        "{fees}"
+    );
     let niihama = site.page("notices/niihama/index.html");
     assert_eq!(texts(&niihama, "p.page-date time"), ["令和6年4月1日"]);
     let body = texts(&niihama, "article").join(" ");

@@ -88,7 +88,7 @@ fn fee_problems_are_reported_at_their_line() {
             "data/certificates/fees.yaml:17:13: 顧客コード「C0009」は data/customers.yaml にありません。一括納付のお客様として先に登録してください",
             "data/certificates/fees.yaml:34:11: 解除された保証に保証料 2,000円 がありますが、返還の記録がありません。変更履歴に解除の日付と fee_returned（返還保証料）を書いてください",
             "data/certificates/fees.yaml:43:11: 前払金保証の保証料がありません。fee に書くか、hosho.toml の [fees.rates.\"前払金保証\"] に料率を設定してください",
-            "data/certificates/fees.yaml:58:5: 返還保証料の合計 5,000円 が、保証料と追加保証料の合計 2,600円 を超えています",
+            "data/certificates/fees.yaml:58:5: 返還保証料の合計 5,000円 が、保証料（割引後）と追加保証料の合計 2,600円 を超えています",
             "data/certificates/fees.yaml:70:56: 一つの変更に fee_added と fee_returned の両方は書けません。日付を分けて書いてください",
         ],
     );
@@ -115,6 +115,33 @@ fn fee_rules_that_cannot_be_read_point_into_hosho_toml() {
         "{first}"
     );
     assert!(first.starts_with("hosho.toml:"), "{first}");
+}
+
+#[test]
+fn payment_rules_that_cannot_be_paid_from_point_at_their_line() {
+    let site = SiteDir::fixture("minimal");
+    let config = std::fs::read_to_string(site.root.join("hosho.toml")).expect("read");
+    let line = config.lines().count() + 2;
+    for (section, expected) in [
+        (
+            "[fees]\ndue = \"来月末日\"\n",
+            format!("hosho.toml:{}:7: 設定に誤りがあります: 期日「来月末日」は「翌月末日」「翌月25日」のように、当月・翌月・翌々月と末日または日（1〜28日）で書いてください", line + 1),
+        ),
+        (
+            "[fees.account]\nbank = \"b\"\nbranch = \"c\"\ntype = \"普通\"\nnumber = \"12345\"\nholder = \"h\"\n",
+            format!("hosho.toml:{line}:1: [fees.account] の number「12345」は半角数字 7 桁で書いてください"),
+        ),
+        (
+            "[[fees.discounts]]\nname = \"n\"\nkinds = [\"保証\"]\napplied_via = \"e-Net\"\nyen = 200\n",
+            format!("hosho.toml:{line}:1: [[fees.discounts]]「n」の kinds の「保証」は区分ではありません"),
+        ),
+    ] {
+        std::fs::write(site.root.join("hosho.toml"), format!("{config}\n{section}"))
+            .expect("write");
+        let run = site.hosho(&["check"]);
+        assert_eq!(run.code, 1, "{section}");
+        assert_eq!(run.stderr.lines().next(), Some(expected.as_str()), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -178,6 +178,7 @@ fn load_certificates(root: &Path) -> (Config, Customers, Vec<Certificate>) {
         customers: &customers,
         rules: &config.fees,
         orderers: &orderers,
+        offices: &config.offices,
     };
     let text = fs::read_to_string(root.join("data/certificates/bench.yaml")).expect("read");
     let certificates = input::parse_file(Path::new("bench.yaml"), &text, refs, &mut d, &mut w)

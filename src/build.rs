@@ -94,6 +94,7 @@ fn load(root: &Path, pages: &mut InputCache) -> Result<Inputs> {
         customers: &customers,
         rules: site.as_ref().map_or(&default_rules, |s| &s.config.fees),
         orderers: &orderers,
+        offices: site.as_ref().map_or(&[], |s| &s.config.offices),
     };
     let certificates = input::load(root, refs, &mut d, &mut warnings);
     match site {

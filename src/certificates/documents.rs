@@ -142,6 +142,8 @@ struct CertificateInputs<'a> {
     site: Option<&'a str>,
     amount: String,
     contract_amount: String,
+    /// 請負金額（対象額）, when the record gives one (then `contract_amount` is the 総額).
+    target_amount: Option<String>,
     period: PeriodText,
     /// 工期, when the record gives it.
     works: Option<PeriodText>,
@@ -239,6 +241,7 @@ fn certificate_inputs(
         site: record.site.as_deref(),
         amount: format::yen(now.amount),
         contract_amount: format::yen(now.contract_amount),
+        target_amount: now.target_amount.map(format::yen),
         period: period_text(now.period),
         works: now.works.map(period_text),
         bank: record.bank.as_deref(),

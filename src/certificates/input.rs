@@ -10,7 +10,7 @@ use yaml_serde::{Mapping, Value};
 
 use crate::certificates::customers::Customers;
 use crate::common::certificate::{
-    Change, Guarantor, Kind, Party, Period, Record, Status, Terms, RECORD_FORMAT,
+    Change, Guarantor, Kind, Office, Party, Period, Record, Status, Terms, RECORD_FORMAT,
 };
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::fees::FeeRules;
@@ -28,6 +28,7 @@ const BENEFICIARY: Field = field("beneficiary", "被保証者（発注者）");
 const PROJECT: Field = field("project", "工事名");
 const SITE: Field = field("site", "工事場所");
 const CONTRACT_AMOUNT: Field = field("contract_amount", "請負金額");
+const TARGET_AMOUNT: Field = field("target_amount", "請負金額（対象額）");
 const AMOUNT: Field = field("amount", "保証金額");
 const PERIOD: Field = field("period", "保証期間");
 const BANK: Field = field("bank", "前払金の預託金融機関");
@@ -42,7 +43,8 @@ const FEE_RETURNED: Field = field("fee_returned", "返還保証料");
 const WORKS: Field = field("works", "工期");
 const CANCELLED_ON: Field = field("cancelled_on", "解除日");
 const APPLIED_VIA: Field = field("applied_via", "申込方法");
-const RECORD_FIELDS: [Field; 20] = [
+const OFFICE: Field = field("office", "発行店");
+const RECORD_FIELDS: [Field; 22] = [
     NUMBER,
     KIND,
     ISSUED,
@@ -60,6 +62,8 @@ const RECORD_FIELDS: [Field; 20] = [
     FEE,
     CUSTOMER,
     APPLIED_VIA,
+    OFFICE,
+    TARGET_AMOUNT,
     ORDERER,
     WORKS,
     CANCELLED_ON,
@@ -69,10 +73,11 @@ const ADDRESS: Field = field("address", "所在地");
 const FROM: Field = field("from", "始期");
 const TO: Field = field("to", "終期");
 const DATE: Field = field("date", "変更日");
-const CHANGE_FIELDS: [Field; 8] = [
+const CHANGE_FIELDS: [Field; 9] = [
     DATE,
     AMOUNT,
     CONTRACT_AMOUNT,
+    TARGET_AMOUNT,
     PERIOD,
     PROJECT,
     WORKS,
@@ -88,6 +93,8 @@ pub struct References<'a> {
     pub customers: &'a Customers,
     pub rules: &'a FeeRules,
     pub orderers: &'a Orderers,
+    /// 発行店 (`[[guarantor.offices]]`) that `office:` may name.
+    pub offices: &'a [Office],
 }
 
 impl References<'static> {
@@ -100,6 +107,7 @@ impl References<'static> {
             customers: &NONE,
             rules: &RULES,
             orderers: &ORDERERS,
+            offices: &[],
         }
     }
 }
@@ -156,6 +164,8 @@ pub struct Certificate {
     pub fee: Option<u64>,
     /// 顧客コード of a contractor on 保証料一括納付制度 (`data/customers.yaml`).
     pub customer: Option<String>,
+    /// 発行店: the office that issued it (`office:`), else the one `[guarantor]` names.
+    pub office: Option<Office>,
     /// 申込方法 (`e-Net`, …), which a `[fees]` discount may name.
     pub applied_via: Option<String>,
     /// 割引: the name of the `[fees]` discount it receives and the yen off its fee (never
@@ -229,7 +239,10 @@ impl Certificate {
             initial: self.initial.clone(),
             changes: self.changes.clone(),
             cancelled_on: self.cancelled_on,
-            guarantor: guarantor.clone(),
+            guarantor: self
+                .office
+                .as_ref()
+                .map_or_else(|| guarantor.clone(), |o| guarantor.issued_by(o)),
         }
     }
 }
@@ -318,10 +331,40 @@ pub fn parse_file(
         "保証の記録のファイル",
         diagnostics,
         |r, item, path, i| {
-            let c = certificate(r, item, path, rel, warnings)?;
+            let c = certificate(r, item, path, rel, warnings);
+            let office = item.as_mapping().and_then(|m| office(r, m, path, refs));
+            let mut c = c?;
+            c.office = office?;
             fees(r, item.as_mapping(), path, refs, c).map(|c| (c, i))
         },
     )
+}
+
+/// The issuing office `office:` names, if any; `None` (an error) when it names none of
+/// `[[guarantor.offices]]`.
+fn office<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    refs: References<'_>,
+) -> Option<Option<Office>> {
+    let Some(name) = r.string(map, path, OFFICE, false) else {
+        return Some(None);
+    };
+    if let Some(office) = refs.offices.iter().find(|o| o.name == name) {
+        return Some(Some(office.clone()));
+    }
+    let known: Vec<&str> = refs.offices.iter().map(|o| o.name.as_str()).collect();
+    let message = if known.is_empty() {
+        format!("発行店「{name}」がありません。hosho.toml の [[guarantor.offices]] に name（支店名）と address（所在地）を書いてください")
+    } else {
+        format!(
+            "発行店「{name}」は hosho.toml の [[guarantor.offices]] にありません。{}のいずれかを書いてください",
+            known.join("・")
+        )
+    };
+    r.error(&path.key(OFFICE.key), message);
+    None
 }
 
 /// The certificate's fee, customer and adjustments, checked: a fee is not negative, a
@@ -538,6 +581,7 @@ fn certificate<'d>(
     let project = r.string(map, path, PROJECT, true);
     let site = r.string(map, path, SITE, false);
     let contract_amount = positive(r, map, path, CONTRACT_AMOUNT, true);
+    let target_amount = positive(r, map, path, TARGET_AMOUNT, false);
     let amount = positive(r, map, path, AMOUNT, true);
     let period_value = r.required(map, path, PERIOD);
     let period = period_value.and_then(|v| period(r, v, &path.key(PERIOD.key)));
@@ -563,6 +607,7 @@ fn certificate<'d>(
         initial: Terms {
             project: project?,
             contract_amount: contract_amount?,
+            target_amount,
             amount: amount?,
             period: period?,
             works,
@@ -573,6 +618,7 @@ fn certificate<'d>(
         auth_key,
         fee: None,
         customer: None,
+        office: None,
         applied_via: None,
         discount: None,
         adjustments,
@@ -654,14 +700,33 @@ fn check_amounts(r: &mut Reader<'_, '_>, certificate: &Certificate, path: &NodeP
         .history(&certificate.changes)
         .enumerate()
         .map(|(i, terms)| (path.key(CHANGES.key).index(i), terms));
+    let yen = crate::common::format::yen;
     for (at, s) in initial.chain(changed) {
-        if s.amount > s.contract_amount {
+        if let Some(target) = s.target_amount.filter(|t| *t > s.contract_amount) {
+            r.error(
+                &at,
+                format!(
+                    "請負金額（対象額） {} が請負金額（総額） {} を超えています",
+                    yen(target),
+                    yen(s.contract_amount)
+                ),
+            );
+        } else if let Some(target) = s.target_amount.filter(|t| s.amount > *t) {
+            r.error(
+                &at,
+                format!(
+                    "保証金額 {} が請負金額（対象額） {} を超えています",
+                    yen(s.amount),
+                    yen(target)
+                ),
+            );
+        } else if s.amount > s.contract_amount {
             r.error(
                 &at,
                 format!(
                     "保証金額 {} が請負金額 {} を超えています",
-                    crate::common::format::yen(s.amount),
-                    crate::common::format::yen(s.contract_amount)
+                    yen(s.amount),
+                    yen(s.contract_amount)
                 ),
             );
         }
@@ -736,6 +801,7 @@ fn change_terms<'d>(
         date,
         amount: positive(r, m, p, AMOUNT, false),
         contract_amount: positive(r, m, p, CONTRACT_AMOUNT, false),
+        target_amount: positive(r, m, p, TARGET_AMOUNT, false),
         period: optional_period(r, m, p, PERIOD),
         project: r.string(m, p, PROJECT, false),
         works: optional_period(r, m, p, WORKS),
@@ -774,7 +840,7 @@ fn changes<'d>(
         if change.is_empty() && !fee_written {
             r.error(
                 &p,
-                "変更には amount・contract_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
+                "変更には amount・contract_amount・target_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
             );
         }
         if let Some(issued) = issued.filter(|d| date < *d) {
@@ -892,9 +958,53 @@ pub(crate) mod tests {
                 "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
                 "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
                 "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10 文字目に使えない文字があります）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
-                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
+                "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・target_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]
+        );
+    }
+
+    #[test]
+    fn a_certificate_names_its_issuing_office_and_the_record_carries_it() {
+        let offices = [Office {
+            name: "大阪支店".to_owned(),
+            address: "大阪府大阪市西区".to_owned(),
+            tel: Some("06-0000-0000".to_owned()),
+            fax: None,
+        }];
+        let refs = References {
+            offices: &offices,
+            ..References::built_in()
+        };
+        let read = |text: &str| {
+            let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+            let parsed = parse_file(Path::new("t.yaml"), text, refs, &mut d, &mut w);
+            let lines: Vec<String> = d.sorted().iter().map(ToString::to_string).collect();
+            (
+                parsed.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
+                lines,
+            )
+        };
+        let named = GOOD.replace("  project:", "  office: 大阪支店\n  project:");
+        let (certs, errors) = read(&named);
+        assert!(errors.is_empty(), "{errors:?}");
+        let head = crate::common::certificate::test_guarantor();
+        let record = certs[0].record(&head);
+        assert_eq!(record.guarantor.branch.as_deref(), Some("大阪支店"));
+        assert_eq!(
+            record.guarantor.branch_address.as_deref(),
+            Some("大阪府大阪市西区")
+        );
+        assert_eq!(record.guarantor.tel.as_deref(), Some("06-0000-0000"));
+        assert_eq!(record.guarantor.address, head.address);
+        // Without office: the guarantor as configured, byte for byte as before.
+        let (certs, _) = read(GOOD);
+        assert_eq!(certs[0].record(&head).guarantor, head);
+        let (certs, errors) = read(&GOOD.replace("  project:", "  office: 京都支店\n  project:"));
+        assert!(certs.is_empty());
+        assert_eq!(
+            errors,
+            ["t.yaml:6:11: 発行店「京都支店」は hosho.toml の [[guarantor.offices]] にありません。大阪支店のいずれかを書いてください"]
         );
     }
 

@@ -127,6 +127,26 @@ pub struct Guarantor {
     /// 支店名
     #[serde(default)]
     pub branch: Option<String>,
+    /// 所在地 (of the head office, written with what it is: 「本社　…」)
+    pub address: String,
+    /// 電話番号
+    #[serde(default)]
+    pub tel: Option<String>,
+    /// FAX番号
+    #[serde(default)]
+    pub fax: Option<String>,
+    /// 支店の所在地: given when a certificate names its issuing office (`office:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_address: Option<String>,
+}
+
+/// 発行店: an office that issues certificates (`[[guarantor.offices]]` in hosho.toml),
+/// named by a certificate's `office:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Office {
+    /// 支店名 (`大阪支店`), unique.
+    pub name: String,
     /// 所在地
     pub address: String,
     /// 電話番号
@@ -137,14 +157,33 @@ pub struct Guarantor {
     pub fax: Option<String>,
 }
 
+impl Guarantor {
+    /// The guarantor as a certificate issued by `office` names it: the company and its head
+    /// office, then the issuing office with its own address, telephone and FAX.
+    pub fn issued_by(&self, office: &Office) -> Guarantor {
+        Guarantor {
+            name: self.name.clone(),
+            branch: Some(office.name.clone()),
+            address: self.address.clone(),
+            tel: office.tel.clone(),
+            fax: office.fax.clone(),
+            branch_address: Some(office.address.clone()),
+        }
+    }
+}
+
 /// The values that a change can alter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Terms {
     /// 工事名
     pub project: String,
-    /// 請負金額 (yen)
+    /// 請負金額 (yen): 請負金額（総額） when `target_amount` is given.
     pub contract_amount: u64,
+    /// 請負金額（対象額） (yen): the part of a multi-year contract the guarantee is for,
+    /// when it differs from the whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_amount: Option<u64>,
     /// 保証金額 (yen)
     pub amount: u64,
     /// 保証期間
@@ -166,6 +205,9 @@ pub struct Change {
     /// 請負金額 (yen)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_amount: Option<u64>,
+    /// 請負金額（対象額） (yen)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_amount: Option<u64>,
     /// 保証期間
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
@@ -182,6 +224,7 @@ impl Change {
     pub fn is_empty(&self) -> bool {
         self.amount.is_none()
             && self.contract_amount.is_none()
+            && self.target_amount.is_none()
             && self.period.is_none()
             && self.project.is_none()
             && self.works.is_none()
@@ -197,6 +240,7 @@ impl Terms {
                 .clone()
                 .unwrap_or_else(|| self.project.clone()),
             contract_amount: change.contract_amount.unwrap_or(self.contract_amount),
+            target_amount: change.target_amount.or(self.target_amount),
             amount: change.amount.unwrap_or(self.amount),
             period: change.period.unwrap_or(self.period),
             works: change.works.or(self.works),
@@ -301,9 +345,22 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
         ));
     }
     if let Some(a) = change.contract_amount {
+        let label = if previous.target_amount.is_some() {
+            "請負金額（総額）"
+        } else {
+            "請負金額"
+        };
         items.push(format!(
-            "請負金額 {} → {}",
+            "{label} {} → {}",
             format::yen(previous.contract_amount),
+            format::yen(a)
+        ));
+    }
+    if let Some(a) = change.target_amount {
+        let before = previous.target_amount.unwrap_or(previous.contract_amount);
+        items.push(format!(
+            "請負金額（対象額） {} → {}",
+            format::yen(before),
             format::yen(a)
         ));
     }
@@ -344,6 +401,7 @@ pub(crate) fn test_guarantor() -> Guarantor {
         address: "東京都".to_owned(),
         tel: None,
         fax: None,
+        branch_address: None,
     }
 }
 
@@ -359,6 +417,7 @@ mod tests {
         let terms = Terms {
             project: "県道改良工事".to_owned(),
             contract_amount: 400_000_000,
+            target_amount: None,
             amount: 40_000_000,
             period: Period {
                 from: date(2024, 4, 1),
@@ -393,6 +452,7 @@ mod tests {
                     date: date(2024, 10, 1),
                     amount: Some(30_000_000),
                     contract_amount: None,
+                    target_amount: None,
                     period: None,
                     project: None,
                     works: None,
@@ -401,6 +461,7 @@ mod tests {
                     date: date(2025, 3, 1),
                     amount: None,
                     contract_amount: None,
+                    target_amount: None,
                     period: Some(Period {
                         from: date(2024, 4, 1),
                         to: date(2025, 9, 30),

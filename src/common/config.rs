@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::common::certificate::Guarantor;
+use crate::common::certificate::Office;
 use crate::common::diagnostics::Diagnostic;
 use crate::common::fees::{FeeRules, RawFees};
 
@@ -79,7 +80,7 @@ struct RawConfig {
     base_url: toml::Spanned<String>,
     #[serde(default)]
     banner: Option<String>,
-    guarantor: Guarantor,
+    guarantor: RawGuarantor,
     adopters: AdoptersConfig,
     #[serde(default)]
     certificates: CertificatesConfig,
@@ -87,6 +88,43 @@ struct RawConfig {
     markdown: MarkdownConfig,
     #[serde(default)]
     fees: RawFees,
+}
+
+/// `[guarantor]` as written: the company, the office the site speaks for, and the offices
+/// that issue certificates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuarantor {
+    name: String,
+    #[serde(default)]
+    branch: Option<String>,
+    address: String,
+    #[serde(default)]
+    tel: Option<String>,
+    #[serde(default)]
+    fax: Option<String>,
+    #[serde(default)]
+    offices: Vec<Office>,
+}
+
+/// The offices of `raw`, or what is wrong with them.
+fn offices(raw: &RawGuarantor) -> Result<Vec<Office>, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for office in &raw.offices {
+        if office.name.trim().is_empty() || office.address.trim().is_empty() {
+            return Err(
+                "[[guarantor.offices]] には name（支店名）と address（所在地）を書いてください"
+                    .to_owned(),
+            );
+        }
+        if !seen.insert(office.name.as_str()) {
+            return Err(format!(
+                "[[guarantor.offices]] の「{}」が二つあります。支店名は一つずつ書いてください",
+                office.name
+            ));
+        }
+    }
+    Ok(raw.offices.clone())
 }
 
 /// The validated site settings.
@@ -101,6 +139,8 @@ pub struct Config {
     /// A line shown on every page above the content (e.g. that this is a demo).
     pub banner: Option<String>,
     pub guarantor: Guarantor,
+    /// 発行店: the offices a certificate may name in `office:` (`[[guarantor.offices]]`).
+    pub offices: Vec<Office>,
     pub adopters: AdoptersConfig,
     pub certificates: CertificatesConfig,
     pub markdown: MarkdownConfig,
@@ -163,18 +203,31 @@ impl Config {
                 .unwrap_or(0);
             Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
         })?;
+        let offices = offices(&raw.guarantor).map_err(|message| {
+            let offset = text.find("[[guarantor.offices").unwrap_or(0);
+            Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
+        })?;
         let base_url = if base_url.ends_with('/') {
             base_url
         } else {
             format!("{base_url}/")
         };
+        let g = raw.guarantor;
         Ok(Config {
             title: raw.title,
             description: raw.description,
             base_url,
             base_path,
             banner: raw.banner,
-            guarantor: raw.guarantor,
+            guarantor: Guarantor {
+                name: g.name,
+                branch: g.branch,
+                address: g.address,
+                tel: g.tel,
+                fax: g.fax,
+                branch_address: None,
+            },
+            offices,
             adopters: raw.adopters,
             certificates: raw.certificates,
             markdown: raw.markdown,

@@ -35,6 +35,7 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
     let initial = Terms {
         project: "テスト道路改良工事".to_owned(),
         contract_amount: 100_000_000,
+        target_amount: None,
         amount: 40_000_000,
         period: Period {
             from: date(2024, 4, 1),
@@ -47,6 +48,7 @@ pub(crate) fn record(number: &str, status: Status) -> Record {
             date: date(2024, 9, 1),
             amount: Some(45_000_000),
             contract_amount: None,
+            target_amount: None,
             period: None,
             project: None,
             works: None,

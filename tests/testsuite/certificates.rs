@@ -162,14 +162,53 @@ fn certificates_show_every_field_for_each_kind() {
         &vault(&site).join("certificates/2070004426.pdf"),
         &["-layout"],
     );
+    // 2070004426 was issued by 大阪支店 (`office:`): the office's own address and numbers,
+    // as on the flyer's sample; one without `office:` is [guarantor]'s 熊本支店.
     assert_eq!(
-        line_with(&laid_out, "立売堀"),
+        line_with(&laid_out, "本社"),
         "本社 大阪府大阪市西区立売堀二丁目1番2号"
     );
     assert_eq!(
-        line_with(&laid_out, "熊本支店"),
+        line_with(&laid_out, "大阪支店"),
+        "大阪支店 大阪府大阪市西区立売堀二丁目1番2号"
+    );
+    assert_eq!(
+        line_with(&laid_out, "TEL"),
+        "TEL 06-6543-2711 FAX 0120-504660"
+    );
+    let kumamoto = crate::support::pdftotext(
+        &vault(&site).join("certificates/2070310002.pdf"),
+        &["-layout"],
+    );
+    assert_eq!(
+        line_with(&kumamoto, "TEL"),
         "熊本支店 TEL 096-364-1155 FAX 0120-504178"
     );
+    let niihama = crate::support::pdftotext(
+        &vault(&site).join("certificates/2070310003.pdf"),
+        &["-layout"],
+    );
+    assert_eq!(
+        line_with(&niihama, "愛媛支店"),
+        "愛媛支店 愛媛県松山市見本町一丁目2番3号"
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(vault(&site).join("records/2070310003.json")).expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record["guarantor"]["branch"], "愛媛支店");
+    // A multi-year contract: 請負金額（総額） and （対象額）.
+    let multi_year = certificate(&site, "2070410001");
+    assert_contains(
+        &multi_year,
+        &[
+            "請負金額（総額） 330,000,000円",
+            "請負金額（対象額） 120,000,000円",
+            "保証金額 48,000,000円",
+        ],
+        "multi-year",
+    );
+    assert!(!advance.contains("（総額）"), "{advance}");
     assert!(
         !advance.contains("（前払金保証） （変更）"),
         "an unchanged certificate is not marked"

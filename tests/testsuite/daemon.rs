@@ -495,6 +495,8 @@ fn the_form_and_the_certificate_pages() {
         "西日本建設業保証株式会社が電子署名した最新の記録（令和",
         "株式会社みほん建設",
         "href=\"/certificates/",
+        // Issued by 大阪支店 (`office:`): its own address and telephone.
+        "本社　大阪府大阪市西区立売堀二丁目1番2号<br>大阪支店　大阪府大阪市西区立売堀二丁目1番2号<br>電話 06-6543-2711",
     ] {
         assert!(html.contains(fact), "{fact}:\n{html}");
     }
@@ -1803,4 +1805,14 @@ fn the_demo_offers_a_certificate_that_is_valid_today_to_try() {
         .as_str()
         .unwrap_or_default();
     assert!(to >= "2030-01-01", "{to}");
+    // A multi-year contract: the page shows 総額 and 対象額, as the PDF does.
+    let page = form(&d, number, key);
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for row in [
+        "<th scope=\"row\">請負金額（総額）</th><td class=\"amount\">330,000,000円</td>",
+        "<th scope=\"row\">請負金額（対象額）</th><td class=\"amount\">120,000,000円</td>",
+    ] {
+        assert!(html.contains(row), "{row}\n{html}");
+    }
 }

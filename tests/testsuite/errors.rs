@@ -75,6 +75,9 @@ fn certificate_records_are_checked_across_files() {
             "data/certificates/b.yaml:1:11: 保証契約番号 2070000001 は data/certificates/a.yaml:1:11 にもあります。番号はすべてのファイルを通して一つだけにしてください",
             "data/certificates/b.yaml:11:9: 区分「契約保証予約」は電子保証の対象外です。予約証書を紙で発行してください",
             "data/certificates/b.yaml:29:17: 解除日は解除された保証（status: cancelled）にだけ書けます",
+            "data/certificates/b.yaml:35:11: 発行店「大阪支店」がありません。hosho.toml の [[guarantor.offices]] に name（支店名）と address（所在地）を書いてください",
+            "data/certificates/b.yaml:43:7: 保証金額 40,000,000円 が請負金額（対象額） 30,000,000円 を超えています",
+            "data/certificates/b.yaml:44:7: 請負金額（対象額） 310,000,000円 が請負金額（総額） 300,000,000円 を超えています",
         ],
     );
 }

@@ -889,6 +889,14 @@ pub(crate) mod tests {
     - {date: 2023-01-10, period: {from: 2022-05-10, to: 2023-06-30}}
 "#;
 
+    /// The certificates of `text` (as `t.yaml`) read against `refs`, and the errors.
+    fn read_with(refs: References<'_>, text: &str) -> (Vec<Certificate>, Vec<String>) {
+        let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
+        let parsed = parse_file(Path::new("t.yaml"), text, refs, &mut d, &mut w);
+        let lines: Vec<String> = d.sorted().iter().map(ToString::to_string).collect();
+        (parsed.into_iter().map(|(c, _)| c).collect(), lines)
+    }
+
     fn parse(text: &str) -> (Vec<Certificate>, Vec<String>, Vec<String>) {
         let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
         let certs = parse_file(
@@ -976,15 +984,7 @@ pub(crate) mod tests {
             offices: &offices,
             ..References::built_in()
         };
-        let read = |text: &str| {
-            let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
-            let parsed = parse_file(Path::new("t.yaml"), text, refs, &mut d, &mut w);
-            let lines: Vec<String> = d.sorted().iter().map(ToString::to_string).collect();
-            (
-                parsed.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
-                lines,
-            )
-        };
+        let read = |text: &str| read_with(refs, text);
         let named = GOOD.replace("  project:", "  office: 大阪支店\n  project:");
         let (certs, errors) = read(&named);
         assert!(errors.is_empty(), "{errors:?}");
@@ -1025,15 +1025,7 @@ pub(crate) mod tests {
             orderers: &orderers,
             ..References::built_in()
         };
-        let read = |text: &str| {
-            let (mut d, mut w) = (Diagnostics::default(), Diagnostics::default());
-            let parsed = parse_file(Path::new("t.yaml"), text, refs, &mut d, &mut w);
-            let lines: Vec<String> = d.sorted().iter().map(ToString::to_string).collect();
-            (
-                parsed.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
-                lines,
-            )
-        };
+        let read = |text: &str| read_with(refs, text);
         // 支出負担行為担当官 近畿地方整備局長 does not start with the name: say it.
         let named = GOOD.replace("  bank:", "  orderer: 近畿地方整備局\n  bank:");
         let (certs, errs) = read(&named);

@@ -153,7 +153,7 @@ pub struct ServeArgs {
     /// 接続元アドレスごとの確認回数の上限（例: 20/min、60/hour+20）
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_address: Option<crate::daemon::Rate>,
-    /// 保証契約番号と接続元ネットワークの組ごとの、認証キー誤りの上限（既定: 5 回まで、その後 72 分に 1 回）
+    /// 保証契約番号と接続元ネットワークの組ごとの、認証キー誤りの上限（既定: 5回まで、その後72分に1回）
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_failures: Option<crate::daemon::Rate>,
     /// 保証契約番号ごとの、すべての接続元を合わせた認証キー誤りの上限（既定: 1000/day+100）。超えても、誤りのない接続元は確認できます
@@ -162,13 +162,13 @@ pub struct ServeArgs {
     /// 名前を付けたネットワークの接続元アドレスごとの確認回数の上限（例: 203.0.113.0/24=600/hour+60）。複数指定できます
     #[arg(long, value_name = "CIDR=RATE", value_parser = parse_network_rate, action = clap::ArgAction::Append)]
     pub limit_network: Vec<crate::daemon::NetworkRate>,
-    /// PDF のリンクを封じる鍵のファイル（16 進 64 文字、chmod 400）。複製を並べるときは、すべてに同じファイルを渡します（既定: 起動ごとの乱数で、その複製だけが読めます）
+    /// PDF のリンクを封じる鍵のファイル（16進64文字、chmod 400）。複製を並べるときは、すべてに同じファイルを渡します（既定: 起動ごとの乱数で、その複製だけが読めます）
     #[arg(long, value_name = "FILE")]
     pub link_key: Option<PathBuf>,
     /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
     #[arg(long, value_name = "N")]
     pub kdf_workers: Option<usize>,
-    /// 鍵導出の順番待ちの上限。超えた分はすぐ 503 で断ります（既定: 同時数の 16 倍）
+    /// 鍵導出の順番待ちの上限。超えた分はすぐ 503 で断ります（既定: 同時数の16倍）
     #[arg(long, value_name = "N")]
     pub kdf_queue: Option<usize>,
     /// 同時に受け付ける接続の上限
@@ -196,8 +196,8 @@ pub struct VerifyArgs {
     /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。2 つまで指定できます
     #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
     pub public_key: Vec<PathBuf>,
-    /// 保証契約番号（10 桁）
+    /// 保証契約番号（10桁）
     pub number: String,
-    /// 認証キー（10 文字。全角・スペース・ハイフンがあっても構いません）
+    /// 認証キー（10文字。全角・スペース・ハイフンがあっても構いません）
     pub key: String,
 }

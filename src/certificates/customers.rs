@@ -73,7 +73,7 @@ pub fn parse(rel: &Path, text: &str, diagnostics: &mut Diagnostics) -> Customers
                 r.error(
                     &path.key(CODE.key),
                     format!(
-                        "顧客コード「{code}」は半角英数字とハイフン（32 文字まで）で書いてください"
+                        "顧客コード「{code}」は半角英数字とハイフン（32文字まで）で書いてください"
                     ),
                 );
                 return None;
@@ -118,7 +118,7 @@ mod tests {
             lines,
             [
                 "data/customers.yaml:2:10: 顧客コード「K-001」が二度書かれています",
-                "data/customers.yaml:3:10: 顧客コード「../x」は半角英数字とハイフン（32 文字まで）で書いてください",
+                "data/customers.yaml:3:10: 顧客コード「../x」は半角英数字とハイフン（32文字まで）で書いてください",
             ]
         );
     }

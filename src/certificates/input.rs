@@ -384,7 +384,7 @@ fn fees<'d>(
     if let Some(fee) = negative {
         r.error(
             &path.key(FEE.key),
-            format!("保証料は 0 円以上の整数で書いてください（{fee} になっています）"),
+            format!("保証料は0円以上の整数で書いてください（{fee} になっています）"),
         );
     }
     let written = written.and_then(|f| u64::try_from(f).ok());
@@ -469,7 +469,7 @@ fn positive<'d>(
     if n <= 0 {
         r.error(
             &path.key(f.key),
-            format!("{f} は 1 円以上の整数で書いてください（{n} になっています）"),
+            format!("{f} は1円以上の整数で書いてください（{n} になっています）"),
         );
         return None;
     }
@@ -497,7 +497,7 @@ fn number<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Opti
     if number.len() != authkey::NUMBER_LEN || !number.bytes().all(|b| b.is_ascii_digit()) {
         r.error(
             &path.key(NUMBER.key),
-            format!("保証契約番号「{number}」は半角数字 10 桁で書いてください"),
+            format!("保証契約番号「{number}」は半角数字10桁で書いてください"),
         );
     }
     Some(number)
@@ -542,7 +542,7 @@ fn auth_key<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Op
         Err(e) => {
             r.error(
                 &path.key(AUTH_KEY.key),
-                format!("認証キーが正しくありません（{e}）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません"),
+                format!("認証キーが正しくありません（{e}）。英数字10文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません"),
             );
             None
         }
@@ -960,12 +960,12 @@ pub(crate) mod tests {
             [
                 "data/certificates/t.yaml:1:11: number（保証契約番号） は文字列で書いてください（数値になっています。数字だけなら引用符で囲みます）",
                 "data/certificates/t.yaml:2:9: 区分「契約保証予約」は電子保証の対象外です。予約証書を紙で発行してください",
-                "data/certificates/t.yaml:8:11: amount（保証金額） は 1 円以上の整数で書いてください（0 になっています）",
+                "data/certificates/t.yaml:8:11: amount（保証金額） は1円以上の整数で書いてください（0 になっています）",
                 "data/certificates/t.yaml:9:11: 保証期間の始期 2023-05-10 が終期 2023-03-31 より後になっています",
                 "data/certificates/t.yaml:10:3: 中間前払金保証には bank（前払金の預託金融機関） が必要です",
-                "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字 10 桁で書いてください",
+                "data/certificates/t.yaml:10:11: 保証契約番号「207000442」は半角数字10桁で書いてください",
                 "data/certificates/t.yaml:17:11: 保証金額 120,000,000円 が請負金額 100,000,000円 を超えています",
-                "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10 文字目に使えない文字があります）。英数字 10 文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
+                "data/certificates/t.yaml:19:13: 認証キーが正しくありません（10文字目に使えない文字があります）。英数字10文字（I・L・O・U を除く）で書いてください。キーそのものはここに表示しません",
                 "data/certificates/t.yaml:22:7: 変更には amount・contract_amount・target_amount・period・project・works・fee_added・fee_returned のどれかを書いてください",
                 "data/certificates/t.yaml:22:14: 変更日 2022-08-01 が一つ前の変更 2022-09-01 より前です。変更履歴は古い順に書いてください",
             ]

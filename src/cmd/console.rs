@@ -33,7 +33,7 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
     }
     if !s.certificates_built {
         println!(
-            "{} を更新しました: 変更 {} ファイル（全 {} ページ、{} ファイル）。証書・お知らせ・保証料計算書は変わりません。所要時間 {:.3} 秒",
+            "{} を更新しました: 変更{}ファイル（全{}ページ、{}ファイル）。証書・お知らせ・保証料計算書は変わりません。所要時間{:.3}秒",
             s.out.display(),
             s.written,
             s.pages,
@@ -44,13 +44,13 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
     }
     let v = &s.vault_report;
     println!(
-        "{} に {} ページ（{} ファイル）を書き出しました",
+        "{} に{}ページ（{}ファイル）を書き出しました",
         s.out.display(),
         s.pages,
         s.files
     );
     println!(
-        "{} に証書 {} 件を書き出しました（組版 {} 件、前回から再利用 {} 件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
+        "{} に証書{}件を書き出しました（組版{}件、前回から再利用{}件）。マニフェスト #{}、SHA-256 {}、鍵 ID {}",
         s.vault.display(),
         v.certificates,
         v.typeset,
@@ -60,14 +60,14 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         v.key_id
     );
     println!(
-        "{} に認証キーのお知らせ {} 件を書き出しました（認証キーが書かれています。このホストから出さないでください）",
+        "{} に認証キーのお知らせ{}件を書き出しました（認証キーが書かれています。このホストから出さないでください）",
         s.notices.display(),
         v.certificates
     );
     let st = &s.statements;
     if st.statements > 0 {
         println!(
-            "{} に保証料計算書 {} 通を書き出しました（組版 {} 通、前回から再利用 {} 通）",
+            "{} に保証料計算書{}通を書き出しました（組版{}通、前回から再利用{}通）",
             s.notices
                 .join(crate::certificates::statements::STATEMENTS_DIR)
                 .display(),
@@ -76,18 +76,18 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
             st.reused
         );
     }
-    println!("所要時間 {:.2} 秒", s.elapsed.as_secs_f64());
+    println!("所要時間{:.2}秒", s.elapsed.as_secs_f64());
 }
 
 pub(super) fn checked(s: &CheckSummary) {
     warnings(&s.warnings);
     let statements = if s.statements > 0 {
-        format!("、保証料計算書 {} 通", s.statements)
+        format!("、保証料計算書{}通", s.statements)
     } else {
         String::new()
     };
     println!(
-        "問題はありません: {} ページ、導入発注者一覧 {} 件（{} 団体）、Q&A {} 件、保証の記録 {} 件{statements}",
+        "問題はありません: {}ページ、導入発注者一覧{}件（{}団体）、Q&A {}件、保証の記録{}件{statements}",
         s.pages, s.tables, s.adopters, s.qa, s.certificates
     );
 }
@@ -128,7 +128,7 @@ pub(super) fn serving(
     watching: bool,
 ) {
     println!(
-        "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{} 件）",
+        "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{}件）",
         ready.addr, ready.seq, ready.entries
     );
     if preview {

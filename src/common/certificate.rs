@@ -316,7 +316,7 @@ impl Record {
     }
 
     /// Each change as its date in era form and what it changed, in words
-    /// (`保証金額 40,000,000円 → 45,000,000円（増額）`), oldest first.
+    /// (`保証金額：40,000,000円 → 45,000,000円（増額）`), oldest first.
     pub fn change_lines(&self) -> Vec<(String, Vec<String>)> {
         let before =
             std::iter::once(self.initial.clone()).chain(self.initial.history(&self.changes));
@@ -339,7 +339,7 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
             "減額"
         };
         items.push(format!(
-            "保証金額 {} → {}（{word}）",
+            "保証金額：{} → {}（{word}）",
             format::yen(previous.amount),
             format::yen(a)
         ));
@@ -351,7 +351,7 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
             "請負金額"
         };
         items.push(format!(
-            "{label} {} → {}",
+            "{label}：{} → {}",
             format::yen(previous.contract_amount),
             format::yen(a)
         ));
@@ -359,7 +359,7 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
     if let Some(a) = change.target_amount {
         let before = previous.target_amount.unwrap_or(previous.contract_amount);
         items.push(format!(
-            "請負金額（対象額） {} → {}",
+            "請負金額（対象額）：{} → {}",
             format::yen(before),
             format::yen(a)
         ));
@@ -367,27 +367,27 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
     if let Some(p) = change.period {
         if p.to != previous.period.to {
             items.push(format!(
-                "保証期間の終期 {} → {}（期限変更）",
+                "保証期間の終期：{} → {}（期限変更）",
                 era::full_date(previous.period.to),
                 era::full_date(p.to)
             ));
         }
         if p.from != previous.period.from {
             items.push(format!(
-                "保証期間の始期 {} → {}",
+                "保証期間の始期：{} → {}",
                 era::full_date(previous.period.from),
                 era::full_date(p.from)
             ));
         }
     }
     if let Some(p) = &change.project {
-        items.push(format!("工事名 {} → {}", previous.project, p));
+        items.push(format!("工事名：{} → {}", previous.project, p));
     }
     if let Some(w) = change.works {
         let before = previous
             .works
             .map_or_else(|| "記載なし".to_owned(), |p| era::full_date(p.to));
-        items.push(format!("工期の終期 {before} → {}", era::full_date(w.to)));
+        items.push(format!("工期の終期：{before} → {}", era::full_date(w.to)));
     }
     items
 }
@@ -483,11 +483,11 @@ mod tests {
             vec![
                 (
                     "令和6年10月1日".to_owned(),
-                    vec!["保証金額 40,000,000円 → 30,000,000円（減額）".to_owned()]
+                    vec!["保証金額：40,000,000円 → 30,000,000円（減額）".to_owned()]
                 ),
                 (
                     "令和7年3月1日".to_owned(),
-                    vec!["保証期間の終期 令和7年3月31日 → 令和7年9月30日（期限変更）".to_owned()]
+                    vec!["保証期間の終期：令和7年3月31日 → 令和7年9月30日（期限変更）".to_owned()]
                 ),
             ]
         );

@@ -184,7 +184,7 @@ impl Config {
         if raw.certificates.kdf_iterations < 10_000 {
             return Err(Diagnostic::file(
                 CONFIG_FILE,
-                "[certificates] kdf_iterations は 10000 以上にしてください（既定 100000）",
+                "[certificates] kdf_iterations は10000以上にしてください（既定 100000）",
             ));
         }
         if raw.adopters.categories.is_empty() {

@@ -130,7 +130,7 @@ impl fmt::Display for InputErrors {
         }
         write!(
             f,
-            "{} 件の問題が見つかりました。何も書き込んでいません。",
+            "{}件の問題が見つかりました。何も書き込んでいません。",
             self.0.len()
         )
     }

@@ -31,7 +31,7 @@ impl TryFrom<String> for Rate {
     fn try_from(text: String) -> Result<Rate, String> {
         let bad = || {
             format!(
-                "料率「{text}」は \"0.065%\" のように、小数点以下 6 桁までの百分率で書いてください"
+                "料率「{text}」は \"0.065%\" のように、小数点以下6桁までの百分率で書いてください"
             )
         };
         let number = text.trim().strip_suffix('%').ok_or_else(bad)?;
@@ -231,7 +231,7 @@ impl Account {
         let digits = self.number.len() == 7 && self.number.bytes().all(|b| b.is_ascii_digit());
         if !digits {
             return Some(format!(
-                "[fees.account] の number「{}」は半角数字 7 桁で書いてください",
+                "[fees.account] の number「{}」は半角数字7桁で書いてください",
                 self.number
             ));
         }
@@ -270,7 +270,7 @@ impl Discount {
         }
         let incomplete = self.kinds.is_empty() || self.yen == 0 || self.name.trim().is_empty();
         incomplete.then(|| {
-            "[[fees.discounts]] には name・kinds・applied_via と 1 円以上の yen を書いてください"
+            "[[fees.discounts]] には name・kinds・applied_via と1円以上の yen を書いてください"
                 .to_owned()
         })
     }
@@ -535,13 +535,13 @@ mod tests {
             format!("[account]\nbank = \"b\"\nbranch = \"c\"\ntype = \"{kind}\"\nnumber = \"{number}\"\nholder = \"h\"")
         };
         assert!(refused(&account("貯蓄", "0123456")).contains("普通 か 当座"));
-        assert!(refused(&account("普通", "123456")).contains("7 桁"));
-        assert!(refused(&account("普通", "１２３４５６７")).contains("7 桁"));
+        assert!(refused(&account("普通", "123456")).contains("7桁"));
+        assert!(refused(&account("普通", "１２３４５６７")).contains("7桁"));
         let discount = |kinds: &str, yen: u64| {
             format!("[[discounts]]\nname = \"n\"\nkinds = {kinds}\napplied_via = \"e-Net\"\nyen = {yen}")
         };
         assert!(refused(&discount("[\"保証\"]", 200)).contains("区分ではありません"));
-        assert!(refused(&discount("[]", 200)).contains("1 円以上"));
-        assert!(refused(&discount("[\"前払金保証\"]", 0)).contains("1 円以上"));
+        assert!(refused(&discount("[]", 200)).contains("1円以上"));
+        assert!(refused(&discount("[\"前払金保証\"]", 0)).contains("1円以上"));
     }
 }

@@ -23,7 +23,7 @@ impl std::fmt::Display for ReadCapped {
             ReadCapped::Io(e) => e.fmt(f),
             ReadCapped::NotAFile => f.write_str("通常のファイルではありません"),
             ReadCapped::TooLarge { bytes, max } => {
-                write!(f, "大きすぎます（{bytes} バイト、上限 {max}）")
+                write!(f, "大きすぎます（{bytes}バイト、上限 {max}）")
             }
         }
     }

@@ -173,7 +173,7 @@ fn bare_message(err: &yaml_serde::Error) -> String {
         let replacement = if first {
             String::new()
         } else {
-            format!("（{line} 行 {column} 列目から）")
+            format!("（{line}行{column}列目から）")
         };
         text.replace_range(start..end, &replacement);
         first = false;
@@ -692,7 +692,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "bad.yaml:3:1: YAML の書き方に誤りがあります: did not find expected ',' or ']', while parsing a flow sequence（2 行 4 列目から）"
+            "bad.yaml:3:1: YAML の書き方に誤りがあります: did not find expected ',' or ']', while parsing a flow sequence（2行4列目から）"
         );
     }
 

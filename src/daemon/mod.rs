@@ -360,7 +360,7 @@ async fn drain(graceful: GracefulShutdown, limit: Duration) {
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("処理中の確認がすべて終わりました"),
         () = tokio::time::sleep(limit) => {
-            tracing::warn!("{} 秒待っても終わらない接続を打ち切りました", limit.as_secs());
+            tracing::warn!("{}秒待っても終わらない接続を打ち切りました", limit.as_secs());
         }
     }
 }

@@ -104,14 +104,14 @@ impl Pages {
         let g = &self.config.guarantor;
         let office = match (g.name.as_str(), g.branch.as_deref()) {
             ("", _) => "保証会社".to_owned(),
-            (name, Some(branch)) if !branch.is_empty() => format!("{name} {branch}"),
+            (name, Some(branch)) if !branch.is_empty() => format!("{name}　{branch}"),
             (name, _) => name.to_owned(),
         };
         let phone = g
             .tel
             .as_deref()
             .filter(|t| !t.is_empty())
-            .map(|t| format!("（電話 {t}）"))
+            .map(|t| format!("（電話　{t}）"))
             .unwrap_or_default();
         format!("それでも確認できないときは、まず、お知らせを提出した受注者に、番号とキーに誤りがないかご確認ください。そのうえで、{office}{phone}にお問い合わせください。")
     }
@@ -214,13 +214,13 @@ impl Pages {
             Message::Expired => (
                 "ただいま電子証書を確認できません",
                 vec![
-                    "保証会社の署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう確認を止めています。".to_owned(),
-                    "記録が更新されるまでお待ちいただくか、保証会社にお問い合わせください。".to_owned(),
+                    "当社の署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう確認を止めています。".to_owned(),
+                    "記録が更新されるまでお待ちいただくか、当社にお問い合わせください。".to_owned(),
                 ],
             ),
             Message::Damaged => (
                 "ただいま電子証書を表示できません",
-                vec!["この電子証書のファイルが保証会社の署名付き記録と一致しないため、表示を止めています。お手数ですが、保証会社にお問い合わせください。".to_owned()],
+                vec!["この電子証書のファイルが当社の署名付き記録と一致しないため、表示を止めています。お手数ですが、当社にお問い合わせください。".to_owned()],
             ),
             Message::BadRequest => (
                 "入力を受け付けられませんでした",
@@ -228,7 +228,7 @@ impl Pages {
             ),
             Message::LinkExpired => (
                 "このリンクは使えません",
-                vec!["証書の PDF へのリンクは、確認してから一定の時間だけ使えます。お手数ですが、もう一度保証契約番号と認証キーで確認してください。".to_owned()],
+                vec!["証書のPDFへのリンクは、確認してから一定の時間だけ使えます。お手数ですが、もう一度保証契約番号と認証キーで確認してください。".to_owned()],
             ),
             Message::NotFound => (
                 "ページが見つかりません",
@@ -280,12 +280,12 @@ pub(crate) fn today_in_japan() -> NaiveDate {
     era::today_in_japan()
 }
 
-/// Now in Japan as `令和7年11月23日 14時05分`.
+/// Now in Japan as `令和7年11月23日　14時05分`.
 pub(crate) fn now_in_japan_text() -> String {
     use chrono::Timelike;
     let now = era::in_japan(chrono::Utc::now());
     format!(
-        "{} {}時{:02}分",
+        "{}　{}時{:02}分",
         era::full_date(now.date()),
         now.hour(),
         now.minute()

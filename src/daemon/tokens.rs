@@ -114,7 +114,7 @@ pub(crate) fn read_link_key(path: &Path) -> Result<[u8; LINK_KEY_BYTES]> {
     let bytes = from_hex(text.trim()).filter(|b| b.len() == LINK_KEY_BYTES);
     let Some(bytes) = bytes else {
         bail!(
-            "{}:1: リンク鍵は 16 進 64 文字で書いてください（openssl rand -hex 32 で作れます）",
+            "{}:1: リンク鍵は 16進64文字で書いてください（openssl rand -hex 32 で作れます）",
             path.display()
         );
     };
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(
             short,
             format!(
-                "{}:1: リンク鍵は 16 進 64 文字で書いてください（openssl rand -hex 32 で作れます）",
+                "{}:1: リンク鍵は 16進64文字で書いてください（openssl rand -hex 32 で作れます）",
                 path.display()
             )
         );

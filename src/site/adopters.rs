@@ -232,7 +232,7 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
                 let (line, _) = r.doc.locate(&rows_path.index(*first).key(NAME.key), false);
                 r.error(
                     &path.key(SUBMISSION.key).key(PAGE.key),
-                    format!("ページ名「{page}」は {line} 行目の発注者でも使われています。発注者ごとに別の名前を付けてください"),
+                    format!("ページ名「{page}」は{line}行目の発注者でも使われています。発注者ごとに別の名前を付けてください"),
                 );
             } else {
                 first_page_of.insert(page, i);
@@ -246,7 +246,7 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
                 let (line, _) = r.doc.locate(&rows_path.index(*first).key(NAME.key), false);
                 r.error(
                     &path.key(NAME.key),
-                    format!("発注者名「{name}」がこのファイルに二度あります（{line} 行目にもあります）。一行にまとめてください"),
+                    format!("発注者名「{name}」がこのファイルに二度あります（{line}行目にもあります）。一行にまとめてください"),
                 );
             } else {
                 first_row_of.insert(name.clone(), i);
@@ -490,7 +490,7 @@ mod tests {
                 "data/adopters/t.yaml:6:53: 件名の {案件名} は使えません。使えるのは {保証契約番号}・{工事名}・{区分}・{工事番号} です",
                 "data/adopters/t.yaml:9:17: channels（提出方法）を一つ以上書いてください",
                 "data/adopters/t.yaml:9:53: 知らないキー `保証` があります。使えるキー: 前払金保証（前払金保証の提出先）, 中間前払金保証（中間前払金保証の提出先）, 契約保証（契約保証の提出先）",
-                "data/adopters/t.yaml:15:24: ページ名「c」は 10 行目の発注者でも使われています。発注者ごとに別の名前を付けてください",
+                "data/adopters/t.yaml:15:24: ページ名「c」は10行目の発注者でも使われています。発注者ごとに別の名前を付けてください",
             ]
         );
     }
@@ -507,7 +507,7 @@ mod tests {
                 "data/adopters/t.yaml:2:8: as_of（現在日） の日付「2025-02-30」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
                 "data/adopters/t.yaml:5:15: 区分「政令市」は hosho.toml の [adopters] categories にありません。使える区分: 県、市町村",
                 "data/adopters/t.yaml:8:15: services（業務委託への適用） は true（○）か false（×）で書いてください（文字列になっています）",
-                "data/adopters/t.yaml:9:11: 発注者名「A市」がこのファイルに二度あります（4 行目にもあります）。一行にまとめてください",
+                "data/adopters/t.yaml:9:11: 発注者名「A市」がこのファイルに二度あります（4行目にもあります）。一行にまとめてください",
                 "data/adopters/t.yaml:11:12: start（運用開始日） の日付「2024-4-1」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
             ]
         );

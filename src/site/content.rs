@@ -358,7 +358,7 @@ fn parse_page(
     let Some((yaml, body_start)) = split_front_matter(text) else {
         return Err(Diagnostic::file(
             rel,
-            "先頭に front matter がありません。1 行目を --- にし、title: などを書いて --- の行で閉じてください",
+            "先頭に front matter がありません。1行目を --- にし、title: などを書いて --- の行で閉じてください",
         )
         .into());
     };

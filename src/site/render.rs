@@ -292,9 +292,7 @@ fn limit(args: &HashMap<String, Value>) -> tera::Result<Option<usize>> {
     args.get("limit")
         .map(|limit| {
             let n = limit.as_u64().ok_or_else(|| {
-                tera::Error::msg(format!(
-                    "limit には 0 以上の整数を書いてください（{limit}）"
-                ))
+                tera::Error::msg(format!("limit には0以上の整数を書いてください（{limit}）"))
             })?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
@@ -409,13 +407,13 @@ fn register_filters(tera: &mut Tera) {
     tera.register_filter("yen", |v: &Value, _: &HashMap<String, Value>| {
         let n = v
             .as_u64()
-            .ok_or_else(|| tera::Error::msg(format!("yen: 0 以上の整数が必要です（{v}）")))?;
+            .ok_or_else(|| tera::Error::msg(format!("yen: 0以上の整数が必要です（{v}）")))?;
         Ok(Value::String(format::yen(n)))
     });
     tera.register_filter("digits", |v: &Value, _: &HashMap<String, Value>| {
         let n = v
             .as_u64()
-            .ok_or_else(|| tera::Error::msg(format!("digits: 0 以上の整数が必要です（{v}）")))?;
+            .ok_or_else(|| tera::Error::msg(format!("digits: 0以上の整数が必要です（{v}）")))?;
         Ok(Value::String(format::group_digits(n)))
     });
     tera.register_filter("maru", |v: &Value, _: &HashMap<String, Value>| {

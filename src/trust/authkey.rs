@@ -31,8 +31,8 @@ pub enum InputError {
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InputError::WrongLength(n) => write!(f, "{n} 文字になっています"),
-            InputError::BadCharacter(at) => write!(f, "{at} 文字目に使えない文字があります"),
+            InputError::WrongLength(n) => write!(f, "{n}文字になっています"),
+            InputError::BadCharacter(at) => write!(f, "{at}文字目に使えない文字があります"),
         }
     }
 }
@@ -202,6 +202,6 @@ mod tests {
         );
         // The message names the place, never the text.
         let message = normalise_key("7M4K2P9QRU").expect_err("U").to_string();
-        assert_eq!(message, "10 文字目に使えない文字があります");
+        assert_eq!(message, "10文字目に使えない文字があります");
     }
 }

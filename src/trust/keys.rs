@@ -232,7 +232,7 @@ pub fn load_public(path: &Path) -> Result<PublicKey> {
         .ok_or_else(|| {
             KeyError::Invalid(
                 path.to_path_buf(),
-                "は「ed25519 」と 64 桁の16進数の形ではありません",
+                "は「ed25519 」と64桁の16進数の形ではありません",
             )
         })?;
     Ok(PublicKey::from_bytes(bytes))
@@ -261,7 +261,7 @@ pub fn load(dir: &Path) -> Result<KeyMaterial> {
     if auth_secret.len() < 32 {
         return Err(KeyError::Invalid(
             secret_path,
-            "が短すぎます（32 バイト以上が必要です）",
+            "が短すぎます（32バイト以上が必要です）",
         ));
     }
     Ok(KeyMaterial {

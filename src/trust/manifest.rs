@@ -116,13 +116,12 @@ pub enum ManifestError {
 impl std::fmt::Display for ManifestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ManifestError::TooLarge { bytes, max } => write!(
-                f,
-                "マニフェストが大きすぎます（{bytes} バイト、上限 {max}）"
-            ),
+            ManifestError::TooLarge { bytes, max } => {
+                write!(f, "マニフェストが大きすぎます（{bytes}バイト、上限 {max}）")
+            }
             ManifestError::TooManyEntries { entries, max } => write!(
                 f,
-                "マニフェストの件数が多すぎます（{entries} 件、上限 {max}）"
+                "マニフェストの件数が多すぎます（{entries}件、上限 {max}）"
             ),
             ManifestError::BadSignatureFile(e) => write!(f, "署名ファイルが読めません: {e}"),
             ManifestError::UnknownKey(id) => {
@@ -272,12 +271,8 @@ fn number_key(number: &str) -> Option<u64> {
 
 impl EntryRef<'_> {
     fn check(&self) -> Result<u64, String> {
-        let number = number_key(&self.number).ok_or_else(|| {
-            format!(
-                "保証契約番号「{}」が 10 桁の数字ではありません",
-                self.number
-            )
-        })?;
+        let number = number_key(&self.number)
+            .ok_or_else(|| format!("保証契約番号「{}」が10桁の数字ではありません", self.number))?;
         let hex_ok = is_hex_of(&self.pdf_sha256, 32)
             && is_hex_of(&self.record_sha256, 32)
             && is_hex_of(&self.salt, SALT_LEN)

@@ -138,7 +138,7 @@ fn every_page_has_no_accessibility_violations() {
     audits.push(audit(
         &mut b,
         &axe,
-        "電子証書の確認（QR コードから開いた入力画面）",
+        "電子証書の確認（QRコードから開いた入力画面）",
     ));
     submit(&mut b, "2070004426", &root.key_of("2070004426"));
     audits.push(audit(&mut b, &axe, "電子証書（閲覧用）の表示"));
@@ -206,10 +206,10 @@ fn write_report(path: &Path, audits: &[Audit], axe_version: &str, browser: &str)
 このサイトのページを、自動試験ツールで確認した結果です。[アクセシビリティ方針](/accessibility/)に沿って、ページを更新したときに試験しています。\n\n\
 ## 試験の概要\n\n\
 - 試験日：{date}\n\
-- 試験ツール：axe-core {axe_version}（{browser} で実行）\n\
-- 試験した基準：WCAG 2.0・2.1・2.2 のレベル A と AA（JIS X 8341-3:2016 の適合レベル AA に相当する達成基準を含みます）、および axe-core の推奨事項（best-practice）\n\
-- 試験したページ：{} ページ（このサイトのすべてのページと、電子証書の確認の画面）\n\
-- 結果：{} ページで問題は見つかりませんでした\n\n\
+- 試験ツール：axe-core {axe_version}（{browser}で実行）\n\
+- 試験した基準：WCAG 2.0・2.1・2.2のレベルAとAA（JIS X 8341-3:2016の適合レベルAAに相当する達成基準を含みます）、およびaxe-coreの推奨事項（best-practice）\n\
+- 試験したページ：{}ページ（このサイトのすべてのページと、電子証書の確認の画面）\n\
+- 結果：{}ページで問題は見つかりませんでした\n\n\
 自動試験で確かめられるのは達成基準の一部です。キーボードだけでの操作や読み上げソフトでの聞こえ方は、この結果には含まれていません。\n\n\
 ## ページごとの結果\n\n\
 | ページ | アドレス | 結果 |\n|---|---|---|\n",
@@ -225,7 +225,7 @@ fn write_report(path: &Path, audits: &[Audit], axe_version: &str, browser: &str)
         let result = if a.violations.is_empty() {
             "問題なし".to_owned()
         } else {
-            format!("問題 {} 件", a.violations.len())
+            format!("問題{}件", a.violations.len())
         };
         // Page titles end in the site's name (`…｜電子保証のご案内`).
         let name = a.name.split('｜').next().unwrap_or(&a.name);

@@ -286,7 +286,7 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         "{text}"
     );
     assert!(text.contains("2070004426"), "{text}");
-    for hidden in ["本文へ移動", "証書の PDF を開く", "別の電子証書を確認する"]
+    for hidden in ["本文へ移動", "証書のPDFを開く", "別の電子証書を確認する"]
     {
         assert!(!text.contains(hidden), "{hidden} printed: {text}");
     }

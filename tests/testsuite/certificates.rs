@@ -65,7 +65,7 @@ fn demo_build_typesets_every_certificate_and_notice() {
     let run = site.build();
     assert!(
         run.stdout
-            .contains("証書 12 件を書き出しました（組版 12 件、前回から再利用 0 件）"),
+            .contains("証書12件を書き出しました（組版12件、前回から再利用0件）"),
         "{}",
         run.stdout
     );
@@ -137,13 +137,13 @@ fn certificates_show_every_field_for_each_kind() {
             "株式会社みほん建設 様",
             "支出負担行為担当官 近畿地方整備局長 様",
             "40,000,000円",
-            "令和4年5月10日 から 令和5年3月31日 まで",
+            "令和4年5月10日から令和5年3月31日まで",
             "みほん道路改良工事",
             "大阪府みほん市地内",
             "100,000,000円",
             "みほん銀行 梅田支店",
             "発行日 令和4年5月10日",
-            "工期 令和4年5月10日 から 令和5年3月31日 まで",
+            "工期 令和4年5月10日から令和5年3月31日まで",
             "【注】1. 保証金額の増減などの変更があったときは（変更）と表示し",
             "2. 契約保証は工期の変更に合わせて保証期間が変わるため、工期の変更だけでは変更の保証証書を発行しません。",
             "3. 請負金額だけの変更では、変更の保証証書を発行しません。",
@@ -219,7 +219,7 @@ fn certificates_show_every_field_for_each_kind() {
         &[
             "（契約保証）",
             "10,000,000円",
-            "工期 令和4年5月10日 から 令和5年3月31日 まで",
+            "工期 令和4年5月10日から令和5年3月31日まで",
             "【注】1.",
         ],
         "契約保証",
@@ -237,7 +237,7 @@ fn certificates_show_every_field_for_each_kind() {
             "16,940,000円",
             "熊本県知事 様",
             "みほん信用金庫 本店営業部",
-            "工期 令和6年10月15日 から 令和7年3月25日 まで",
+            "工期 令和6年10月15日から令和7年3月25日まで",
             "【注】1.",
         ],
         "中間前払金保証",
@@ -254,16 +254,16 @@ fn changed_and_cancelled_certificates_are_marked() {
         &changed,
         &[
             "保証証書 （前払金保証） （変更）",
-            "工期の終期 令和6年12月20日 → 令和7年2月28日",
+            "工期の終期：令和6年12月20日 → 令和7年2月28日",
             "13,200,000円",
             "33,000,000円",
-            "令和6年6月3日 から 令和7年2月28日 まで",
+            "令和6年6月3日から令和7年2月28日まで",
             "変更の履歴",
             "令和6年9月2日",
-            "保証金額 12,100,000円 → 13,200,000円（増額）",
-            "請負金額 30,250,000円 → 33,000,000円",
+            "保証金額：12,100,000円 → 13,200,000円（増額）",
+            "請負金額：30,250,000円 → 33,000,000円",
             "令和6年12月10日",
-            "保証期間の終期 令和6年12月20日 → 令和7年2月28日（期限変更）",
+            "保証期間の終期：令和6年12月20日 → 令和7年2月28日（期限変更）",
         ],
         "changed",
     );
@@ -313,7 +313,7 @@ fn changed_and_cancelled_certificates_are_marked() {
         &reiwa,
         &[
             "発行日 平成31年4月26日",
-            "令和元年5月1日 から 令和2年3月31日 まで",
+            "令和元年5月1日から令和2年3月31日まで",
             "（減額）",
             "5,500,000円",
         ],
@@ -480,7 +480,7 @@ fn fee_statements_list_every_line_and_add_up() {
     let run = site.build();
     assert!(
         run.stdout
-            .contains("保証料計算書 4 通を書き出しました（組版 4 通、前回から再利用 0 通）"),
+            .contains("保証料計算書4通を書き出しました（組版4通、前回から再利用0通）"),
         "{}",
         run.stdout
     );
@@ -679,10 +679,10 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     first.build();
     let again = first.build();
     assert!(
-        again.stdout.contains("（組版 0 件、前回から再利用 12 件）")
+        again.stdout.contains("（組版0件、前回から再利用12件）")
             && again
                 .stdout
-                .contains("保証料計算書 4 通を書き出しました（組版 0 通、前回から再利用 4 通）"),
+                .contains("保証料計算書4通を書き出しました（組版0通、前回から再利用4通）"),
         "{}",
         again.stdout
     );
@@ -719,7 +719,7 @@ fn rebuilds_reuse_and_same_input_gives_same_pdfs() {
     .expect("write");
     let run = first.build();
     assert!(
-        run.stdout.contains("（組版 1 件、前回から再利用 11 件）"),
+        run.stdout.contains("（組版1件、前回から再利用11件）"),
         "{}",
         run.stdout
     );
@@ -1005,7 +1005,7 @@ fn a_bad_imported_key_is_reported_without_being_shown() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr
-            .contains("認証キーが正しくありません（10 文字目に使えない文字があります）"),
+            .contains("認証キーが正しくありません（10文字目に使えない文字があります）"),
         "{}",
         run.stderr
     );
@@ -1042,5 +1042,23 @@ fn no_date_or_amount_breaks_across_lines_in_any_document() {
     for pdf in pdfs {
         let layout = crate::support::pdftotext(&pdf, &["-layout"]);
         assert_dates_and_amounts_whole(&layout, &pdf.display().to_string());
+    }
+    // The notice's sentences break between phrases, never inside a word
+    // (「ご提出く／ださい」, 「構／いません」).
+    for number in NUMBERS {
+        let layout = crate::support::pdftotext(&notice(&site, number), &["-layout"]);
+        let flat: String = layout.split_whitespace().collect();
+        for phrase in [
+            "ご提出ください。",
+            "どちらでも構いません。",
+            "確認の画面が開きます。",
+            "ご入力ください。",
+        ] {
+            let whole: usize = layout.lines().map(|l| l.matches(phrase).count()).sum();
+            assert!(
+                whole > 0 && whole == flat.matches(phrase).count(),
+                "{number}: 「{phrase}」 broken across lines:\n{layout}"
+            );
+        }
     }
 }

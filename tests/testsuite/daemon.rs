@@ -413,6 +413,7 @@ fn wrong_key_and_unknown_number_get_byte_identical_refusals() {
     let wrong = form(&d, "2070004426", "332E1E7K9R");
     let unknown = form(&d, "2070009999", "332E1E7K9Q");
     assert_eq!(wrong.status, 404);
+    crate::support::assert_japanese_spacing(&wrong.text(), "the refusal");
     // The same page but for the number each typed, kept in its field: what the page says
     // depends on what was typed, never on what exists.
     let typed = |page: &str, number: &str| {
@@ -470,8 +471,8 @@ fn the_form_and_the_certificate_pages() {
         "<html lang=\"ja\">",
         "<label for=\"number\">保証契約番号 <span class=\"required\">※必須</span></label>",
         "<label for=\"key\">認証キー <span class=\"required\">※必須</span></label>",
-        "10桁の数字です（XXXXXXXXXX の形）",
-        "英数字10文字です（XXX XXX XXXX の形）",
+        "10桁の数字です（XXXXXXXXXXの形）",
+        "英数字10文字です（XXX XXX XXXXの形）",
         "method=\"post\" action=\"/verify/\"",
     ] {
         assert!(html.contains(fact), "{fact}");
@@ -481,8 +482,10 @@ fn the_form_and_the_certificate_pages() {
     assert_eq!(css.status, 200);
     assert!(css.text().contains("@media print"));
 
+    crate::support::assert_japanese_spacing(&html, "the form");
     let valid = form(&d, "２０７　０００　４４２６", "３３２－ｅ１ｅ－７Ｋ９Ｑ");
     assert_eq!(valid.status, 200, "{}", valid.text());
+    crate::support::assert_japanese_spacing(&valid.text(), "the certificate page");
     valid.assert_secure();
     let html = valid.text();
     for fact in [
@@ -496,7 +499,7 @@ fn the_form_and_the_certificate_pages() {
         "株式会社みほん建設",
         "href=\"/certificates/",
         // Issued by 大阪支店 (`office:`): its own address and telephone.
-        "本社　大阪府大阪市西区立売堀二丁目1番2号<br>大阪支店　大阪府大阪市西区立売堀二丁目1番2号<br>電話 06-6543-2711",
+        "本社　大阪府大阪市西区立売堀二丁目1番2号<br>大阪支店　大阪府大阪市西区立売堀二丁目1番2号<br>電話　06-6543-2711",
     ] {
         assert!(html.contains(fact), "{fact}:\n{html}");
     }

@@ -53,6 +53,7 @@ fn every_built_page_leads_an_orderer_to_the_verification_page() {
         assert_eq!(nav, ["/verify/"], "{path}: the navigation's way in");
         let label = texts(&doc, ".site-nav .nav-verify a");
         assert_eq!(label, ["発注者の方：電子証書の確認"], "{path}");
+        crate::support::assert_japanese_spacing(&site.read(path), path);
     }
     // The home page, 404 and every orderer's page say it in their content too.
     let orderers = pages.iter().filter(|p| p.matches('/').count() == 3);
@@ -104,7 +105,7 @@ fn kumamoto_table_has_all_19_rows_in_era_form() {
     assert!(!notes[1].contains("契約締結日を基準"), "{notes:?}");
     assert_eq!(
         texts(&doc, "p.table-counts"),
-        ["区分別の団体数：県 1、政令市 1、市町村 17（合計 19）"]
+        ["区分別の団体数：県1団体、政令市1団体、市町村17団体（合計19団体）"]
     );
 }
 
@@ -135,7 +136,7 @@ fn national_table_lists_ministries_agencies_and_universities() {
     }
     assert_eq!(
         texts(&doc, "p.table-counts"),
-        ["区分別の団体数：国 10、独立行政法人等 9、国立大学法人 32（合計 51）"]
+        ["区分別の団体数：国10団体、独立行政法人等9団体、国立大学法人32団体（合計51団体）"]
     );
 }
 
@@ -395,7 +396,7 @@ fn open_data_json_and_csv() {
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 72);
     assert_eq!(lines[0], "一覧,現在日,区分,発注者名,運用開始日,運用開始日（和暦）,予定,業務委託への適用,運用開始日の基準,お知らせの提出方法,提出先,メールの件名,前払金請求書との同時提出,提出の注意事項");
-    assert!(lines.contains(&"熊本県下自治体,2025-02-01,県,熊本県,2023-04-01,令和5年4月1日,,○,,電子契約システム・メール,工事を発注した地域振興局・事務所の担当課,,可,電子契約システムで契約した工事は、お知らせの PDF をシステムに登録してください。／メールで送るときは、工事を発注した事務所の担当課あてにお送りください。"));
+    assert!(lines.contains(&"熊本県下自治体,2025-02-01,県,熊本県,2023-04-01,令和5年4月1日,,○,,電子契約システム・メール,工事を発注した地域振興局・事務所の担当課,,可,電子契約システムで契約した工事は、お知らせのPDFをシステムに登録してください。／メールで送るときは、工事を発注した事務所の担当課あてにお送りください。"));
     assert!(lines.contains(&"熊本県下自治体,2025-02-01,市町村,上天草市,2022-09-09,令和4年9月9日,,○,,メール,前払金保証：会計課（kaikei@kamiamakusa.example.jp）／中間前払金保証：会計課（kaikei@kamiamakusa.example.jp）／契約保証：総務課 契約係（keiyaku@kamiamakusa.example.jp）,【電子保証】{工事番号} {工事名},不可,契約保証は契約を結ぶまでに、前払金保証は前払金の請求書とは別のメールでお送りください。／件名の工事番号には、市からお知らせした番号を書いてください。"));
     assert!(lines.contains(&"国・独立行政法人等,2025-01-20,国,国土交通省,,,,,,,,,,"));
     assert!(
@@ -459,7 +460,7 @@ fn demo_check_passes_and_writes_nothing() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "問題はありません: 18 ページ、導入発注者一覧 3 件（71 団体）、Q&A 7 件、保証の記録 12 件、保証料計算書 4 通\n"
+        "問題はありません: 18ページ、導入発注者一覧3件（71団体）、Q&A 7件、保証の記録12件、保証料計算書4通\n"
     );
     assert!(!site.out().exists());
 }

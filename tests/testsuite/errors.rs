@@ -13,7 +13,7 @@ fn check_fails_with(fixture: &str, expected: &[&str]) {
         assert_eq!(
             *summary,
             format!(
-                "{} 件の問題が見つかりました。何も書き込んでいません。",
+                "{}件の問題が見つかりました。何も書き込んでいません。",
                 expected.len()
             )
         );
@@ -42,14 +42,14 @@ fn every_data_and_content_problem_in_one_run() {
             "content/bad-front.md:4:1: 知らないキー `colour` があります。使えるキー: title（表題）, date（日付）, weight（並び順）, draft（下書き）, template（テンプレート）, description（説明）",
             "content/bad-front.md:5:9: weight（並び順） は整数で書いてください（文字列になっています）",
             "content/emphasis.md:4:1: 強調の ** が閉じられず、そのまま表示されます。句読点やかっこは ** の外に出してください（例: **かかりません**。／「**電子交付**」を）。記号として表示するなら \\*\\* と書きます",
-            "content/no-front.md:1:1: 先頭に front matter がありません。1 行目を --- にし、title: などを書いて --- の行で閉じてください",
+            "content/no-front.md:1:1: 先頭に front matter がありません。1行目を --- にし、title: などを書いて --- の行で閉じてください",
             "data/adopters/rows.yaml:8:15: 区分「政令市」は hosho.toml の [adopters] categories にありません。使える区分: 県、市町村",
             "data/adopters/rows.yaml:10:5: 必須の項目 name（発注者名） がありません",
             "data/adopters/rows.yaml:14:12: start（運用開始日） の日付「2024-4-1」が読めません。YYYY-MM-DD の形の実在する日付で書いてください（例: 2024-04-01）",
             "data/adopters/rows.yaml:15:5: 知らないキー `servises` があります。使えるキー: name（発注者名）, category（区分）, start（運用開始日）, services（業務委託への適用）, submission（お知らせの提出方法）",
-            "data/adopters/rows.yaml:16:11: 発注者名「熊本県」がこのファイルに二度あります（4 行目にもあります）。一行にまとめてください",
+            "data/adopters/rows.yaml:16:11: 発注者名「熊本県」がこのファイルに二度あります（4行目にもあります）。一行にまとめてください",
             "data/adopters/rows.yaml:18:15: services（業務委託への適用） は true（○）か false（×）で書いてください（文字列になっています）",
-            "data/adopters/syntax.yaml:5:5: YAML の書き方に誤りがあります: did not find expected ',' or '}', while parsing a flow mapping（4 行 5 列目から）",
+            "data/adopters/syntax.yaml:5:5: YAML の書き方に誤りがあります: did not find expected ',' or '}', while parsing a flow mapping（4行5列目から）",
             "data/qa.yaml:3:3: 必須の項目 q（質問） がありません",
             "data/qa.yaml:5:6: リンク「/nowhere/」: リンク先のページがありません",
         ],
@@ -87,7 +87,7 @@ fn fee_problems_are_reported_at_their_line() {
     check_fails_with(
         "invalid-fees",
         &[
-            "data/certificates/fees.yaml:6:8: 保証料は 0 円以上の整数で書いてください（-3000 になっています）",
+            "data/certificates/fees.yaml:6:8: 保証料は0円以上の整数で書いてください（-3000 になっています）",
             "data/certificates/fees.yaml:17:13: 顧客コード「C0009」は data/customers.yaml にありません。一括納付のお客様として先に登録してください",
             "data/certificates/fees.yaml:34:11: 解除された保証に保証料 2,000円 がありますが、返還の記録がありません。変更履歴に解除の日付と fee_returned（返還保証料）を書いてください",
             "data/certificates/fees.yaml:43:11: 前払金保証の保証料がありません。fee に書くか、hosho.toml の [fees.rates.\"前払金保証\"] に料率を設定してください",
@@ -113,7 +113,7 @@ fn fee_rules_that_cannot_be_read_point_into_hosho_toml() {
     let first = run.stderr.lines().next().expect("a line");
     assert!(
         first.contains(
-            "料率「0.2」は \"0.065%\" のように、小数点以下 6 桁までの百分率で書いてください"
+            "料率「0.2」は \"0.065%\" のように、小数点以下6桁までの百分率で書いてください"
         ),
         "{first}"
     );
@@ -132,7 +132,7 @@ fn payment_rules_that_cannot_be_paid_from_point_at_their_line() {
         ),
         (
             "[fees.account]\nbank = \"b\"\nbranch = \"c\"\ntype = \"普通\"\nnumber = \"12345\"\nholder = \"h\"\n",
-            format!("hosho.toml:{line}:1: [fees.account] の number「12345」は半角数字 7 桁で書いてください"),
+            format!("hosho.toml:{line}:1: [fees.account] の number「12345」は半角数字7桁で書いてください"),
         ),
         (
             "[[fees.discounts]]\nname = \"n\"\nkinds = [\"保証\"]\napplied_via = \"e-Net\"\nyen = 200\n",

@@ -80,7 +80,7 @@ fn rows_follow_category_order_with_counts_and_planned_dates() {
     );
     assert_eq!(
         texts(&doc, "p.table-counts"),
-        ["区分別の団体数：県 1、政令市 2、市町村 1（合計 4）"]
+        ["区分別の団体数：県1団体、政令市2団体、市町村1団体（合計4団体）"]
     );
     let notes = texts(&doc, "p.table-note").join(" ");
     assert!(

@@ -182,3 +182,41 @@ pub(crate) fn pdftotext(path: &Path, options: &[&str]) -> String {
     assert!(out.status.success(), "pdftotext {}", path.display());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Whether `c` is Japanese (kana, kanji, full-width forms and punctuation).
+fn japanese(c: char) -> bool {
+    matches!(c, '\u{3000}'..='\u{30ff}' | '\u{3400}'..='\u{9fff}' | '\u{ff01}'..='\u{ff5e}')
+}
+
+/// The spacing rule of docs/style.md: in what a reader sees, no half-width space stands
+/// between Japanese and a half-width letter or digit (「PDFファイル」, 「10桁」). Code and
+/// preformatted text are left out; text is read across tags, as the reader sees it.
+pub(crate) fn assert_japanese_spacing(html: &str, what: &str) {
+    let doc = Html::parse_document(html);
+    let mut text = String::new();
+    let body = Selector::parse("body").expect("selector");
+    for root in doc.select(&body) {
+        for node in root.descendants() {
+            let Some(t) = node.value().as_text() else {
+                continue;
+            };
+            let hidden = node.ancestors().any(|a| {
+                a.value()
+                    .as_element()
+                    .is_some_and(|e| matches!(e.name(), "code" | "pre" | "script" | "style"))
+            });
+            text.push_str(if hidden { "\u{1}" } else { t });
+        }
+    }
+    let chars: Vec<char> = text.chars().collect();
+    for w in chars.windows(3) {
+        let latin = |c: char| c.is_ascii_alphanumeric();
+        let broken =
+            w[1] == ' ' && ((japanese(w[0]) && latin(w[2])) || (latin(w[0]) && japanese(w[2])));
+        assert!(
+            !broken,
+            "{what}: a space between Japanese and Latin text in 「{}」",
+            w.iter().collect::<String>()
+        );
+    }
+}

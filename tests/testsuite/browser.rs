@@ -417,8 +417,22 @@ fn no_date_or_amount_breaks_inside_a_table_cell_at_390_or_1280_px() {
         }
         b.navigate(&format!("{base}/about/"));
         b.screenshot(&shots.join(format!("about-{width}.png")));
-        // The certificate with a change history, as the daemon shows it.
+        b.navigate(&format!("{base}/"));
+        b.screenshot(&shots.join(format!("home-{width}.png")));
+        // The verification flow at this width: the form, a refusal, then the certificate
+        // with a change history, as the daemon shows them.
         b.navigate(&daemon.url("/verify/"));
+        b.screenshot(&shots.join(format!("verify-form-{width}.png")));
+        b.eval("document.getElementById('number').value = '2070310002'");
+        b.eval("document.getElementById('key').value = 'AAAAAAAAAA'");
+        b.clear_events();
+        b.eval("document.querySelector('form.verify-form').submit()");
+        b.wait_for("Page.loadEventFired");
+        assert_eq!(
+            b.eval("document.getElementById('number').value"),
+            "2070310002"
+        );
+        b.screenshot(&shots.join(format!("verify-refused-{width}.png")));
         b.eval("document.getElementById('number').value = '2070310002'");
         b.eval(&format!("document.getElementById('key').value = '{key}'"));
         b.clear_events();

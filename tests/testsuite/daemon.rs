@@ -472,7 +472,7 @@ fn the_form_and_the_certificate_pages() {
         "<label for=\"number\">保証契約番号 <span class=\"required\">※必須</span></label>",
         "<label for=\"key\">認証キー <span class=\"required\">※必須</span></label>",
         "10桁の数字です（XXXXXXXXXXの形）",
-        "英数字10文字です（XXX XXX XXXXの形）",
+        "英数字10文字です（XXX&nbsp;XXX&nbsp;XXXXの形）",
         "method=\"post\" action=\"/verify/\"",
     ] {
         assert!(html.contains(fact), "{fact}");

@@ -126,7 +126,7 @@ pub struct ServeArgs {
     /// 鍵のディレクトリ: ビルドに使い、--public-key がなければその signing.pub を信頼します（既定: ROOT/keys）
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
-    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は 2 つ指定できます
+    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は2つ指定できます
     #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
     pub public_key: Vec<PathBuf>,
     /// 最高シーケンス番号と監査ログの置き場所（既定: ROOT/state）
@@ -193,7 +193,7 @@ pub struct VerifyArgs {
     /// vault の場所（既定: ROOT/vault）
     #[arg(long, value_name = "DIR")]
     pub vault: Option<PathBuf>,
-    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。2 つまで指定できます
+    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。2つまで指定できます
     #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
     pub public_key: Vec<PathBuf>,
     /// 保証契約番号（10桁）

@@ -405,17 +405,7 @@ fn fees<'d>(
             .discount(c.kind, c.applied_via.as_deref(), c.initial.amount)?;
         Some((d.name.clone(), d.yen.min(fee)))
     });
-    let orderer = r.string(map, path, ORDERER, false);
-    c.submission = refs
-        .orderers
-        .find(orderer.as_deref(), &c.beneficiary)
-        .map(|(name, rules)| (name.to_owned(), rules.clone()));
-    if let (Some(name), None) = (&orderer, &c.submission) {
-        r.error(
-            &path.key(ORDERER.key),
-            format!("発注者「{name}」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"),
-        );
-    }
+    c.submission = submission(r, map, path, refs, &c.beneficiary);
     let billed = written.is_some() || c.customer.is_some();
     if billed && c.fee.is_none() && negative.is_none() {
         r.error(
@@ -426,6 +416,35 @@ fn fees<'d>(
             ),
         );
     }
+    check_returns(r, path, &c, billed);
+    (r.diagnostics.len() == before).then_some(c)
+}
+
+/// The orderer's rules for receiving the notice: `orderer:` names them, else the adopter
+/// whose name the 被保証者 starts with. An `orderer:` that names none is an error.
+fn submission<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    refs: References<'_>,
+    beneficiary: &str,
+) -> Option<(String, SubmissionRules)> {
+    let orderer = r.string(map, path, ORDERER, false);
+    let found = refs
+        .orderers
+        .find(orderer.as_deref(), beneficiary)
+        .map(|(name, rules)| (name.to_owned(), rules.clone()));
+    if let (Some(name), None) = (&orderer, &found) {
+        r.error(
+            &path.key(ORDERER.key),
+            format!("発注者「{name}」の提出方法は data/adopters/ のどの一覧にもありません（submission: を書いた行の name を書いてください）"),
+        );
+    }
+    found
+}
+
+/// A billed cancelled certificate has its return, and no more is returned than was paid.
+fn check_returns(r: &mut Reader<'_, '_>, path: &NodePath, c: &Certificate, billed: bool) {
     let paid = c.net_fee().unwrap_or(0) + total(&c.adjustments, AdjustmentKind::Added);
     let returned = total(&c.adjustments, AdjustmentKind::Returned);
     if billed && c.cancelled && c.fee.is_some_and(|f| f > 0) && returned == 0 {
@@ -447,7 +466,6 @@ fn fees<'d>(
             ),
         );
     }
-    (r.diagnostics.len() == before).then_some(c)
 }
 
 fn total(adjustments: &[Adjustment], kind: AdjustmentKind) -> u64 {
@@ -578,20 +596,14 @@ fn certificate<'d>(
     let issued = r.date(map, path, ISSUED, true);
     let contractor = contractor(r, map, path);
     let beneficiary = r.string(map, path, BENEFICIARY, true);
-    let project = r.string(map, path, PROJECT, true);
     let site = r.string(map, path, SITE, false);
-    let contract_amount = positive(r, map, path, CONTRACT_AMOUNT, true);
-    let target_amount = positive(r, map, path, TARGET_AMOUNT, false);
-    let amount = positive(r, map, path, AMOUNT, true);
-    let period_value = r.required(map, path, PERIOD);
-    let period = period_value.and_then(|v| period(r, v, &path.key(PERIOD.key)));
+    let initial = initial_terms(r, map, path);
     let bank = r.string(map, path, BANK, false);
     if let (Some(kind), None) = (kind, &bank) {
         if kind.needs_bank() {
             r.error(path, format!("{}には {BANK} が必要です", kind.label()));
         }
     }
-    let works = optional_period(r, map, path, WORKS);
     let auth_key = auth_key(r, map, path);
     let cancelled = cancelled(r, map, path);
     let cancelled_on = cancelled_on(r, map, path, cancelled);
@@ -604,14 +616,7 @@ fn certificate<'d>(
         beneficiary: beneficiary?,
         site,
         bank,
-        initial: Terms {
-            project: project?,
-            contract_amount: contract_amount?,
-            target_amount,
-            amount: amount?,
-            period: period?,
-            works,
-        },
+        initial: initial?,
         changes,
         cancelled,
         cancelled_on,
@@ -631,6 +636,25 @@ fn certificate<'d>(
     }
     warn_paper_rows(r, &certificate, path, warnings);
     (r.diagnostics.len() == before).then_some(certificate)
+}
+
+/// 工事名, 請負金額, 保証金額, 保証期間 and 工期 as first issued.
+fn initial_terms<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, path: &NodePath) -> Option<Terms> {
+    let project = r.string(map, path, PROJECT, true);
+    let contract_amount = positive(r, map, path, CONTRACT_AMOUNT, true);
+    let target_amount = positive(r, map, path, TARGET_AMOUNT, false);
+    let amount = positive(r, map, path, AMOUNT, true);
+    let period_value = r.required(map, path, PERIOD);
+    let period = period_value.and_then(|v| period(r, v, &path.key(PERIOD.key)));
+    let works = optional_period(r, map, path, WORKS);
+    Some(Terms {
+        project: project?,
+        contract_amount: contract_amount?,
+        target_amount,
+        amount: amount?,
+        period: period?,
+        works,
+    })
 }
 
 /// A `period`-shaped field that may be left out.

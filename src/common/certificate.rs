@@ -330,20 +330,9 @@ impl Record {
     }
 }
 
-fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
+/// What a change did to 請負金額 (総額) and 請負金額（対象額）.
+fn contract_amount_items(change: &Change, previous: &Terms) -> Vec<String> {
     let mut items = Vec::new();
-    if let Some(a) = change.amount {
-        let word = if a >= previous.amount {
-            "増額"
-        } else {
-            "減額"
-        };
-        items.push(format!(
-            "保証金額：{} → {}（{word}）",
-            format::yen(previous.amount),
-            format::yen(a)
-        ));
-    }
     if let Some(a) = change.contract_amount {
         let label = if previous.target_amount.is_some() {
             "請負金額（総額）"
@@ -364,6 +353,24 @@ fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
             format::yen(a)
         ));
     }
+    items
+}
+
+fn change_items(change: &Change, previous: &Terms) -> Vec<String> {
+    let mut items = Vec::new();
+    if let Some(a) = change.amount {
+        let word = if a >= previous.amount {
+            "増額"
+        } else {
+            "減額"
+        };
+        items.push(format!(
+            "保証金額：{} → {}（{word}）",
+            format::yen(previous.amount),
+            format::yen(a)
+        ));
+    }
+    items.extend(contract_amount_items(change, previous));
     if let Some(p) = change.period {
         if p.to != previous.period.to {
             items.push(format!(

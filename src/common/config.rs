@@ -107,6 +107,39 @@ struct RawGuarantor {
     offices: Vec<Office>,
 }
 
+impl From<RawGuarantor> for Guarantor {
+    fn from(g: RawGuarantor) -> Guarantor {
+        Guarantor {
+            name: g.name,
+            branch: g.branch,
+            address: g.address,
+            tel: g.tel,
+            fax: g.fax,
+            branch_address: None,
+        }
+    }
+}
+
+/// A problem with a section of hosho.toml, at the line of the section its message names
+/// (`[fees.account]`, `[[fees.discounts]]`, `[fees.rates…]`, `[[guarantor.offices]]`), else
+/// of `[fees`.
+fn at_section(text: &str, message: String) -> Diagnostic {
+    let sections = [
+        "[fees.account",
+        "[[fees.discounts",
+        "[fees.rates",
+        "[[guarantor.offices",
+    ];
+    let section = sections
+        .into_iter()
+        .find(|s| message.contains(s.trim_start_matches('[')));
+    let offset = section
+        .and_then(|s| text.find(s))
+        .or_else(|| text.find("[fees"))
+        .unwrap_or(0);
+    Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
+}
+
 /// The offices of `raw`, or what is wrong with them.
 fn offices(raw: &RawGuarantor) -> Result<Vec<Office>, String> {
     let mut seen = std::collections::BTreeSet::new();
@@ -193,40 +226,20 @@ impl Config {
                 "[adopters] categories に区分を一つ以上書いてください",
             ));
         }
-        let fees = FeeRules::from_raw(raw.fees).map_err(|message| {
-            let section = ["[fees.account", "[[fees.discounts", "[fees.rates"]
-                .into_iter()
-                .find(|s| message.contains(s.trim_start_matches('[')));
-            let offset = section
-                .and_then(|s| text.find(s))
-                .or_else(|| text.find("[fees"))
-                .unwrap_or(0);
-            Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
-        })?;
-        let offices = offices(&raw.guarantor).map_err(|message| {
-            let offset = text.find("[[guarantor.offices").unwrap_or(0);
-            Diagnostic::at_offset(Path::new(CONFIG_FILE), text, offset, message)
-        })?;
+        let fees = FeeRules::from_raw(raw.fees).map_err(|m| at_section(text, m))?;
+        let offices = offices(&raw.guarantor).map_err(|m| at_section(text, m))?;
         let base_url = if base_url.ends_with('/') {
             base_url
         } else {
             format!("{base_url}/")
         };
-        let g = raw.guarantor;
         Ok(Config {
             title: raw.title,
             description: raw.description,
             base_url,
             base_path,
             banner: raw.banner,
-            guarantor: Guarantor {
-                name: g.name,
-                branch: g.branch,
-                address: g.address,
-                tel: g.tel,
-                fax: g.fax,
-                branch_address: None,
-            },
+            guarantor: raw.guarantor.into(),
             offices,
             adopters: raw.adopters,
             certificates: raw.certificates,

@@ -51,7 +51,7 @@ impl std::fmt::Display for KeyError {
             KeyError::Random => f.write_str("乱数を得られないため鍵を作れません"),
             KeyError::TrustedCount(n) => write!(
                 f,
-                "信頼する公開鍵は 1 つか {MAX_TRUSTED_KEYS} つにしてください（鍵の切り替え中の新旧）。{n} つ指定されています"
+                "信頼する公開鍵は1つか{MAX_TRUSTED_KEYS}つにしてください（鍵の切り替え中の新旧）。{n}つ指定されています"
             ),
         }
     }

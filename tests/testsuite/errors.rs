@@ -138,6 +138,10 @@ fn payment_rules_that_cannot_be_paid_from_point_at_their_line() {
             "[[fees.discounts]]\nname = \"n\"\nkinds = [\"保証\"]\napplied_via = \"e-Net\"\nyen = 200\n",
             format!("hosho.toml:{line}:1: [[fees.discounts]]「n」の kinds の「保証」は区分ではありません"),
         ),
+        (
+            "[[guarantor.offices]]\nname = \"大阪支店\"\naddress = \"a\"\n[[guarantor.offices]]\nname = \"大阪支店\"\naddress = \"b\"\n",
+            format!("hosho.toml:{line}:1: [[guarantor.offices]] の「大阪支店」が二つあります。支店名は一つずつ書いてください"),
+        ),
     ] {
         std::fs::write(site.root.join("hosho.toml"), format!("{config}\n{section}"))
             .expect("write");

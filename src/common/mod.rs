@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod era;
 pub mod fees;
 pub mod files;
+pub mod fingerprint;
 pub mod format;
 pub mod hex;
 pub mod root;

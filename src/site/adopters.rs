@@ -17,6 +17,9 @@ use crate::common::submission::{self, SubmissionRules};
 use crate::common::walk::{self, Walk};
 use crate::common::yaml::{field, Document, Field, NodePath, Reader};
 
+/// Where the overview of all adoption tables is (generated unless `content/adopters/_index.md` exists).
+pub(crate) const ADOPTERS_PATH: &str = "/adopters/";
+
 const TITLE: Field = field("title", "表題");
 const AS_OF: Field = field("as_of", "現在日");
 const NOTE: Field = field("note", "注記");

@@ -8,8 +8,9 @@ use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::root::QA_FILE;
 use crate::site::cache::{RenderCache, RenderedFile};
 use crate::site::content::{Page, PageLink};
+use crate::site::feed;
 use crate::site::links::{self, BrokenLink};
-use crate::site::{feed, output_file, Site};
+use crate::site::model::{output_file, Site};
 
 impl Site {
     /// Reports every broken internal link at the place it was written. With `previous`, the

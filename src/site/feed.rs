@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::common::config::Config;
 use crate::common::era;
 use crate::site::adopters::AdopterTable;
+use crate::site::adopters::ADOPTERS_PATH;
 use crate::site::content::{Page, PageData, PageKind};
-use crate::site::ADOPTERS_PATH;
 
 /// One entry of the Atom feed and of the home page's 新着情報.
 #[derive(Debug, Clone, Serialize)]

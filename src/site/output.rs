@@ -14,14 +14,16 @@ use rayon::prelude::*;
 use tera::Context;
 
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::fingerprint::Fingerprint;
 use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR};
 use crate::common::walk::{self, Walk};
-use crate::site::cache::{Fingerprint, RenderCache, RenderedFile};
+use crate::site::cache::{RenderCache, RenderedFile};
 use crate::site::content::{Page, PageData};
 use crate::site::links::FileLinks;
-use crate::site::{
-    feed, opendata, output_file, NavItem, PageSummary, Site, BUILT_IN_ASSETS, PRIVATE_ASSET_DIRS,
+use crate::site::model::{
+    output_file, NavItem, PageSummary, Site, BUILT_IN_ASSETS, PRIVATE_ASSET_DIRS,
 };
+use crate::site::{feed, opendata};
 
 /// Where rendered files go.
 pub trait Sink: Sync {

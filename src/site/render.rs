@@ -9,10 +9,10 @@ use serde::Serialize;
 use tera::{Context, Tera, Value};
 
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::common::fingerprint::Fingerprint;
 use crate::common::root::TEMPLATES_DIR;
 use crate::common::walk::{self, Walk};
 use crate::common::{era, format};
-use crate::site::cache::Fingerprint;
 
 /// The built-in theme, so a site needs only the templates it changes.
 const BUILT_IN: [(&str, &str); 16] = [

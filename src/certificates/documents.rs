@@ -10,6 +10,8 @@
 //! `40,000,000円`), made from the certificate record, so the PDF and the daemon's page cannot
 //! disagree.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::certificates::qr;
@@ -37,6 +39,24 @@ pub enum Place {
     Vault,
     /// `notices/`: stays on the build host (the notices hold the 認証キー).
     Notices,
+}
+
+/// The two private outputs: the vault (for the daemon host) and the notices (for the build
+/// host alone).
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub vault: &'a Path,
+    pub notices: &'a Path,
+}
+
+impl Outputs<'_> {
+    /// The directory of `place`.
+    pub fn of(&self, place: Place) -> &Path {
+        match place {
+            Place::Vault => self.vault,
+            Place::Notices => self.notices,
+        }
+    }
 }
 
 /// One kind of document typeset for every certificate.

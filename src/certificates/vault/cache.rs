@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::Outputs;
+use crate::certificates::documents::Outputs;
 use crate::certificates::documents::{DocumentKind, DOCUMENTS};
 use crate::certificates::reuse::Sealer;
 use crate::trust::layout::CACHE_FILE;

@@ -23,7 +23,8 @@ pub(crate) use workers::run_on_workers;
 pub use workers::WORKER_STACK;
 
 use self::cache::{Cache, CacheEntry, Previous};
-use crate::certificates::documents::{self, Extras, Place, CERTIFICATE, DOCUMENTS};
+pub use crate::certificates::documents::Outputs;
+use crate::certificates::documents::{self, Extras, CERTIFICATE, DOCUMENTS};
 use crate::certificates::input::Certificate;
 use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Typesetter;
@@ -34,24 +35,6 @@ use crate::output::{create_private_dir, write_private};
 use crate::trust::keys::KeyMaterial;
 use crate::trust::layout::{record_file, CACHE_FILE, MANIFEST_FILE, RECORDS_DIR, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest};
-
-/// The two private outputs: the vault (for the daemon host) and the notices (for the build
-/// host alone).
-#[derive(Debug, Clone, Copy)]
-pub struct Outputs<'a> {
-    pub vault: &'a Path,
-    pub notices: &'a Path,
-}
-
-impl Outputs<'_> {
-    /// The directory of `place`.
-    pub fn of(&self, place: Place) -> &Path {
-        match place {
-            Place::Vault => self.vault,
-            Place::Notices => self.notices,
-        }
-    }
-}
 
 /// Everything one vault build reads.
 pub struct VaultBuild<'a> {

@@ -1,12 +1,14 @@
 //! `hosho serve`: build first (unless `--no-build`), then run the verification daemon.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 
 use super::console;
 use crate::cli::ServeArgs;
-use crate::daemon;
+use crate::common::root::{Paths, STATE_DIR};
+use crate::daemon::{self, AbuseLimits, Options, TrustedProxies};
 use crate::rebuild::Rebuilder;
 use crate::watch;
 
@@ -20,7 +22,7 @@ fn open_browser(url: &str) {
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
     let open = args.open;
     let options = daemon::Options::from(args);
-    let paths = options.paths();
+    let paths = options.paths.clone();
     let mut rebuilder = options.build.then(|| Rebuilder::new(paths.clone()));
     let example = match rebuilder.as_mut() {
         Some(rebuilder) => {
@@ -54,4 +56,51 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl From<ServeArgs> for Options {
+    /// Each default is worked out after the values it depends on: the paths after the root,
+    /// the KDF queue after the number of KDF workers (16 waiting per worker).
+    fn from(args: ServeArgs) -> Options {
+        let root = args.root.root;
+        let paths = Paths::new(
+            &root,
+            args.site.as_deref(),
+            args.vault.as_deref(),
+            args.notices.as_deref(),
+            args.keys.as_deref(),
+        );
+        let kdf_workers = args
+            .kdf_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+            .max(1);
+        let defaults = AbuseLimits::default();
+        Options {
+            build: !args.no_build,
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            state_dir: args.state.unwrap_or_else(|| root.join(STATE_DIR)),
+            paths,
+            public_keys: args.public_key,
+            min_kdf_iterations: args.min_kdf_iterations,
+            abuse: AbuseLimits {
+                per_address: args.limit_address.unwrap_or(defaults.per_address),
+                failures_per_network: args.limit_failures.unwrap_or(defaults.failures_per_network),
+                failures_per_number: args.limit_number.unwrap_or(defaults.failures_per_number),
+                networks: args.limit_network,
+                ..defaults
+            },
+            trusted_proxies: TrustedProxies::with_header(args.trusted_proxy, args.client_header),
+            limits_url: args.limits.filter(|url| url != "memory"),
+            kdf_workers,
+            kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
+            max_connections: args.max_connections.max(1),
+            max_connections_per_address: args.max_connections_per_address.max(1),
+            request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+            pdf_link_ttl: Duration::from_secs(600),
+            link_key: args.link_key,
+            watch_every: Duration::from_secs(2),
+            drain: Duration::from_secs(30),
+        }
+    }
 }

@@ -57,7 +57,7 @@ pub(crate) fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
         "/metrics" => http::response(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            app.metrics.render(app),
+            app.metrics.render(&app.snapshot()),
         ),
         "/healthz" => health(app),
         _ => http::json_error(StatusCode::NOT_FOUND, "not_found"),

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use arc_swap::ArcSwap;
 
+use super::audit::AUDIT_FILE;
 use super::clients::TrustedProxies;
 use super::gate::{Gate, Served};
-use super::metrics::Metrics;
-use super::{audit, limits, pages, pool, preview, tokens, Options, AUDIT_FILE};
+use super::metrics::{Metrics, Snapshot};
+use super::options::Options;
+use super::{audit, limits, pages, pool, preview, tokens};
 use crate::trust::keys::TrustedKeys;
 use crate::trust::manifest::Limits;
 
@@ -38,7 +40,7 @@ impl App {
     /// gate it passed through is returned for reloads.
     pub(crate) fn new(options: &Options, trusted: TrustedKeys) -> Result<(App, Gate)> {
         let gate = Gate {
-            vault: options.vault.clone(),
+            vault: options.paths.vault.clone(),
             trusted,
             limits: Limits {
                 min_iterations: options.min_kdf_iterations,
@@ -51,13 +53,13 @@ impl App {
             .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
         gate.save_high_water(&catalog)
             .context("最高シーケンス番号を保存できないため起動しません")?;
-        let pages = pages::Pages::load(&options.root)?;
-        let preview = match options.site.is_dir() {
+        let pages = pages::Pages::load(&options.paths.root)?;
+        let preview = match options.paths.out.is_dir() {
             true => {
-                preview::check_site(&options.site)?;
+                preview::check_site(&options.paths.out)?;
                 let base_path = &pages.config().base_path;
                 Some(Arc::new(preview::Preview::new(
-                    options.site.clone(),
+                    options.paths.out.clone(),
                     base_path,
                 )))
             }
@@ -81,6 +83,21 @@ impl App {
     }
 
     /// The manifest in force and its vault; a request holds them until it is answered.
+    /// What `/metrics` reports, read now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let catalog = self.catalog();
+        Snapshot {
+            kdf_workers: self.pool.workers(),
+            kdf_in_use: self.pool.in_use(),
+            limiter: self.limiter.stats(),
+            manifest_seq: catalog.seq(),
+            manifest_expires_at: catalog.expires_at(),
+            manifest_entries: catalog.len(),
+            audit_dropped: self.audit.dropped(),
+            audit_write_errors: self.audit.write_errors(),
+        }
+    }
+
     pub(crate) fn catalog(&self) -> Arc<Served> {
         self.catalog.load_full()
     }

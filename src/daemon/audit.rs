@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+/// The audit log's file name in the state directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
 const BACKLOG: usize = 65_536;
 /// How long the writer lets lines gather once it is busy.
 const GATHER: Duration = Duration::from_millis(20);

@@ -1,12 +1,26 @@
 //! Responses with the security headers every answer carries, and request bodies read
 //! within a size and a time limit.
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+use hyper::body::{Body as HttpBody, Bytes};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+
+/// What any request body must be for the routes.
+pub(crate) trait RequestBody: HttpBody<Error = Self::E> + Send + 'static {
+    type E: Into<Box<dyn StdError + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type E = B::Error;
+}
 
 pub(crate) type Body = http_body_util::Either<Full<Bytes>, super::live::EventStream>;
 
@@ -143,7 +157,7 @@ impl BodyError {
 
 /// The whole body, at most `max` bytes, read within `timeout`. A declared length over
 /// `max` is refused before anything is read.
-pub(crate) async fn read_body<B: super::routes::RequestBody>(
+pub(crate) async fn read_body<B: RequestBody>(
     req: Request<B>,
     max: usize,
     timeout: Duration,

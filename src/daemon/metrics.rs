@@ -12,8 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::app::App;
 use super::latency::Latency;
+use super::limits::Stats;
 use crate::trust::verify::unix_now;
 
 /// A label value known when hosho is compiled.
@@ -48,6 +48,19 @@ pub(crate) struct Metrics {
     manifest_entries: Gauge,
     audit_dropped: Counter,
     audit_write_errors: Counter,
+}
+
+/// The daemon's state as the metrics report it, read when `/metrics` is asked for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    pub kdf_workers: usize,
+    pub kdf_in_use: usize,
+    pub limiter: Stats,
+    pub manifest_seq: u64,
+    pub manifest_expires_at: u64,
+    pub manifest_entries: usize,
+    pub audit_dropped: u64,
+    pub audit_write_errors: u64,
 }
 
 impl Metrics {
@@ -161,28 +174,28 @@ impl Metrics {
         self.latency.observe(elapsed);
     }
 
-    /// The OpenMetrics text of every metric, the state read now.
-    pub(crate) fn render(&self, app: &App) -> String {
-        let catalog = app.catalog();
+    /// The OpenMetrics text of every metric, with the state of `now`.
+    pub(crate) fn render(&self, now: &Snapshot) -> String {
         let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.kdf_workers.set(as_i64(app.pool.workers() as u64));
-        self.kdf_in_use.set(as_i64(app.pool.in_use() as u64));
-        let stats = app.limiter.stats();
+        let stats = &now.limiter;
+        self.kdf_workers.set(as_i64(now.kdf_workers as u64));
+        self.kdf_in_use.set(as_i64(now.kdf_in_use as u64));
         self.limiter_keys.set(as_i64(stats.keys as u64));
         self.redis_up
             .set(i64::from(stats.redis_up.unwrap_or(false)));
-        self.manifest_seq.set(as_i64(catalog.seq()));
+        self.manifest_seq.set(as_i64(now.manifest_seq));
         self.manifest_expires_in
-            .set(as_i64(catalog.expires_at()) - as_i64(unix_now()));
-        self.manifest_entries.set(as_i64(catalog.len() as u64));
-        for (counter, now) in [
-            (&self.audit_dropped, app.audit.dropped()),
-            (&self.audit_write_errors, app.audit.write_errors()),
+            .set(as_i64(now.manifest_expires_at) - as_i64(unix_now()));
+        self.manifest_entries
+            .set(as_i64(now.manifest_entries as u64));
+        for (counter, value) in [
+            (&self.audit_dropped, now.audit_dropped),
+            (&self.audit_write_errors, now.audit_write_errors),
             (&self.limiter_full_refusals, stats.full_refusals),
             (&self.ceiling_refusals, stats.ceiling_refusals),
             (&self.redis_failures, stats.redis_failures),
         ] {
-            counter.inc_by(now.saturating_sub(counter.get()));
+            counter.inc_by(value.saturating_sub(counter.get()));
         }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {

@@ -19,6 +19,7 @@ mod latency;
 mod limits;
 pub(crate) mod live;
 mod metrics;
+mod options;
 mod pages;
 mod pool;
 mod preview;
@@ -40,127 +41,14 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
-use crate::cli::ServeArgs;
-use crate::common::root::{Paths, STATE_DIR};
 use crate::trust::keys::TrustedKeys;
 use app::App;
+pub use audit::AUDIT_FILE;
 pub use clients::{ClientHeader, TrustedProxies};
 pub use gate::HIGH_WATER_FILE;
 pub use limits::{AbuseLimits, NetworkRate, Rate};
+pub use options::Options;
 pub(crate) use routes::{api_fields, form_fields, prefilled_number};
-
-/// The audit log's file name in the state directory.
-pub const AUDIT_FILE: &str = "audit.jsonl";
-
-/// Everything `hosho serve` is told, defaults worked out.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Build the site root first and preview the site (not with `--no-build`).
-    pub build: bool,
-    pub listen: SocketAddr,
-    /// Where `/metrics` and the detailed health are served (`--admin-listen`), if anywhere.
-    pub admin_listen: Option<SocketAddr>,
-    /// The site root: hosho.toml and templates for the pages' look, when present.
-    pub root: PathBuf,
-    pub vault: PathBuf,
-    /// The built site to preview (`--site`, default `ROOT/site-out`); not served when it is
-    /// no directory.
-    pub site: PathBuf,
-    /// Where the build before serving writes the notices (never read by the daemon).
-    pub notices: PathBuf,
-    /// Key material for the build; its `signing.pub` is trusted unless keys are given.
-    pub keys_dir: PathBuf,
-    /// Public keys to trust (`--public-key`, at most two).
-    pub public_keys: Vec<PathBuf>,
-    /// High-water mark and audit log.
-    pub state_dir: PathBuf,
-    /// The lowest PBKDF2 iteration count accepted in a manifest.
-    pub min_kdf_iterations: u32,
-    pub abuse: AbuseLimits,
-    /// Where budgets are shared by replicas (`--limits redis://…`); in memory when `None`.
-    pub limits_url: Option<String>,
-    /// The proxies, and the one header (`--client-header`) in which they name the client.
-    pub trusted_proxies: TrustedProxies,
-    pub kdf_workers: usize,
-    pub kdf_queue: usize,
-    pub max_connections: usize,
-    /// Connections one client address may hold (IPv6 by /64); trusted proxies are exempt.
-    pub max_connections_per_address: usize,
-    /// Header read and body read, each.
-    pub request_timeout: Duration,
-    pub pdf_link_ttl: Duration,
-    /// The key PDF links are sealed with (`--link-key`), shared by replicas; a random key of
-    /// the process when `None`.
-    pub link_key: Option<PathBuf>,
-    /// How often the manifest files are looked at for a new build.
-    pub watch_every: Duration,
-    /// How long in-flight requests get at shutdown.
-    pub drain: Duration,
-}
-
-impl From<ServeArgs> for Options {
-    /// Each default is worked out after the values it depends on: the paths after the root,
-    /// the KDF queue after the number of KDF workers (16 waiting per worker).
-    fn from(args: ServeArgs) -> Options {
-        let root = args.root.root;
-        let paths = Paths::new(
-            &root,
-            args.site.as_deref(),
-            args.vault.as_deref(),
-            args.notices.as_deref(),
-            args.keys.as_deref(),
-        );
-        let kdf_workers = args
-            .kdf_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-            .max(1);
-        let defaults = AbuseLimits::default();
-        Options {
-            build: !args.no_build,
-            listen: args.listen,
-            admin_listen: args.admin_listen,
-            state_dir: args.state.unwrap_or_else(|| root.join(STATE_DIR)),
-            root,
-            vault: paths.vault,
-            site: paths.out,
-            notices: paths.notices,
-            keys_dir: paths.keys,
-            public_keys: args.public_key,
-            min_kdf_iterations: args.min_kdf_iterations,
-            abuse: AbuseLimits {
-                per_address: args.limit_address.unwrap_or(defaults.per_address),
-                failures_per_network: args.limit_failures.unwrap_or(defaults.failures_per_network),
-                failures_per_number: args.limit_number.unwrap_or(defaults.failures_per_number),
-                networks: args.limit_network,
-                ..defaults
-            },
-            trusted_proxies: TrustedProxies::with_header(args.trusted_proxy, args.client_header),
-            limits_url: args.limits.filter(|url| url != "memory"),
-            kdf_workers,
-            kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
-            max_connections: args.max_connections.max(1),
-            max_connections_per_address: args.max_connections_per_address.max(1),
-            request_timeout: Duration::from_secs(args.request_timeout.max(1)),
-            pdf_link_ttl: Duration::from_secs(600),
-            link_key: args.link_key,
-            watch_every: Duration::from_secs(2),
-            drain: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Options {
-    /// Where the build before serving reads and writes.
-    pub fn paths(&self) -> Paths {
-        Paths {
-            root: self.root.clone(),
-            out: self.site.clone(),
-            vault: self.vault.clone(),
-            notices: self.notices.clone(),
-            keys: self.keys_dir.clone(),
-        }
-    }
-}
 
 /// What `run` reports once it listens.
 pub struct Ready {
@@ -177,7 +65,7 @@ pub struct Ready {
 /// Checks the manifest (refusing to start on any failure), listens, and serves until SIGTERM
 /// or Ctrl-C, then lets in-flight requests finish.
 pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
-    let trusted = TrustedKeys::load(&options.keys_dir, &options.public_keys)?;
+    let trusted = TrustedKeys::load(&options.paths.keys, &options.public_keys)?;
     let (app, gate) = App::new(&options, trusted)?;
     let app = Arc::new(app);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -307,7 +195,11 @@ async fn start_tasks(
     if let Some(live) = app.live.clone() {
         // A rebuild of the live preview wrote a new manifest: read it now, not at the next
         // look; and the daemon's own pages may have changed with the templates.
-        let (reload, app, root) = (Arc::clone(reload), Arc::clone(app), options.root.clone());
+        let (reload, app, root) = (
+            Arc::clone(reload),
+            Arc::clone(app),
+            options.paths.root.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 live.manifest_changed.notified().await;

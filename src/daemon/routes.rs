@@ -5,18 +5,16 @@
 //!
 //! `route` is generic over the request body, so tests call it in memory with a `Full` body.
 
-use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::body::Body as HttpBody;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
 use super::app::App;
 use super::audit::{self, Line};
-use super::http::{self, Body};
+use super::http::{self, Body, RequestBody};
 use super::limits::Limited;
 use super::live;
 use super::pages::{self, Message, STYLE_CSS, VERIFY_CSS};
@@ -26,19 +24,6 @@ use crate::trust::verify::{self, unix_now, NotValid, Verified};
 
 /// Request bodies: two short fields fit in far less.
 pub(crate) const MAX_BODY: usize = 4 * 1024;
-
-/// What any request body must be for [`route`].
-pub(crate) trait RequestBody: HttpBody<Error = Self::E> + Send + 'static {
-    type E: Into<Box<dyn StdError + Send + Sync>>;
-}
-
-impl<B> RequestBody for B
-where
-    B: HttpBody + Send + 'static,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    type E = B::Error;
-}
 
 /// Answers `req`, which came over a connection from `peer`.
 pub(crate) async fn route<B: RequestBody>(
@@ -562,7 +547,7 @@ mod tests {
         let root = dir.path();
         write_vault(&root.join("vault"), &root.join("keys"), 5, 2_000_000_000);
         let options = options(root, extra);
-        let trusted = TrustedKeys::load(&options.keys_dir, &options.public_keys).expect("keys");
+        let trusted = TrustedKeys::load(&options.paths.keys, &options.public_keys).expect("keys");
         let (app, _gate) = App::new(&options, trusted).expect("app");
         (dir, Arc::new(app))
     }
@@ -1086,14 +1071,14 @@ mod tests {
         assert_eq!((o.kdf_workers, o.kdf_queue), (3, 5));
         let o = options(root, &[]);
         assert_eq!(o.kdf_queue, o.kdf_workers * 16);
-        assert_eq!(o.vault, root.join("vault"));
-        assert_eq!(o.site, root.join("site-out"));
+        assert_eq!(o.paths.vault, root.join("vault"));
+        assert_eq!(o.paths.out, root.join("site-out"));
         assert_eq!(o.state_dir, root.join("state"));
-        assert_eq!(o.keys_dir, root.join("keys"));
+        assert_eq!(o.paths.keys, root.join("keys"));
         assert!(!o.build);
         let o = options(root, &["--keys", "/etc/hosho", "--vault", "/var/vault"]);
         assert_eq!(
-            (o.keys_dir.as_path(), o.vault.as_path()),
+            (o.paths.keys.as_path(), o.paths.vault.as_path()),
             (Path::new("/etc/hosho"), Path::new("/var/vault"))
         );
     }

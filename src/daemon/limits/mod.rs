@@ -216,7 +216,7 @@ pub(crate) struct Admission {
 }
 
 /// What the limiter did, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
     pub(crate) keys: usize,
     /// Attempts refused because a table was full of budgets still being spent.

@@ -1,0 +1,254 @@
+//! The shape of src/, checked: which file imports which (`crate::…`, `super::…`, `self::…`
+//! and a child module's name), with no import cycle between files, and test code left out.
+//! docs/architecture.md draws the folders and what each may import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+type Module = Vec<String>;
+
+/// Every module of src/ and the file that defines it (`daemon/mod.rs` is `daemon`).
+fn modules(src: &Path) -> BTreeMap<Module, String> {
+    let mut found = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
+        let entry = entry.expect("walk src/");
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let rel = path.strip_prefix(src).expect("under src/");
+        let mut parts: Module = rel
+            .with_extension("")
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod" || p == "lib") {
+            parts.pop();
+        }
+        let text = std::fs::read_to_string(path).expect("read");
+        found.insert(parts, text);
+    }
+    found
+}
+
+/// `text` without its tests (from the first `#[cfg(test)]` on) and without comments.
+fn code(text: &str) -> String {
+    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The paths of a `use` tree body: `a::{b, c::{d}}` → `a::b`, `a::c::d`.
+fn expand(tree: &str) -> Vec<Vec<String>> {
+    let tree = tree.trim();
+    let (head, rest) = match tree.find('{') {
+        Some(open) => (
+            &tree[..open],
+            Some(&tree[open + 1..tree.rfind('}').unwrap_or(tree.len())]),
+        ),
+        None => (tree, None),
+    };
+    let prefix: Vec<String> = head
+        .split("::")
+        .map(|s| s.split(" as ").next().unwrap_or(s).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let Some(inner) = rest else {
+        return vec![prefix];
+    };
+    let (mut items, mut depth, mut current) = (Vec::new(), 0, String::new());
+    for c in inner.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    items.push(current);
+    items
+        .iter()
+        .filter(|i| !i.trim().is_empty())
+        .flat_map(|i| expand(i))
+        .map(|tail| prefix.iter().cloned().chain(tail).collect())
+        .collect()
+}
+
+/// The paths that start at `head::` in `code`, each with its `use` tree expanded.
+fn paths_after(code: &str, head: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let pattern = format!("{head}::");
+    let mut from = 0;
+    while let Some(at) = code[from..].find(&pattern) {
+        let start = from + at;
+        from = start + pattern.len();
+        let before = code[..start].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &code[from..];
+        let mut end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        if rest[end..].starts_with('{') {
+            let mut depth = 0;
+            end += rest[end..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += i32::from(c == '{') - i32::from(c == '}');
+                    depth == 0
+                })
+                .map_or(rest.len() - end, |(i, _)| i + 1);
+        }
+        out.extend(expand(&rest[..end]));
+    }
+    out
+}
+
+/// Which modules each module imports.
+fn imports(modules: &BTreeMap<Module, String>) -> BTreeMap<Module, BTreeSet<Module>> {
+    let resolve = |path: &[String]| {
+        (1..=path.len())
+            .rev()
+            .map(|n| path[..n].to_vec())
+            .find(|m| modules.contains_key(m))
+    };
+    let mut graph = BTreeMap::new();
+    for (module, text) in modules {
+        let code = code(text);
+        let mut heads: Vec<(String, Module)> = vec![
+            ("crate".to_owned(), Vec::new()),
+            ("self".to_owned(), module.clone()),
+            (
+                "super".to_owned(),
+                module[..module.len().saturating_sub(1)].to_vec(),
+            ),
+        ];
+        for line in code.lines() {
+            let line = line.trim_start();
+            let line = line
+                .strip_prefix("pub(crate) ")
+                .or_else(|| line.strip_prefix("pub "))
+                .unwrap_or(line);
+            if let Some(child) = line
+                .strip_prefix("mod ")
+                .and_then(|l| l.trim_end().strip_suffix(';'))
+            {
+                let mut at = module.clone();
+                at.push(child.trim().to_owned());
+                heads.push((child.trim().to_owned(), at));
+            }
+        }
+        let mut targets = BTreeSet::new();
+        for (head, base) in &heads {
+            for path in paths_after(&code, head) {
+                let mut full = base.clone();
+                for segment in path {
+                    if segment == "super" {
+                        full.pop();
+                    } else {
+                        full.push(segment);
+                    }
+                }
+                if let Some(target) = resolve(&full).filter(|t| t != module) {
+                    targets.insert(target);
+                }
+            }
+        }
+        graph.insert(module.clone(), targets);
+    }
+    graph
+}
+
+/// The import cycles of `graph`, each as its modules (strongly connected components).
+fn cycles(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<String>> {
+    let reach = |from: &Module| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.clone()];
+        while let Some(m) = stack.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&Module, BTreeSet<Module>> =
+        graph.keys().map(|m| (m, reach(m))).collect();
+    let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (m, from_m) in &reaches {
+        if !from_m.contains(*m) {
+            continue;
+        }
+        let component: Vec<String> = from_m
+            .iter()
+            .filter(|other| reaches.get(other).is_some_and(|r| r.contains(*m)))
+            .map(name)
+            .collect();
+        found.insert(component);
+    }
+    found.into_iter().collect()
+}
+
+fn name(module: &Module) -> String {
+    if module.is_empty() {
+        "crate".to_owned()
+    } else {
+        module.join("::")
+    }
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = imports(&modules(&src));
+    assert!(graph.len() > 60, "{} modules", graph.len());
+    let found = cycles(&graph);
+    assert!(
+        found.is_empty(),
+        "import cycles between files of src/: {found:#?}"
+    );
+}
+
+#[test]
+fn the_import_scan_sees_every_form_of_path() {
+    let text = |s: &str| s.to_owned();
+    let modules: BTreeMap<Module, String> = [
+        (vec![], text("mod a;\nmod b;\n")),
+        (
+            vec![text("a")],
+            text("mod x;\nuse crate::b::{c, d::{e}};\nfn f() { x::g(); }\n"),
+        ),
+        (
+            vec![text("a"), text("x")],
+            text("use super::super::b::c;\n#[cfg(test)]\nuse crate::a;\n"),
+        ),
+        (
+            vec![text("b")],
+            text("mod c;\nmod d;\nfn f() { crate::a::x::g(); }\n// crate::a\n"),
+        ),
+        (vec![text("b"), text("c")], text("")),
+        (vec![text("b"), text("d")], text("use self::e;\n")),
+    ]
+    .into_iter()
+    .collect();
+    let graph = imports(&modules);
+    let names = |m: &Module| graph[m].iter().map(name).collect::<Vec<_>>();
+    assert_eq!(names(&vec![text("a")]), ["a::x", "b::c", "b::d"]);
+    assert_eq!(names(&vec![text("a"), text("x")]), ["b::c"]);
+    assert_eq!(names(&vec![text("b")]), ["a::x"]);
+    assert_eq!(cycles(&graph), Vec::<Vec<String>>::new());
+    let mut looped = modules.clone();
+    looped.insert(vec![text("b"), text("c")], text("use crate::a::x;\n"));
+    assert_eq!(
+        cycles(&imports(&looped)),
+        [vec![text("a::x"), text("b::c")]]
+    );
+}

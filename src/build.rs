@@ -20,10 +20,10 @@ use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::common::hex::to_hex;
 pub use crate::common::root::Paths;
 use crate::common::submission::Orderers;
-use crate::output::DirSink;
-use crate::output::{self, Access, Staging};
 use crate::site::cache::{InputCache, RenderCache, SiteCache};
 use crate::site::{Output, RenderError, Rendered, Sink, Site, Trust};
+use crate::staging::DirSink;
+use crate::staging::{self, Access, Staging};
 use crate::trust::authkey;
 use crate::trust::keys::{BuildKeys, KeyMaterial};
 
@@ -232,24 +232,24 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     // Refuse foreign directories before any work (what is not hosho's at all, at once; files
     // added by hand to hosho's own output, just before each swap, which walks it).
     for target in [&paths.vault, &paths.notices, &paths.out] {
-        output::ensure_own_or_absent(target)?;
+        staging::ensure_own_or_absent(target)?;
     }
     // Whatever a killed build left (staging directories, private trees moved aside) goes
     // first; the lock makes sure it is no running build's.
-    let _lock = output::BuildLock::acquire(&paths.root)?;
+    let _lock = staging::BuildLock::acquire(&paths.root)?;
     for (target, old) in [
         (&paths.vault, true),
         (&paths.notices, true),
         (&paths.out, false),
     ] {
-        output::remove_killed_builds(target, old);
+        staging::remove_killed_builds(target, old);
     }
     let vault_stage = Staging::beside(&paths.vault, Access::Private)?;
     let notices_stage = Staging::beside(&paths.notices, Access::Private)?;
     let site_stage = Staging::beside(&paths.out, Access::Public)?;
     tracing::debug!(elapsed = ?started.elapsed(), "checked the outputs and made staging directories");
     // The public site's previous tree is removed while this build works (see below).
-    let leftovers = output::remove_leftovers(&paths.out);
+    let leftovers = staging::remove_leftovers(&paths.out);
     let Inputs {
         mut site,
         customers,
@@ -327,7 +327,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
         swapped = site_stage.swap_holding(files).map(drop);
     }
     tracing::debug!(elapsed = ?started.elapsed(), "swapped");
-    output::remove_old_all(&olds)?;
+    staging::remove_old_all(&olds)?;
     swapped?;
     tracing::debug!(elapsed = ?started.elapsed(), "removed the private outputs' old trees");
     let (pages, files) = (rendered.page_count(), rendered.files.len());

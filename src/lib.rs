@@ -21,9 +21,8 @@ pub mod common;
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod output;
-pub mod rebuild;
+pub mod preview;
 pub mod scaffold;
 pub mod site;
+pub mod staging;
 pub mod trust;
-pub mod watch;

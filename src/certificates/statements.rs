@@ -25,8 +25,8 @@ use crate::common::certificate::Guarantor;
 use crate::common::certificate::Terms;
 use crate::common::diagnostics::{Diagnostics, InputErrors};
 use crate::common::fees::{Account, FeeRules};
+use crate::common::private_files::{create_private_dir, link_or_copy, write_private};
 use crate::common::{era, format};
-use crate::output::{create_private_dir, link_or_copy, write_private};
 
 /// The directory of statements in the notices output.
 pub const STATEMENTS_DIR: &str = "statements";

@@ -9,8 +9,8 @@ use super::console;
 use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
 use crate::daemon::{self, AbuseLimits, Options, TrustedProxies};
-use crate::rebuild::Rebuilder;
-use crate::watch;
+use crate::preview::rebuild::Rebuilder;
+use crate::preview::watch;
 
 /// Opens `url` in the desktop's browser (`xdg-open` and the like), without waiting for it.
 fn open_browser(url: &str) {

@@ -11,6 +11,7 @@ pub mod files;
 pub mod fingerprint;
 pub mod format;
 pub mod hex;
+pub mod private_files;
 pub mod root;
 pub mod submission;
 pub mod walk;

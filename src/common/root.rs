@@ -64,3 +64,6 @@ impl Paths {
         }
     }
 }
+
+/// Present in every output directory hosho made; its absence protects foreign directories.
+pub const MARKER: &str = ".hosho-output";

@@ -27,7 +27,7 @@ pub(crate) struct App {
     pub(crate) pages: ArcSwap<pages::Pages>,
     pub(crate) preview: Option<Arc<preview::Preview>>,
     /// The live preview, in building mode only.
-    pub(crate) live: Option<Arc<super::live::Live>>,
+    pub(crate) live: Option<Arc<crate::preview::live::Live>>,
     pub(crate) body_timeout: Duration,
     pub(crate) proxies: TrustedProxies,
     /// The address the daemon listens on (a `Host` the building mode answers).

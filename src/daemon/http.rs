@@ -22,7 +22,7 @@ where
     type E = B::Error;
 }
 
-pub(crate) type Body = http_body_util::Either<Full<Bytes>, super::live::EventStream>;
+pub(crate) type Body = http_body_util::Either<Full<Bytes>, crate::preview::live::EventStream>;
 
 /// The daemon's own pages and answers load their style sheet and nothing else: no script
 /// runs on them.
@@ -54,7 +54,7 @@ pub(crate) fn preview_response(
 }
 
 /// `text/event-stream` (the live preview's events): open until the page goes, never cached.
-pub(crate) fn event_stream(events: super::live::EventStream) -> Response<Body> {
+pub(crate) fn event_stream(events: crate::preview::live::EventStream) -> Response<Body> {
     let mut r = with_policy(
         StatusCode::OK,
         "text/event-stream",

@@ -17,7 +17,6 @@ mod gate;
 mod http;
 mod latency;
 mod limits;
-pub(crate) mod live;
 mod metrics;
 mod options;
 mod pages;
@@ -59,7 +58,7 @@ pub struct Ready {
     pub entries: usize,
     pub audit_log: PathBuf,
     /// The live preview (building mode): tell it about each rebuild.
-    pub(crate) live: Option<Arc<live::Live>>,
+    pub(crate) live: Option<Arc<crate::preview::live::Live>>,
 }
 
 /// Checks the manifest (refusing to start on any failure), listens, and serves until SIGTERM

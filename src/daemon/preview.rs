@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use hyper::StatusCode;
 
 use super::http::{self, Body};
-use super::live::Live;
 use crate::common::files::read_capped;
+use crate::preview::live::Live;
 
 /// Names that only private outputs hold: keys, a vault, the daemon's state. A directory
 /// holding any of them is never previewed.
@@ -34,11 +34,11 @@ fn is_numbered_pdf(name: &str) -> bool {
 /// certificate or notice PDF (so `--site vault`, `--site notices` or `--site .` are refused).
 pub(crate) fn check_site(dir: &Path) -> anyhow::Result<()> {
     use anyhow::{bail, Context as _};
-    if !dir.join(crate::output::MARKER).is_file() {
+    if !dir.join(crate::common::root::MARKER).is_file() {
         bail!(
             "{} は hosho build が書き出した公開サイトではない（{} がない）ため、プレビューしません。--site には site-out を指定してください",
             dir.display(),
-            crate::output::MARKER
+            crate::common::root::MARKER
         );
     }
     for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
@@ -203,7 +203,11 @@ mod tests {
         std::fs::write(site.join("qa/index.html"), "qa").expect("write");
         let err = check_site(&site).expect_err("no marker");
         assert!(err.to_string().contains("公開サイトではない"), "{err}");
-        std::fs::write(site.join(crate::output::MARKER), "qa/\nqa/index.html\n").expect("marker");
+        std::fs::write(
+            site.join(crate::common::root::MARKER),
+            "qa/\nqa/index.html\n",
+        )
+        .expect("marker");
         check_site(&site).expect("a built site");
         for private in [
             "manifest.json",

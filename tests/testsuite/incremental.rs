@@ -1,4 +1,4 @@
-//! The live preview's incremental rebuilds (`hosho::rebuild::Rebuilder`) against clean
+//! The live preview's incremental rebuilds (`hosho::preview::rebuild::Rebuilder`) against clean
 //! renders: after every edit of a random sequence, `site-out/` must hold exactly the files a
 //! build from scratch makes of the same inputs, byte for byte.
 
@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hosho::build::{BuildSummary, Paths};
-use hosho::rebuild::Rebuilder;
+use hosho::preview::rebuild::Rebuilder;
 use hosho::site::Site;
 
 use crate::support::SiteDir;

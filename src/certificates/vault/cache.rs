@@ -152,7 +152,7 @@ impl Previous<'_> {
         let rel = document.file(number);
         let from = self.outputs.of(document.place).join(&rel);
         let to = staging.of(document.place).join(&rel);
-        crate::output::link_or_copy(&from, &to)
+        crate::common::private_files::link_or_copy(&from, &to)
     }
 }
 

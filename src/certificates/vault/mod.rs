@@ -31,7 +31,7 @@ use crate::certificates::typeset::Typesetter;
 use crate::common::config::Config;
 use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
 use crate::common::hex::{sha256_hex, to_hex};
-use crate::output::{create_private_dir, write_private};
+use crate::common::private_files::{create_private_dir, write_private};
 use crate::trust::keys::KeyMaterial;
 use crate::trust::layout::{record_file, CACHE_FILE, MANIFEST_FILE, RECORDS_DIR, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest};

@@ -3,7 +3,44 @@
 //! `every`. A unit reserved before the KDF is given back ([`Cell::refund`]) when the key was
 //! right, so a budget counts failures only.
 
-use super::Rate;
+use std::time::Duration;
+
+/// A budget: `burst` tries at once, then one more every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub every: Duration,
+}
+
+impl Rate {
+    /// Parses `N/PERIOD` (PERIOD one of `s`, `min`, `hour`, `day`), optionally `N/PERIOD+BURST`:
+    /// `100/day` is about 100 tries a day, 10 at once (a tenth) then evenly spread.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let bad = || format!("「{text}」は 100/day や 60/min+20 のように書いてください");
+        let (count, rest) = text.split_once('/').ok_or_else(bad)?;
+        let (period, burst) = match rest.split_once('+') {
+            Some((p, b)) => (p, Some(b.parse::<u32>().map_err(|_| bad())?)),
+            None => (rest, None),
+        };
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let seconds: u64 = match period.trim() {
+            "s" | "sec" => 1,
+            "min" => 60,
+            "hour" | "h" => 3600,
+            "day" | "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        let every = Duration::from_secs(seconds) / count;
+        let burst = burst.unwrap_or((count / 10).max(1)).max(1);
+        if every.is_zero() {
+            return Err(bad());
+        }
+        Ok(Rate { burst, every })
+    }
+}
 
 /// A rate in the limiter's milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

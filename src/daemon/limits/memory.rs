@@ -17,9 +17,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::budgets::{Key, Net};
 use super::gcra::whole;
 use super::plan::Budgets;
-use super::{Key, Net};
 
 const SHARDS: usize = 16;
 

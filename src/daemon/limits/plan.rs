@@ -9,8 +9,8 @@
 //! - [`confirm`]: the key was wrong: the network's day-long "failed" marks;
 //! - [`refund`]: the key was right (or never checked): the reserved units come back.
 
+use super::budgets::{Key, Tier, FAILED_FOR, HOLD};
 use super::gcra::{whole, Cell};
-use super::{Key, Tier, FAILED_FOR, HOLD};
 
 /// A store of budgets: the TAT of each key, 0 for a key never seen (or whole and forgotten).
 pub(crate) trait Budgets {
@@ -127,7 +127,7 @@ pub(crate) fn reserve(
 }
 
 /// How long a [`Key::Held`] mark lasts at most.
-const HOLD_FOR: super::Rate = super::Rate {
+const HOLD_FOR: super::gcra::Rate = super::gcra::Rate {
     burst: 1,
     every: HOLD,
 };

@@ -23,9 +23,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
+use super::budgets::{Key, Tier, HOLD};
 use super::gcra::Cell;
 use super::plan::{Reserved, Verdict};
-use super::{Key, Tier, HOLD};
 
 /// The start of every script: `now`, in milliseconds on Redis's own clock.
 macro_rules! script {

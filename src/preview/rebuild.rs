@@ -24,7 +24,6 @@ use anyhow::Result;
 use crate::build::{self, BuildSummary, Paths};
 use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR, CONTENT_DIR, QA_FILE};
-use crate::output;
 use crate::site::cache::SiteCache;
 use crate::site::{MemorySink, Site};
 
@@ -109,7 +108,9 @@ impl Rebuilder {
         let changed = sink.into_output().files;
         let removed: Vec<&str> = rendered.removed(&self.cache.render).collect();
         let all = rendered.files.keys().map(String::as_str);
-        if let Err(e) = output::update_in_place(&self.paths.out, &changed, &removed, all) {
+        if let Err(e) =
+            crate::preview::update::update_in_place(&self.paths.out, &changed, &removed, all)
+        {
             // What is on disk is no longer known: the next rebuild is a full one.
             self.last = None;
             return Err(e);

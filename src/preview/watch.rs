@@ -2,8 +2,8 @@
 //! inputs (hosho.toml, content/, data/, templates/, assets/) with the platform's file events
 //! (`notify`; only creations, writes, renames and removals count, not reads, which the build
 //! itself makes), gathers the events of one save, rebuilds what they touch
-//! ([`crate::rebuild::Rebuilder`]), and tells the daemon's live preview
-//! ([`crate::daemon::live::Live`]), which reloads the open pages or shows the problems.
+//! ([`crate::preview::rebuild::Rebuilder`]), and tells the daemon's live preview
+//! ([`crate::preview::live::Live`]), which reloads the open pages or shows the problems.
 //! A failed rebuild changes nothing on disk: the last good site, vault and notices stay.
 
 use std::collections::BTreeSet;
@@ -17,8 +17,8 @@ use crate::build::BuildSummary;
 use crate::common::config::CONFIG_FILE;
 use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ASSETS_DIR, CONTENT_DIR, TEMPLATES_DIR};
-use crate::daemon::live::Live;
-use crate::rebuild::Rebuilder;
+use crate::preview::live::{Event, Live};
+use crate::preview::rebuild::Rebuilder;
 
 /// How long the file events of one save are gathered before a rebuild: the rebuild starts
 /// once this long has passed without another.
@@ -112,11 +112,14 @@ pub(crate) fn start(
                 match rebuilder.rebuild(&paths) {
                     Ok(summary) => {
                         report(Rebuilt::Built(summary));
-                        live.rebuilt(Vec::new());
+                        live.rebuilt(match summary.certificates_built {
+                            true => Event::ManifestChanged,
+                            false => Event::SiteChanged,
+                        });
                     }
                     Err(e) => {
                         report(Rebuilt::Failed(&e));
-                        live.rebuilt(problem_lines(&e));
+                        live.rebuilt(Event::Problems(problem_lines(&e)));
                     }
                 }
             }

@@ -1,5 +1,5 @@
-//! The live preview of `hosho serve` in building mode: after each rebuild (started by the
-//! file watch in `cmd/serve.rs`), the open pages reload themselves; after a failed one they
+//! What the open pages of the live preview are told: after each rebuild (started by the
+//! file watch, [`super::watch`]), they reload themselves; after a failed one they
 //! show the problems, the same `path:line:column` lines as `hosho check`, over the last good
 //! site. None of it exists without a build first: production pages, their CSP and routes
 //! are unchanged.
@@ -80,14 +80,30 @@ pub(crate) fn host_is_local(
 pub(crate) struct Live {
     state: Mutex<State>,
     listeners: Mutex<Vec<mpsc::Sender<Bytes>>>,
-    /// Told after a successful rebuild, so the daemon reads the new manifest at once.
+    /// Told after a rebuild that built the vault ([`Event::ManifestChanged`]), so the daemon
+    /// reads the new manifest, and its own pages from the templates, at once.
     pub(crate) manifest_changed: Notify,
 }
 
+/// What a rebuild did, as the pages and the daemon hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Only the public site changed (the vault, the templates and hosho.toml did not).
+    SiteChanged,
+    /// A full build: a new manifest, and perhaps new templates.
+    ManifestChanged,
+    /// The rebuild failed with these problems; nothing on disk changed.
+    Problems(Vec<String>),
+}
+
 impl Live {
-    /// Records a rebuild (`problems` empty when it succeeded) and tells every open page.
-    pub(crate) fn rebuilt(&self, problems: Vec<String>) {
-        let ok = problems.is_empty();
+    /// Records a rebuild and tells every open page (and the daemon, after a full build).
+    pub(crate) fn rebuilt(&self, event: Event) {
+        let manifest = event == Event::ManifestChanged;
+        let problems = match event {
+            Event::Problems(problems) => problems,
+            Event::SiteChanged | Event::ManifestChanged => Vec::new(),
+        };
         let generation = {
             let mut state = self
                 .state
@@ -97,7 +113,7 @@ impl Live {
             state.problems = problems;
             state.generation
         };
-        if ok {
+        if manifest {
             self.manifest_changed.notify_one();
         }
         let event = Bytes::from(format!("event: rebuilt\ndata: {generation}\n\n"));
@@ -207,6 +223,8 @@ impl hyper::body::Body for EventStream {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -216,16 +234,16 @@ mod tests {
         let clean = String::from_utf8(live.decorate(page)).expect("utf-8");
         assert!(clean.contains("<script src=\"/__hosho/live.js\" defer></script>\n</head>"));
         assert!(!clean.contains("hosho-problems\""));
-        live.rebuilt(vec![
-            "data/adopters/a.yaml:3:9: <区分>「x」は使えません".to_owned()
-        ]);
+        live.rebuilt(Event::Problems(vec![
+            "data/adopters/a.yaml:3:9: <区分>「x」は使えません".to_owned(),
+        ]));
         let broken = String::from_utf8(live.decorate(page)).expect("utf-8");
         assert!(
             broken.contains("<body class=\"x\"><section class=\"hosho-problems\" role=\"alert\""),
             "{broken}"
         );
         assert!(broken.contains("<li>data/adopters/a.yaml:3:9: &lt;区分&gt;「x」は使えません</li>"));
-        live.rebuilt(Vec::new());
+        live.rebuilt(Event::SiteChanged);
         assert!(!String::from_utf8(live.decorate(page))
             .expect("utf-8")
             .contains("<li>"));
@@ -238,14 +256,14 @@ mod tests {
         let mut stream = live.subscribe().expect("room");
         let first = stream.frame().await.expect("frame").expect("ok");
         assert_eq!(first.into_data().expect("data"), ": hosho live preview\n\n");
-        live.rebuilt(Vec::new());
+        live.rebuilt(Event::SiteChanged);
         let event = stream.frame().await.expect("frame").expect("ok");
         assert_eq!(
             event.into_data().expect("data"),
             "event: rebuilt\ndata: 1\n\n"
         );
         drop(stream);
-        live.rebuilt(Vec::new());
+        live.rebuilt(Event::SiteChanged);
         assert!(
             live.listeners.lock().expect("lock").is_empty(),
             "closed streams are dropped"
@@ -298,5 +316,22 @@ mod tests {
             Some(&hyper::header::HeaderValue::from_static("0.0.0.0:8080")),
             any
         ));
+    }
+
+    #[tokio::test]
+    async fn the_daemon_hears_only_of_full_builds() {
+        let live = Live::default();
+        live.rebuilt(Event::SiteChanged);
+        live.rebuilt(Event::Problems(vec!["x".to_owned()]));
+        let waited =
+            tokio::time::timeout(Duration::from_millis(50), live.manifest_changed.notified()).await;
+        assert!(
+            waited.is_err(),
+            "a site-only rebuild or a failure is no new manifest"
+        );
+        live.rebuilt(Event::ManifestChanged);
+        tokio::time::timeout(Duration::from_secs(5), live.manifest_changed.notified())
+            .await
+            .expect("told of the new manifest");
     }
 }

@@ -222,12 +222,19 @@ pub fn build(paths: &Paths) -> Result<BuildSummary> {
     build_with(paths, &mut SiteCache::default())
 }
 
-/// [`build`], reusing the content pages in `cache` whose files have not changed, and leaving
-/// in it what a rebuild of the live preview can reuse ([`crate::rebuild`]).
-pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSummary> {
-    let started = Instant::now();
-    // Whatever happens, the last render's cache no longer describes the output.
-    cache.render = RenderCache::default();
+/// The three staging directories of one build, beside their outputs.
+struct Stages {
+    vault: Staging,
+    notices: Staging,
+    site: Staging,
+}
+
+/// Makes the outputs ready for a build: refuses foreign or nested ones, takes the root's
+/// lock, removes what a killed build left, and makes the staging directories. The public
+/// site's previous tree is removed on a thread of its own while the build works.
+fn prepare_outputs(
+    paths: &Paths,
+) -> Result<(staging::BuildLock, Stages, std::thread::JoinHandle<()>)> {
     refuse_nested_outputs(paths)?;
     // Refuse foreign directories before any work (what is not hosho's at all, at once; files
     // added by hand to hosho's own output, just before each swap, which walks it).
@@ -236,7 +243,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     }
     // Whatever a killed build left (staging directories, private trees moved aside) goes
     // first; the lock makes sure it is no running build's.
-    let _lock = staging::BuildLock::acquire(&paths.root)?;
+    let lock = staging::BuildLock::acquire(&paths.root)?;
     for (target, old) in [
         (&paths.vault, true),
         (&paths.notices, true),
@@ -244,28 +251,34 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     ] {
         staging::remove_killed_builds(target, old);
     }
-    let vault_stage = Staging::beside(&paths.vault, Access::Private)?;
-    let notices_stage = Staging::beside(&paths.notices, Access::Private)?;
-    let site_stage = Staging::beside(&paths.out, Access::Public)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "checked the outputs and made staging directories");
-    // The public site's previous tree is removed while this build works (see below).
-    let leftovers = staging::remove_leftovers(&paths.out);
-    let Inputs {
-        mut site,
-        customers,
-        certificates,
-        warnings,
-    } = load(&paths.root, &mut cache.pages)?;
+    let stages = Stages {
+        vault: Staging::beside(&paths.vault, Access::Private)?,
+        notices: Staging::beside(&paths.notices, Access::Private)?,
+        site: Staging::beside(&paths.out, Access::Public)?,
+    };
+    Ok((lock, stages, staging::remove_leftovers(&paths.out)))
+}
+
+/// What the private side made: the vault's report and the statements'.
+struct Private {
+    vault: VaultReport,
+    statements: StatementReport,
+}
+
+/// Typesets and signs the vault, then the statements, into their staging directories.
+fn build_private(
+    paths: &Paths,
+    inputs: &Inputs,
+    keys: &KeyMaterial,
+    stages: &Stages,
+) -> Result<Private> {
     let typesetter = Typesetter::load(&paths.root).map_err(input_errors)?;
     let statement_template =
         Template::load(&paths.root, statements::TEMPLATE).map_err(|d| input_errors(d.into()))?;
-    let build_keys = BuildKeys::load_or_new(&paths.keys)?;
-    let keys = build_keys.material();
-
-    let vault_started = Instant::now();
-    let report = vault::build(&VaultBuild {
-        config: &site.config,
-        certificates: &certificates,
+    let started = Instant::now();
+    let vault = vault::build(&VaultBuild {
+        config: &inputs.site.config,
+        certificates: &inputs.certificates,
         typesetter: &typesetter,
         keys,
         previous: Outputs {
@@ -273,47 +286,34 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
             notices: &paths.notices,
         },
         staging: Outputs {
-            vault: vault_stage.path(),
-            notices: notices_stage.path(),
+            vault: stages.vault.path(),
+            notices: stages.notices.path(),
         },
         now_unix: unix_now(),
     })?;
-    tracing::debug!(elapsed = ?vault_started.elapsed(), "typeset certificates and signed the manifest");
-    let statements_started = Instant::now();
-    let statement_list = statements::statements(&certificates, &customers);
+    tracing::debug!(elapsed = ?started.elapsed(), "typeset certificates and signed the manifest");
+    let started = Instant::now();
+    let statement_list = statements::statements(&inputs.certificates, &inputs.customers);
     let statements = statements::build(&StatementBuild {
         statements: &statement_list,
         template: &statement_template,
-        guarantor: &site.config.guarantor,
-        rules: &site.config.fees,
+        guarantor: &inputs.site.config.guarantor,
+        rules: &inputs.site.config.fees,
         previous: &paths.notices,
-        staging: notices_stage.path(),
+        staging: stages.notices.path(),
         secret: &keys.auth_secret,
     })?;
-    tracing::debug!(elapsed = ?statements_started.elapsed(), "typeset fee statements");
-    let trust = Trust {
-        key_id: report.key_id.clone(),
-        public_key: to_hex(&keys.public.bytes),
-        manifest_sha256: report.manifest_sha256.clone(),
-        seq: report.seq,
-    };
-    site.set_trust(Some(trust.clone()));
-    // Each page is written into the staging directory as soon as it is rendered.
-    let rendered = render_into(
-        &site,
-        &DirSink::new(site_stage.path()),
-        &RenderCache::default(),
-        Diagnostics::default(),
-    )?;
-    build_keys.write_new(&paths.keys)?;
-    let _ = leftovers.join();
-    tracing::debug!(elapsed = ?started.elapsed(), "rendered, and the last build's public tree removed");
-    // Swap all three, then remove the private outputs' old trees together (also when a later
-    // swap failed). The public site's old tree, which holds nothing private, is left beside
-    // it and removed during the next build, so no build waits for its deletion.
+    tracing::debug!(elapsed = ?started.elapsed(), "typeset fee statements");
+    Ok(Private { vault, statements })
+}
+
+/// Swaps all three outputs in, then removes the private outputs' old trees together (also
+/// when a later swap failed). The public site's old tree, which holds nothing private, is
+/// left beside it and removed during the next build, so no build waits for its deletion.
+fn swap_all(stages: Stages, rendered: &Rendered) -> Result<()> {
     let mut olds = Vec::with_capacity(2);
     let mut swapped = Ok(());
-    for stage in [notices_stage, vault_stage] {
+    for stage in [stages.notices, stages.vault] {
         match stage.swap() {
             Ok(old) => olds.push(old),
             Err(e) => {
@@ -324,12 +324,43 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     }
     if swapped.is_ok() {
         let files = rendered.files.keys().map(String::as_str);
-        swapped = site_stage.swap_holding(files).map(drop);
+        swapped = stages.site.swap_holding(files).map(drop);
     }
-    tracing::debug!(elapsed = ?started.elapsed(), "swapped");
     staging::remove_old_all(&olds)?;
-    swapped?;
-    tracing::debug!(elapsed = ?started.elapsed(), "removed the private outputs' old trees");
+    swapped
+}
+
+/// [`build`], reusing the content pages in `cache` whose files have not changed, and leaving
+/// in it what a rebuild of the live preview can reuse ([`crate::preview::rebuild`]).
+pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSummary> {
+    let started = Instant::now();
+    // Whatever happens, the last render's cache no longer describes the output.
+    cache.render = RenderCache::default();
+    let (_lock, stages, leftovers) = prepare_outputs(paths)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "checked the outputs and made staging directories");
+    let mut inputs = load(&paths.root, &mut cache.pages)?;
+    let build_keys = BuildKeys::load_or_new(&paths.keys)?;
+    let keys = build_keys.material();
+    let private = build_private(paths, &inputs, keys, &stages)?;
+    let trust = Trust {
+        key_id: private.vault.key_id.clone(),
+        public_key: to_hex(&keys.public.bytes),
+        manifest_sha256: private.vault.manifest_sha256.clone(),
+        seq: private.vault.seq,
+    };
+    inputs.site.set_trust(Some(trust.clone()));
+    // Each page is written into the staging directory as soon as it is rendered.
+    let rendered = render_into(
+        &inputs.site,
+        &DirSink::new(stages.site.path()),
+        &RenderCache::default(),
+        Diagnostics::default(),
+    )?;
+    build_keys.write_new(&paths.keys)?;
+    let _ = leftovers.join();
+    tracing::debug!(elapsed = ?started.elapsed(), "rendered, and the last build's public tree removed");
+    swap_all(stages, &rendered)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "swapped and removed the private outputs' old trees");
     let (pages, files) = (rendered.page_count(), rendered.files.len());
     cache.render = rendered.into_cache();
     Ok(BuildSummary {
@@ -340,8 +371,8 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
         files,
         written: files,
         certificates_built: true,
-        vault_report: report,
-        statements,
+        vault_report: private.vault,
+        statements: private.statements,
         created_keys: match &build_keys {
             BuildKeys::New(new) => Some(new.material.public.id.clone()),
             BuildKeys::Existing { .. } => None,
@@ -349,11 +380,11 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
         // A number and key to try, only where nobody depends on the keys.
         example: build_keys
             .development()
-            .then(|| example(&certificates, keys))
+            .then(|| example(&inputs.certificates, keys))
             .flatten(),
-        warnings: warnings.sorted(),
+        warnings: inputs.warnings.sorted(),
         elapsed: started.elapsed(),
         trust,
-        orderers: site.orderers(),
+        orderers: inputs.site.orderers(),
     })
 }

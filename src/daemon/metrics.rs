@@ -101,67 +101,31 @@ impl Metrics {
 
     /// The gauges and counters read from the daemon's state at each scrape.
     fn register_state(mut self) -> Metrics {
-        let r = &mut self.registry;
-        r.register(
-            "kdf_workers",
-            "Threads of the KDF pool",
-            self.kdf_workers.clone(),
-        );
-        r.register(
-            "kdf_in_use",
-            "KDF jobs running or waiting",
-            self.kdf_in_use.clone(),
-        );
-        r.register(
-            "limiter_keys",
-            "Budgets the limiter tracks",
-            self.limiter_keys.clone(),
-        );
-        r.register(
-            "limiter_full_refusals",
-            "Attempts answered busy because the limiter's table was full of budgets still being spent",
-            self.limiter_full_refusals.clone(),
-        );
-        r.register(
-            "limit_ceiling_refusals",
-            "Attempts refused because a number's failures from all networks reached the ceiling",
-            self.ceiling_refusals.clone(),
-        );
-        r.register(
-            "manifest_seq",
-            "Sequence number of the manifest served",
-            self.manifest_seq.clone(),
-        );
-        r.register(
-            "manifest_expires_in_seconds",
-            "Seconds until the manifest served expires (negative once expired)",
-            self.manifest_expires_in.clone(),
-        );
-        r.register(
-            "manifest_entries",
-            "Certificates in the manifest served",
-            self.manifest_entries.clone(),
-        );
-        r.register(
-            "audit_dropped_lines",
-            "Audit lines that could not be written",
-            self.audit_dropped.clone(),
-        );
-        r.register(
-            "audit_write_errors",
-            "Audit writes the disk refused (full, gone); verification goes on",
-            self.audit_write_errors.clone(),
-        );
-        r.register(
-            "limits_redis_up",
-            "1 while budgets are shared in Redis, 0 while this replica counts alone (degraded)",
-            self.redis_up.clone(),
-        );
-        r.register(
-            "limits_redis_failures",
-            "Exchanges with Redis that failed or timed out",
-            self.redis_failures.clone(),
-        );
+        /// One metric of the daemon's state.
+        enum State<'m> {
+            Gauge(&'m Gauge),
+            Counter(&'m Counter),
+        }
+        let state = [
+            ("kdf_workers", "Threads of the KDF pool", State::Gauge(&self.kdf_workers)),
+            ("kdf_in_use", "KDF jobs running or waiting", State::Gauge(&self.kdf_in_use)),
+            ("limiter_keys", "Budgets the limiter tracks", State::Gauge(&self.limiter_keys)),
+            ("limiter_full_refusals", "Attempts answered busy because the limiter's table was full of budgets still being spent", State::Counter(&self.limiter_full_refusals)),
+            ("limit_ceiling_refusals", "Attempts refused because a number's failures from all networks reached the ceiling", State::Counter(&self.ceiling_refusals)),
+            ("manifest_seq", "Sequence number of the manifest served", State::Gauge(&self.manifest_seq)),
+            ("manifest_expires_in_seconds", "Seconds until the manifest served expires (negative once expired)", State::Gauge(&self.manifest_expires_in)),
+            ("manifest_entries", "Certificates in the manifest served", State::Gauge(&self.manifest_entries)),
+            ("audit_dropped_lines", "Audit lines that could not be written", State::Counter(&self.audit_dropped)),
+            ("audit_write_errors", "Audit writes the disk refused (full, gone); verification goes on", State::Counter(&self.audit_write_errors)),
+            ("limits_redis_up", "1 while budgets are shared in Redis, 0 while this replica counts alone (degraded)", State::Gauge(&self.redis_up)),
+            ("limits_redis_failures", "Exchanges with Redis that failed or timed out", State::Counter(&self.redis_failures)),
+        ];
+        for (name, help, metric) in state {
+            match metric {
+                State::Gauge(g) => self.registry.register(name, help, g.clone()),
+                State::Counter(c) => self.registry.register(name, help, c.clone()),
+            }
+        }
         self
     }
 

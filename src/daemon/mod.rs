@@ -104,12 +104,7 @@ async fn serve(
             .context("待ち受けアドレスを得られません")?,
         admin,
     );
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(options.request_timeout)
-        .max_buf_size(64 * 1024)
-        // Answers are a few hundred bytes: one flattened write beats a vectored one.
-        .writev(false);
+    let http = http_builder(options);
     let graceful = GracefulShutdown::new();
     let connections = connection_slots(options);
     let ctrl_c = tokio::signal::ctrl_c();
@@ -126,30 +121,7 @@ async fn serve(
                         continue;
                     }
                 };
-                let permit = match connections.admit(peer.ip()) {
-                    Ok(slot) => slot,
-                    Err(connections::Full::All) => {
-                        tracing::warn!(client = %peer.ip(), "接続数が上限に達しているため切断しました");
-                        continue;
-                    }
-                    Err(connections::Full::Address) => {
-                        tracing::debug!(client = %peer.ip(), "この接続元からの接続数が上限に達しているため切断しました");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = Arc::clone(&app);
-                let service = service_fn(move |req| {
-                    let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(routes::route(app, req, peer.ip()).await) }
-                });
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(client = %peer.ip(), error = %e, "接続が切れました");
-                    }
-                    drop(permit);
-                });
+                serve_connection(stream, peer, &app, &http, &graceful, &connections);
             }
             _ = hangup.recv() => reload.notify_one(),
             _ = rotate.recv() => app.audit.reopen(),
@@ -160,6 +132,53 @@ async fn serve(
     drop(listener);
     drain(graceful, options.drain).await;
     Ok(())
+}
+
+/// The HTTP/1 settings of every connection.
+fn http_builder(options: &Options) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.request_timeout)
+        .max_buf_size(64 * 1024)
+        // Answers are a few hundred bytes: one flattened write beats a vectored one.
+        .writev(false);
+    http
+}
+
+/// Serves one accepted connection on a task of its own, if a connection slot is free for
+/// its address; otherwise it is closed at once.
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: &Arc<App>,
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    connections: &connections::Connections,
+) {
+    let permit = match connections.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(connections::Full::All) => {
+            tracing::warn!(client = %peer.ip(), "接続数が上限に達しているため切断しました");
+            return;
+        }
+        Err(connections::Full::Address) => {
+            tracing::debug!(client = %peer.ip(), "この接続元からの接続数が上限に達しているため切断しました");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let app = Arc::clone(app);
+    let service = service_fn(move |req| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Infallible>(routes::route(app, req, peer.ip()).await) }
+    });
+    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(client = %peer.ip(), error = %e, "接続が切れました");
+        }
+        drop(permit);
+    });
 }
 
 /// The connection slots: `--max-connections`, kept below the open-file limit (raised to its

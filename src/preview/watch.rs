@@ -59,6 +59,27 @@ pub(crate) fn problem_lines(e: &anyhow::Error) -> Vec<String> {
     }
 }
 
+/// The input files an event changed (none for reads and metadata).
+fn input_changes(root: &Path, event: notify::Result<notify::Event>) -> Vec<PathBuf> {
+    match event {
+        Ok(e) => {
+            let writes = matches!(
+                e.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) && !matches!(
+                e.kind,
+                EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+            );
+            let paths = e.paths.into_iter().filter(|p| is_input(root, p));
+            paths.filter(|_| writes).collect::<Vec<_>>()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ファイルの変更を監視できません");
+            Vec::new()
+        }
+    }
+}
+
 /// Starts watching the rebuilder's root on a thread of its own; every change is rebuilt,
 /// reported to `report` and to `live`.
 pub(crate) fn start(
@@ -77,24 +98,7 @@ pub(crate) fn start(
             watcher.watch(&dir, RecursiveMode::Recursive)?;
         }
     }
-    // The input files an event changed (none for reads and metadata).
-    let changed = move |event: notify::Result<notify::Event>| match event {
-        Ok(e) => {
-            let writes = matches!(
-                e.kind,
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-            ) && !matches!(
-                e.kind,
-                EventKind::Modify(notify::event::ModifyKind::Metadata(_))
-            );
-            let paths = e.paths.into_iter().filter(|p| is_input(&root, p));
-            paths.filter(|_| writes).collect::<Vec<_>>()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "ファイルの変更を監視できません");
-            Vec::new()
-        }
-    };
+    let changed = move |event| input_changes(&root, event);
     std::thread::Builder::new()
         .name("hosho-watch".to_owned())
         .spawn(move || {

@@ -209,6 +209,34 @@ pub fn parse_adopter_table(
     table.filter(|_| ok)
 }
 
+fn page_taken(page: &str, line: usize) -> String {
+    format!("ページ名「{page}」は{line}行目の発注者でも使われています。発注者ごとに別の名前を付けてください")
+}
+
+fn name_taken(name: &str, line: usize) -> String {
+    format!("発注者名「{name}」がこのファイルに二度あります（{line}行目にもあります）。一行にまとめてください")
+}
+
+/// Records that row `i` uses `value` (a name, a page), or reports at `at` that an earlier
+/// row (under `rows`) already does: `message(value, line of that row)`.
+fn once(
+    r: &mut Reader<'_, '_>,
+    first_of: &mut HashMap<String, usize>,
+    (value, i): (String, usize),
+    (rows, at): (&NodePath, &NodePath),
+    message: impl Fn(&str, usize) -> String,
+) {
+    match first_of.get(&value) {
+        Some(first) => {
+            let (line, _) = r.doc.locate(&rows.index(*first).key(NAME.key), false);
+            r.error(at, message(&value, line));
+        }
+        None => {
+            first_of.insert(value, i);
+        }
+    }
+}
+
 /// The valid rows of `adopters:`, each with the rank of its category in hosho.toml.
 fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(usize, Adopter)> {
     let top = NodePath::default();
@@ -218,8 +246,7 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
         .and_then(|v| r.sequence(v, &rows_path, "adopters（発注者の一覧）"))
         .unwrap_or(&[]);
     let mut adopters: Vec<(usize, Adopter)> = Vec::new();
-    let mut first_row_of: HashMap<String, usize> = HashMap::new();
-    let mut first_page_of: HashMap<String, usize> = HashMap::new();
+    let (mut first_row_of, mut first_page_of) = (HashMap::new(), HashMap::new());
     for (i, row) in rows.iter().enumerate() {
         let path = rows_path.index(i);
         let Some(row) = r.mapping(row, &path, "発注者の行", &ROW_FIELDS) else {
@@ -231,42 +258,41 @@ fn rows<'d>(r: &mut Reader<'d, '_>, map: &'d Mapping, config: &Config) -> Vec<(u
         let services = r.boolean(row, &path, SERVICES);
         let rules = submission_rules(r, row, &path);
         if let Some(page) = rules.as_ref().map(|s| s.page.clone()) {
-            if let Some(first) = first_page_of.get(&page) {
-                let (line, _) = r.doc.locate(&rows_path.index(*first).key(NAME.key), false);
-                r.error(
-                    &path.key(SUBMISSION.key).key(PAGE.key),
-                    format!("ページ名「{page}」は{line}行目の発注者でも使われています。発注者ごとに別の名前を付けてください"),
-                );
-            } else {
-                first_page_of.insert(page, i);
-            }
+            let at = path.key(SUBMISSION.key).key(PAGE.key);
+            once(
+                r,
+                &mut first_page_of,
+                (page, i),
+                (&rows_path, &at),
+                page_taken,
+            );
         }
         let rank = category
             .as_ref()
             .and_then(|c| category_rank(r, &path, c, config));
         if let Some(name) = &name {
-            if let Some(first) = first_row_of.get(name) {
-                let (line, _) = r.doc.locate(&rows_path.index(*first).key(NAME.key), false);
-                r.error(
-                    &path.key(NAME.key),
-                    format!("発注者名「{name}」がこのファイルに二度あります（{line}行目にもあります）。一行にまとめてください"),
-                );
-            } else {
-                first_row_of.insert(name.clone(), i);
-            }
+            let at = path.key(NAME.key);
+            once(
+                r,
+                &mut first_row_of,
+                (name.clone(), i),
+                (&rows_path, &at),
+                name_taken,
+            );
         }
         if let (Some(name), Some(category), Some(rank)) = (name, category, rank) {
-            let start_wareki = start.map(era::full_date);
-            let adopter = Adopter {
-                name,
-                category,
-                start,
-                start_wareki,
-                planned: false,
-                services,
-                submission: rules,
-            };
-            adopters.push((rank, adopter));
+            adopters.push((
+                rank,
+                Adopter {
+                    name,
+                    category,
+                    start,
+                    start_wareki: start.map(era::full_date),
+                    planned: false,
+                    services,
+                    submission: rules,
+                },
+            ));
         }
     }
     adopters
@@ -289,35 +315,8 @@ fn submission_rules<'d>(
             format!("ページ名「{page}」は URL になるので、半角の英小文字・数字・-・_ だけで付けてください"),
         );
     }
-    let channels = r.string_list(map, &p, CHANNELS);
-    for (i, channel) in channels.iter().enumerate() {
-        if !submission::CHANNELS.contains(&channel.as_str()) {
-            r.error(
-                &p.key(CHANNELS.key).index(i),
-                format!(
-                    "提出方法「{channel}」は使えません。{}のいずれかを書いてください",
-                    submission::CHANNELS.join("・")
-                ),
-            );
-        }
-    }
-    if channels.is_empty() && r.diagnostics.len() == before {
-        r.error(&p, "channels（提出方法）を一つ以上書いてください");
-    }
-    let mut addresses = Vec::new();
-    if let Some(value) = map.get(ADDRESSES.key).filter(|v| !v.is_null()) {
-        let ap = p.key(ADDRESSES.key);
-        if let Some(m) = r.mapping(value, &ap, "区分ごとの提出先", &ADDRESS_KINDS) {
-            for kind in ADDRESS_KINDS {
-                if let Some(address) = r.string(m, &ap, kind, false) {
-                    addresses.push(submission::KindAddress {
-                        kind: kind.key.to_owned(),
-                        address,
-                    });
-                }
-            }
-        }
-    }
+    let channels = channels(r, map, &p, before);
+    let addresses = addresses(r, map, &p);
     let subject = subject(r, map, &p);
     let with_invoice = r.boolean(map, &p, WITH_INVOICE);
     let notes = r.string_list(map, &p, NOTES);
@@ -333,6 +332,54 @@ fn submission_rules<'d>(
         notes,
         example,
     })
+}
+
+/// `channels:`: at least one, each one hosho knows.
+fn channels<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    p: &NodePath,
+    before: usize,
+) -> Vec<String> {
+    let channels = r.string_list(map, p, CHANNELS);
+    for (i, channel) in channels.iter().enumerate() {
+        if !submission::CHANNELS.contains(&channel.as_str()) {
+            r.error(
+                &p.key(CHANNELS.key).index(i),
+                format!(
+                    "提出方法「{channel}」は使えません。{}のいずれかを書いてください",
+                    submission::CHANNELS.join("・")
+                ),
+            );
+        }
+    }
+    if channels.is_empty() && r.diagnostics.len() == before {
+        r.error(p, "channels（提出方法）を一つ以上書いてください");
+    }
+    channels
+}
+
+/// `addresses:`: a 提出先 per 区分, where the orderer gives them.
+fn addresses<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    p: &NodePath,
+) -> Vec<submission::KindAddress> {
+    let mut addresses = Vec::new();
+    if let Some(value) = map.get(ADDRESSES.key).filter(|v| !v.is_null()) {
+        let ap = p.key(ADDRESSES.key);
+        if let Some(m) = r.mapping(value, &ap, "区分ごとの提出先", &ADDRESS_KINDS) {
+            for kind in ADDRESS_KINDS {
+                if let Some(address) = r.string(m, &ap, kind, false) {
+                    addresses.push(submission::KindAddress {
+                        kind: kind.key.to_owned(),
+                        address,
+                    });
+                }
+            }
+        }
+    }
+    addresses
 }
 
 /// `subject:`, its placeholders checked.

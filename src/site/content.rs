@@ -216,6 +216,29 @@ pub(crate) fn parse_page_text(
     }
 }
 
+/// Reads the front matter `yaml` of the file `rel` into `page`.
+fn read_front_matter(rel: &Path, yaml: &str, page: &mut Page) -> Result<(), Diagnostics> {
+    let doc = Document::parse(rel, yaml, 1).map_err(Diagnostics::from)?;
+    let mut r = Reader::new(&doc);
+    let top = NodePath::default();
+    let map = r.mapping(&doc.root, &top, "front matter", &FRONT_MATTER);
+    if let Some(map) = map {
+        page.title = r.string(map, &top, TITLE, true).unwrap_or_default();
+        page.date = r.date(map, &top, DATE, false);
+        page.weight = r.integer(map, &top, WEIGHT, false);
+        page.draft = r.boolean(map, &top, DRAFT).unwrap_or(false);
+        page.description = r.string(map, &top, DESCRIPTION, false);
+        if let Some(template) = r.string(map, &top, TEMPLATE, false) {
+            page.template_at = Some(doc.locate(&top.key(TEMPLATE.key), false));
+            page.template = template;
+        }
+    }
+    if !r.diagnostics.is_empty() {
+        return Err(r.diagnostics);
+    }
+    Ok(())
+}
+
 /// Parses the text of content file `rel`.
 pub(crate) fn parse_page(
     raw: &str,
@@ -233,25 +256,8 @@ pub(crate) fn parse_page(
         )
         .into());
     };
-    let doc = Document::parse(rel, yaml, 1).map_err(Diagnostics::from)?;
-    let mut r = Reader::new(&doc);
-    let top = NodePath::default();
-    let map = r.mapping(&doc.root, &top, "front matter", &FRONT_MATTER);
     let mut page = Page::new(rel.to_path_buf(), kind, path, section, String::new());
-    if let Some(map) = map {
-        page.title = r.string(map, &top, TITLE, true).unwrap_or_default();
-        page.date = r.date(map, &top, DATE, false);
-        page.weight = r.integer(map, &top, WEIGHT, false);
-        page.draft = r.boolean(map, &top, DRAFT).unwrap_or(false);
-        page.description = r.string(map, &top, DESCRIPTION, false);
-        if let Some(template) = r.string(map, &top, TEMPLATE, false) {
-            page.template_at = Some(doc.locate(&top.key(TEMPLATE.key), false));
-            page.template = template;
-        }
-    }
-    if !r.diagnostics.is_empty() {
-        return Err(r.diagnostics);
-    }
+    read_front_matter(rel, yaml, &mut page)?;
     let body = &text[body_start..];
     let rendered = markdown::render(body, markdown);
     let at = |offset: &usize, message: &str| {

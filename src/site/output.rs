@@ -375,22 +375,7 @@ impl Site {
             c.insert("page_url", &self.url("/404.html"));
             render("404.html", &c)
         };
-        let atom = move || {
-            let entries = &self.updates.0;
-            let updated = entries
-                .iter()
-                .map(|e| e.date)
-                .chain(self.tables.iter().map(|t| t.as_of))
-                .max();
-            // Atom requires <updated>; a site without any dated entry uses a fixed date.
-            let updated =
-                updated.map_or_else(|| "1970-01-01T00:00:00Z".to_owned(), feed::rfc3339_jst);
-            let mut c = self.base_context(nav);
-            c.insert("feed_updated", &updated);
-            c.insert("entries", entries.as_slice());
-            c.insert("feed_url", &self.config.absolute_url("/atom.xml"));
-            render("atom.xml", &c)
-        };
+        let atom = move || self.render_atom(nav);
         let urls = feed::sitemap(&self.config, &self.pages);
         let sitemap_fingerprint = template("sitemap.xml").json(&urls).finish();
         let sitemap = move || {
@@ -398,6 +383,41 @@ impl Site {
             c.insert("urls", &urls);
             render("sitemap.xml", &c)
         };
+        let atom_fingerprint = template("atom.xml")
+            .number(self.updates.1)
+            .number(self.tables_fingerprint)
+            .finish();
+        [
+            Job::lazy("404.html", template("404.html").finish(), not_found),
+            Job::lazy("atom.xml", atom_fingerprint, atom),
+            Job::lazy("sitemap.xml", sitemap_fingerprint, sitemap),
+        ]
+        .into_iter()
+        .chain(self.open_data_jobs())
+        .collect()
+    }
+
+    /// The Atom feed of the dated entries and the adoption tables.
+    fn render_atom(&self, nav: &[NavItem]) -> Result<Vec<u8>, Diagnostic> {
+        let entries = &self.updates.0;
+        let updated = entries
+            .iter()
+            .map(|e| e.date)
+            .chain(self.tables.iter().map(|t| t.as_of))
+            .max();
+        // Atom requires <updated>; a site without any dated entry uses a fixed date.
+        let updated = updated.map_or_else(|| "1970-01-01T00:00:00Z".to_owned(), feed::rfc3339_jst);
+        let mut c = self.base_context(nav);
+        c.insert("feed_updated", &updated);
+        c.insert("entries", entries.as_slice());
+        c.insert("feed_url", &self.config.absolute_url("/atom.xml"));
+        self.renderer
+            .render("atom.xml", &c, "atom.xml")
+            .map(String::into_bytes)
+    }
+
+    /// The adoption tables as open data: JSON and CSV.
+    fn open_data_jobs(&self) -> [Job<'_>; 2] {
         let json = move || {
             opendata::adopters_json(&self.tables)
                 .map_err(|e| Diagnostic::file(ADOPTERS_DIR, format!("JSON を作れません: {e}")))
@@ -412,14 +432,7 @@ impl Site {
                 .number(self.tables_fingerprint)
                 .finish()
         };
-        let atom_fingerprint = template("atom.xml")
-            .number(self.updates.1)
-            .number(self.tables_fingerprint)
-            .finish();
-        vec![
-            Job::lazy("404.html", template("404.html").finish(), not_found),
-            Job::lazy("atom.xml", atom_fingerprint, atom),
-            Job::lazy("sitemap.xml", sitemap_fingerprint, sitemap),
+        [
             Job::lazy("data/adopters.json", tables("json"), json),
             Job::lazy("data/adopters.csv", tables("csv"), csv),
         ]

@@ -311,6 +311,54 @@ fn index_part(
     Ok(index)
 }
 
+/// Refuses a KDF other than the one hosho writes, or weaker than `limits` allow.
+fn check_kdf(kdf: &Kdf, limits: Limits) -> Result<(), ManifestError> {
+    if kdf.algorithm != KDF_ALGORITHM || kdf.length != VERIFIER_LEN {
+        return Err(ManifestError::Malformed(format!("kdf {}", kdf.algorithm)));
+    }
+    if kdf.iterations < limits.min_iterations {
+        return Err(ManifestError::WeakKdf {
+            iterations: kdf.iterations,
+            floor: limits.min_iterations,
+        });
+    }
+    Ok(())
+}
+
+/// Checks and indexes every entry, a part per core, and joins the parts in order.
+fn index_entries(
+    entries: &[&serde_json::value::RawValue],
+    base: usize,
+) -> Result<Vec<Slot>, ManifestError> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = entries.len().div_ceil(workers).max(1);
+    let parts: Vec<Result<Vec<Slot>, ManifestError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || index_part(part, base)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ManifestError::Malformed("索引を作れません".into())))
+            })
+            .collect()
+    });
+    let mut index: Vec<Slot> = Vec::with_capacity(entries.len());
+    for part in parts {
+        let part = part?;
+        // Each part is sorted; so is the whole when the parts join in order.
+        if let (Some(last), Some(first)) = (index.last(), part.first()) {
+            if last.number >= first.number {
+                return Err(ManifestError::Unsorted);
+            }
+        }
+        index.extend(part);
+    }
+    Ok(index)
+}
+
 impl Catalog {
     /// Indexes `manifest`, whose signature checked out: every entry is checked once here,
     /// on all cores.
@@ -334,44 +382,8 @@ impl Catalog {
                 max: limits.max_entries,
             });
         }
-        let kdf = &document.kdf;
-        if kdf.algorithm != KDF_ALGORITHM || kdf.length != VERIFIER_LEN {
-            return Err(malformed(format!("kdf {}", kdf.algorithm)));
-        }
-        if kdf.iterations < limits.min_iterations {
-            return Err(ManifestError::WeakKdf {
-                iterations: kdf.iterations,
-                floor: limits.min_iterations,
-            });
-        }
-        let base = manifest.as_ptr() as usize;
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let chunk = document.entries.len().div_ceil(workers).max(1);
-        let parts: Vec<Result<Vec<Slot>, ManifestError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = document
-                .entries
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || index_part(part, base)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(malformed("索引を作れません".into())))
-                })
-                .collect()
-        });
-        let mut index: Vec<Slot> = Vec::with_capacity(document.entries.len());
-        for part in parts {
-            let part = part?;
-            // Each part is sorted; so is the whole when the parts join in order.
-            if let (Some(last), Some(first)) = (index.last(), part.first()) {
-                if last.number >= first.number {
-                    return Err(ManifestError::Unsorted);
-                }
-            }
-            index.extend(part);
-        }
+        check_kdf(&document.kdf, limits)?;
+        let index = index_entries(&document.entries, manifest.as_ptr() as usize)?;
         let header = Header {
             format: document.format,
             seq: document.seq,

@@ -34,18 +34,27 @@ fn modules(src: &Path) -> BTreeMap<Module, String> {
 /// `text` without comments and without its test code: each item under `#[cfg(test)]` (a
 /// `mod tests { … }`, a `use …;`, a helper function) is left out whole.
 fn code(text: &str) -> String {
-    let text: String = text
-        .lines()
-        .map(|l| l.split("//").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+    // A comment starts a line or follows a space (`redis://` in a string is no comment).
+    let uncommented = |l: &'_ str| -> String {
+        let at = l
+            .match_indices("//")
+            .find(|&(i, _)| l[..i].chars().next_back().is_none_or(char::is_whitespace));
+        l[..at.map_or(l.len(), |(i, _)| i)].to_owned()
+    };
+    let text: String = text.lines().map(uncommented).collect::<Vec<_>>().join("\n");
     let mut out = String::new();
     let mut rest = text.as_str();
     while let Some(at) = rest.find("#[cfg(test)]") {
         out.push_str(&rest[..at]);
         let item = &rest[at..];
         let (brace, semicolon) = (item.find('{'), item.find(';'));
+        // A field of a struct or of a struct literal: that line alone.
+        let next_line = item.lines().nth(1).unwrap_or_default();
+        let field = next_line.trim_end().ends_with(',');
         let end = match (brace, semicolon) {
+            _ if field => item
+                .find(next_line)
+                .map_or(item.len(), |i| i + next_line.len()),
             (Some(b), Some(s)) if s < b => s + 1,
             (Some(b), _) => {
                 let mut depth = 0;
@@ -318,6 +327,56 @@ fn the_daemon_never_reaches_private_inputs() {
         seen.iter().any(|m| within(m, "trust")),
         "the scan sees the daemon's imports"
     );
+}
+
+/// The functions of `code` longer than `max` lines: (name, lines).
+fn long_functions(code: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut long = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_start();
+        let after = ["pub(crate) ", "pub(super) ", "pub ", "const ", "async "]
+            .iter()
+            .fold(line, |l, p| l.strip_prefix(p).unwrap_or(l));
+        let Some(name) = after
+            .strip_prefix("fn ")
+            .filter(|_| !line.trim_end().ends_with(';'))
+        else {
+            i += 1;
+            continue;
+        };
+        let (mut depth, mut opened, mut end) = (0i32, false, i);
+        for (j, l) in lines.iter().enumerate().skip(i) {
+            depth += l.matches('{').count() as i32 - l.matches('}').count() as i32;
+            opened |= l.contains('{');
+            end = j;
+            if opened && depth <= 0 {
+                break;
+            }
+        }
+        let length = end - i + 1;
+        if length > max {
+            let name = name.split(['(', '<']).next().unwrap_or(name);
+            long.push((name.to_owned(), length));
+        }
+        i = end + 1;
+    }
+    long
+}
+
+#[test]
+fn no_function_outside_tests_is_over_60_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long = Vec::new();
+    for (module, text) in modules(&src) {
+        for (function, lines) in long_functions(&code(text.as_str()), 60) {
+            long.push(format!("{}::{function}: {lines} lines", name(&module)));
+        }
+    }
+    assert!(long.is_empty(), "functions over 60 lines: {long:#?}");
+    let sample = "fn short() {\n}\nfn long() {\n".to_owned() + &"    x();\n".repeat(61) + "}\n";
+    assert_eq!(long_functions(&sample, 60), [("long".to_owned(), 63)]);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::clients::TrustedProxies;
 use super::gate::{Gate, Served};
 use super::metrics::{Metrics, Snapshot};
 use super::options::Options;
-use super::{audit, limits, pages, pool, preview, tokens};
+use super::{audit, limits, pages, pool, site_files, tokens};
 use crate::trust::keys::TrustedKeys;
 use crate::trust::manifest::Limits;
 
@@ -25,7 +25,7 @@ pub(crate) struct App {
     pub(crate) audit: audit::Audit,
     /// The daemon's own pages; the live preview loads them again after each rebuild.
     pub(crate) pages: ArcSwap<pages::Pages>,
-    pub(crate) preview: Option<Arc<preview::Preview>>,
+    pub(crate) preview: Option<Arc<site_files::SiteFiles>>,
     /// The live preview, in building mode only.
     pub(crate) live: Option<Arc<crate::preview::live::Live>>,
     pub(crate) body_timeout: Duration,
@@ -56,9 +56,9 @@ impl App {
         let pages = pages::Pages::load(&options.paths.root)?;
         let preview = match options.paths.out.is_dir() {
             true => {
-                preview::check_site(&options.paths.out)?;
+                site_files::check_site(&options.paths.out)?;
                 let base_path = &pages.config().base_path;
-                Some(Arc::new(preview::Preview::new(
+                Some(Arc::new(site_files::SiteFiles::new(
                     options.paths.out.clone(),
                     base_path,
                 )))

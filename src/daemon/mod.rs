@@ -21,8 +21,8 @@ mod metrics;
 mod options;
 mod pages;
 mod pool;
-mod preview;
 mod routes;
+mod site_files;
 mod tokens;
 
 use std::convert::Infallible;

@@ -8,9 +8,11 @@
 //!   ([`crate::site::cache`]), and the files that did change are written into `site-out/` in
 //!   place, once the whole site has rendered and its links are checked. The certificates are
 //!   not loaded.
-//! - Anything else (hosho.toml, templates/, the certificates, the customers, fonts, keys) and
-//!   the first rebuild after a failed one run a full [`build::build`], which reuses the
-//!   parsed pages and typesets only changed certificates, as every build does.
+//! - Anything else (hosho.toml, templates/, the certificates, the customers, fonts, keys),
+//!   and any rebuild after a failed full build or a failed write into `site-out/`, runs a
+//!   full [`build::build`], which reuses the parsed pages and typesets only changed
+//!   certificates, as every build does. A failed incremental rebuild wrote nothing, so the
+//!   next edit of the site alone is incremental again.
 //!
 //! Either way the result is byte for byte what `hosho build` writes from the same files
 //! (tested in `tests/testsuite/incremental.rs`).

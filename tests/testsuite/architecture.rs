@@ -380,6 +380,36 @@ fn no_function_outside_tests_is_over_60_lines() {
 }
 
 #[test]
+fn the_readme_names_every_file_of_src() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let start = readme.find("## Source layout").expect("a layout section");
+    let end = readme[start..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + i + 1);
+    let table = &readme[start..end];
+    let missing: Vec<String> = walkdir::WalkDir::new(root.join("src"))
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .filter_map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(root.join("src"))
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
+            (!table.contains(&format!("`{rel}`"))).then_some(rel)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's source layout leaves out {missing:?}"
+    );
+}
+
+#[test]
 fn the_import_scan_sees_every_form_of_path() {
     let text = |s: &str| s.to_owned();
     let modules: BTreeMap<Module, String> = [

@@ -1,6 +1,7 @@
 //! The live preview's incremental rebuilds (`hosho::preview::rebuild::Rebuilder`) against clean
-//! renders: after every edit of a random sequence, `site-out/` must hold exactly the files a
-//! build from scratch makes of the same inputs, byte for byte.
+//! builds: after every edit of a random sequence, `site-out/` must hold exactly the files a
+//! build from scratch makes of the same inputs, byte for byte, and so must `notices/` and
+//! `vault/` (the manifest's entries but for their random salts and verifiers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -150,8 +151,93 @@ fn edit(root: &Path, kind: usize, step: usize, added: &mut Vec<PathBuf>) -> Vec<
             vec![path]
         }
         // A template: everything again, through a full build.
-        _ => append("templates/page.html", &format!("\n{{# 変更 {step} #}}\n")),
+        7 => append("templates/page.html", &format!("\n{{# 変更 {step} #}}\n")),
+        // An orderer's rules for the notice (熊本県, to which three certificates go): the
+        // site, and the notices that print them.
+        8 => replace(
+            "data/adopters/kumamoto.yaml",
+            "        - 電子契約システムで",
+            &format!("        - 電子契約システムで（{step}）"),
+        ),
+        // A certificate: its record, PDF and notice, and the manifest.
+        9 => replace(
+            "data/certificates/demo.yaml",
+            "  project: 市道みほん通り舗装補修工事",
+            &format!("  project: 市道みほん通り舗装補修工事{step}"),
+        ),
+        // A customer on 保証料一括納付制度: the statements.
+        _ => replace(
+            "data/customers.yaml",
+            "  address: 熊本県熊本市中央区見本町二丁目3番4号",
+            &format!("  address: 熊本県熊本市中央区見本町二丁目3番4号（{step}）"),
+        ),
     }
+}
+
+/// The manifest's entries without their salts and verifiers (random on every build).
+fn manifest_entries(vault: &Path) -> Vec<serde_json::Value> {
+    let text = fs::read(vault.join("manifest.json")).expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&text).expect("json");
+    let mut entries = manifest["entries"].as_array().expect("entries").clone();
+    for e in &mut entries {
+        let e = e.as_object_mut().expect("an entry");
+        e.remove("salt");
+        e.remove("verifier");
+    }
+    entries
+}
+
+/// Asserts that `notices/` and `vault/` of `root` are what a build from scratch of the same
+/// inputs and keys writes.
+fn assert_private_outputs_like_a_clean_build(root: &Path, step: &str) {
+    let clean = tempfile::tempdir().expect("tempdir");
+    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let entry = entry.expect("walk the root");
+        let rel = entry.path().strip_prefix(root).expect("inside");
+        let first = rel
+            .iter()
+            .next()
+            .and_then(|c| c.to_str())
+            .unwrap_or_default();
+        if ["site-out", "vault", "notices", "state"].contains(&first) || first.starts_with('.') {
+            continue;
+        }
+        let to = clean.path().join(rel);
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&to).expect("mkdir");
+        } else {
+            fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+    hosho::build::build(&Paths::new(clean.path(), None, None, None, None))
+        .unwrap_or_else(|e| panic!("{step}: the clean build: {e:#}"));
+    let notices = files_on_disk(&root.join("notices"));
+    let clean_notices = files_on_disk(&clean.path().join("notices"));
+    assert_eq!(
+        notices.keys().collect::<Vec<_>>(),
+        clean_notices.keys().collect::<Vec<_>>(),
+        "{step}: the notices' files"
+    );
+    for (path, bytes) in &clean_notices {
+        assert!(notices[path] == *bytes, "{step}: notices/{path} differs");
+    }
+    let vault = files_on_disk(&root.join("vault"));
+    let clean_vault = files_on_disk(&clean.path().join("vault"));
+    let signed = ["manifest.json", "manifest.json.sig", "cache.json"];
+    for (path, bytes) in &clean_vault {
+        if !signed.contains(&path.as_str()) {
+            assert!(
+                vault.get(path) == Some(bytes),
+                "{step}: vault/{path} differs"
+            );
+        }
+    }
+    assert_eq!(vault.len(), clean_vault.len(), "{step}: the vault's files");
+    assert_eq!(
+        manifest_entries(&root.join("vault")),
+        manifest_entries(&clean.path().join("vault")),
+        "{step}: the manifest's entries"
+    );
 }
 
 #[test]
@@ -165,13 +251,24 @@ fn incremental_rebuilds_equal_clean_builds_over_random_edits() {
     assert_like_a_clean_build(&root, &paths.out, summary, "first build");
     let mut rng = Lcg(20_261_130);
     let mut added = Vec::new();
-    let mut incremental = 0;
+    let (mut incremental, mut kinds) = (0, BTreeSet::new());
+    // Every kind of edit once, in a random order, then random ones.
+    let mut order: Vec<usize> = (0..11).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
     for step in 0..24 {
-        let kind = rng.below(8);
+        let kind = order.get(step).copied().unwrap_or_else(|| rng.below(11));
+        kinds.insert(kind);
         let changed: BTreeSet<PathBuf> = edit(&root, kind, step, &mut added).into_iter().collect();
+        let private_before = (files_on_disk(&paths.notices), files_on_disk(&paths.vault));
         let summary = rebuilder
             .rebuild(&changed)
             .unwrap_or_else(|e| panic!("step {step} (edit {kind}): {e:#}"));
+        let what = format!("step {step} (edit {kind})");
+        // After every step, incremental or not: an edit the site alone cannot show (the
+        // notices print the orderers' rules) must have rebuilt the private outputs too.
+        assert_private_outputs_like_a_clean_build(&root, &what);
         if !summary.certificates_built {
             incremental += 1;
             assert!(
@@ -180,16 +277,18 @@ fn incremental_rebuilds_equal_clean_builds_over_random_edits() {
                 summary.written,
                 summary.files
             );
+            let private_after = (files_on_disk(&paths.notices), files_on_disk(&paths.vault));
+            assert!(
+                private_after == private_before,
+                "{what}: an incremental rebuild touched notices/ or vault/"
+            );
         }
-        assert_like_a_clean_build(
-            &root,
-            &paths.out,
-            summary,
-            &format!("step {step} (edit {kind})"),
-        );
+        assert_like_a_clean_build(&root, &paths.out, summary, &what);
     }
+    // Every kind of edit was made, the private ones included.
+    assert_eq!(kinds.len(), 11, "edits made: {kinds:?}");
     assert!(
-        incremental >= 12,
+        incremental >= 8,
         "only {incremental} of 24 rebuilds were incremental"
     );
 }

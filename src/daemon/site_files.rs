@@ -1,4 +1,5 @@
-//! The built site, served as a preview. Paths are percent-decoded once, then every segment
+//! The built site's files, served by the daemon (the preview in building mode, or `site-out/`
+//! beside the verification page in production). Paths are percent-decoded once, then every segment
 //! is checked (no `..`, `.`, hidden names, separators or NUL); each component is looked at
 //! with `symlink_metadata`, so no symlink is followed, in or out of the site directory.
 
@@ -58,7 +59,7 @@ pub(crate) fn check_site(dir: &Path) -> anyhow::Result<()> {
 /// Files over this size are not served by the preview.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-pub(crate) struct Preview {
+pub(crate) struct SiteFiles {
     root: PathBuf,
     /// The site's base path (`/` or `/denshi/`): the site is served under it.
     base_path: String,
@@ -73,9 +74,9 @@ pub(crate) enum Resolved {
     NotFound,
 }
 
-impl Preview {
-    pub(crate) fn new(root: PathBuf, base_path: &str) -> Preview {
-        Preview {
+impl SiteFiles {
+    pub(crate) fn new(root: PathBuf, base_path: &str) -> SiteFiles {
+        SiteFiles {
             root,
             base_path: base_path.to_owned(),
         }
@@ -224,7 +225,7 @@ mod tests {
         check_site(&site).expect("an ordinary PDF is public");
     }
 
-    fn site() -> (tempfile::TempDir, Preview) {
+    fn site() -> (tempfile::TempDir, SiteFiles) {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("site");
         std::fs::create_dir_all(root.join("qa")).expect("mkdir");
@@ -234,7 +235,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.txt"))
             .expect("symlink");
         std::os::unix::fs::symlink(dir.path(), root.join("up")).expect("symlink");
-        let preview = Preview::new(root, "/");
+        let preview = SiteFiles::new(root, "/");
         (dir, preview)
     }
 
@@ -276,7 +277,7 @@ mod tests {
     #[test]
     fn a_base_path_prefixes_the_site() {
         let (_d, p) = site();
-        let p = Preview::new(p.root().to_owned(), "/denshi/");
+        let p = SiteFiles::new(p.root().to_owned(), "/denshi/");
         assert_eq!(
             p.resolve("/denshi/"),
             Resolved::File(p.root().join("index.html"))

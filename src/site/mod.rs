@@ -21,6 +21,7 @@ pub mod output;
 pub mod pages;
 pub mod qa;
 pub mod render;
+pub mod template_uses;
 pub mod timeline;
 
 pub use model::{Site, Trust};

@@ -268,7 +268,8 @@ fn main() {
     let scale_count = env_number("HOSHO_BENCH_SCALE_CERTS", 1_000);
     let sample = env_number("HOSHO_BENCH_SAMPLE", 300);
     let cli_sample = env_number("HOSHO_BENCH_CLI_SAMPLE", 50);
-    let hosho = env!("CARGO_BIN_EXE_hosho");
+    let hosho_path = common::hosho_bin();
+    let hosho = hosho_path.to_str().expect("a UTF-8 path");
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::var_os("HOSHO_BENCH_DIR").map_or_else(
         || {

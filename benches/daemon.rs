@@ -118,7 +118,7 @@ struct Daemon {
 impl Daemon {
     fn start(root: &Path, args: &[&str]) -> Daemon {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        let mut child = Command::new(common::hosho_bin())
             .args(["serve", "--no-build", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(args)
@@ -212,7 +212,7 @@ fn demo_root(work: &Path) -> PathBuf {
         assert!(status.success());
     }
     std::fs::copy(repo.join("hosho.toml"), root.join("hosho.toml")).expect("copy");
-    let status = Command::new(env!("CARGO_BIN_EXE_hosho"))
+    let status = Command::new(common::hosho_bin())
         .args(["build", "--root"])
         .arg(&root)
         .stdout(Stdio::null())

@@ -285,7 +285,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let hosho_bin = env!("CARGO_BIN_EXE_hosho");
+    let hosho_bin = &*Box::leak(common::hosho_bin().into_boxed_path());
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::var_os("HOSHO_BENCH_DIR").map_or_else(
         || {

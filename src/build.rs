@@ -5,7 +5,7 @@
 //! the site receives only what the public may see of the signed manifest ([`Trust`]).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
@@ -211,12 +211,6 @@ fn example(certificates: &[Certificate], keys: &KeyMaterial) -> Option<(String, 
     Some((c.number.clone(), authkey::group(&c.key(&keys.auth_secret))))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Builds the site and the vault; each is rendered beside its target and swapped in whole.
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
     build_with(paths, &mut SiteCache::default())
@@ -289,7 +283,7 @@ fn build_private(
             vault: stages.vault.path(),
             notices: stages.notices.path(),
         },
-        now_unix: unix_now(),
+        now_unix: crate::common::era::unix_now(),
     })?;
     tracing::debug!(elapsed = ?started.elapsed(), "typeset certificates and signed the manifest");
     let started = Instant::now();

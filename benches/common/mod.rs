@@ -34,3 +34,12 @@ pub(crate) fn settle() {
     let _ = Command::new("sync").status();
     std::thread::sleep(Duration::from_secs(2));
 }
+
+/// The hosho binary the benches run: `HOSHO_BENCH_BIN` (an older build, to compare with),
+/// else the one cargo built for this bench.
+pub(crate) fn hosho_bin() -> std::path::PathBuf {
+    std::env::var_os("HOSHO_BENCH_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_hosho")),
+        std::path::PathBuf::from,
+    )
+}

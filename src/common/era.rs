@@ -10,6 +10,14 @@ pub fn in_japan(t: chrono::DateTime<chrono::Utc>) -> NaiveDateTime {
     (t + chrono::TimeDelta::hours(9)).naive_utc()
 }
 
+/// Now, in whole seconds since the Unix epoch: the one clock of the manifest's times, the
+/// daemon's expiry checks and its PDF links.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Today in Japan.
 pub fn today_in_japan() -> NaiveDate {
     in_japan(chrono::Utc::now()).date()

@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 
 use super::app::App;
 use super::http::{self, Body};
-use crate::trust::verify::unix_now;
 
 /// Serves the admin endpoints on `listener` until the runtime stops.
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>) {
@@ -68,7 +67,7 @@ pub(crate) fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
 fn health(app: &App) -> Response<Body> {
     let catalog = app.catalog();
     let limiter = app.limiter.stats();
-    let expired = unix_now() > catalog.expires_at();
+    let (expired, status) = super::gate::health(&catalog);
     let body = serde_json::json!({
         "status": if expired { "expired" } else if limiter.redis_up == Some(false) { "degraded" } else { "ok" },
         "limits": match limiter.redis_up {
@@ -88,10 +87,5 @@ fn health(app: &App) -> Response<Body> {
         },
         "audit_dropped": app.audit.dropped(),
     });
-    let status = if expired {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     http::json(status, &body)
 }

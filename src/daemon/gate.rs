@@ -60,6 +60,17 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// Whether the manifest served has expired, and the status both health answers (public
+/// and admin) then give: 503 once it has, 200 before.
+pub(crate) fn health(catalog: &Catalog) -> (bool, hyper::StatusCode) {
+    let expired = catalog.expired(unix_now());
+    let status = match expired {
+        true => hyper::StatusCode::SERVICE_UNAVAILABLE,
+        false => hyper::StatusCode::OK,
+    };
+    (expired, status)
+}
+
 pub(crate) fn rfc3339(unix: u64) -> String {
     i64::try_from(unix)
         .ok()
@@ -139,7 +150,7 @@ impl Gate {
         let catalog = manifest::read_verified(&dir, self.trusted.as_slice(), self.limits)
             .map_err(Refusal::Unreadable)?;
         tracing::debug!(elapsed = ?started.elapsed(), entries = catalog.len(), "read, checked and indexed the manifest");
-        if unix_now() > catalog.expires_at() {
+        if catalog.expired(unix_now()) {
             return Err(Refusal::Expired {
                 expires_at: catalog.expires_at(),
             });

@@ -136,17 +136,12 @@ fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
 /// are doing (the details are on the admin listener).
 fn healthz(app: &App) -> Response<Body> {
     let catalog = app.catalog();
-    let expired = unix_now() > catalog.expires_at();
+    let (expired, status) = super::gate::health(&catalog);
     let body = serde_json::json!({
         "status": if expired { "expired" } else { "ok" },
         "seq": catalog.seq(),
         "expires_at": super::gate::rfc3339(catalog.expires_at()),
     });
-    let status = if expired {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     http::json(status, &body)
 }
 
@@ -259,7 +254,7 @@ async fn decide(
     let now = unix_now();
     // The manifest this attempt is checked against, held until it is done.
     let catalog = app.catalog();
-    if now > catalog.expires_at() {
+    if catalog.expired(now) {
         return (Outcome::Expired, false);
     }
     // A key that is no key cannot be right: it spends an attempt, reserves no failure, and
@@ -494,7 +489,7 @@ async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
         return message(StatusCode::NOT_FOUND, Message::LinkExpired);
     };
     let catalog = app.catalog();
-    if unix_now() > catalog.expires_at() {
+    if catalog.expired(unix_now()) {
         return message(StatusCode::SERVICE_UNAVAILABLE, Message::Expired);
     }
     let Some(entry) = catalog.entry(&number) else {

@@ -6,7 +6,7 @@
 //! URL, and no file is ever looked up by what a client sent.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
@@ -57,7 +57,7 @@ impl Tokens {
 
     /// A new token for `number`, valid for the TTL from now.
     pub(crate) fn issue(&self, number: &str) -> Option<String> {
-        self.issue_at(number, unix_now())
+        self.issue_at(number, crate::common::era::unix_now())
     }
 
     fn issue_at(&self, number: &str, now: u64) -> Option<String> {
@@ -77,7 +77,7 @@ impl Tokens {
 
     /// The number a live, authentic token was issued for.
     pub(crate) fn number(&self, token: &str) -> Option<String> {
-        self.number_at(token, unix_now())
+        self.number_at(token, crate::common::era::unix_now())
     }
 
     fn number_at(&self, token: &str, now: u64) -> Option<String> {
@@ -143,12 +143,6 @@ fn refuse_shared_mode(path: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn refuse_shared_mode(_path: &Path) -> Result<()> {
     Ok(())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

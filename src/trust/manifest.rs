@@ -407,6 +407,11 @@ impl Catalog {
         self.header.expires_at
     }
 
+    /// The one expiry rule: past `expires_at`, the manifest is no longer served (503).
+    pub fn expired(&self, now_unix: u64) -> bool {
+        now_unix > self.header.expires_at
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.index.len()

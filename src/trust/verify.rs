@@ -2,7 +2,6 @@
 //! (offline, for an auditor or a clerk) and the daemon share (see `docs/vault.md`).
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::common::certificate::{Record, Status};
 use crate::common::files::read_capped;
@@ -64,11 +63,7 @@ impl std::fmt::Display for NotValid {
 
 impl std::error::Error for NotValid {}
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::common::era::unix_now;
 
 /// Checks `number` and `key` (as typed) against the signed manifest in `vault_dir`.
 pub fn verify(
@@ -92,7 +87,7 @@ pub fn check(
     key: &str,
     now_unix: u64,
 ) -> Result<Verified, NotValid> {
-    if now_unix > catalog.expires_at() {
+    if catalog.expired(now_unix) {
         return Err(NotValid::Expired);
     }
     let (Ok(number), Ok(key)) = (

@@ -80,13 +80,14 @@ fn record(i: usize, customers: usize) -> String {
     let _ = writeln!(r, "  site: 見本市見本町地内");
     let _ = writeln!(r, "  contract_amount: {contract}");
     let _ = writeln!(r, "  amount: {amount}");
-    let _ = writeln!(
-        r,
-        "  period: {{from: {year}-{:02}-{:02}, to: {}-03-31}}",
+    let period = format!(
+        "{{from: {year}-{:02}-{:02}, to: {}-03-31}}",
         1 + i % 12,
         1 + i % 28,
         year + 1
     );
+    // 保証期間 and 工期 (a paper certificate's row; without it the build warns).
+    let _ = writeln!(r, "  period: {period}\n  works: {period}");
     if kind != "契約保証" {
         let _ = writeln!(r, "  bank: 見本銀行 本店営業部");
     }
@@ -100,7 +101,7 @@ fn record(i: usize, customers: usize) -> String {
         );
     }
     if i % 50 == 7 {
-        let _ = writeln!(r, "  status: cancelled");
+        let _ = writeln!(r, "  status: cancelled\n  cancelled_on: {}-01-20", year + 1);
     }
     if customers > 0 {
         let _ = writeln!(r, "  customer: C{:04}", i % customers);

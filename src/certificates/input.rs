@@ -694,8 +694,11 @@ fn warn_paper_rows(
     path: &NodePath,
     warnings: &mut Diagnostics,
 ) {
-    let (line, column) = r.doc.locate(path, false);
+    // Located only when there is something to say: locating re-reads the file, and doing
+    // it for every record made a build quadratic in the number of records.
+    let mut at = None;
     let mut warn = |message: String| {
+        let (line, column) = *at.get_or_insert_with(|| r.doc.locate(path, false));
         let message = format!("注意: {message}");
         warnings.push(Diagnostic::new(&certificate.source, line, column, message));
     };

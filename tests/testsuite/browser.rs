@@ -232,7 +232,11 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         b.eval("document.getElementById('number').value"),
         "2070004426"
     );
-    assert_eq!(b.eval("document.activeElement.id"), "key");
+    assert_eq!(
+        b.eval_until("document.activeElement.id", "key"),
+        "key",
+        "the key field has the focus (autofocus)"
+    );
     let refusal = b.eval("document.querySelector('.form-error').innerText");
     let refusal = refusal.as_str().unwrap_or_default();
     for words in ["受注者", "熊本支店", "096-364-1155"] {

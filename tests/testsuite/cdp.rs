@@ -127,6 +127,20 @@ impl Browser {
     }
 
     /// The value of a JavaScript expression (promises awaited).
+    /// Evaluates `expression` until it gives `expected` (up to 5 s), and returns what it
+    /// gave last: for what the browser does after the load event, such as `autofocus`,
+    /// which it applies at its next rendering update.
+    pub(crate) fn eval_until(&mut self, expression: &str, expected: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let value = self.eval(expression);
+            if value == expected || std::time::Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+
     pub(crate) fn eval(&mut self, expression: &str) -> Value {
         let r = self.call(
             "Runtime.evaluate",

@@ -181,9 +181,14 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// The yen off its fee (0 without a discount).
+    pub fn discount_yen(&self) -> u64 {
+        self.discount.as_ref().map_or(0, |(_, yen)| *yen)
+    }
+
     /// 保証料 after its discount.
     pub fn net_fee(&self) -> Option<u64> {
-        let off = self.discount.as_ref().map_or(0, |(_, yen)| *yen);
+        let off = self.discount_yen();
         self.fee.map(|fee| fee - off.min(fee))
     }
 

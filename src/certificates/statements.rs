@@ -229,6 +229,16 @@ pub struct Sums {
     pub returned: u64,
 }
 
+impl Sums {
+    /// 請求額 on a bill (fees − discounts + 追加), 返還額 on a return.
+    pub fn due(&self, kind: StatementKind) -> u64 {
+        match kind {
+            StatementKind::Bill => self.fees - self.discounts + self.added,
+            StatementKind::Return => self.returned,
+        }
+    }
+}
+
 impl Statement<'_> {
     /// `statements/CODE/YYYY-MM.pdf`, `…/YYYY-MM-return.pdf`, in the notices output.
     pub fn file(&self) -> String {
@@ -251,22 +261,13 @@ impl Statement<'_> {
             match line.charge {
                 Charge::Fee(yen) => {
                     sums.fees += yen;
-                    sums.discounts += line.certificate.discount.as_ref().map_or(0, |d| d.1);
+                    sums.discounts += line.certificate.discount_yen();
                 }
                 Charge::Adjustment(AdjustmentKind::Added, yen) => sums.added += yen,
                 Charge::Adjustment(AdjustmentKind::Returned, yen) => sums.returned += yen,
             }
         }
         sums
-    }
-
-    /// 請求額 on a bill, 返還額 on a return.
-    pub fn amount_due(&self) -> u64 {
-        let sums = self.totals();
-        match self.kind {
-            StatementKind::Bill => sums.fees - sums.discounts + sums.added,
-            StatementKind::Return => sums.returned,
-        }
     }
 
     /// The template's inputs: every value already as printed.
@@ -300,7 +301,7 @@ impl Statement<'_> {
                 discounts: format::yen(sums.discounts),
                 added: format::yen(sums.added),
                 returned: format::yen(sums.returned),
-                total: format::yen(self.amount_due()),
+                total: format::yen(sums.due(self.kind)),
             },
             due: due.map(|rule| era::full_date(rule.date(self.month))),
             account,

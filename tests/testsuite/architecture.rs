@@ -31,6 +31,18 @@ fn modules(src: &Path) -> BTreeMap<Module, String> {
     found
 }
 
+/// The length of the braced group `text` starts with (`{…}`, nested braces included), or
+/// of all of `text` when it is not closed.
+fn braced(text: &str) -> usize {
+    let mut depth = 0;
+    text.char_indices()
+        .find(|&(_, c)| {
+            depth += i32::from(c == '{') - i32::from(c == '}');
+            depth == 0
+        })
+        .map_or(text.len(), |(i, _)| i + 1)
+}
+
 /// `text` without comments and without its test code: each item under `#[cfg(test)]` (a
 /// `mod tests { … }`, a `use …;`, a helper function) is left out whole.
 fn code(text: &str) -> String {
@@ -56,16 +68,7 @@ fn code(text: &str) -> String {
                 .find(next_line)
                 .map_or(item.len(), |i| i + next_line.len()),
             (Some(b), Some(s)) if s < b => s + 1,
-            (Some(b), _) => {
-                let mut depth = 0;
-                item[b..]
-                    .char_indices()
-                    .find(|&(_, c)| {
-                        depth += i32::from(c == '{') - i32::from(c == '}');
-                        depth == 0
-                    })
-                    .map_or(item.len(), |(i, _)| b + i + 1)
-            }
+            (Some(b), _) => b + braced(&item[b..]),
             (None, Some(s)) => s + 1,
             (None, None) => item.len(),
         };
@@ -132,14 +135,7 @@ fn paths_after(code: &str, head: &str) -> Vec<Vec<String>> {
             .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
             .unwrap_or(rest.len());
         if rest[end..].starts_with('{') {
-            let mut depth = 0;
-            end += rest[end..]
-                .char_indices()
-                .find(|&(_, c)| {
-                    depth += i32::from(c == '{') - i32::from(c == '}');
-                    depth == 0
-                })
-                .map_or(rest.len() - end, |(i, _)| i + 1);
+            end += braced(&rest[end..]);
         }
         out.extend(expand(&rest[..end]));
     }

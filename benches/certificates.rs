@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hosho::certificates::certificate::Certificate;
 use hosho::certificates::customers::Customers;
 use hosho::certificates::documents::{self, Extras};
-use hosho::certificates::input::{self, Certificate};
+use hosho::certificates::input;
 use hosho::certificates::statements;
 use hosho::certificates::typeset::{to_typst, Template, FONTS};
 use hosho::common::config::Config;
@@ -180,6 +181,7 @@ fn load_certificates(root: &Path) -> (Config, Customers, Vec<Certificate>) {
         rules: &config.fees,
         orderers: &orderers,
         offices: &config.offices,
+        guarantor: &config.guarantor,
     };
     let text = fs::read_to_string(root.join("data/certificates/bench.yaml")).expect("read");
     let certificates = input::parse_file(Path::new("bench.yaml"), &text, refs, &mut d, &mut w)
@@ -356,8 +358,8 @@ fn main() {
     let inputs: Vec<(serde_json::Value, serde_json::Value)> = certificates
         .iter()
         .map(|c| {
-            let record = c.record(&config.guarantor);
-            let all = documents::all_inputs(&record, extras).expect("inputs");
+            let record = &c.record;
+            let all = documents::all_inputs(record, extras).expect("inputs");
             let full = |i: usize| {
                 documents::DOCUMENTS[i]
                     .template_inputs(&all[i])

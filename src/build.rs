@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use crate::certificates::certificate::Certificate;
 use crate::certificates::customers::{self, Customers};
-use crate::certificates::input::{self, Certificate, References};
+use crate::certificates::input::{self, References};
 use crate::certificates::statements::{self, StatementBuild, StatementReport};
 use crate::certificates::typeset::Template;
 use crate::certificates::typeset::Typesetter;
@@ -21,7 +22,7 @@ use crate::common::hex::to_hex;
 pub use crate::common::root::Paths;
 use crate::common::submission::Orderers;
 use crate::site::cache::{InputCache, RenderCache, SiteCache};
-use crate::site::{Output, RenderError, Rendered, Sink, Site, Trust};
+use crate::site::{MemorySink, RenderError, Rendered, Sink, Site, Trust};
 use crate::staging::DirSink;
 use crate::staging::{self, Access, Staging};
 use crate::trust::authkey;
@@ -35,12 +36,6 @@ pub struct BuildSummary {
     pub notices: PathBuf,
     pub pages: usize,
     pub files: usize,
-    /// Files of the public site written by this build (all of them but in an incremental
-    /// rebuild of the live preview).
-    pub written: usize,
-    /// Whether the certificates, notices and statements were built (not in a rebuild of the
-    /// live preview that changed only the site).
-    pub certificates_built: bool,
     pub vault_report: VaultReport,
     /// 保証料計算書 written into the notices output.
     pub statements: StatementReport,
@@ -51,10 +46,17 @@ pub struct BuildSummary {
     pub example: Option<(String, String)>,
     pub warnings: Vec<Diagnostic>,
     pub elapsed: Duration,
-    /// What the public site shows of the signed manifest.
-    pub trust: Trust,
-    /// The orderers' rules for receiving the notice, as the notices print them.
+}
+
+/// What crosses between the public site and the private certificates in one build, and
+/// nothing else does: the orderers' rules for receiving the notice go from the adoption
+/// tables into the notices, and what the public may see of the signed manifest goes from
+/// the vault into the site. An edit that leaves the orderers' rules as they were can be
+/// rendered into the site alone, with the same [`Trust`].
+#[derive(Debug, Clone)]
+pub struct Crossing {
     pub orderers: Orderers,
+    pub trust: Trust,
 }
 
 /// What a check saw.
@@ -85,16 +87,22 @@ struct Inputs {
 /// Loads the site and the certificates; on any problem, renders what it can (for link
 /// problems) and fails with all of them.
 fn load(root: &Path, pages: &mut InputCache) -> Result<Inputs> {
-    let (site, mut d) = Site::load_cached(root, pages);
+    let (site, mut d) = Site::load(root, pages);
     let mut warnings = Diagnostics::default();
     let customers = customers::load(root, &mut d);
-    let default_rules = crate::common::fees::FeeRules::default();
     let orderers = site.as_ref().map(Site::orderers).unwrap_or_default();
-    let refs = References {
-        customers: &customers,
-        rules: site.as_ref().map_or(&default_rules, |s| &s.config.fees),
-        orderers: &orderers,
-        offices: site.as_ref().map_or(&[], |s| &s.config.offices),
+    let refs = match &site {
+        Some(site) => References {
+            customers: &customers,
+            rules: &site.config.fees,
+            orderers: &orderers,
+            offices: &site.config.offices,
+            guarantor: &site.config.guarantor,
+        },
+        None => References {
+            customers: &customers,
+            ..References::built_in()
+        },
     };
     let certificates = input::load(root, refs, &mut d, &mut warnings);
     match site {
@@ -105,31 +113,26 @@ fn load(root: &Path, pages: &mut InputCache) -> Result<Inputs> {
             warnings,
         }),
         Some(site) => {
-            site.render(&mut d);
-            Err(input_errors(d))
+            // Only for the problems rendering and the link check add.
+            let rendered = render(&site, &MemorySink::default(), &RenderCache::default(), d);
+            Err(rendered
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("内部エラー: 問題が消えました")))
         }
         None => Err(input_errors(d)),
     }
 }
 
-/// Renders the site; every problem (templates, links) fails the run.
-fn render(site: &Site) -> Result<Output> {
-    let mut d = Diagnostics::default();
-    match site.render(&mut d) {
-        Some(output) if d.is_empty() => Ok(output),
-        _ => Err(input_errors(d)),
-    }
-}
-
 /// Renders the site into `sink`, reusing what `cache` says is unchanged; every problem
-/// (`d`, the problems found before, and the templates' and links') fails the run.
-pub(crate) fn render_into(
+/// (`d`, the problems found before, and the templates' and links') fails the run. The one
+/// way builds, checks and the live preview render the site.
+pub(crate) fn render(
     site: &Site,
     sink: &dyn Sink,
     cache: &RenderCache,
     mut d: Diagnostics,
 ) -> Result<Rendered> {
-    match site.render_into(sink, cache, &mut d) {
+    match site.render(sink, cache, &mut d) {
         Ok(rendered) if d.is_empty() => Ok(rendered),
         Ok(_) | Err(RenderError::Problems) => Err(input_errors(d)),
         Err(e) => Err(e.into()),
@@ -139,12 +142,17 @@ pub(crate) fn render_into(
 /// Validates everything, renders the site and typesets one certificate, writing nothing.
 pub fn check(root: &Path) -> Result<CheckSummary> {
     let inputs = load(root, &mut InputCache::disabled())?;
-    let output = render(&inputs.site)?;
+    let output = render(
+        &inputs.site,
+        &MemorySink::default(),
+        &RenderCache::default(),
+        Diagnostics::default(),
+    )?;
     let typesetter = Typesetter::load(root).map_err(input_errors)?;
     let config = &inputs.site.config;
     if let Some(first) = inputs.certificates.first() {
         typesetter
-            .try_one(&config.guarantor, &config.verify_url(), first)
+            .try_one(&config.verify_url(), first)
             .map_err(input_errors)?;
     }
     let statements = statements::statements(&inputs.certificates, &inputs.customers);
@@ -201,19 +209,22 @@ fn refuse_nested_outputs(paths: &Paths) -> Result<()> {
 /// the first valid one, else the first.
 fn example(certificates: &[Certificate], keys: &KeyMaterial) -> Option<(String, String)> {
     let today = crate::common::era::today_in_japan();
-    let valid = |c: &&Certificate| c.status() == Status::Valid;
+    let valid = |c: &&Certificate| c.record.status == Status::Valid;
     let c = certificates
         .iter()
         .filter(valid)
-        .find(|c| c.current().period.to >= today)
+        .find(|c| c.record.current.period.to >= today)
         .or_else(|| certificates.iter().find(valid))
         .or(certificates.first())?;
-    Some((c.number.clone(), authkey::group(&c.key(&keys.auth_secret))))
+    Some((
+        c.record.number.clone(),
+        authkey::group(&c.key(&keys.auth_secret)),
+    ))
 }
 
 /// Builds the site and the vault; each is rendered beside its target and swapped in whole.
 pub fn build(paths: &Paths) -> Result<BuildSummary> {
-    build_with(paths, &mut SiteCache::default())
+    build_with(paths, &mut SiteCache::default()).map(|(summary, _)| summary)
 }
 
 /// The three staging directories of one build, beside their outputs.
@@ -325,8 +336,9 @@ fn swap_all(stages: Stages, rendered: &Rendered) -> Result<()> {
 }
 
 /// [`build`], reusing the content pages in `cache` whose files have not changed, and leaving
-/// in it what a rebuild of the live preview can reuse ([`crate::preview::rebuild`]).
-pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSummary> {
+/// in it what a rebuild of the live preview can reuse ([`crate::preview::rebuild`]), with
+/// what crossed between the two sides.
+pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<(BuildSummary, Crossing)> {
     let started = Instant::now();
     // Whatever happens, the last render's cache no longer describes the output.
     cache.render = RenderCache::default();
@@ -344,7 +356,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     };
     inputs.site.set_trust(Some(trust.clone()));
     // Each page is written into the staging directory as soon as it is rendered.
-    let rendered = render_into(
+    let rendered = render(
         &inputs.site,
         &DirSink::new(stages.site.path()),
         &RenderCache::default(),
@@ -357,14 +369,16 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
     tracing::debug!(elapsed = ?started.elapsed(), "swapped and removed the private outputs' old trees");
     let (pages, files) = (rendered.page_count(), rendered.files.len());
     cache.render = rendered.into_cache();
-    Ok(BuildSummary {
+    let crossing = Crossing {
+        orderers: inputs.site.orderers(),
+        trust,
+    };
+    let summary = BuildSummary {
         out: paths.out.clone(),
         vault: paths.vault.clone(),
         notices: paths.notices.clone(),
         pages,
         files,
-        written: files,
-        certificates_built: true,
         vault_report: private.vault,
         statements: private.statements,
         created_keys: match &build_keys {
@@ -378,7 +392,6 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<BuildSu
             .flatten(),
         warnings: inputs.warnings.sorted(),
         elapsed: started.elapsed(),
-        trust,
-        orderers: inputs.site.orderers(),
-    })
+    };
+    Ok((summary, crossing))
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use yaml_serde::{Mapping, Value};
 
+use crate::certificates::certificate::{Adjustment, AdjustmentKind, Certificate};
 use crate::certificates::customers::Customers;
 use crate::common::certificate::{
     Change, Guarantor, Kind, Office, Party, Period, Record, Status, Terms, RECORD_FORMAT,
@@ -95,159 +96,24 @@ pub struct References<'a> {
     pub orderers: &'a Orderers,
     /// 発行店 (`[[guarantor.offices]]`) that `office:` may name.
     pub offices: &'a [Office],
+    /// 保証会社 (`[guarantor]`), as every record names it.
+    pub guarantor: &'a Guarantor,
 }
 
 impl References<'static> {
-    /// No customer, and only the built-in fee rules.
+    /// No customer, only the built-in fee rules, and a guarantor without a name.
     pub fn built_in() -> References<'static> {
         static NONE: Customers = Customers(std::collections::BTreeMap::new());
         static RULES: std::sync::LazyLock<FeeRules> = std::sync::LazyLock::new(FeeRules::default);
         static ORDERERS: Orderers = Orderers(std::collections::BTreeMap::new());
+        static GUARANTOR: std::sync::LazyLock<Guarantor> =
+            std::sync::LazyLock::new(Guarantor::unnamed);
         References {
             customers: &NONE,
             rules: &RULES,
             orderers: &ORDERERS,
             offices: &[],
-        }
-    }
-}
-
-/// 追加 (more fee, with an increase) or 返還 (fee paid back, with a decrease or 解除).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdjustmentKind {
-    /// 追加保証料
-    Added,
-    /// 返還保証料
-    Returned,
-}
-
-/// A fee adjustment carried by a change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Adjustment {
-    /// 変更日
-    pub date: NaiveDate,
-    pub kind: AdjustmentKind,
-    /// Yen, at least 1.
-    pub amount: u64,
-}
-
-/// A validated guarantee certificate: the content of a 保証証書 (電子証書), with its
-/// 認証キー when one was imported. Private: it never reaches the public site.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Certificate {
-    /// 保証契約番号 (10 digits)
-    pub number: String,
-    /// 区分
-    pub kind: Kind,
-    /// 発行日
-    pub issued: NaiveDate,
-    /// 保証契約者（受注者）
-    pub contractor: Party,
-    /// 被保証者 (発注者)
-    pub beneficiary: String,
-    /// 工事場所
-    pub site: Option<String>,
-    /// 前払金の預託金融機関
-    pub bank: Option<String>,
-    /// 工事名, 請負金額, 保証金額 and 保証期間 as first issued.
-    pub initial: Terms,
-    /// Oldest first.
-    pub changes: Vec<Change>,
-    /// 解除
-    pub cancelled: bool,
-    /// 解除日
-    pub cancelled_on: Option<NaiveDate>,
-    /// 認証キー imported from the core system (canonical), if any.
-    pub auth_key: Option<String>,
-    /// 保証料 (yen): as the core system computed it, else by the `[fees]` rules; `None`
-    /// when neither gives one.
-    pub fee: Option<u64>,
-    /// 顧客コード of a contractor on 保証料一括納付制度 (`data/customers.yaml`).
-    pub customer: Option<String>,
-    /// 発行店: the office that issued it (`office:`), else the one `[guarantor]` names.
-    pub office: Option<Office>,
-    /// 申込方法 (`e-Net`, …), which a `[fees]` discount may name.
-    pub applied_via: Option<String>,
-    /// 割引: the name of the `[fees]` discount it receives and the yen off its fee (never
-    /// more than the fee). Private, like the fee.
-    pub discount: Option<(String, u64)>,
-    /// 追加保証料・返還保証料, oldest first. Private: never in the record.
-    pub adjustments: Vec<Adjustment>,
-    /// The orderer's rules for receiving the notice, with its name, when it has published
-    /// them (`orderer:`, else the adopter whose name the 被保証者 starts with).
-    pub submission: Option<(String, SubmissionRules)>,
-    /// The file it was read from, relative to the site root.
-    pub source: PathBuf,
-}
-
-impl Certificate {
-    /// The yen off its fee (0 without a discount).
-    pub fn discount_yen(&self) -> u64 {
-        self.discount.as_ref().map_or(0, |(_, yen)| *yen)
-    }
-
-    /// 保証料 after its discount.
-    pub fn net_fee(&self) -> Option<u64> {
-        let off = self.discount_yen();
-        self.fee.map(|fee| fee - off.min(fee))
-    }
-
-    /// The terms in force after every change.
-    pub fn current(&self) -> Terms {
-        self.initial.after(&self.changes)
-    }
-
-    /// The terms in force just before `date`: after every change dated before it.
-    pub fn terms_before(&self, date: NaiveDate) -> Terms {
-        let until = self.changes.partition_point(|c| c.date < date);
-        self.initial.after(&self.changes[..until])
-    }
-
-    /// The terms in force on `date`: after every change dated then or before.
-    pub fn terms_on(&self, date: NaiveDate) -> Terms {
-        let until = self.changes.partition_point(|c| c.date <= date);
-        self.initial.after(&self.changes[..until])
-    }
-
-    /// 有効 / （変更） / 解除, as the manifest records it.
-    pub fn status(&self) -> Status {
-        if self.cancelled {
-            Status::Cancelled
-        } else if self.changes.is_empty() {
-            Status::Valid
-        } else {
-            Status::Changed
-        }
-    }
-
-    /// The 認証キー (canonical): the imported one, or the one derived from `auth_secret`.
-    pub fn key(&self, auth_secret: &[u8]) -> String {
-        self.auth_key
-            .clone()
-            .unwrap_or_else(|| authkey::derive_key(auth_secret, &self.number))
-    }
-
-    /// The certificate record (`vault/records/<number>.json`) that the PDF and the daemon's
-    /// page are made from.
-    pub fn record(&self, guarantor: &Guarantor) -> Record {
-        Record {
-            format: RECORD_FORMAT,
-            number: self.number.clone(),
-            kind: self.kind,
-            status: self.status(),
-            issued: self.issued,
-            contractor: self.contractor.clone(),
-            beneficiary: self.beneficiary.clone(),
-            site: self.site.clone(),
-            bank: self.bank.clone(),
-            current: self.current(),
-            initial: self.initial.clone(),
-            changes: self.changes.clone(),
-            cancelled_on: self.cancelled_on,
-            guarantor: self
-                .office
-                .as_ref()
-                .map_or_else(|| guarantor.clone(), |o| guarantor.issued_by(o)),
+            guarantor: &GUARANTOR,
         }
     }
 }
@@ -283,7 +149,7 @@ pub fn load(
         };
         let parsed = parse_file(&file.rel, &text, refs, diagnostics, warnings);
         for (certificate, index) in parsed {
-            if let Some((first_file, first_index)) = first_seen.get(&certificate.number) {
+            if let Some((first_file, first_index)) = first_seen.get(&certificate.record.number) {
                 // Positions are looked up only now: each lookup parses the file again.
                 let here = number_position(&file.rel, &text, index);
                 let first_text = if *first_file == file.rel {
@@ -299,7 +165,7 @@ pub fn load(
                     here.1,
                     format!(
                         "保証契約番号 {} は {}:{}:{} にもあります。番号はすべてのファイルを通して一つだけにしてください",
-                        certificate.number,
+                        certificate.record.number,
                         first_file.display(),
                         there.0,
                         there.1
@@ -307,11 +173,11 @@ pub fn load(
                 ));
                 continue;
             }
-            first_seen.insert(certificate.number.clone(), (file.rel.clone(), index));
+            first_seen.insert(certificate.record.number.clone(), (file.rel.clone(), index));
             certificates.push(certificate);
         }
     }
-    certificates.sort_by(|a, b| a.number.cmp(&b.number));
+    certificates.sort_by(|a, b| a.record.number.cmp(&b.record.number));
     certificates
 }
 
@@ -336,10 +202,12 @@ pub fn parse_file(
         "保証の記録のファイル",
         diagnostics,
         |r, item, path, i| {
-            let c = certificate(r, item, path, rel, warnings);
+            let c = certificate(r, item, path, rel, refs.guarantor, warnings);
             let office = item.as_mapping().and_then(|m| office(r, m, path, refs));
             let mut c = c?;
-            c.office = office?;
+            if let Some(office) = office? {
+                c.record.guarantor = refs.guarantor.issued_by(&office);
+            }
             fees(r, item.as_mapping(), path, refs, c).map(|c| (c, i))
         },
     )
@@ -402,22 +270,24 @@ fn fees<'d>(
             );
         }
     }
-    c.fee = written.or_else(|| refs.rules.fee(c.kind, c.initial.amount));
+    c.fee = written.or_else(|| refs.rules.fee(c.record.kind, c.record.initial.amount));
     c.applied_via = r.string(map, path, APPLIED_VIA, false);
     c.discount = c.fee.and_then(|fee| {
-        let d = refs
-            .rules
-            .discount(c.kind, c.applied_via.as_deref(), c.initial.amount)?;
+        let d = refs.rules.discount(
+            c.record.kind,
+            c.applied_via.as_deref(),
+            c.record.initial.amount,
+        )?;
         Some((d.name.clone(), d.yen.min(fee)))
     });
-    c.submission = submission(r, map, path, refs, &c.beneficiary);
+    c.submission = submission(r, map, path, refs, &c.record.beneficiary);
     let billed = written.is_some() || c.customer.is_some();
     if billed && c.fee.is_none() && negative.is_none() {
         r.error(
             &path.key(AMOUNT.key),
             format!(
                 "{}の保証料がありません。fee に書くか、hosho.toml の [fees.rates.\"{}\"] に料率を設定してください",
-                c.kind, c.kind
+                c.record.kind, c.record.kind
             ),
         );
     }
@@ -452,7 +322,7 @@ fn submission<'d>(
 fn check_returns(r: &mut Reader<'_, '_>, path: &NodePath, c: &Certificate, billed: bool) {
     let paid = c.net_fee().unwrap_or(0) + total(&c.adjustments, AdjustmentKind::Added);
     let returned = total(&c.adjustments, AdjustmentKind::Returned);
-    if billed && c.cancelled && c.fee.is_some_and(|f| f > 0) && returned == 0 {
+    if billed && c.record.cancelled() && c.fee.is_some_and(|f| f > 0) && returned == 0 {
         r.error(
             &path.key(STATUS.key),
             format!(
@@ -592,6 +462,7 @@ fn certificate<'d>(
     item: &'d Value,
     path: &NodePath,
     rel: &Path,
+    guarantor: &Guarantor,
     warnings: &mut Diagnostics,
 ) -> Option<Certificate> {
     let map = r.mapping(item, path, "保証の記録", &RECORD_FIELDS)?;
@@ -603,32 +474,33 @@ fn certificate<'d>(
     let beneficiary = r.string(map, path, BENEFICIARY, true);
     let site = r.string(map, path, SITE, false);
     let initial = initial_terms(r, map, path);
-    let bank = r.string(map, path, BANK, false);
-    if let (Some(kind), None) = (kind, &bank) {
-        if kind.needs_bank() {
-            r.error(path, format!("{}には {BANK} が必要です", kind.label()));
-        }
-    }
+    let bank = bank(r, map, path, kind);
     let auth_key = auth_key(r, map, path);
     let cancelled = cancelled(r, map, path);
     let cancelled_on = cancelled_on(r, map, path, cancelled);
     let (changes, adjustments) = changes(r, map, path, issued);
+    let initial = initial?;
     let certificate = Certificate {
-        number: number?,
-        kind: kind?,
-        issued: issued?,
-        contractor: contractor?,
-        beneficiary: beneficiary?,
-        site,
-        bank,
-        initial: initial?,
-        changes,
-        cancelled,
-        cancelled_on,
+        record: Record {
+            format: RECORD_FORMAT,
+            number: number?,
+            kind: kind?,
+            status: status(cancelled, &changes),
+            issued: issued?,
+            contractor: contractor?,
+            beneficiary: beneficiary?,
+            site,
+            bank,
+            current: initial.after(&changes),
+            initial,
+            changes,
+            cancelled_on,
+            // Until the issuing office is known.
+            guarantor: guarantor.clone(),
+        },
         auth_key,
         fee: None,
         customer: None,
-        office: None,
         applied_via: None,
         discount: None,
         adjustments,
@@ -636,11 +508,38 @@ fn certificate<'d>(
         source: rel.to_path_buf(),
     };
     check_amounts(r, &certificate, path);
-    if certificate.kind == Kind::Contract {
+    if certificate.record.kind == Kind::Contract {
         warn_small_contract_guarantee(r, &certificate, path, warnings);
     }
     warn_paper_rows(r, &certificate, path, warnings);
     (r.diagnostics.len() == before).then_some(certificate)
+}
+
+/// 前払金の預託金融機関, which 前払金 and 中間前払金 must name.
+fn bank<'d>(
+    r: &mut Reader<'d, '_>,
+    map: &'d Mapping,
+    path: &NodePath,
+    kind: Option<Kind>,
+) -> Option<String> {
+    let bank = r.string(map, path, BANK, false);
+    if let (Some(kind), None) = (kind, &bank) {
+        if kind.needs_bank() {
+            r.error(path, format!("{}には {BANK} が必要です", kind.label()));
+        }
+    }
+    bank
+}
+
+/// 有効 / （変更） / 解除, as the manifest records it.
+fn status(cancelled: bool, changes: &[Change]) -> Status {
+    if cancelled {
+        Status::Cancelled
+    } else if changes.is_empty() {
+        Status::Valid
+    } else {
+        Status::Changed
+    }
 }
 
 /// 工事名, 請負金額, 保証金額, 保証期間 and 工期 as first issued.
@@ -707,17 +606,17 @@ fn warn_paper_rows(
         let message = format!("注意: {message}");
         warnings.push(Diagnostic::new(&certificate.source, line, column, message));
     };
-    if certificate.site.is_none() {
+    if certificate.record.site.is_none() {
         warn(format!(
             "{SITE} がありません。紙の保証証書には工事場所を記載します"
         ));
     }
-    if certificate.initial.works.is_none() {
+    if certificate.record.initial.works.is_none() {
         warn(format!(
             "{WORKS} がありません。紙の保証証書には工期を記載します（works: {{from: …, to: …}}）"
         ));
     }
-    if certificate.cancelled && certificate.cancelled_on.is_none() {
+    if certificate.record.cancelled() && certificate.record.cancelled_on.is_none() {
         warn(format!(
             "{CANCELLED_ON} がありません。解除された保証証書には解除日を記載します"
         ));
@@ -726,10 +625,11 @@ fn warn_paper_rows(
 
 /// 保証金額 must not exceed 請負金額, as first issued and after every change.
 fn check_amounts(r: &mut Reader<'_, '_>, certificate: &Certificate, path: &NodePath) {
-    let initial = std::iter::once((path.key(AMOUNT.key), certificate.initial.clone()));
+    let initial = std::iter::once((path.key(AMOUNT.key), certificate.record.initial.clone()));
     let changed = certificate
+        .record
         .initial
-        .history(&certificate.changes)
+        .history(&certificate.record.changes)
         .enumerate()
         .map(|(i, terms)| (path.key(CHANGES.key).index(i), terms));
     let yen = crate::common::format::yen;
@@ -773,7 +673,7 @@ fn warn_small_contract_guarantee(
     warnings: &mut Diagnostics,
 ) {
     let rel = &certificate.source;
-    let now = certificate.current();
+    let now = &certificate.record.current;
     if now.amount.saturating_mul(10) < now.contract_amount {
         let (line, column) = r.doc.locate(&path.key(AMOUNT.key), false);
         warnings.push(Diagnostic::new(
@@ -950,9 +850,9 @@ pub(crate) mod tests {
         let (certs, errs, warns) = parse(GOOD);
         assert!(errs.is_empty() && warns.is_empty(), "{errs:?} {warns:?}");
         let c = &certs[0];
-        assert_eq!(c.kind, Kind::Advance);
-        assert_eq!(c.status(), Status::Changed);
-        let now = c.current();
+        assert_eq!(c.record.kind, Kind::Advance);
+        assert_eq!(c.record.status, Status::Changed);
+        let now = &c.record.current;
         assert_eq!((now.amount, now.contract_amount), (45_000_000, 112_500_000));
         assert_eq!(
             now.period.to,
@@ -1012,16 +912,17 @@ pub(crate) mod tests {
             tel: Some("06-0000-0000".to_owned()),
             fax: None,
         }];
+        let head = crate::common::certificate::test_guarantor();
         let refs = References {
             offices: &offices,
+            guarantor: &head,
             ..References::built_in()
         };
         let read = |text: &str| read_with(refs, text);
         let named = GOOD.replace("  project:", "  office: 大阪支店\n  project:");
         let (certs, errors) = read(&named);
         assert!(errors.is_empty(), "{errors:?}");
-        let head = crate::common::certificate::test_guarantor();
-        let record = certs[0].record(&head);
+        let record = &certs[0].record;
         assert_eq!(record.guarantor.branch.as_deref(), Some("大阪支店"));
         assert_eq!(
             record.guarantor.branch_address.as_deref(),
@@ -1031,7 +932,7 @@ pub(crate) mod tests {
         assert_eq!(record.guarantor.address, head.address);
         // Without office: the guarantor as configured, byte for byte as before.
         let (certs, _) = read(GOOD);
-        assert_eq!(certs[0].record(&head).guarantor, head);
+        assert_eq!(certs[0].record.guarantor, head);
         let (certs, errors) = read(&GOOD.replace("  project:", "  office: 京都支店\n  project:"));
         assert!(certs.is_empty());
         assert_eq!(
@@ -1108,7 +1009,10 @@ pub(crate) mod tests {
             "  status: cancelled\n  cancelled_on: 2022-12-01\n",
         );
         let (certs, _, warns) = parse(&dated);
-        assert_eq!(certs[0].cancelled_on, NaiveDate::from_ymd_opt(2022, 12, 1));
+        assert_eq!(
+            certs[0].record.cancelled_on,
+            NaiveDate::from_ymd_opt(2022, 12, 1)
+        );
         assert_eq!(warns.len(), 2, "工事場所 and 工期: {warns:?}");
     }
 }

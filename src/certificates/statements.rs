@@ -16,8 +16,8 @@ use anyhow::{Context as _, Result};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::certificates::certificate::{AdjustmentKind, Certificate};
 use crate::certificates::customers::{Customer, Customers};
-use crate::certificates::input::{AdjustmentKind, Certificate};
 use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Template;
 use crate::certificates::vault::run_on_workers;
@@ -108,12 +108,12 @@ pub fn statements<'a>(
         };
         if let Some(fee) = c.fee {
             by_key
-                .entry((code, first_of_month(c.issued), StatementKind::Bill))
+                .entry((code, first_of_month(c.record.issued), StatementKind::Bill))
                 .or_default()
                 .push(Line {
-                    date: c.issued,
+                    date: c.record.issued,
                     certificate: c,
-                    guaranteed: c.initial.amount,
+                    guaranteed: c.record.initial.amount,
                     charge: Charge::Fee(fee),
                 });
         }
@@ -137,7 +137,7 @@ pub fn statements<'a>(
         .into_iter()
         .filter_map(|((code, month, kind), mut lines)| {
             lines.sort_by(|a, b| {
-                (a.date, &a.certificate.number).cmp(&(b.date, &b.certificate.number))
+                (a.date, &a.certificate.record.number).cmp(&(b.date, &b.certificate.record.number))
             });
             Some(Statement {
                 customer: customers.get(code)?,
@@ -321,13 +321,13 @@ fn line_text<'a>(line: &Line<'a>) -> LineText<'a> {
     let c = line.certificate;
     let terms = c.terms_on(line.date);
     let before = c.terms_before(line.date);
-    let cancelled = c.cancelled && c.cancelled_on.is_none_or(|on| on == line.date);
+    let cancelled = c.record.cancelled() && c.record.cancelled_on.is_none_or(|on| on == line.date);
     let mut text = LineText {
         date: era::full_date(line.date),
         reason: "新規",
-        number: &c.number,
-        kind: c.kind.label(),
-        beneficiary: &c.beneficiary,
+        number: &c.record.number,
+        kind: c.record.kind.label(),
+        beneficiary: &c.record.beneficiary,
         project: terms.project.clone(),
         period: [
             era::full_date(terms.period.from),
@@ -430,7 +430,7 @@ fn change_note(
         ]);
     }
     if parts.is_empty() {
-        parts.push(format!("{}の変更", c.kind.label()));
+        parts.push(format!("{}の変更", c.record.kind.label()));
     }
     parts
 }

@@ -10,9 +10,8 @@ use typst::syntax::DiagSpanKind;
 use typst_as_lib::{TypstAsLibError, TypstEngine, TypstTemplateMainFile};
 use typst_layout::PagedDocument;
 
+use crate::certificates::certificate::Certificate;
 use crate::certificates::documents::{self, Extras, DOCUMENTS};
-use crate::certificates::input::Certificate;
-use crate::common::certificate::Guarantor;
 use crate::common::diagnostics::{line_column, Diagnostic, Diagnostics};
 use crate::common::hex::sha256_hex;
 use crate::common::root::TEMPLATES_DIR;
@@ -217,19 +216,14 @@ impl Typesetter {
 
     /// Typesets every document of `certificate` with a dummy key and writes nothing, so
     /// `hosho check` finds template errors.
-    pub fn try_one(
-        &self,
-        guarantor: &Guarantor,
-        verify_url: &str,
-        certificate: &Certificate,
-    ) -> Result<(), Diagnostics> {
-        let record = certificate.record(guarantor);
+    pub fn try_one(&self, verify_url: &str, certificate: &Certificate) -> Result<(), Diagnostics> {
+        let record = &certificate.record;
         let extras = Extras {
             verify_url,
             key: "0000000000",
             submission: certificate.submission.as_ref(),
         };
-        let inputs = documents::all_inputs(&record, extras)
+        let inputs = documents::all_inputs(record, extras)
             .map_err(|e| Diagnostic::file(&certificate.source, format!("入力を作れません: {e}")))?;
         let mut d = Diagnostics::default();
         for ((document, template), inputs) in DOCUMENTS.iter().zip(&self.templates).zip(&inputs) {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::build::{BuildSummary, CheckSummary, Paths};
 use crate::common::diagnostics::{Diagnostic, InputErrors};
 use crate::daemon::Ready;
+use crate::preview::rebuild::SiteUpdate;
 use crate::trust::keys::{KeyError, AUTH_SECRET_FILE, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};
 use crate::trust::verify::{NotValid, Verified};
 
@@ -30,17 +31,6 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         );
         eprintln!("本番では hosho keygen で作った鍵を安全に保管して使ってください。この鍵で署名した証書を本番に出さないでください。");
         eprintln!("{BANNER}");
-    }
-    if !s.certificates_built {
-        println!(
-            "{} を更新しました: 変更{}ファイル（全{}ページ、{}ファイル）。証書・お知らせ・保証料計算書は変わりません。所要時間{:.3}秒",
-            s.out.display(),
-            s.written,
-            s.pages,
-            s.files,
-            s.elapsed.as_secs_f64()
-        );
-        return;
     }
     let v = &s.vault_report;
     println!(
@@ -77,6 +67,18 @@ pub(super) fn built(paths: &Paths, s: &BuildSummary) {
         );
     }
     println!("所要時間{:.2}秒", s.elapsed.as_secs_f64());
+}
+
+/// What a rebuild of the live preview that changed only the site wrote.
+pub(super) fn site_updated(u: &SiteUpdate) {
+    println!(
+        "{} を更新しました: 変更{}ファイル（全{}ページ、{}ファイル）。証書・お知らせ・保証料計算書は変わりません。所要時間{:.3}秒",
+        u.out.display(),
+        u.written,
+        u.pages,
+        u.files,
+        u.elapsed.as_secs_f64()
+    );
 }
 
 pub(super) fn checked(s: &CheckSummary) {

@@ -9,7 +9,7 @@ use super::console;
 use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
 use crate::daemon::{self, AbuseLimits, Options, TrustedProxies};
-use crate::preview::rebuild::Rebuilder;
+use crate::preview::rebuild::{Rebuilder, Rebuilt};
 use crate::preview::watch;
 
 /// Opens `url` in the desktop's browser (`xdg-open` and the like), without waiting for it.
@@ -27,7 +27,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
     let example = match rebuilder.as_mut() {
         Some(rebuilder) => {
             let summary = rebuilder.build()?;
-            console::built(&paths, summary);
+            console::built(&paths, &summary);
             summary.example.clone()
         }
         None => None,
@@ -39,8 +39,9 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         let watching = live.is_some_and(|(live, rebuilder)| {
             let started = watch::start(rebuilder, std::sync::Arc::clone(live), move |r| {
                 match r {
-                    watch::Rebuilt::Built(summary) => console::built(&paths, summary),
-                    watch::Rebuilt::Failed(e) => {
+                    Ok(Rebuilt::Full(summary)) => console::built(&paths, summary),
+                    Ok(Rebuilt::Site(update)) => console::site_updated(update),
+                    Err(e) => {
                         console::report(e);
                         console::keeps_serving();
                     }

@@ -158,6 +158,19 @@ pub struct Office {
 }
 
 impl Guarantor {
+    /// A guarantor without a name, address or number, for reading certificates apart from
+    /// any site (the fuzz targets).
+    pub fn unnamed() -> Guarantor {
+        Guarantor {
+            name: String::new(),
+            branch: None,
+            address: String::new(),
+            tel: None,
+            fax: None,
+            branch_address: None,
+        }
+    }
+
     /// The guarantor as a certificate issued by `office` names it: the company and its head
     /// office, then the issuing office with its own address, telephone and FAX.
     pub fn issued_by(&self, office: &Office) -> Guarantor {
@@ -297,6 +310,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// 解除
+    pub fn cancelled(&self) -> bool {
+        self.status == Status::Cancelled
+    }
+
     /// The date of the last change (変更日), if any.
     pub fn changed_on(&self) -> Option<NaiveDate> {
         self.changes.last().map(|c| c.date)

@@ -19,22 +19,43 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::build::{self, BuildSummary, Paths};
+use crate::build::{self, BuildSummary, Crossing, Paths};
 use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ADOPTERS_DIR, ASSETS_DIR, CONTENT_DIR, QA_FILE};
 use crate::site::cache::SiteCache;
-use crate::site::{MemorySink, Site};
+use crate::site::{MemorySink, Site, Trust};
 
 /// Builds, then rebuilds what each edit touches.
 pub struct Rebuilder {
     paths: Paths,
     cache: SiteCache,
-    /// The last successful build, when the output on disk is still what it wrote.
-    last: Option<BuildSummary>,
+    /// What crossed between the two sides in the last successful full build, when the
+    /// output on disk is still what the builds since wrote.
+    last: Option<Crossing>,
+}
+
+/// What one rebuild did.
+#[derive(Debug)]
+pub enum Rebuilt {
+    /// A full build: the certificates, notices and statements too, and a new manifest.
+    Full(Box<BuildSummary>),
+    /// Only the public site, updated in place.
+    Site(SiteUpdate),
+}
+
+/// What a rebuild of the site alone wrote into `site-out/`.
+#[derive(Debug)]
+pub struct SiteUpdate {
+    pub out: PathBuf,
+    pub pages: usize,
+    pub files: usize,
+    /// Files written or removed.
+    pub written: usize,
+    pub elapsed: Duration,
 }
 
 /// Whether a change to `rel` (relative to the root) can change nothing but the public site
@@ -60,15 +81,22 @@ impl Rebuilder {
         &self.paths
     }
 
+    /// What the public site shows of the signed manifest since the last build; `None`
+    /// before the first successful build or after a failed one.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.last.as_ref().map(|c| &c.trust)
+    }
+
     /// A full build.
-    pub fn build(&mut self) -> Result<&BuildSummary> {
+    pub fn build(&mut self) -> Result<BuildSummary> {
         self.last = None;
-        let summary = build::build_with(&self.paths, &mut self.cache)?;
-        Ok(self.last.insert(summary))
+        let (summary, crossing) = build::build_with(&self.paths, &mut self.cache)?;
+        self.last = Some(crossing);
+        Ok(summary)
     }
 
     /// Rebuilds after the files `changed` (absolute or relative to the root) changed.
-    pub fn rebuild(&mut self, changed: &BTreeSet<PathBuf>) -> Result<&BuildSummary> {
+    pub fn rebuild(&mut self, changed: &BTreeSet<PathBuf>) -> Result<Rebuilt> {
         let root = std::path::absolute(&self.paths.root).unwrap_or(self.paths.root.clone());
         let only_site = changed.iter().all(|p| {
             let rel = p.strip_prefix(&root).unwrap_or(p);
@@ -76,36 +104,33 @@ impl Rebuilder {
         });
         if self.last.is_none() || !only_site {
             tracing::debug!(?changed, "full rebuild");
-            return self.build();
+            return self.build().map(|s| Rebuilt::Full(Box::new(s)));
         }
         match self.rebuild_site()? {
-            true => self
-                .last
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("内部エラー: 直前のビルドの記録がありません")),
+            Some(update) => Ok(Rebuilt::Site(update)),
             // An orderer's rules changed: the notices print them.
-            false => self.build(),
+            None => self.build().map(|s| Rebuilt::Full(Box::new(s))),
         }
     }
 
     /// Renders the site again, reusing what did not change, and updates `site-out/` in
-    /// place. `false` when the edit changed the orderers' rules (the notices need a build).
-    fn rebuild_site(&mut self) -> Result<bool> {
+    /// place. `None` when the edit changed the orderers' rules (the notices need a build).
+    fn rebuild_site(&mut self) -> Result<Option<SiteUpdate>> {
         let started = Instant::now();
-        let (site, d) = Site::load_cached(&self.paths.root, &mut self.cache.pages);
+        let (site, d) = Site::load(&self.paths.root, &mut self.cache.pages);
         let Some(mut site) = site else {
             return Err(InputErrors(d.sorted()).into());
         };
-        let Some(last) = self.last.as_mut() else {
-            return Ok(false);
+        let Some(last) = self.last.as_ref() else {
+            return Ok(None);
         };
         if site.orderers() != last.orderers {
-            return Ok(false);
+            return Ok(None);
         }
         site.set_trust(Some(last.trust.clone()));
         let sink = MemorySink::default();
         // Problems of the inputs are reported with the link check's, as by a full build.
-        let rendered = build::render_into(&site, &sink, &self.cache.render, d)?;
+        let rendered = build::render(&site, &sink, &self.cache.render, d)?;
         tracing::debug!(elapsed = ?started.elapsed(), "rendered and checked");
         let changed = sink.into_output().files;
         let removed: Vec<&str> = rendered.removed(&self.cache.render).collect();
@@ -117,14 +142,15 @@ impl Rebuilder {
             self.last = None;
             return Err(e);
         }
-        last.pages = rendered.page_count();
-        last.files = rendered.files.len();
-        last.written = changed.len() + removed.len();
-        last.certificates_built = false;
-        last.created_keys = None;
+        let update = SiteUpdate {
+            out: self.paths.out.clone(),
+            pages: rendered.page_count(),
+            files: rendered.files.len(),
+            written: changed.len() + removed.len(),
+            elapsed: started.elapsed(),
+        };
         self.cache.render = rendered.into_cache();
-        last.elapsed = started.elapsed();
-        Ok(true)
+        Ok(Some(update))
     }
 }
 

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::build::BuildSummary;
 use crate::common::config::CONFIG_FILE;
 use crate::common::diagnostics::InputErrors;
 use crate::common::root::{ASSETS_DIR, CONTENT_DIR, TEMPLATES_DIR};
 use crate::preview::live::{Event, Live};
-use crate::preview::rebuild::Rebuilder;
+use crate::preview::rebuild::{Rebuilder, Rebuilt};
 
 /// How long the file events of one save are gathered before a rebuild: the rebuild starts
 /// once this long has passed without another.
@@ -27,12 +26,6 @@ const QUIET: Duration = Duration::from_millis(25);
 /// The input directories watched (recursively), relative to the root; `data/` holds the
 /// adoption tables, the Q&A, the certificates and the customers.
 const WATCHED_DIRS: [&str; 4] = [CONTENT_DIR, "data", TEMPLATES_DIR, ASSETS_DIR];
-
-/// What a rebuild reports to whoever started the watch (the console).
-pub(crate) enum Rebuilt<'a> {
-    Built(&'a BuildSummary),
-    Failed(&'a anyhow::Error),
-}
 
 /// Whether an event at `path` is an input change (not the build's own staging directories
 /// beside the outputs, or an editor's temporary file).
@@ -85,7 +78,7 @@ fn input_changes(root: &Path, event: notify::Result<notify::Event>) -> Vec<PathB
 pub(crate) fn start(
     mut rebuilder: Rebuilder,
     live: Arc<Live>,
-    report: impl Fn(Rebuilt<'_>) + Send + 'static,
+    report: impl Fn(&anyhow::Result<Rebuilt>) + Send + 'static,
 ) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(tx)?;
@@ -113,19 +106,13 @@ pub(crate) fn start(
                     paths.extend(changed(event));
                 }
                 tracing::info!(?paths, "変更を検知しました。再ビルドします");
-                match rebuilder.rebuild(&paths) {
-                    Ok(summary) => {
-                        report(Rebuilt::Built(summary));
-                        live.rebuilt(match summary.certificates_built {
-                            true => Event::ManifestChanged,
-                            false => Event::SiteChanged,
-                        });
-                    }
-                    Err(e) => {
-                        report(Rebuilt::Failed(&e));
-                        live.rebuilt(Event::Problems(problem_lines(&e)));
-                    }
-                }
+                let rebuilt = rebuilder.rebuild(&paths);
+                report(&rebuilt);
+                live.rebuilt(match &rebuilt {
+                    Ok(Rebuilt::Full(_)) => Event::ManifestChanged,
+                    Ok(Rebuilt::Site(_)) => Event::SiteChanged,
+                    Err(e) => Event::Problems(problem_lines(e)),
+                });
             }
         })?;
     Ok(())

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::common::config::Config;
-use crate::common::diagnostics::{Diagnostic, Diagnostics, InputErrors};
+use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::common::fingerprint::Fingerprint;
 use crate::common::root::{ADOPTERS_DIR, CONTENT_DIR};
 use crate::site::adopters::{self, AdopterTable, ADOPTERS_PATH};
 use crate::site::cache::InputCache;
 use crate::site::content::{Page, PageData, PageKind};
 use crate::site::model::Site;
-use crate::site::output::Output;
 use crate::site::qa::QaEntry;
 use crate::site::render::Renderer;
 use crate::site::{content, feed, fees, markdown, pages, qa, render, timeline};
@@ -120,26 +119,11 @@ impl Loaded {
 }
 
 impl Site {
-    /// Reads and validates everything; fails with every problem found, including broken
-    /// links (see [`Site::load_partial`]).
-    pub fn load(root: &Path) -> Result<(Site, Output), InputErrors> {
-        let (site, mut d) = Site::load_partial(root);
-        let output = site.as_ref().and_then(|s| s.render(&mut d));
-        match (site, output) {
-            (Some(site), Some(output)) if d.is_empty() => Ok((site, output)),
-            _ => Err(InputErrors(d.sorted())),
-        }
-    }
-
-    /// Loads what is valid and reports the rest: a site is returned whenever the settings
-    /// and templates are usable, so that rendering and the link check can still report
-    /// their own problems in the same run.
-    pub fn load_partial(root: &Path) -> (Option<Site>, Diagnostics) {
-        Site::load_cached(root, &mut InputCache::disabled())
-    }
-
-    /// [`Site::load_partial`], reusing the pages in `pages` whose files have not changed.
-    pub fn load_cached(root: &Path, pages: &mut InputCache) -> (Option<Site>, Diagnostics) {
+    /// Reads and validates everything, reusing the pages in `pages` whose files have not
+    /// changed ([`InputCache::disabled`] reuses none). What is valid is loaded and the rest
+    /// reported: a site is returned whenever the settings and templates are usable, so that
+    /// rendering and the link check can still report their own problems in the same run.
+    pub fn load(root: &Path, pages: &mut InputCache) -> (Option<Site>, Diagnostics) {
         let started = Instant::now();
         let mut d = Diagnostics::default();
         let mut loaded = Loaded::read(root, pages, &mut d);
@@ -250,6 +234,9 @@ fn orderer_page(table_index: usize, table: &AdopterTable, row: usize) -> Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::diagnostics::InputErrors;
+    use crate::site::cache::RenderCache;
+    use crate::site::output::{MemorySink, Output};
 
     const CONFIG: &str = r#"title = "テスト"
 base_url = "https://example.jp/denshi/"
@@ -282,6 +269,19 @@ categories = ["県", "市町村"]
         dir
     }
 
+    /// Loads and renders `root` in memory, failing with every problem (links included).
+    fn load_valid(root: &Path) -> Result<(Site, Output), InputErrors> {
+        let (site, mut d) = Site::load(root, &mut InputCache::disabled());
+        let sink = MemorySink::default();
+        let rendered = site
+            .as_ref()
+            .map(|s| s.render(&sink, &RenderCache::default(), &mut d));
+        match (site, rendered) {
+            (Some(site), Some(Ok(_))) if d.is_empty() => Ok((site, sink.into_output())),
+            _ => Err(InputErrors(d.sorted())),
+        }
+    }
+
     fn text(output: &Output, path: &str) -> String {
         String::from_utf8(output.files[path].clone()).expect("utf-8")
     }
@@ -289,7 +289,7 @@ categories = ["県", "市町村"]
     #[test]
     fn tables_are_generated_pages_with_their_data() {
         let dir = root(&[]);
-        let (site, output) = Site::load(dir.path()).expect("valid");
+        let (site, output) = load_valid(dir.path()).expect("valid");
         let table_page = site
             .pages
             .iter()
@@ -318,7 +318,7 @@ categories = ["県", "市町村"]
     #[test]
     fn a_written_overview_replaces_the_generated_one() {
         let dir = root(&[("content/adopters/_index.md", "---\ntitle: 導入状況\n---\n")]);
-        let (site, output) = Site::load(dir.path()).expect("valid");
+        let (site, output) = load_valid(dir.path()).expect("valid");
         let overview = site
             .pages
             .iter()
@@ -334,7 +334,7 @@ categories = ["県", "市町村"]
             "content/notices/b.md",
             "---\ntitle: 二つ目\n---\n\n本文\n\n[どこにもない](/nowhere/)\n",
         )]);
-        let errors = Site::load(dir.path()).err().expect("a broken link");
+        let errors = load_valid(dir.path()).err().expect("a broken link");
         let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
         assert_eq!(
             lines,
@@ -349,7 +349,7 @@ categories = ["県", "市町村"]
             "---\ntitle: 二つ目\n---\n\n本文\n\n<script>alert(1)</script>\n",
         );
         let dir = root(&[page]);
-        let errors = Site::load(dir.path()).err().expect("raw HTML");
+        let errors = load_valid(dir.path()).err().expect("raw HTML");
         let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
         assert_eq!(
             lines,
@@ -360,7 +360,7 @@ categories = ["県", "市町村"]
         );
         let allowed = format!("{CONFIG}[markdown]\nunsafe = true\n");
         let dir = root(&[page, ("hosho.toml", &allowed)]);
-        let (_, output) = Site::load(dir.path()).expect("allowed");
+        let (_, output) = load_valid(dir.path()).expect("allowed");
         assert!(text(&output, "notices/b/index.html").contains("<script>alert(1)</script>"));
     }
 
@@ -370,7 +370,7 @@ categories = ["県", "市町村"]
             ("assets/fonts/x.ttf", "font"),
             ("assets/img/a.svg", "<svg/>"),
         ]);
-        let (_, output) = Site::load(dir.path()).expect("valid");
+        let (_, output) = load_valid(dir.path()).expect("valid");
         assert!(output.files.contains_key("assets/img/a.svg"));
         assert!(output.files.contains_key("assets/css/style.css"));
         assert!(!output.files.keys().any(|p| p.contains("fonts")));

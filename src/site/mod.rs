@@ -1,4 +1,4 @@
-//! The public site: [`Site::load_partial`] reads and validates `hosho.toml`, `content/`,
+//! The public site: [`Site::load`] reads and validates `hosho.toml`, `content/`,
 //! `data/adopters/`, `data/qa.yaml` and `templates/` into the model ([`model`]);
 //! [`Site::render`] turns the model into the files of `site-out/` through a [`Sink`] and
 //! checks their links.

@@ -183,19 +183,9 @@ struct Shared<'a> {
 }
 
 impl Site {
-    /// Renders every output file in memory and checks the internal links; `None` when a
-    /// file could not be rendered (the problems are in `d`).
-    pub fn render(&self, d: &mut Diagnostics) -> Option<Output> {
-        let sink = MemorySink::default();
-        match self.render_into(&sink, &RenderCache::default(), d) {
-            Ok(_) => Some(sink.into_output()),
-            Err(_) => None,
-        }
-    }
-
     /// Renders every output file whose fingerprint differs from `cache`'s into `sink`, and
     /// checks the internal links of all of them (problems go to `d`).
-    pub fn render_into(
+    pub fn render(
         &self,
         sink: &dyn Sink,
         cache: &RenderCache,

@@ -14,7 +14,7 @@ use crate::common::certificate::{
 use crate::common::hex::{sha256_hex, to_hex};
 use crate::trust::keys::{public_key_text, PUBLIC_KEY_FILE};
 use crate::trust::layout::{certificate_file, record_file, MANIFEST_FILE, SIGNATURE_FILE};
-use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest, PublicKey};
+use crate::trust::manifest::{self, Entry, Header, Manifest, PublicKey};
 
 /// PBKDF2 iterations of the test vault: fast, and accepted with this floor.
 pub(crate) const ITERATIONS: u32 = 1_000;
@@ -120,25 +120,14 @@ impl Signer {
                 }
             })
             .collect();
+        // Made and signed as a build makes them.
         let manifest = Manifest {
-            header: Header {
-                format: manifest::FORMAT,
-                seq,
-                issued_at: 1_700_000_000,
-                expires_at,
-                key_id: self.public.id.clone(),
-                kdf: Kdf {
-                    algorithm: manifest::KDF_ALGORITHM.to_owned(),
-                    iterations: ITERATIONS,
-                    length: manifest::VERIFIER_LEN,
-                },
-            },
+            header: Header::new(seq, 1_700_000_000, expires_at, &self.public.id, ITERATIONS),
             entries,
         };
-        let bytes = manifest.to_bytes().expect("manifest");
-        let signature = manifest::sign(&bytes, &self.pair, &self.public.id).expect("sign");
-        std::fs::write(vault.join(MANIFEST_FILE), bytes).expect("manifest");
-        std::fs::write(vault.join(SIGNATURE_FILE), signature).expect("signature");
+        let signed = manifest.signed(&self.pair, &self.public.id).expect("sign");
+        std::fs::write(vault.join(MANIFEST_FILE), signed.manifest).expect("manifest");
+        std::fs::write(vault.join(SIGNATURE_FILE), signed.signature).expect("signature");
     }
 }
 

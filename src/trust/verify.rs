@@ -65,6 +65,29 @@ impl std::error::Error for NotValid {}
 
 pub use crate::common::era::unix_now;
 
+/// A 保証契約番号 and 認証キー as typed, read once into their canonical forms
+/// ([`authkey::normalise_number`], [`authkey::normalise_key`]); `None` where what was
+/// typed is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed {
+    pub number: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Typed {
+    pub fn read(number: &str, key: &str) -> Typed {
+        Typed {
+            number: authkey::normalise_number(number).ok(),
+            key: authkey::normalise_key(key).ok(),
+        }
+    }
+
+    /// Both, when both are well formed: only then can they match a certificate.
+    pub fn both(&self) -> Option<(&str, &str)> {
+        Some((self.number.as_deref()?, self.key.as_deref()?))
+    }
+}
+
 /// Checks `number` and `key` (as typed) against the signed manifest in `vault_dir`.
 pub fn verify(
     vault_dir: &Path,
@@ -74,30 +97,22 @@ pub fn verify(
 ) -> Result<Verified, NotValid> {
     let catalog = manifest::read_verified(vault_dir, trusted.as_slice(), Limits::default())
         .map_err(|e| NotValid::Manifest(e.to_string()))?;
-    check(&catalog, vault_dir, number, key, unix_now())
-}
-
-/// The checks once the manifest is trusted: not expired, the key's verifier (PBKDF2, the
-/// same work for an unknown number), then the record and the PDF re-hashed against the
-/// manifest. Files are found by the manifest's number, never by what was typed.
-pub fn check(
-    catalog: &Catalog,
-    vault_dir: &Path,
-    number: &str,
-    key: &str,
-    now_unix: u64,
-) -> Result<Verified, NotValid> {
-    if catalog.expired(now_unix) {
+    if catalog.expired(unix_now()) {
         return Err(NotValid::Expired);
     }
-    let (Ok(number), Ok(key)) = (
-        authkey::normalise_number(number),
-        authkey::normalise_key(key),
-    ) else {
+    check(&catalog, vault_dir, &Typed::read(number, key))
+}
+
+/// The checks once the manifest is trusted and known not to have expired: the key's
+/// verifier (PBKDF2, the same work for an unknown number), then the record and the PDF
+/// re-hashed against the manifest. Files are found by the manifest's number, never by what
+/// was typed.
+pub fn check(catalog: &Catalog, vault_dir: &Path, typed: &Typed) -> Result<Verified, NotValid> {
+    let Some((number, key)) = typed.both() else {
         return Err(NotValid::NoMatch);
     };
-    let entry = catalog.entry(&number);
-    if !catalog.key_matches(entry.as_ref(), &key) {
+    let entry = catalog.entry(number);
+    if !catalog.key_matches(entry.as_ref(), key) {
         return Err(NotValid::NoMatch);
     }
     let entry = entry.ok_or(NotValid::NoMatch)?;
@@ -171,12 +186,17 @@ mod tests {
         let (dir, catalog) = vault();
         let vault = dir.path().join("vault");
         for (number, key, status) in CERTIFICATES {
-            let v = check(&catalog, &vault, number, key, 1_800_000_000).expect("valid");
+            let v = check(&catalog, &vault, &Typed::read(number, key)).expect("valid");
             assert_eq!((v.number.as_str(), v.status, v.seq), (number, status, 7));
             assert_eq!(v.record.number, number);
         }
         // As a clerk types it: 全角, spaces, lower case.
-        let v = check(&catalog, &vault, "２０７０００４４２６", "332 e1e 7k9q", 0).expect("typed");
+        let v = check(
+            &catalog,
+            &vault,
+            &Typed::read("２０７０００４４２６", "332 e1e 7k9q"),
+        )
+        .expect("typed");
         assert_eq!(v.number, "2070004426");
     }
 
@@ -184,30 +204,29 @@ mod tests {
     fn a_wrong_key_and_an_unknown_number_get_the_same_refusal() {
         let (dir, catalog) = vault();
         let vault = dir.path().join("vault");
-        let wrong = check(&catalog, &vault, "2070004426", "332E1E7K9R", 0);
-        let unknown = check(&catalog, &vault, "2070009999", "332E1E7K9Q", 0);
-        let garbage = check(&catalog, &vault, "20700", "key", 0);
+        let wrong = check(&catalog, &vault, &Typed::read("2070004426", "332E1E7K9R"));
+        let unknown = check(&catalog, &vault, &Typed::read("2070009999", "332E1E7K9Q"));
+        let garbage = check(&catalog, &vault, &Typed::read("20700", "key"));
         assert_eq!(wrong.err(), Some(NotValid::NoMatch));
         assert_eq!(unknown.err(), Some(NotValid::NoMatch));
         assert_eq!(garbage.err(), Some(NotValid::NoMatch));
     }
 
     #[test]
-    fn expired_manifests_and_altered_files_are_refused() {
+    fn altered_files_are_refused_and_manifests_expire() {
         let (dir, catalog) = vault();
         let vault = dir.path().join("vault");
-        let late = check(&catalog, &vault, "2070004426", "332E1E7K9Q", 2_000_000_001);
-        assert_eq!(late.err(), Some(NotValid::Expired));
+        assert!(!catalog.expired(2_000_000_000) && catalog.expired(2_000_000_001));
         std::fs::write(vault.join(certificate_file("2070004426")), b"%PDF-forged").expect("write");
-        let forged = check(&catalog, &vault, "2070004426", "332E1E7K9Q", 0);
+        let forged = check(&catalog, &vault, &Typed::read("2070004426", "332E1E7K9Q"));
         assert_eq!(forged.err(), Some(NotValid::Tampered));
         let record = vault.join(record_file("2070004427"));
         let text = std::fs::read_to_string(&record).expect("read");
         std::fs::write(&record, text.replace("テスト市長", "別の市長")).expect("write");
-        let altered = check(&catalog, &vault, "2070004427", "7M4K2P9QRS", 0);
+        let altered = check(&catalog, &vault, &Typed::read("2070004427", "7M4K2P9QRS"));
         assert_eq!(altered.err(), Some(NotValid::Tampered));
         std::fs::remove_file(vault.join(record_file("2070004428"))).expect("rm");
-        let missing = check(&catalog, &vault, "2070004428", "A1B2C3D4E5", 0);
+        let missing = check(&catalog, &vault, &Typed::read("2070004428", "A1B2C3D4E5"));
         assert_eq!(missing.err(), Some(NotValid::Tampered));
     }
 

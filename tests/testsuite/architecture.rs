@@ -28,6 +28,23 @@ fn modules(src: &Path) -> BTreeMap<Module, String> {
         let text = std::fs::read_to_string(path).expect("read");
         found.insert(parts, text);
     }
+    // A file of tests alone (`#[cfg(test)] mod tests;`) is test code, like a `mod tests`.
+    let test_files: Vec<Module> = found
+        .keys()
+        .filter(|m| {
+            let (Some((name, parent)), true) = (m.split_last(), !m.is_empty()) else {
+                return false;
+            };
+            found.get(parent).is_some_and(|text| {
+                let declared = text.find(&format!("mod {name};"));
+                declared.is_some_and(|at| text[..at].trim_end().ends_with("#[cfg(test)]"))
+            })
+        })
+        .cloned()
+        .collect();
+    for module in test_files {
+        found.remove(&module);
+    }
     found
 }
 

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hosho::build::{BuildSummary, Paths};
-use hosho::preview::rebuild::Rebuilder;
-use hosho::site::Site;
+use hosho::build::Paths;
+use hosho::preview::rebuild::{Rebuilder, Rebuilt};
+use hosho::site::cache::{InputCache, RenderCache};
+use hosho::site::{MemorySink, Site, Trust};
 
 use crate::support::SiteDir;
 
@@ -50,13 +51,16 @@ fn files_on_disk(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Asserts that `site-out/` is what a clean render of `root` with the build's trust makes.
-fn assert_like_a_clean_build(root: &Path, out: &Path, summary: &BuildSummary, step: &str) {
-    let (site, d) = Site::load_partial(root);
+fn assert_like_a_clean_build(root: &Path, out: &Path, trust: Option<&Trust>, step: &str) {
+    let (site, mut d) = Site::load(root, &mut InputCache::disabled());
     assert!(d.is_empty(), "{step}: {d:?}");
     let mut site = site.expect("a valid site");
-    site.set_trust(Some(summary.trust.clone()));
-    let mut d = Default::default();
-    let clean = site.render(&mut d).expect("renders");
+    site.set_trust(Some(trust.expect("a successful build").clone()));
+    let sink = MemorySink::default();
+    site.render(&sink, &RenderCache::default(), &mut d)
+        .expect("renders");
+    assert!(d.is_empty(), "{step}: {d:?}");
+    let clean = sink.into_output();
     let on_disk = files_on_disk(out);
     let clean_paths: BTreeSet<&String> = clean.files.keys().collect();
     let disk_paths: BTreeSet<&String> = on_disk.keys().collect();
@@ -246,9 +250,8 @@ fn incremental_rebuilds_equal_clean_builds_over_random_edits() {
     let root = site.root.clone();
     let paths = Paths::new(&root, None, None, None, None);
     let mut rebuilder = Rebuilder::new(paths.clone());
-    let summary = rebuilder.build().expect("first build");
-    assert!(summary.certificates_built);
-    assert_like_a_clean_build(&root, &paths.out, summary, "first build");
+    rebuilder.build().expect("first build");
+    assert_like_a_clean_build(&root, &paths.out, rebuilder.trust(), "first build");
     let mut rng = Lcg(20_261_130);
     let mut added = Vec::new();
     let (mut incremental, mut kinds) = (0, BTreeSet::new());
@@ -262,20 +265,20 @@ fn incremental_rebuilds_equal_clean_builds_over_random_edits() {
         kinds.insert(kind);
         let changed: BTreeSet<PathBuf> = edit(&root, kind, step, &mut added).into_iter().collect();
         let private_before = (files_on_disk(&paths.notices), files_on_disk(&paths.vault));
-        let summary = rebuilder
+        let rebuilt = rebuilder
             .rebuild(&changed)
             .unwrap_or_else(|e| panic!("step {step} (edit {kind}): {e:#}"));
         let what = format!("step {step} (edit {kind})");
         // After every step, incremental or not: an edit the site alone cannot show (the
         // notices print the orderers' rules) must have rebuilt the private outputs too.
         assert_private_outputs_like_a_clean_build(&root, &what);
-        if !summary.certificates_built {
+        if let Rebuilt::Site(update) = &rebuilt {
             incremental += 1;
             assert!(
-                summary.written < summary.files / 2,
+                update.written < update.files / 2,
                 "step {step}: an edit rewrote {} of {} files",
-                summary.written,
-                summary.files
+                update.written,
+                update.files
             );
             let private_after = (files_on_disk(&paths.notices), files_on_disk(&paths.vault));
             assert!(
@@ -283,7 +286,7 @@ fn incremental_rebuilds_equal_clean_builds_over_random_edits() {
                 "{what}: an incremental rebuild touched notices/ or vault/"
             );
         }
-        assert_like_a_clean_build(&root, &paths.out, summary, &what);
+        assert_like_a_clean_build(&root, &paths.out, rebuilder.trust(), &what);
     }
     // Every kind of edit was made, the private ones included.
     assert_eq!(kinds.len(), 11, "edits made: {kinds:?}");
@@ -317,8 +320,10 @@ fn a_failed_incremental_rebuild_leaves_the_site_and_the_next_one_catches_up() {
     );
     // Fixed differently: the next rebuild shows the fix, as a clean build would.
     fs::write(&page, format!("{good}\n修正しました。\n")).expect("write");
-    let summary = rebuilder.rebuild(&changed).expect("fixed");
-    assert!(!summary.certificates_built);
-    assert_eq!(summary.written, 1);
-    assert_like_a_clean_build(&root, &paths.out, summary, "after the fix");
+    let rebuilt = rebuilder.rebuild(&changed).expect("fixed");
+    let Rebuilt::Site(update) = rebuilt else {
+        panic!("a full build after a failed incremental one: {rebuilt:?}");
+    };
+    assert_eq!(update.written, 1);
+    assert_like_a_clean_build(&root, &paths.out, rebuilder.trust(), "after the fix");
 }

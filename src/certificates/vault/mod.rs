@@ -23,9 +23,9 @@ pub(crate) use workers::run_on_workers;
 pub use workers::WORKER_STACK;
 
 use self::cache::{Cache, CacheEntry, Previous};
+use crate::certificates::certificate::Certificate;
 pub use crate::certificates::documents::Outputs;
 use crate::certificates::documents::{self, Extras, CERTIFICATE, DOCUMENTS};
-use crate::certificates::input::Certificate;
 use crate::certificates::reuse::Sealer;
 use crate::certificates::typeset::Typesetter;
 use crate::common::config::Config;
@@ -34,7 +34,7 @@ use crate::common::hex::{sha256_hex, to_hex};
 use crate::common::private_files::{create_private_dir, write_private};
 use crate::trust::keys::KeyMaterial;
 use crate::trust::layout::{record_file, CACHE_FILE, MANIFEST_FILE, RECORDS_DIR, SIGNATURE_FILE};
-use crate::trust::manifest::{self, Entry, Header, Kdf, Manifest};
+use crate::trust::manifest::{self, Entry, Header, Manifest};
 
 /// Everything one vault build reads.
 pub struct VaultBuild<'a> {
@@ -171,23 +171,27 @@ fn one(
         Failure::Input(Diagnostic::file(&c.source, format!("{what}: {e}")))
     };
     let key = c.key(&b.keys.auth_secret);
-    let record = c.record(&b.config.guarantor);
+    let record = &c.record;
     let record_bytes = record
         .to_bytes()
         .map_err(|e| input_error("証書の記録を作れません", e))?;
-    write(b.staging.vault, &record_file(&c.number), &record_bytes)?;
+    write(
+        b.staging.vault,
+        &record_file(&c.record.number),
+        &record_bytes,
+    )?;
     let extras = Extras {
         verify_url,
         key: &key,
         submission: c.submission.as_ref(),
     };
     let inputs =
-        documents::all_inputs(&record, extras).map_err(|e| input_error("入力を作れません", e))?;
+        documents::all_inputs(record, extras).map_err(|e| input_error("入力を作れません", e))?;
     let iterations = b.config.certificates.kdf_iterations;
     let material = material(&inputs, b.typesetter.fingerprint(), iterations);
-    let (cache, reused) = match previous.reuse(&c.number, material.as_bytes()) {
+    let (cache, reused) = match previous.reuse(&c.record.number, material.as_bytes()) {
         Some(cached) => {
-            carry_forward(previous, b.staging, &c.number)?;
+            carry_forward(previous, b.staging, &c.record.number)?;
             (cached, true)
         }
         None => (
@@ -196,9 +200,9 @@ fn one(
         ),
     };
     let entry = Entry {
-        number: c.number.clone(),
-        kind: c.kind,
-        status: c.status(),
+        number: c.record.number.clone(),
+        kind: c.record.kind,
+        status: c.record.status,
         pdf_sha256: cache.certificate_sha256.clone(),
         record_sha256: sha256_hex(&record_bytes),
         salt: cache.salt.clone(),
@@ -236,12 +240,16 @@ fn typeset_new(
 ) -> Result<CacheEntry, Failure> {
     let pdfs = b
         .typesetter
-        .typeset(inputs, &c.number)
+        .typeset(inputs, &c.record.number)
         .map_err(Failure::Input)?;
     let mut fingerprints = BTreeMap::new();
     let mut certificate_sha256 = String::new();
     for (document, pdf) in DOCUMENTS.iter().zip(&pdfs) {
-        write(b.staging.of(document.place), &document.file(&c.number), pdf)?;
+        write(
+            b.staging.of(document.place),
+            &document.file(&c.record.number),
+            pdf,
+        )?;
         fingerprints.insert(document.id.to_owned(), sealer.fingerprint(pdf));
         if document.id == CERTIFICATE.id {
             certificate_sha256 = sha256_hex(pdf);
@@ -288,18 +296,13 @@ fn assemble(b: &VaultBuild<'_>, done: &[Done], seq: u64) -> (Manifest, Cache) {
     }
     let certificates = &b.config.certificates;
     let manifest = Manifest {
-        header: Header {
-            format: manifest::FORMAT,
+        header: Header::new(
             seq,
-            issued_at: b.now_unix,
-            expires_at: b.now_unix + u64::from(certificates.manifest_valid_days) * 86_400,
-            key_id: b.keys.public.id.clone(),
-            kdf: Kdf {
-                algorithm: manifest::KDF_ALGORITHM.to_owned(),
-                iterations: certificates.kdf_iterations,
-                length: manifest::VERIFIER_LEN,
-            },
-        },
+            b.now_unix,
+            b.now_unix + u64::from(certificates.manifest_valid_days) * 86_400,
+            &b.keys.public.id,
+            certificates.kdf_iterations,
+        ),
         entries: done.iter().map(|d| d.entry.clone()).collect(),
     };
     (manifest, cache)
@@ -307,20 +310,19 @@ fn assemble(b: &VaultBuild<'_>, done: &[Done], seq: u64) -> (Manifest, Cache) {
 
 /// Writes the manifest, its signature and the cache; returns the manifest's SHA-256.
 fn sign_and_write(b: &VaultBuild<'_>, manifest: &Manifest, cache: &Cache) -> Result<String> {
-    let manifest_bytes = manifest.to_bytes().context("マニフェストを作れません")?;
-    let signature = manifest::sign(&manifest_bytes, &b.keys.key_pair, &b.keys.public.id)
-        .context("署名を作れません")?;
+    let signed = manifest
+        .signed(&b.keys.key_pair, &b.keys.public.id)
+        .context("マニフェストと署名を作れません")?;
     let cache_bytes = cache.to_bytes().context("cache.json を作れません")?;
-    let manifest_sha256 = sha256_hex(&manifest_bytes);
     for (name, bytes) in [
-        (MANIFEST_FILE, manifest_bytes),
-        (SIGNATURE_FILE, signature),
+        (MANIFEST_FILE, signed.manifest),
+        (SIGNATURE_FILE, signed.signature),
         (CACHE_FILE, cache_bytes),
     ] {
         let path = b.staging.vault.join(name);
         write_private(&path, &bytes).with_context(|| format!("{} を書けません", path.display()))?;
     }
-    Ok(manifest_sha256)
+    Ok(signed.sha256)
 }
 
 #[cfg(test)]

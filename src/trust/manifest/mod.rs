@@ -1,0 +1,232 @@
+//! The signed manifest (`vault/manifest.json` + `vault/manifest.json.sig`): one entry per
+//! certificate, signed with Ed25519 over a domain prefix and the SHA-256 of the file's exact
+//! bytes (prehashed, as minisign does for large files: Ed25519 hashes its whole message with
+//! SHA-512, about 330 MB/s here, where SHA-256 runs at 1.4 GB/s, and a million-entry
+//! manifest must be trusted within two seconds).
+//!
+//! The format is described in `docs/manifest.md`. This module is the one place that knows
+//! it: the build writes it, `hosho verify` and the daemon read it. It depends on ring,
+//! serde and common/ only. Whoever reads a manifest holds public keys alone, and the signature is
+//! checked before anything is parsed.
+//!
+//! - [`format`]: what a manifest holds and its canonical bytes;
+//! - [`catalog`]: the reader's index of a verified manifest;
+//! - [`signature`]: signing, and reading a manifest back against trusted keys.
+
+pub mod catalog;
+pub mod format;
+pub mod signature;
+
+pub use catalog::Catalog;
+pub use format::*;
+pub use signature::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::hex::sha256_hex;
+    use crate::common::hex::to_hex;
+    use ring::rand::SystemRandom;
+    use ring::signature::KeyPair;
+    use ring::{digest, signature};
+
+    fn key_pair() -> (signature::Ed25519KeyPair, PublicKey) {
+        let rng = SystemRandom::new();
+        let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen");
+        let pair = signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("parse");
+        let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
+        (pair, public)
+    }
+
+    fn sample(key_id: &str, iterations: u32) -> Manifest {
+        let salt = [7u8; SALT_LEN];
+        Manifest {
+            header: Header {
+                format: FORMAT,
+                seq: 3,
+                issued_at: 1_700_000_000,
+                expires_at: 1_800_000_000,
+                key_id: key_id.to_owned(),
+                kdf: Kdf {
+                    algorithm: KDF_ALGORITHM.to_owned(),
+                    iterations,
+                    length: VERIFIER_LEN,
+                },
+            },
+            entries: vec![Entry {
+                number: "2070004426".to_owned(),
+                kind: Kind::Advance,
+                status: Status::Valid,
+                pdf_sha256: sha256_hex(b"pdf"),
+                record_sha256: sha256_hex(b"record"),
+                salt: to_hex(&salt),
+                verifier: to_hex(&make_verifier("332E1E7K9Q", &salt, iterations)),
+            }],
+        }
+    }
+
+    fn refused(result: Result<Catalog, ManifestError>) -> ManifestError {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e,
+        }
+    }
+
+    fn limits(min_iterations: u32) -> Limits {
+        Limits {
+            min_iterations,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn signed_manifest_round_trips_and_checks_keys() {
+        let (pair, public) = key_pair();
+        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
+        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let m = verify(&bytes, &sig, &[public], limits(1000)).expect("valid");
+        let entry = m.entry("2070004426").expect("entry");
+        assert!(m.key_matches(Some(&entry), "332E1E7K9Q"));
+        assert!(!m.key_matches(Some(&entry), "332E1E7K9R"));
+        assert!(m.entry("2070004427").is_none());
+        assert!(!m.key_matches(None, "332E1E7K9Q"));
+        assert_eq!(
+            m.entries().collect::<Vec<_>>(),
+            sample(&m.header().key_id, 1000).entries
+        );
+        assert_eq!(
+            (m.seq(), m.len(), m.sha256()),
+            (3, 1, sha256_hex(&bytes).as_str())
+        );
+    }
+
+    #[test]
+    fn the_signed_bytes_are_the_domain_and_the_manifest_sha256() {
+        // As docs/manifest.md gives them, so a signature can be checked by hand.
+        let digest = digest::digest(&digest::SHA256, b"{}");
+        let message = signed_message(digest.as_ref());
+        assert_eq!(message.len(), 50);
+        assert_eq!(&message[..18], b"hosho manifest v2\n");
+        assert_eq!(&message[18..], digest.as_ref());
+    }
+
+    #[test]
+    fn any_flipped_byte_is_refused() {
+        let (pair, public) = key_pair();
+        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
+        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        for i in [0, bytes.len() / 2, bytes.len() - 2] {
+            let mut tampered = bytes.clone();
+            tampered[i] ^= 0x01;
+            assert_eq!(
+                refused(verify(
+                    &tampered,
+                    &sig,
+                    std::slice::from_ref(&public),
+                    limits(1000)
+                )),
+                ManifestError::BadSignature,
+                "byte {i}"
+            );
+        }
+        let text = String::from_utf8(sig.clone()).expect("utf-8");
+        let at = text.find("\"signature\": \"").expect("field") + 14;
+        let mut tampered = sig.clone();
+        tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            refused(verify(&bytes, &tampered, &[public], limits(1000))),
+            ManifestError::BadSignature
+        );
+    }
+
+    #[test]
+    fn other_keys_and_weak_kdfs_are_refused() {
+        let (pair, public) = key_pair();
+        let (_, other) = key_pair();
+        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
+        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        assert_eq!(
+            refused(verify(
+                &bytes,
+                &sig,
+                std::slice::from_ref(&other),
+                limits(1000)
+            )),
+            ManifestError::UnknownKey(public.id.clone())
+        );
+        // A signature by another key under the trusted key's id fails.
+        let (impostor, _) = key_pair();
+        let forged = sign(&bytes, &impostor, &public.id).expect("sign");
+        assert_eq!(
+            refused(verify(
+                &bytes,
+                &forged,
+                std::slice::from_ref(&public),
+                limits(1000)
+            )),
+            ManifestError::BadSignature
+        );
+        assert_eq!(
+            refused(verify(&bytes, &sig, &[public], limits(5000))),
+            ManifestError::WeakKdf {
+                iterations: 1000,
+                floor: 5000
+            }
+        );
+    }
+
+    #[test]
+    fn size_cap_is_checked_first() {
+        let (_, public) = key_pair();
+        let big = vec![b' '; 100];
+        let tiny = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            refused(verify(&big, b"{}", &[public], tiny)),
+            ManifestError::TooLarge {
+                bytes: 100,
+                max: 10
+            }
+        );
+    }
+
+    #[test]
+    fn unsorted_or_duplicate_entries_are_refused_wherever_they_are() {
+        let (pair, public) = key_pair();
+        let with_numbers = |numbers: &[u64]| {
+            let mut m = sample(&public.id, 1000);
+            let template = m.entries[0].clone();
+            m.entries = numbers
+                .iter()
+                .map(|n| Entry {
+                    number: n.to_string(),
+                    ..template.clone()
+                })
+                .collect();
+            let bytes = m.to_bytes().expect("json");
+            let sig = sign(&bytes, &pair, &public.id).expect("sign");
+            verify(&bytes, &sig, std::slice::from_ref(&public), limits(1000))
+        };
+        let base = 2_070_000_000u64;
+        let sorted: Vec<u64> = (0..9).map(|i| base + i).collect();
+        assert_eq!(with_numbers(&sorted).map(|c| c.len()).ok(), Some(9));
+        for (a, b) in [(0, 1), (3, 4), (4, 5), (7, 8)] {
+            let mut swapped = sorted.clone();
+            swapped.swap(a, b);
+            assert_eq!(
+                refused(with_numbers(&swapped)),
+                ManifestError::Unsorted,
+                "{a}<->{b}"
+            );
+            let mut duplicate = sorted.clone();
+            duplicate[b] = duplicate[a];
+            assert_eq!(
+                refused(with_numbers(&duplicate)),
+                ManifestError::Unsorted,
+                "{a}=={b}"
+            );
+        }
+    }
+}

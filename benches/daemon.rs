@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use hosho::common::config::DEFAULT_KDF_ITERATIONS;
 use hosho::common::hex::sha256_hex;
-use hosho::trust::manifest::{self, Entry, Header, Kdf, Kind, Manifest, Status};
+use hosho::trust::manifest::{self, Entry, Header, Kind, Manifest, Status};
 
 fn seconds() -> u64 {
     std::env::var("HOSHO_BENCH_SECONDS")
@@ -302,23 +302,17 @@ fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs();
-    let m = Manifest {
-        header: Header {
-            format: manifest::FORMAT,
-            seq,
-            issued_at: now,
-            expires_at: now + 35 * 86_400,
-            key_id: keys.public.id.clone(),
-            kdf: Kdf {
-                algorithm: manifest::KDF_ALGORITHM.to_owned(),
-                iterations: DEFAULT_KDF_ITERATIONS,
-                length: manifest::VERIFIER_LEN,
-            },
-        },
-        entries,
-    };
-    let bytes = m.to_bytes().expect("json");
-    let sig = manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
+    let header = Header::new(
+        seq,
+        now,
+        now + 35 * 86_400,
+        &keys.public.id,
+        DEFAULT_KDF_ITERATIONS,
+    );
+    let signed = Manifest::new(header, entries)
+        .signed(&keys.key_pair, &keys.public.id)
+        .expect("sign");
+    let (bytes, sig) = (signed.manifest, signed.signature);
     // Written aside and renamed, as a deployment would.
     let tmp = vault.join(".manifest.json.new");
     std::fs::write(&tmp, &bytes).expect("write");

@@ -9,6 +9,7 @@ pub mod authkey;
 pub mod keys;
 pub mod layout;
 pub mod manifest;
+pub mod merkle;
 pub mod verify;
 
 #[cfg(test)]

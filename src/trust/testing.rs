@@ -121,10 +121,8 @@ impl Signer {
             })
             .collect();
         // Made and signed as a build makes them.
-        let manifest = Manifest {
-            header: Header::new(seq, 1_700_000_000, expires_at, &self.public.id, ITERATIONS),
-            entries,
-        };
+        let header = Header::new(seq, 1_700_000_000, expires_at, &self.public.id, ITERATIONS);
+        let manifest = Manifest::new(header, entries);
         let signed = manifest.signed(&self.pair, &self.public.id).expect("sign");
         std::fs::write(vault.join(MANIFEST_FILE), signed.manifest).expect("manifest");
         std::fs::write(vault.join(SIGNATURE_FILE), signed.signature).expect("signature");

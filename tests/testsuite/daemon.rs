@@ -55,18 +55,42 @@ impl Root {
         self.resign_in(&self.path.join("vault"), change);
     }
 
-    /// Changes the manifest of the vault in `dir` and signs it again with the root's key.
+    /// Changes the manifest of the vault in `dir` and signs it again with the root's key,
+    /// as a build signs (format 3: the tree's root recomputed and its head signed).
     fn resign_in(&self, dir: &Path, change: impl FnOnce(&mut Value)) {
+        use hosho::trust::manifest::{Entry, Header, Manifest};
         let path = dir.join("manifest.json");
         let mut manifest: Value =
             serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
         change(&mut manifest);
+        let entries: Vec<Entry> =
+            serde_json::from_value(manifest["entries"].take()).expect("entries");
+        manifest.as_object_mut().expect("object").remove("entries");
+        let header: Header = serde_json::from_value(manifest).expect("header");
+        let keys = hosho::trust::keys::load(&self.path.join("keys")).expect("keys");
+        let signed = Manifest::new(header, entries)
+            .signed(&keys.key_pair, &keys.public.id)
+            .expect("sign");
+        fs::write(&path, signed.manifest).expect("write");
+        fs::write(dir.join("manifest.json.sig"), signed.signature).expect("write");
+    }
+
+    /// Rewrites the vault's manifest in format 1 (no tree), as hosho wrote it before the
+    /// tree, signed with the root's key.
+    fn to_format_1(&self) {
+        let path = self.vault("manifest.json");
+        let mut manifest: Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        let object = manifest.as_object_mut().expect("object");
+        object.insert("format".to_owned(), Value::from(1));
+        object.remove("size");
+        object.remove("root");
         let bytes = serde_json::to_vec(&manifest).expect("json");
         let keys = hosho::trust::keys::load(&self.path.join("keys")).expect("keys");
         let sig =
             hosho::trust::manifest::sign(&bytes, &keys.key_pair, &keys.public.id).expect("sign");
         fs::write(&path, bytes).expect("write");
-        fs::write(dir.join("manifest.json.sig"), sig).expect("write");
+        fs::write(self.vault("manifest.json.sig"), sig).expect("write");
     }
 
     fn seq(&self) -> u64 {
@@ -873,6 +897,41 @@ fn reloads_only_a_manifest_that_passes_every_check() {
     let (code, err) = root.refused_start();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("差し替えは受け付けません"), "{err}");
+}
+
+#[test]
+fn a_vault_of_format_1_keeps_serving_and_the_next_build_writes_format_3() {
+    let root = Root::new();
+    root.to_format_1();
+    let first = root.seq();
+    let key = "332E1E7K9Q";
+    let d = Daemon::start(&root, &[]);
+    assert_eq!(healthz_seq(&d), first);
+    assert_eq!(api(&d, "2070004426", key).status, 200);
+    assert_eq!(api(&d, "2070004426", "332E1E7K9R").status, 404);
+    drop(d);
+    let verify = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args(["verify", "2070004426", key, "--root"])
+        .arg(&root.path)
+        .output()
+        .expect("hosho verify");
+    assert!(verify.status.success(), "{verify:?}");
+    // The upgrade's first build writes format 3 above the high-water mark of format 1.
+    let build = Command::new(env!("CARGO_BIN_EXE_hosho"))
+        .args(["build", "--root"])
+        .arg(&root.path)
+        .output()
+        .expect("hosho build");
+    assert!(build.status.success(), "{build:?}");
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(root.vault("manifest.json")).expect("read"))
+            .expect("json");
+    assert_eq!(manifest["format"], 3);
+    assert!(manifest["root"].is_string() && manifest["size"].is_u64());
+    assert!(root.seq() > first);
+    let d = Daemon::start(&root, &[]);
+    assert_eq!(healthz_seq(&d), root.seq());
+    assert_eq!(api(&d, "2070004426", key).status, 200);
 }
 
 #[test]

@@ -16,5 +16,6 @@ mod hostile;
 mod incremental;
 mod live;
 mod output;
+mod recipes;
 mod security_doc;
 mod support;

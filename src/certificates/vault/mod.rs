@@ -295,16 +295,16 @@ fn assemble(b: &VaultBuild<'_>, done: &[Done], seq: u64) -> (Manifest, Cache) {
         cache.insert(d.entry.number.clone(), d.cache.clone());
     }
     let certificates = &b.config.certificates;
-    let manifest = Manifest {
-        header: Header::new(
+    let manifest = Manifest::new(
+        Header::new(
             seq,
             b.now_unix,
             b.now_unix + u64::from(certificates.manifest_valid_days) * 86_400,
             &b.keys.public.id,
             certificates.kdf_iterations,
         ),
-        entries: done.iter().map(|d| d.entry.clone()).collect(),
-    };
+        done.iter().map(|d| d.entry.clone()).collect(),
+    );
     (manifest, cache)
 }
 

@@ -5,10 +5,11 @@ use ring::pbkdf2;
 use serde::Deserialize;
 
 use super::format::{
-    iterations, Entry, Header, Kdf, Kind, Limits, ManifestError, Status, FORMAT, KDF_ALGORITHM,
-    SALT_LEN, VERIFIER_LEN,
+    iterations, secret_sha256, write_leaf, Entry, Header, Kdf, Kind, Leaf, Limits, ManifestError,
+    Status, TreeHead, FORMAT, FORMAT_WITHOUT_TREE, KDF_ALGORITHM, SALT_LEN, VERIFIER_LEN,
 };
 use crate::common::hex::{from_hex, is_hex_of};
+use crate::trust::merkle::{leaf_hash, Hash, Tree};
 
 /// A verified manifest as readers hold it: the signed bytes themselves and an index by
 /// number into them. A million entries cost the file's size plus 16 bytes each; an entry is
@@ -21,6 +22,23 @@ pub struct Catalog {
     pub(super) sha256: String,
     /// The Ed25519 signature that checked out.
     pub(super) signature: Vec<u8>,
+    /// Format 3: the entries' Merkle tree, every level.
+    pub(super) tree: Option<Tree>,
+    /// Format 3: the tree head's signature, which checked out.
+    pub(super) tree_head_signature: Option<Vec<u8>>,
+}
+
+/// The proof that one certificate's leaf is in a signed tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    pub leaf: Leaf,
+    /// Its place among the leaves (0-based, in number order).
+    pub index: u64,
+    /// The hashes from the leaf up to the root (RFC 9162 `PATH`).
+    pub path: Vec<Hash>,
+    pub tree_head: TreeHead,
+    /// Ed25519 over [`TreeHead::bytes`].
+    pub tree_head_signature: Vec<u8>,
 }
 
 /// Where one entry's JSON lies in the bytes.
@@ -41,6 +59,10 @@ struct Document<'a> {
     expires_at: u64,
     key_id: String,
     kdf: Kdf,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    root: Option<String>,
     #[serde(borrow)]
     entries: Vec<&'a serde_json::value::RawValue>,
 }
@@ -51,9 +73,7 @@ struct Document<'a> {
 struct EntryRef<'a> {
     #[serde(borrow)]
     number: std::borrow::Cow<'a, str>,
-    #[allow(dead_code)]
     kind: Kind,
-    #[allow(dead_code)]
     status: Status,
     #[serde(borrow)]
     pdf_sha256: std::borrow::Cow<'a, str>,
@@ -85,15 +105,42 @@ impl EntryRef<'_> {
         }
         Ok(number)
     }
+
+    /// The hash of its leaf (once [`EntryRef::check`] passed), its bytes built in `buffer`.
+    fn leaf_hash(&self, buffer: &mut Vec<u8>) -> Hash {
+        let salt = from_hex(&self.salt).unwrap_or_default();
+        let verifier = from_hex(&self.verifier).unwrap_or_default();
+        let secret = secret_sha256(&salt, &verifier);
+        buffer.clear();
+        write_leaf(
+            buffer,
+            [
+                &self.number,
+                self.kind.label(),
+                self.status.code(),
+                &self.record_sha256,
+                &self.pdf_sha256,
+                &secret,
+            ],
+        );
+        leaf_hash(buffer)
+    }
 }
 
-/// Checks and indexes a run of entries; `base` is the address of the manifest's first byte.
+/// The index of a run of entries, and their leaf hashes when the manifest has a tree.
+type Part = (Vec<Slot>, Vec<Hash>);
+
+/// Checks and indexes a run of entries, hashing their leaves when `tree`; `base` is the
+/// address of the manifest's first byte.
 fn index_part(
     entries: &[&serde_json::value::RawValue],
     base: usize,
-) -> Result<Vec<Slot>, ManifestError> {
+    tree: bool,
+) -> Result<Part, ManifestError> {
     let malformed = |e: String| ManifestError::Malformed(e);
     let mut index: Vec<Slot> = Vec::with_capacity(entries.len());
+    let mut leaves: Vec<Hash> = Vec::with_capacity(if tree { entries.len() } else { 0 });
+    let mut buffer = Vec::with_capacity(320);
     for raw in entries {
         let text = raw.get();
         let entry: EntryRef<'_> =
@@ -110,8 +157,11 @@ fn index_part(
             });
         };
         index.push(Slot { number, start, len });
+        if tree {
+            leaves.push(entry.leaf_hash(&mut buffer));
+        }
     }
-    Ok(index)
+    Ok((index, leaves))
 }
 
 /// Refuses a KDF other than the one hosho writes, or weaker than `limits` allow.
@@ -128,17 +178,19 @@ fn check_kdf(kdf: &Kdf, limits: Limits) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// Checks and indexes every entry, a part per core, and joins the parts in order.
+/// Checks and indexes every entry (and hashes its leaf when `tree`), a part per core, and
+/// joins the parts in order.
 fn index_entries(
     entries: &[&serde_json::value::RawValue],
     base: usize,
-) -> Result<Vec<Slot>, ManifestError> {
+    tree: bool,
+) -> Result<Part, ManifestError> {
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = entries.len().div_ceil(workers).max(1);
-    let parts: Vec<Result<Vec<Slot>, ManifestError>> = std::thread::scope(|scope| {
+    let parts: Vec<Result<Part, ManifestError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = entries
             .chunks(chunk)
-            .map(|part| scope.spawn(move || index_part(part, base)))
+            .map(|part| scope.spawn(move || index_part(part, base, tree)))
             .collect();
         handles
             .into_iter()
@@ -149,8 +201,9 @@ fn index_entries(
             .collect()
     });
     let mut index: Vec<Slot> = Vec::with_capacity(entries.len());
+    let mut leaves: Vec<Hash> = Vec::with_capacity(if tree { entries.len() } else { 0 });
     for part in parts {
-        let part = part?;
+        let (part, part_leaves) = part?;
         // Each part is sorted; so is the whole when the parts join in order.
         if let (Some(last), Some(first)) = (index.last(), part.first()) {
             if last.number >= first.number {
@@ -158,24 +211,34 @@ fn index_entries(
             }
         }
         index.extend(part);
+        leaves.extend(part_leaves);
     }
-    Ok(index)
+    Ok((index, leaves))
 }
 
 impl Catalog {
     /// Indexes `manifest`, whose signature checked out: every entry is checked once here,
-    /// on all cores.
+    /// on all cores, and in format 3 hashed into the tree (its root is checked against the
+    /// header's by the caller, with the tree head's signature).
     pub(super) fn index(
         manifest: &[u8],
         sig_key_id: &str,
         limits: Limits,
-    ) -> Result<(Header, Vec<Slot>), ManifestError> {
+    ) -> Result<(Header, Vec<Slot>, Option<Tree>), ManifestError> {
         let malformed = |e: String| ManifestError::Malformed(e);
         let document: Document<'_> =
             serde_json::from_slice(manifest).map_err(|e| malformed(e.to_string()))?;
-        if document.format != FORMAT {
-            return Err(ManifestError::UnsupportedFormat(document.format));
-        }
+        let tree = match (document.format, &document.size, &document.root) {
+            (FORMAT, Some(_), Some(_)) => true,
+            (FORMAT_WITHOUT_TREE, None, None) => false,
+            (FORMAT | FORMAT_WITHOUT_TREE, _, _) => {
+                return Err(malformed(format!(
+                    "形式 {} のマニフェストの size と root が正しくありません",
+                    document.format
+                )))
+            }
+            (other, _, _) => return Err(ManifestError::UnsupportedFormat(other)),
+        };
         if document.key_id != sig_key_id {
             return Err(ManifestError::KeyIdMismatch);
         }
@@ -186,7 +249,7 @@ impl Catalog {
             });
         }
         check_kdf(&document.kdf, limits)?;
-        let index = index_entries(&document.entries, manifest.as_ptr() as usize)?;
+        let (index, leaves) = index_entries(&document.entries, manifest.as_ptr() as usize, tree)?;
         let header = Header {
             format: document.format,
             seq: document.seq,
@@ -194,8 +257,25 @@ impl Catalog {
             expires_at: document.expires_at,
             key_id: document.key_id,
             kdf: document.kdf,
+            size: document.size,
+            root: document.root,
         };
-        Ok((header, index))
+        Ok((header, index, tree.then(|| Tree::new(leaves))))
+    }
+
+    /// The signed tree head and the proof that `number`'s leaf is in it; `None` for a
+    /// number not in the manifest, or a manifest without a tree (format 1).
+    pub fn inclusion(&self, number: &str) -> Option<Inclusion> {
+        let tree = self.tree.as_ref()?;
+        let key = number_key(number)?;
+        let at = self.index.binary_search_by_key(&key, |s| s.number).ok()?;
+        Some(Inclusion {
+            leaf: self.entry_at(at)?.leaf()?,
+            index: at as u64,
+            path: tree.proof(at)?,
+            tree_head: self.header.tree_head()?,
+            tree_head_signature: self.tree_head_signature.clone()?,
+        })
     }
 
     pub fn header(&self) -> &Header {

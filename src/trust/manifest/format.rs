@@ -11,10 +11,17 @@ use serde::{Deserialize, Serialize};
 pub use crate::common::certificate::{Kind, Status};
 use crate::common::config::DEFAULT_KDF_ITERATIONS;
 
-/// Format version written and accepted.
-pub const FORMAT: u32 = 1;
+/// Format version written: the entries are the leaves of a Merkle tree whose head is signed.
+pub const FORMAT: u32 = 3;
+/// The format written before the tree (`"format":1`, its file signed as `hosho manifest
+/// v2`): still read, so that a vault built before an upgrade keeps serving.
+pub const FORMAT_WITHOUT_TREE: u32 = 1;
 /// Signed before the manifest's SHA-256, so a signature over anything else never verifies here.
 pub const SIGNATURE_DOMAIN: &[u8] = b"hosho manifest v2\n";
+/// The first line of a leaf's bytes.
+pub const LEAF_DOMAIN: &str = "hosho leaf v3\n";
+/// The first line of a signed tree head's bytes.
+pub const TREE_HEAD_DOMAIN: &str = "hosho tree head v3\n";
 /// The signature file's algorithm: Ed25519 over the domain and the manifest's SHA-256.
 pub const SIGNATURE_ALGORITHM: &str = "ed25519-sha256";
 /// The key derivation recorded in the manifest.
@@ -142,6 +149,23 @@ pub fn make_verifier(normalised_key: &str, salt: &[u8], kdf_iterations: u32) -> 
 }
 
 impl Manifest {
+    /// A format-3 manifest of `entries` (sorted by number): `header` gains their count and
+    /// the root of their tree.
+    pub fn new(mut header: Header, entries: Vec<Entry>) -> Manifest {
+        let leaves = entries
+            .iter()
+            .map(|e| {
+                let bytes = e.leaf().map(|l| l.bytes()).unwrap_or_default();
+                crate::trust::merkle::leaf_hash(&bytes)
+            })
+            .collect();
+        let tree = crate::trust::merkle::Tree::new(leaves);
+        header.format = FORMAT;
+        header.size = Some(entries.len() as u64);
+        header.root = Some(crate::common::hex::to_hex(&tree.root()));
+        Manifest { header, entries }
+    }
+
     /// The canonical bytes of the manifest file: one JSON object whose entries stand one per
     /// line, compact, so a manifest diffs line by line and a million entries stay small.
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
@@ -170,6 +194,12 @@ pub struct Header {
     /// Id of the signing key.
     pub key_id: String,
     pub kdf: Kdf,
+    /// Format 3: the number of entries (leaves of the tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Format 3: the root of the entries' Merkle tree, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 impl Header {
@@ -187,7 +217,127 @@ impl Header {
                 iterations,
                 length: VERIFIER_LEN,
             },
+            size: None,
+            root: None,
         }
+    }
+
+    /// The tree head this header carries (format 3), which its signature covers.
+    pub fn tree_head(&self) -> Option<TreeHead> {
+        Some(TreeHead {
+            key_id: self.key_id.clone(),
+            seq: self.seq,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            kdf: self.kdf.clone(),
+            size: self.size?,
+            root: self.root.clone()?,
+        })
+    }
+}
+
+/// What the leaf of one certificate commits to: its public fields, and its salt and
+/// verifier only through their hash, so that a proof of inclusion reveals neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaf {
+    /// 保証契約番号
+    pub number: String,
+    /// 区分
+    pub kind: Kind,
+    pub status: Status,
+    /// SHA-256 of the record file, hex.
+    pub record_sha256: String,
+    /// SHA-256 of the certificate PDF, hex.
+    pub pdf_sha256: String,
+    /// SHA-256 of the salt's bytes followed by the verifier's, hex.
+    pub secret_sha256: String,
+}
+
+impl Leaf {
+    /// The leaf's exact bytes (docs/manifest.md): its domain line, then one field a line.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        write_leaf(
+            &mut out,
+            [
+                &self.number,
+                self.kind.label(),
+                self.status.code(),
+                &self.record_sha256,
+                &self.pdf_sha256,
+                &self.secret_sha256,
+            ],
+        );
+        out
+    }
+}
+
+/// A leaf's bytes into `out`: the domain, then number, kind, status, record SHA-256, PDF
+/// SHA-256 and secret SHA-256, each followed by a newline.
+pub(super) fn write_leaf(out: &mut Vec<u8>, fields: [&str; 6]) {
+    out.extend_from_slice(LEAF_DOMAIN.as_bytes());
+    for field in fields {
+        out.extend_from_slice(field.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+/// The hash that stands for a salt and a verifier (raw bytes) in a leaf, hex.
+pub fn secret_sha256(salt: &[u8], verifier: &[u8]) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(salt);
+    context.update(verifier);
+    crate::common::hex::to_hex(context.finish().as_ref())
+}
+
+impl Entry {
+    /// The entry's leaf; `None` when its salt or verifier is not hex.
+    pub fn leaf(&self) -> Option<Leaf> {
+        let salt = crate::common::hex::from_hex(&self.salt)?;
+        let verifier = crate::common::hex::from_hex(&self.verifier)?;
+        Some(Leaf {
+            number: self.number.clone(),
+            kind: self.kind,
+            status: self.status,
+            record_sha256: self.record_sha256.clone(),
+            pdf_sha256: self.pdf_sha256.clone(),
+            secret_sha256: secret_sha256(&salt, &verifier),
+        })
+    }
+}
+
+/// The signed tree head of a format-3 manifest: what its key signed about the whole tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeHead {
+    pub key_id: String,
+    pub seq: u64,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub kdf: Kdf,
+    /// The number of leaves.
+    pub size: u64,
+    /// The tree's root, hex.
+    pub root: String,
+}
+
+impl TreeHead {
+    /// The exact bytes the signature covers (docs/manifest.md).
+    pub fn bytes(&self) -> Vec<u8> {
+        format!(
+            "{TREE_HEAD_DOMAIN}key_id {}\nseq {}\nissued_at {}\nexpires_at {}\nkdf {} {} {}\nsize {}\nroot {}\n",
+            self.key_id,
+            self.seq,
+            self.issued_at,
+            self.expires_at,
+            self.kdf.algorithm,
+            self.kdf.iterations,
+            self.kdf.length,
+            self.size,
+            self.root
+        )
+        .into_bytes()
     }
 }
 

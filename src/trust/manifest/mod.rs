@@ -38,31 +38,28 @@ mod tests {
         (pair, public)
     }
 
-    fn sample(key_id: &str, iterations: u32) -> Manifest {
+    fn entry(number: &str, key: &str, iterations: u32) -> Entry {
         let salt = [7u8; SALT_LEN];
-        Manifest {
-            header: Header {
-                format: FORMAT,
-                seq: 3,
-                issued_at: 1_700_000_000,
-                expires_at: 1_800_000_000,
-                key_id: key_id.to_owned(),
-                kdf: Kdf {
-                    algorithm: KDF_ALGORITHM.to_owned(),
-                    iterations,
-                    length: VERIFIER_LEN,
-                },
-            },
-            entries: vec![Entry {
-                number: "2070004426".to_owned(),
-                kind: Kind::Advance,
-                status: Status::Valid,
-                pdf_sha256: sha256_hex(b"pdf"),
-                record_sha256: sha256_hex(b"record"),
-                salt: to_hex(&salt),
-                verifier: to_hex(&make_verifier("332E1E7K9Q", &salt, iterations)),
-            }],
+        Entry {
+            number: number.to_owned(),
+            kind: Kind::Advance,
+            status: Status::Valid,
+            pdf_sha256: sha256_hex(b"pdf"),
+            record_sha256: sha256_hex(b"record"),
+            salt: to_hex(&salt),
+            verifier: to_hex(&make_verifier(key, &salt, iterations)),
         }
+    }
+
+    fn sample(key_id: &str, iterations: u32) -> Manifest {
+        let header = Header::new(3, 1_700_000_000, 1_800_000_000, key_id, iterations);
+        Manifest::new(header, vec![entry("2070004426", "332E1E7K9Q", iterations)])
+    }
+
+    /// The manifest's file and signature file, as a build writes them.
+    fn signed(m: &Manifest, pair: &signature::Ed25519KeyPair, id: &str) -> (Vec<u8>, Vec<u8>) {
+        let files = m.signed(pair, id).expect("sign");
+        (files.manifest, files.signature)
     }
 
     fn refused(result: Result<Catalog, ManifestError>) -> ManifestError {
@@ -82,8 +79,7 @@ mod tests {
     #[test]
     fn signed_manifest_round_trips_and_checks_keys() {
         let (pair, public) = key_pair();
-        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
-        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let (bytes, sig) = signed(&sample(&public.id, 1000), &pair, &public.id);
         let m = verify(&bytes, &sig, &[public], limits(1000)).expect("valid");
         let entry = m.entry("2070004426").expect("entry");
         assert!(m.key_matches(Some(&entry), "332E1E7K9Q"));
@@ -113,8 +109,7 @@ mod tests {
     #[test]
     fn any_flipped_byte_is_refused() {
         let (pair, public) = key_pair();
-        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
-        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let (bytes, sig) = signed(&sample(&public.id, 1000), &pair, &public.id);
         for i in [0, bytes.len() / 2, bytes.len() - 2] {
             let mut tampered = bytes.clone();
             tampered[i] ^= 0x01;
@@ -143,8 +138,7 @@ mod tests {
     fn other_keys_and_weak_kdfs_are_refused() {
         let (pair, public) = key_pair();
         let (_, other) = key_pair();
-        let bytes = sample(&public.id, 1000).to_bytes().expect("json");
-        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let (bytes, sig) = signed(&sample(&public.id, 1000), &pair, &public.id);
         assert_eq!(
             refused(verify(
                 &bytes,
@@ -196,17 +190,17 @@ mod tests {
     fn unsorted_or_duplicate_entries_are_refused_wherever_they_are() {
         let (pair, public) = key_pair();
         let with_numbers = |numbers: &[u64]| {
-            let mut m = sample(&public.id, 1000);
+            let m = sample(&public.id, 1000);
             let template = m.entries[0].clone();
-            m.entries = numbers
+            let entries = numbers
                 .iter()
                 .map(|n| Entry {
                     number: n.to_string(),
                     ..template.clone()
                 })
                 .collect();
-            let bytes = m.to_bytes().expect("json");
-            let sig = sign(&bytes, &pair, &public.id).expect("sign");
+            let m = Manifest::new(m.header.clone(), entries);
+            let (bytes, sig) = signed(&m, &pair, &public.id);
             verify(&bytes, &sig, std::slice::from_ref(&public), limits(1000))
         };
         let base = 2_070_000_000u64;
@@ -228,5 +222,131 @@ mod tests {
                 "{a}=={b}"
             );
         }
+    }
+
+    /// The signature file `sig` with its tree-head signature replaced by `signature`.
+    fn with_tree_head_signature(sig: &[u8], signature: Option<String>) -> Vec<u8> {
+        let mut file: SignatureFile = serde_json::from_slice(sig).expect("signature file");
+        file.tree_head_signature = signature;
+        serde_json::to_vec_pretty(&file).expect("json")
+    }
+
+    #[test]
+    fn the_tree_head_is_signed_and_every_entry_proved_in_it() {
+        let (pair, public) = key_pair();
+        let entries = (0..5)
+            .map(|i| entry(&format!("207000442{i}"), "332E1E7K9Q", 1000))
+            .collect();
+        let m = Manifest::new(Header::new(3, 1, 1_800_000_000, &public.id, 1000), entries);
+        let (bytes, sig) = signed(&m, &pair, &public.id);
+        let trusted = std::slice::from_ref(&public);
+        let catalog = verify(&bytes, &sig, trusted, limits(1000)).expect("valid");
+        let head = catalog.header().tree_head().expect("format 3");
+        assert_eq!((catalog.header().format, head.size), (FORMAT, 5));
+        for i in 0..5 {
+            let proof = catalog.inclusion(&format!("207000442{i}")).expect("in it");
+            let leaf = crate::trust::merkle::leaf_hash(&proof.leaf.bytes());
+            let root: crate::trust::merkle::Hash = crate::common::hex::from_hex(&head.root)
+                .and_then(|r| r.try_into().ok())
+                .expect("root");
+            assert!(crate::trust::merkle::verify_inclusion(
+                &leaf,
+                proof.index,
+                head.size,
+                &proof.path,
+                &root
+            ));
+            assert_eq!(proof.index, i);
+            signature::UnparsedPublicKey::new(&signature::ED25519, &public.bytes)
+                .verify(&proof.tree_head.bytes(), &proof.tree_head_signature)
+                .expect("the tree head's signature");
+        }
+        assert!(catalog.inclusion("2070009999").is_none());
+        // A tree head signed by another key, none at all, or a root that is not the entries'.
+        let (impostor, _) = key_pair();
+        let other = to_hex(impostor.sign(&head.bytes()).as_ref());
+        let forged = with_tree_head_signature(&sig, Some(other));
+        let refusal = refused(verify(&bytes, &forged, trusted, limits(1000)));
+        assert_eq!(refusal, ManifestError::BadSignature);
+        let none = with_tree_head_signature(&sig, None);
+        let refusal = refused(verify(&bytes, &none, trusted, limits(1000)));
+        assert!(
+            matches!(refusal, ManifestError::BadSignatureFile(_)),
+            "{refusal:?}"
+        );
+        let mut wrong = m.clone();
+        wrong.header.root = Some("00".repeat(32));
+        let (bytes, sig) = signed(&wrong, &pair, &public.id);
+        let refusal = refused(verify(&bytes, &sig, trusted, limits(1000)));
+        assert!(
+            matches!(refusal, ManifestError::Malformed(ref e) if e.contains("root")),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_of_format_1_is_still_read_without_a_tree() {
+        let (pair, public) = key_pair();
+        let mut header = Header::new(3, 1, 1_800_000_000, &public.id, 1000);
+        header.format = FORMAT_WITHOUT_TREE;
+        let m = Manifest {
+            header,
+            entries: vec![entry("2070004426", "332E1E7K9Q", 1000)],
+        };
+        let bytes = m.to_bytes().expect("json");
+        assert!(!String::from_utf8_lossy(&bytes).contains("root"));
+        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let catalog = verify(&bytes, &sig, std::slice::from_ref(&public), limits(1000))
+            .expect("format 1 is read");
+        let entry = catalog.entry("2070004426");
+        assert!(catalog.key_matches(entry.as_ref(), "332E1E7K9Q"));
+        assert!(catalog.inclusion("2070004426").is_none());
+        // Format 3 without its tree, or format 1 with one, is refused.
+        let mut half = m.clone();
+        half.header.format = FORMAT;
+        let bytes = half.to_bytes().expect("json");
+        let sig = sign(&bytes, &pair, &public.id).expect("sign");
+        let refusal = refused(verify(&bytes, &sig, &[public], limits(1000)));
+        assert!(
+            matches!(refusal, ManifestError::Malformed(_)),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn leaf_and_tree_head_bytes_are_as_documented() {
+        let leaf = entry("2070004426", "332E1E7K9Q", 1000).leaf().expect("hex");
+        let text = String::from_utf8(leaf.bytes()).expect("utf-8");
+        let salt_and_verifier = [
+            [7u8; SALT_LEN].as_slice(),
+            &make_verifier("332E1E7K9Q", &[7u8; SALT_LEN], 1000),
+        ]
+        .concat();
+        assert_eq!(
+            text,
+            format!(
+                "hosho leaf v3\n2070004426\n前払金保証\nvalid\n{}\n{}\n{}\n",
+                sha256_hex(b"record"),
+                sha256_hex(b"pdf"),
+                sha256_hex(&salt_and_verifier)
+            )
+        );
+        let head = TreeHead {
+            key_id: "3f1c2a9b8e7d6c5b".to_owned(),
+            seq: 1_764_489_600,
+            issued_at: 1_764_489_600,
+            expires_at: 1_767_513_600,
+            kdf: Kdf {
+                algorithm: KDF_ALGORITHM.to_owned(),
+                iterations: 100_000,
+                length: 32,
+            },
+            size: 2,
+            root: "ab".repeat(32),
+        };
+        assert_eq!(
+            String::from_utf8(head.bytes()).expect("utf-8"),
+            format!("hosho tree head v3\nkey_id 3f1c2a9b8e7d6c5b\nseq 1764489600\nissued_at 1764489600\nexpires_at 1767513600\nkdf pbkdf2-hmac-sha256 100000 32\nsize 2\nroot {}\n", "ab".repeat(32))
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::format::{
 use crate::common::files::{read_capped, ReadCapped};
 use crate::common::hex::{from_hex, to_hex};
 use crate::trust::layout::{MANIFEST_FILE, MAX_SIGNATURE_BYTES, SIGNATURE_FILE};
+use crate::trust::merkle::Tree;
 
 /// The detached signature file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,9 @@ pub struct SignatureFile {
     pub key_id: String,
     /// Hex.
     pub signature: String,
+    /// Format 3: Ed25519 over the tree head's bytes ([`super::TreeHead::bytes`]), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_head_signature: Option<String>,
 }
 
 /// A public key a reader accepts.
@@ -66,7 +70,8 @@ impl Manifest {
         key_id: &str,
     ) -> Result<SignedFiles, serde_json::Error> {
         let manifest = self.to_bytes()?;
-        let signature = sign(&manifest, key_pair, key_id)?;
+        let tree_head = self.header.tree_head().map(|h| h.bytes());
+        let signature = sign_file(&manifest, tree_head.as_deref(), key_pair, key_id)?;
         let sha256 = to_hex(digest::digest(&digest::SHA256, &manifest).as_ref());
         Ok(SignedFiles {
             manifest,
@@ -76,9 +81,19 @@ impl Manifest {
     }
 }
 
-/// Signs the exact bytes of a manifest file.
+/// Signs the exact bytes of a manifest file (format 1: no tree head).
 pub fn sign(
     manifest_bytes: &[u8],
+    key_pair: &signature::Ed25519KeyPair,
+    key_id: &str,
+) -> Result<Vec<u8>, serde_json::Error> {
+    sign_file(manifest_bytes, None, key_pair, key_id)
+}
+
+/// The signature file of a manifest: its bytes signed, and its tree head's when it has one.
+fn sign_file(
+    manifest_bytes: &[u8],
+    tree_head: Option<&[u8]>,
     key_pair: &signature::Ed25519KeyPair,
     key_id: &str,
 ) -> Result<Vec<u8>, serde_json::Error> {
@@ -88,6 +103,7 @@ pub fn sign(
         algorithm: SIGNATURE_ALGORITHM.to_owned(),
         key_id: key_id.to_owned(),
         signature: to_hex(signature.as_ref()),
+        tree_head_signature: tree_head.map(|bytes| to_hex(key_pair.sign(bytes).as_ref())),
     };
     let mut bytes = serde_json::to_vec_pretty(&file)?;
     bytes.push(b'\n');
@@ -140,22 +156,57 @@ fn verify_owned(
 ) -> Result<Catalog, ManifestError> {
     let checked = check_signature(&manifest, signature_file, trusted, limits)?;
     // Only a correctly signed manifest is parsed.
-    let (header, index) = Catalog::index(&manifest, &checked.key_id, limits)?;
+    let (header, index, tree) = Catalog::index(&manifest, &checked.key_id, limits)?;
+    check_tree_head(&header, tree.as_ref(), &checked)?;
     Ok(Catalog {
         header,
         bytes: manifest,
         index,
         sha256: checked.sha256,
         signature: checked.signature,
+        tree,
+        tree_head_signature: checked.tree_head_signature,
     })
+}
+
+/// Format 3: the root of the entries is the header's, and the tree head's signature checks
+/// out with the key that signed the file. Format 1 has neither.
+fn check_tree_head(
+    header: &Header,
+    tree: Option<&Tree>,
+    checked: &Checked,
+) -> Result<(), ManifestError> {
+    let (Some(head), Some(tree)) = (header.tree_head(), tree) else {
+        return match checked.tree_head_signature {
+            None => Ok(()),
+            Some(_) => Err(ManifestError::Malformed(
+                "木構造のないマニフェストに木の署名があります".into(),
+            )),
+        };
+    };
+    if head.size != tree.size() as u64 || head.root != to_hex(&tree.root()) {
+        return Err(ManifestError::Malformed(
+            "項目から計算した木の根がヘッダーの root と一致しません".into(),
+        ));
+    }
+    let signature = checked.tree_head_signature.as_deref().ok_or_else(|| {
+        ManifestError::BadSignatureFile("tree_head_signature がありません".into())
+    })?;
+    signature::UnparsedPublicKey::new(&signature::ED25519, &checked.key.bytes)
+        .verify(&head.bytes(), signature)
+        .map_err(|_| ManifestError::BadSignature)
 }
 
 /// A signature that checked out over a manifest.
 struct Checked {
     key_id: String,
+    /// The trusted key it checked out with.
+    key: PublicKey,
     signature: Vec<u8>,
     /// SHA-256 of the manifest, hex.
     sha256: String,
+    /// Format 3: the tree head's signature, not yet checked.
+    tree_head_signature: Option<Vec<u8>>,
 }
 
 /// Size caps, the signature file, a trusted key and the Ed25519 signature over the domain
@@ -183,14 +234,20 @@ fn check_signature(
         .find(|k| k.id == sig.key_id)
         .ok_or_else(|| ManifestError::UnknownKey(sig.key_id.clone()))?;
     let signature = from_hex(&sig.signature).ok_or(ManifestError::BadSignature)?;
+    let tree_head_signature = match &sig.tree_head_signature {
+        Some(hex) => Some(from_hex(hex).ok_or(ManifestError::BadSignature)?),
+        None => None,
+    };
     let digest = digest::digest(&digest::SHA256, manifest);
     signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
         .verify(&signed_message(digest.as_ref()), &signature)
         .map_err(|_| ManifestError::BadSignature)?;
     Ok(Checked {
         key_id: sig.key_id,
+        key: key.clone(),
         signature,
         sha256: to_hex(digest.as_ref()),
+        tree_head_signature,
     })
 }
 

@@ -1,0 +1,78 @@
+//! The checks docs/ gives for doing by hand, run exactly as written there: the Python that
+//! verifies a manifest's signatures and recomputes its Merkle tree.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::{repo_root, SiteDir};
+
+/// The first ```python block after `heading` in `doc` (relative to the repository).
+fn python_block(doc: &str, heading: &str) -> String {
+    let text = fs::read_to_string(repo_root().join(doc)).expect("read the doc");
+    let after = &text[text.find(heading).expect("the heading")..];
+    let start = after.find("```python\n").expect("a python block") + "```python\n".len();
+    let end = after[start..].find("\n```").expect("the block's end");
+    after[start..start + end].to_owned()
+}
+
+/// Runs `code` with python3 in `dir` with `args`: (success, stdout, stderr).
+fn python(code: &str, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new("python3")
+        .arg("-")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test installs it with python3-cryptography)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(code.as_bytes())
+        .expect("write the script");
+    let out = child.wait_with_output().expect("python3 ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_manifest_recipe_verifies_a_build_and_refuses_a_forged_tree_head() {
+    let site = SiteDir::demo();
+    site.build();
+    let recipe = python_block("docs/manifest.md", "### Checking a manifest by hand");
+    let (ok, out, err) = python(&recipe, &site.root, &[]);
+    assert!(ok, "{out}{err}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.root.join("vault/manifest.json")).expect("read"))
+            .expect("json");
+    let root = manifest["root"].as_str().expect("root");
+    let size = manifest["size"].as_u64().expect("size");
+    assert!(
+        out.contains(&format!("{size} entries, root {root}")),
+        "{out}"
+    );
+    // A tree-head signature that is not the key's: the recipe refuses it.
+    let sig_path = site.root.join("vault/manifest.json.sig");
+    let mut sig: serde_json::Value =
+        serde_json::from_slice(&fs::read(&sig_path).expect("read")).expect("json");
+    let head = sig["tree_head_signature"]
+        .as_str()
+        .expect("a tree head signature");
+    let flipped = format!(
+        "{}{}",
+        if head.starts_with('0') { "1" } else { "0" },
+        &head[1..]
+    );
+    sig["tree_head_signature"] = serde_json::Value::from(flipped);
+    fs::write(&sig_path, serde_json::to_vec_pretty(&sig).expect("json")).expect("write");
+    let (ok, out, err) = python(&recipe, &site.root, &[]);
+    assert!(!ok, "a forged tree head passed: {out}");
+    assert!(err.contains("InvalidSignature"), "{err}");
+}

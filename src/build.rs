@@ -26,7 +26,7 @@ use crate::site::{MemorySink, RenderError, Rendered, Sink, Site, Trust};
 use crate::staging::DirSink;
 use crate::staging::{self, Access, Staging};
 use crate::trust::authkey;
-use crate::trust::keys::{BuildKeys, KeyMaterial};
+use crate::trust::keys::{BuildKeys, BuildServiceKey, KeyMaterial};
 
 /// What a build wrote.
 #[derive(Debug)]
@@ -312,6 +312,18 @@ fn build_private(
     Ok(Private { vault, statements })
 }
 
+/// What the public site shows of the signed manifest and the keys that check it.
+fn published_trust(vault: &VaultReport, keys: &KeyMaterial, service: &BuildServiceKey) -> Trust {
+    Trust {
+        key_id: vault.key_id.clone(),
+        public_key: to_hex(&keys.public.bytes),
+        manifest_sha256: vault.manifest_sha256.clone(),
+        seq: vault.seq,
+        service_key_id: service.public.as_ref().map(|k| k.id.clone()),
+        service_public_key: service.public.as_ref().map(|k| to_hex(&k.bytes)),
+    }
+}
+
 /// Swaps all three outputs in, then removes the private outputs' old trees together (also
 /// when a later swap failed). The public site's old tree, which holds nothing private, is
 /// left beside it and removed during the next build, so no build waits for its deletion.
@@ -346,14 +358,10 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<(BuildS
     tracing::debug!(elapsed = ?started.elapsed(), "checked the outputs and made staging directories");
     let mut inputs = load(&paths.root, &mut cache.pages)?;
     let build_keys = BuildKeys::load_or_new(&paths.keys)?;
+    let service_key = BuildServiceKey::load_or_new(&paths.keys, build_keys.development())?;
     let keys = build_keys.material();
     let private = build_private(paths, &inputs, keys, &stages)?;
-    let trust = Trust {
-        key_id: private.vault.key_id.clone(),
-        public_key: to_hex(&keys.public.bytes),
-        manifest_sha256: private.vault.manifest_sha256.clone(),
-        seq: private.vault.seq,
-    };
+    let trust = published_trust(&private.vault, keys, &service_key);
     inputs.site.set_trust(Some(trust.clone()));
     // Each page is written into the staging directory as soon as it is rendered.
     let rendered = render(
@@ -363,6 +371,7 @@ pub(crate) fn build_with(paths: &Paths, cache: &mut SiteCache) -> Result<(BuildS
         Diagnostics::default(),
     )?;
     build_keys.write_new(&paths.keys)?;
+    service_key.write_new(&paths.keys)?;
     let _ = leftovers.join();
     tracing::debug!(elapsed = ?started.elapsed(), "rendered, and the last build's public tree removed");
     swap_all(stages, &rendered)?;

@@ -56,6 +56,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// 保証契約番号と認証キーで、署名付きマニフェストと証書 PDF を照合します（有効なら 0、そうでなければ 1）
     Verify(VerifyArgs),
+    /// 確認記録（電子ファイル）を扱います
+    Receipt(ReceiptArgs),
 }
 
 /// `hosho build`
@@ -104,6 +106,9 @@ pub struct KeygenArgs {
     /// 鍵の置き場所（既定: ROOT/keys）
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// 確認サービスが確認記録に署名する鍵ペア（service.pk8 と service.pub）だけを作ります
+    #[arg(long)]
+    pub service: bool,
 }
 
 /// `hosho serve`
@@ -165,6 +170,9 @@ pub struct ServeArgs {
     /// PDF のリンクを封じる鍵のファイル（16進64文字、chmod 400）。複製を並べるときは、すべてに同じファイルを渡します（既定: 起動ごとの乱数で、その複製だけが読めます）
     #[arg(long, value_name = "FILE")]
     pub link_key: Option<PathBuf>,
+    /// 確認記録（電子ファイル）に署名する確認サービスの秘密鍵（hosho keygen --service で作る service.pk8、chmod 400）。既定: KEYS/service.pk8 があればそれを使い、なければ確認記録を出しません
+    #[arg(long, value_name = "FILE")]
+    pub receipt_key: Option<PathBuf>,
     /// 鍵導出（PBKDF2）を同時に行う数（既定: CPU の数）
     #[arg(long, value_name = "N")]
     pub kdf_workers: Option<usize>,
@@ -183,6 +191,35 @@ pub struct ServeArgs {
     /// マニフェストに求める PBKDF2 反復回数の下限
     #[arg(long, default_value_t = crate::common::config::DEFAULT_KDF_ITERATIONS, value_name = "N")]
     pub min_kdf_iterations: u32,
+}
+
+/// `hosho receipt`
+#[derive(Debug, Clone, Args)]
+pub struct ReceiptArgs {
+    #[command(subcommand)]
+    pub command: ReceiptCommand,
+}
+
+/// What `hosho receipt` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReceiptCommand {
+    /// 確認記録を、公開鍵だけで（通信せずに）検証します（有効なら 0、そうでなければ 1）
+    Verify(ReceiptVerifyArgs),
+}
+
+/// `hosho receipt verify`
+#[derive(Debug, Clone, Args)]
+pub struct ReceiptVerifyArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 信頼する保証会社の公開鍵（既定: ROOT/keys/signing.pub）。鍵を切り替えた後の検証には古い鍵も指定します
+    #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub public_key: Vec<PathBuf>,
+    /// 信頼する確認サービスの公開鍵（既定: ROOT/keys/service.pub）
+    #[arg(long = "service-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub service_key: Vec<PathBuf>,
+    /// 確認記録のファイル（receipt-….json）
+    pub file: PathBuf,
 }
 
 /// `hosho verify`

@@ -8,7 +8,11 @@ use crate::build::{BuildSummary, CheckSummary, Paths};
 use crate::common::diagnostics::{Diagnostic, InputErrors};
 use crate::daemon::Ready;
 use crate::preview::rebuild::SiteUpdate;
-use crate::trust::keys::{KeyError, AUTH_SECRET_FILE, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};
+use crate::trust::keys::{
+    KeyError, AUTH_SECRET_FILE, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, SERVICE_PRIVATE_KEY_FILE,
+    SERVICE_PUBLIC_KEY_FILE,
+};
+use crate::trust::receipt;
 use crate::trust::verify::{NotValid, Verified};
 
 const BANNER: &str =
@@ -108,6 +112,18 @@ pub(super) fn keys_created(dir: &Path, id: &str) {
     println!("秘密鍵と秘密値はバックアップし、リポジトリに入れないでください。");
 }
 
+pub(super) fn service_key_created(dir: &Path, id: &str) {
+    println!("確認サービスの鍵を作りました（鍵 ID {id}）");
+    println!(
+        "  秘密鍵  {}（0600）: 確認サービスのホストに置き、hosho serve --receipt-key で渡します",
+        dir.join(SERVICE_PRIVATE_KEY_FILE).display()
+    );
+    println!(
+        "  公開鍵  {}: サイトをビルドするホストの鍵の置き場所に置くと、サイトに公開されます",
+        dir.join(SERVICE_PUBLIC_KEY_FILE).display()
+    );
+}
+
 pub(super) fn verified(v: &Verified) {
     println!("有効な電子証書です");
     println!("  保証契約番号  {}", v.number);
@@ -116,6 +132,47 @@ pub(super) fn verified(v: &Verified) {
     println!("  証書 PDF      {}", v.pdf.display());
     println!("  PDF SHA-256   {}", v.pdf_sha256);
     println!("  マニフェスト  #{}", v.seq);
+}
+
+/// A valid 確認記録: what it proves, as of when.
+pub(super) fn receipt_valid(c: &receipt::Checked) {
+    let (r, head) = (&c.record, &c.receipt.tree_head);
+    let current = &r.current;
+    println!("有効な確認記録です");
+    println!("  保証契約番号    {}", r.number);
+    println!("  区分            {}", r.kind);
+    println!("  状態（確認時）  {}", r.status.label());
+    println!("  工事名          {}", current.project);
+    println!(
+        "  保証金額        {}",
+        crate::common::format::yen(current.amount)
+    );
+    println!(
+        "  保証期間        {}から{}まで",
+        crate::common::era::full_date(current.period.from),
+        crate::common::era::full_date(current.period.to)
+    );
+    println!("  被保証者        {}", r.beneficiary);
+    println!(
+        "  保証会社        {}（鍵 ID {}）",
+        c.receipt.guarantor, head.key_id
+    );
+    let at = chrono::DateTime::from_timestamp(i64::try_from(c.receipt.checked_at).unwrap_or(0), 0)
+        .map(crate::common::era::in_japan)
+        .unwrap_or_default();
+    println!(
+        "  確認日時        {}　{}（日本時間）",
+        crate::common::era::full_date(at.date()),
+        at.format("%H時%M分%S秒")
+    );
+    println!("  確認した場所    {}", c.receipt.service_url);
+    println!("  マニフェスト    #{}（{}件）", head.seq, head.size);
+    println!("この記録は、確認した日時に、この内容の電子証書を保証会社が署名し、確認サービスが表示したことを示します。");
+    println!("その後の変更・解除はこの記録に現れません。現在の状態は「電子証書の確認」で確かめてください。");
+}
+
+pub(super) fn receipt_invalid(file: &Path, e: &receipt::Invalid) {
+    eprintln!("確認記録 {} は有効ではありません: {e}", file.display());
 }
 
 pub(super) fn not_verified(e: &NotValid) {

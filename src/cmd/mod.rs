@@ -7,6 +7,7 @@ mod check;
 mod console;
 mod keygen;
 mod new;
+mod receipt;
 mod serve;
 mod verify;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::New(args) => new::run(&args),
         Command::Serve(args) => serve::run(*args),
         Command::Verify(args) => verify::run(&args),
+        Command::Receipt(args) => receipt::run(&args),
     };
     match result {
         Ok(code) => code,

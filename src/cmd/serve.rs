@@ -100,6 +100,7 @@ impl From<ServeArgs> for Options {
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             pdf_link_ttl: Duration::from_secs(600),
             link_key: args.link_key,
+            receipt_key: args.receipt_key,
             watch_every: Duration::from_secs(2),
             drain: Duration::from_secs(30),
         }

@@ -13,8 +13,8 @@ use super::clients::TrustedProxies;
 use super::gate::{Gate, Served};
 use super::metrics::{Metrics, Snapshot};
 use super::options::Options;
-use super::{audit, limits, pages, pool, site_files, tokens};
-use crate::trust::keys::TrustedKeys;
+use super::{audit, limits, pages, pool, receipts, site_files, tokens};
+use crate::trust::keys::{self, TrustedKeys, SERVICE_PRIVATE_KEY_FILE};
 use crate::trust::manifest::Limits;
 
 pub(crate) struct App {
@@ -33,6 +33,8 @@ pub(crate) struct App {
     /// The address the daemon listens on (a `Host` the building mode answers).
     pub(crate) listen: std::net::IpAddr,
     pub(crate) metrics: Metrics,
+    /// Signs a receipt of each successful check, when the service has a key.
+    pub(crate) receipts: Option<receipts::Receipts>,
 }
 
 impl App {
@@ -54,6 +56,7 @@ impl App {
         gate.save_high_water(&catalog)
             .context("最高シーケンス番号を保存できないため起動しません")?;
         let pages = pages::Pages::load(&options.paths.root)?;
+        let receipts = receipt_signer(options, &pages)?;
         let preview = match options.paths.out.is_dir() {
             true => {
                 site_files::check_site(&options.paths.out)?;
@@ -78,6 +81,7 @@ impl App {
             proxies: options.trusted_proxies.clone(),
             listen: options.listen.ip(),
             metrics: Metrics::new(),
+            receipts,
         };
         Ok((app, gate))
     }
@@ -111,6 +115,23 @@ impl App {
     pub(crate) fn close(&self) {
         self.audit.close();
     }
+}
+
+/// The service's receipt signer: `--receipt-key`, else `service.pk8` in the keys
+/// directory when there is one, else none (no receipts).
+fn receipt_signer(options: &Options, pages: &pages::Pages) -> Result<Option<receipts::Receipts>> {
+    let default = options.paths.keys.join(SERVICE_PRIVATE_KEY_FILE);
+    let path = match &options.receipt_key {
+        Some(path) => path.clone(),
+        None if default.is_file() => default,
+        None => return Ok(None),
+    };
+    let key = keys::load_service(&path)
+        .with_context(|| "確認記録に署名する鍵を読めないため起動しません".to_owned())?;
+    Ok(Some(receipts::Receipts::new(
+        key,
+        pages.config().verify_url(),
+    )))
 }
 
 /// PDF links sealed with the shared link key, or with a key of this process alone.

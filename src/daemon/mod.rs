@@ -21,6 +21,7 @@ mod metrics;
 mod options;
 mod pages;
 mod pool;
+mod receipts;
 mod routes;
 mod site_files;
 mod tokens;

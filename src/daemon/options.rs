@@ -44,6 +44,9 @@ pub struct Options {
     /// The key PDF links are sealed with (`--link-key`), shared by replicas; a random key of
     /// the process when `None`.
     pub link_key: Option<PathBuf>,
+    /// The service's private key that signs 確認記録 (`--receipt-key`); when `None`, the
+    /// keys directory's `service.pk8` if there is one, else no receipts are made.
+    pub receipt_key: Option<PathBuf>,
     /// How often the manifest files are looked at for a new build.
     pub watch_every: Duration,
     /// How long in-flight requests get at shutdown.

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tera::Context;
 
+use super::receipts::Made;
 use crate::common::certificate::Status;
 use crate::common::config::Config;
 use crate::common::diagnostics::Diagnostics;
@@ -156,6 +157,7 @@ impl Pages {
     pub(crate) fn certificate(
         &self,
         v: &Verified,
+        receipt: Option<&Made>,
         pdf_url: &str,
         pdf_minutes: u64,
         today: NaiveDate,
@@ -193,6 +195,16 @@ impl Pages {
         c.insert("manifest_sha256", &v.manifest_sha256);
         c.insert("manifest_issued", &japan_date_text(v.issued_at));
         c.insert("service_url", &self.config.verify_url());
+        if let Some(made) = receipt {
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD.encode(&made.bytes);
+            c.insert(
+                "receipt_href",
+                &format!("data:application/json;base64,{data}"),
+            );
+            c.insert("receipt_file_name", &made.file_name());
+            c.insert("receipt_fingerprint", &made.fingerprint());
+        }
         c.insert("checked_at", checked_at);
         self.render("verify_certificate.html", &c)
     }

@@ -17,6 +17,7 @@ use super::audit::{self, Line};
 use super::http::{self, Body, RequestBody};
 use super::limits::Limited;
 use super::pages::{self, Message, STYLE_CSS, VERIFY_CSS};
+use super::receipts::Made;
 use crate::preview::live;
 use crate::trust::authkey;
 use crate::trust::layout::certificate_file;
@@ -145,9 +146,16 @@ fn healthz(app: &App) -> Response<Body> {
     http::json(status, &body)
 }
 
+/// A certificate shown: what checked out, its PDF link's token, and its receipt.
+struct Shown {
+    verified: Verified,
+    token: String,
+    receipt: Option<Made>,
+}
+
 /// How one verification attempt ended.
 enum Outcome {
-    Found(Box<Verified>, String),
+    Found(Box<Shown>),
     NotFound,
     Limited(Limited),
     Busy,
@@ -168,7 +176,7 @@ struct Refusal {
 impl Outcome {
     fn audit_label(&self) -> &'static str {
         match self {
-            Outcome::Found(v, _) => v.status.code(),
+            Outcome::Found(shown) => shown.verified.status.code(),
             Outcome::NotFound => "not_found",
             Outcome::Limited(Limited::Address(_)) => "rate_limited_address",
             Outcome::Limited(Limited::Number(_)) => "rate_limited_number",
@@ -264,6 +272,7 @@ async fn decide(app: &Arc<App>, client: IpAddr, typed: Typed) -> (Outcome, bool)
     }
     let number = typed.number.clone();
     let (for_job, attempt) = (Arc::clone(app), admission.clone());
+    let served = Arc::clone(&catalog);
     // Checked only in time: once the attempt's hold has run out, the network may have been
     // let in again (docs/http.md, "Limits"), and this would be a second guess.
     let job = move || {
@@ -281,7 +290,15 @@ async fn decide(app: &Arc<App>, client: IpAddr, typed: Typed) -> (Outcome, bool)
     };
     let outcome = match checked {
         Ok(v) => match app.tokens.issue(&v.number) {
-            Some(token) => Outcome::Found(Box::new(v), token),
+            Some(token) => {
+                let receipts = app.receipts.as_ref();
+                let receipt = receipts.and_then(|r| r.make(&served, &v, now));
+                Outcome::Found(Box::new(Shown {
+                    verified: v,
+                    token,
+                    receipt,
+                }))
+            }
             None => Outcome::Busy,
         },
         Err(NotValid::NoMatch) => Outcome::NotFound,
@@ -328,10 +345,10 @@ async fn verify_api<B: RequestBody>(
         }
     };
     let Some(refusal) = outcome.refusal() else {
-        let Outcome::Found(v, token) = outcome else {
+        let Outcome::Found(shown) = outcome else {
             return http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
         };
-        return http::json(StatusCode::OK, &api_certificate(app, &v, &token));
+        return http::json(StatusCode::OK, &api_certificate(app, &shown));
     };
     // Written out rather than through serde_json: a flood of refusals is the hot path.
     let body = match refusal.retry_after {
@@ -347,8 +364,10 @@ async fn verify_api<B: RequestBody>(
     with_retry(answer, refusal)
 }
 
-/// The API's answer for a certificate found: every field of its record, raw.
-fn api_certificate(app: &App, v: &Verified, token: &str) -> serde_json::Value {
+/// The API's answer for a certificate found: every field of its record, raw, and its
+/// receipt (`null` when the service makes none).
+fn api_certificate(app: &App, shown: &Shown) -> serde_json::Value {
+    let (v, token) = (&shown.verified, shown.token.as_str());
     let mut certificate = serde_json::to_value(&v.record).unwrap_or_default();
     if let Some(fields) = certificate.as_object_mut() {
         fields.remove("format");
@@ -360,6 +379,8 @@ fn api_certificate(app: &App, v: &Verified, token: &str) -> serde_json::Value {
         "certificate": certificate,
         "pdf": pdf_url(token),
         "manifest": {"seq": v.seq, "sha256": app.catalog().sha256()},
+        "receipt": shown.receipt.as_ref().map(|r| &r.receipt),
+        "receipt_file_name": shown.receipt.as_ref().map(Made::file_name),
     })
 }
 
@@ -443,12 +464,13 @@ async fn verify_form<B: RequestBody>(
         }
     };
     let Some(refusal) = outcome.refusal() else {
-        let Outcome::Found(v, token) = outcome else {
+        let Outcome::Found(shown) = outcome else {
             return bad(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let page = app.pages.load().certificate(
-            &v,
-            &pdf_url(&token),
+            &shown.verified,
+            shown.receipt.as_ref(),
+            &pdf_url(&shown.token),
             app.tokens.ttl().as_secs().div_ceil(60),
             pages::today_in_japan(),
             &pages::now_in_japan_text(),

@@ -58,6 +58,11 @@ pub struct Trust {
     /// SHA-256 of `manifest.json`.
     pub manifest_sha256: String,
     pub seq: u64,
+    /// Id of the verification service's key, which signs 確認記録, when the build has its
+    /// public key.
+    pub service_key_id: Option<String>,
+    /// That public key, hex.
+    pub service_public_key: Option<String>,
 }
 
 /// A navigation entry.

@@ -19,6 +19,11 @@ pub const PRIVATE_KEY_FILE: &str = "signing.pk8";
 pub const PUBLIC_KEY_FILE: &str = "signing.pub";
 /// 32 random bytes from which 認証キー are derived (private).
 pub const AUTH_SECRET_FILE: &str = "authkey.secret";
+/// The verification service's own Ed25519 private key, PKCS#8 (private, on the daemon's
+/// host): it signs 確認記録 (receipts).
+pub const SERVICE_PRIVATE_KEY_FILE: &str = "service.pk8";
+/// `ed25519 <hex>`: the service's public key, published on the site beside the signing key.
+pub const SERVICE_PUBLIC_KEY_FILE: &str = "service.pub";
 /// Present beside keys that a build made for development: only then may hosho print a
 /// number and its 認証キー to try.
 pub const DEVELOPMENT_FILE: &str = "DEVELOPMENT";
@@ -108,12 +113,31 @@ pub struct NewKeys {
     pkcs8: Vec<u8>,
 }
 
+/// A fresh Ed25519 key pair: its PKCS#8 bytes, the pair, and its public key.
+fn new_key_pair(rng: &SystemRandom) -> Result<(Vec<u8>, Ed25519KeyPair, PublicKey)> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).map_err(|_| KeyError::Random)?;
+    let key_pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Random)?;
+    let public = PublicKey::from_bytes(key_pair.public_key().as_ref().to_vec());
+    Ok((pkcs8.as_ref().to_vec(), key_pair, public))
+}
+
+/// The Ed25519 key pair in the PKCS#8 file at `path` (`label` names it in errors).
+fn read_key_pair(path: &Path, label: &'static str) -> Result<(Ed25519KeyPair, PublicKey)> {
+    let pkcs8 = fs::read(path).map_err(io(label, path, "を読めません"))?;
+    let key_pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| {
+        KeyError::Invalid(
+            path.to_path_buf(),
+            "は Ed25519 の PKCS#8 秘密鍵ではありません",
+        )
+    })?;
+    let public = PublicKey::from_bytes(key_pair.public_key().as_ref().to_vec());
+    Ok((key_pair, public))
+}
+
 /// Generates a key pair and an auth-key secret in memory.
 pub fn generate_in_memory() -> Result<NewKeys> {
     let rng = SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Random)?;
-    let key_pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Random)?;
-    let public = PublicKey::from_bytes(key_pair.public_key().as_ref().to_vec());
+    let (pkcs8, key_pair, public) = new_key_pair(&rng)?;
     let mut secret = [0u8; 32];
     rng.fill(&mut secret).map_err(|_| KeyError::Random)?;
     Ok(NewKeys {
@@ -122,7 +146,7 @@ pub fn generate_in_memory() -> Result<NewKeys> {
             public,
             auth_secret: secret.to_vec(),
         },
-        pkcs8: pkcs8.as_ref().to_vec(),
+        pkcs8,
     })
 }
 
@@ -240,15 +264,7 @@ pub fn load_public(path: &Path) -> Result<PublicKey> {
 
 /// Reads the key material in `dir`.
 pub fn load(dir: &Path) -> Result<KeyMaterial> {
-    let pkcs8_path = dir.join(PRIVATE_KEY_FILE);
-    let pkcs8 = fs::read(&pkcs8_path).map_err(io("秘密鍵 ", &pkcs8_path, "を読めません"))?;
-    let key_pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| {
-        KeyError::Invalid(
-            pkcs8_path.clone(),
-            "は Ed25519 の PKCS#8 秘密鍵ではありません",
-        )
-    })?;
-    let public = PublicKey::from_bytes(key_pair.public_key().as_ref().to_vec());
+    let (key_pair, public) = read_key_pair(&dir.join(PRIVATE_KEY_FILE), "秘密鍵 ")?;
     let stored = load_public(&dir.join(PUBLIC_KEY_FILE))?;
     if stored != public {
         return Err(KeyError::Invalid(
@@ -269,6 +285,87 @@ pub fn load(dir: &Path) -> Result<KeyMaterial> {
         public,
         auth_secret,
     })
+}
+
+/// The verification service's key pair, which signs receipts.
+pub struct ServiceKey {
+    pub key_pair: Ed25519KeyPair,
+    pub public: PublicKey,
+}
+
+/// Generates the service's key pair in `dir` (`service.pk8`, `service.pub`); refuses if
+/// either exists.
+pub fn generate_service(dir: &Path) -> Result<PublicKey> {
+    for name in [SERVICE_PRIVATE_KEY_FILE, SERVICE_PUBLIC_KEY_FILE] {
+        let path = dir.join(name);
+        if path.exists() {
+            return Err(KeyError::Exists(path));
+        }
+    }
+    let (pkcs8, _, public) = new_key_pair(&SystemRandom::new())?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("", dir, "を作れません"))?;
+    write_service(dir, &pkcs8, &public)?;
+    Ok(public)
+}
+
+/// Writes the service's key pair into `dir` (files that must not exist).
+fn write_service(dir: &Path, pkcs8: &[u8], public: &PublicKey) -> Result<()> {
+    create_new(&dir.join(SERVICE_PRIVATE_KEY_FILE), pkcs8, 0o600)?;
+    create_new(
+        &dir.join(SERVICE_PUBLIC_KEY_FILE),
+        public_key_text(public).as_bytes(),
+        0o644,
+    )
+}
+
+/// The service's public key that a build publishes on the site: `service.pub` in the keys
+/// directory, or, beside development keys without one, a development key pair made for
+/// this build and written once it succeeded (so that `hosho serve` on the demo makes
+/// receipts).
+pub struct BuildServiceKey {
+    pub public: Option<PublicKey>,
+    new_pkcs8: Option<Vec<u8>>,
+}
+
+impl BuildServiceKey {
+    pub fn load_or_new(dir: &Path, development: bool) -> Result<BuildServiceKey> {
+        let public_path = dir.join(SERVICE_PUBLIC_KEY_FILE);
+        if public_path.exists() {
+            return Ok(BuildServiceKey {
+                public: Some(load_public(&public_path)?),
+                new_pkcs8: None,
+            });
+        }
+        if !development || dir.join(SERVICE_PRIVATE_KEY_FILE).exists() {
+            return Ok(BuildServiceKey {
+                public: None,
+                new_pkcs8: None,
+            });
+        }
+        let (pkcs8, _, public) = new_key_pair(&SystemRandom::new())?;
+        Ok(BuildServiceKey {
+            public: Some(public),
+            new_pkcs8: Some(pkcs8),
+        })
+    }
+
+    /// Writes a development key pair made for this build into `dir`.
+    pub fn write_new(&self, dir: &Path) -> Result<()> {
+        match (&self.new_pkcs8, &self.public) {
+            (Some(pkcs8), Some(public)) => write_service(dir, pkcs8, public),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads the service's private key from `path` (a `service.pk8`).
+pub fn load_service(path: &Path) -> Result<ServiceKey> {
+    let (key_pair, public) = read_key_pair(path, "確認サービスの秘密鍵 ")?;
+    Ok(ServiceKey { key_pair, public })
 }
 
 /// At most two public keys are trusted at once: the old and the new during a rotation.
@@ -403,5 +500,45 @@ mod tests {
         fs::remove_file(a.join(PUBLIC_KEY_FILE)).expect("rm");
         fs::copy(b.join(PUBLIC_KEY_FILE), a.join(PUBLIC_KEY_FILE)).expect("cp");
         assert!(load(&a).is_err());
+    }
+
+    #[test]
+    fn the_service_key_is_made_once_and_published_by_development_builds_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let public = generate_service(&keys).expect("generate");
+        let mode = |name: &str| {
+            fs::metadata(keys.join(name))
+                .expect("file")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            (
+                mode(SERVICE_PRIVATE_KEY_FILE),
+                mode(SERVICE_PUBLIC_KEY_FILE)
+            ),
+            (0o600, 0o644)
+        );
+        let loaded = load_service(&keys.join(SERVICE_PRIVATE_KEY_FILE)).expect("load");
+        assert_eq!(loaded.public, public);
+        assert!(matches!(generate_service(&keys), Err(KeyError::Exists(_))));
+        // A build publishes service.pub where there is one, development or not.
+        let published = BuildServiceKey::load_or_new(&keys, false).expect("published");
+        assert_eq!(published.public, Some(public));
+        // Without one: a development build makes one (written after it succeeded), a
+        // production build publishes none.
+        let empty = dir.path().join("empty");
+        fs::create_dir_all(&empty).expect("mkdir");
+        let none = BuildServiceKey::load_or_new(&empty, false).expect("none");
+        assert!(none.public.is_none());
+        none.write_new(&empty).expect("nothing to write");
+        assert!(!empty.join(SERVICE_PUBLIC_KEY_FILE).exists());
+        let made = BuildServiceKey::load_or_new(&empty, true).expect("made");
+        assert!(!empty.join(SERVICE_PUBLIC_KEY_FILE).exists());
+        made.write_new(&empty).expect("written");
+        let written = load_service(&empty.join(SERVICE_PRIVATE_KEY_FILE)).expect("load");
+        assert_eq!(Some(written.public), made.public);
     }
 }

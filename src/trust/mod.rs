@@ -10,6 +10,7 @@ pub mod keys;
 pub mod layout;
 pub mod manifest;
 pub mod merkle;
+pub mod receipt;
 pub mod verify;
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct Verified {
     pub status: Status,
     /// Everything the certificate shows, hash-checked against the manifest.
     pub record: Record,
+    /// The record file's exact bytes (what a receipt carries).
+    pub record_bytes: Vec<u8>,
     pub pdf: PathBuf,
     pub pdf_sha256: String,
     pub seq: u64,
@@ -137,6 +139,7 @@ pub fn check(catalog: &Catalog, vault_dir: &Path, typed: &Typed) -> Result<Verif
         number: entry.number,
         status: entry.status,
         record,
+        record_bytes,
         pdf,
         pdf_sha256: entry.pdf_sha256,
         seq: catalog.seq(),

@@ -331,7 +331,7 @@ fn post(url: &str, content_type: &str, body: &str) -> Reply {
     )
 }
 
-fn api(d: &Daemon, number: &str, key: &str) -> Reply {
+pub(crate) fn api(d: &Daemon, number: &str, key: &str) -> Reply {
     let body = serde_json::json!({"number": number, "key": key}).to_string();
     post(&d.url("/api/verify"), "application/json", &body)
 }

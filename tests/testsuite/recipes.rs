@@ -1,5 +1,6 @@
 //! The checks docs/ gives for doing by hand, run exactly as written there: the Python that
-//! verifies a manifest's signatures and recomputes its Merkle tree.
+//! verifies a manifest's signatures and recomputes its Merkle tree, and the Python that
+//! verifies a 確認記録.
 
 use std::fs;
 use std::io::Write;
@@ -75,4 +76,66 @@ fn the_manifest_recipe_verifies_a_build_and_refuses_a_forged_tree_head() {
     let (ok, out, err) = python(&recipe, &site.root, &[]);
     assert!(!ok, "a forged tree head passed: {out}");
     assert!(err.contains("InvalidSignature"), "{err}");
+}
+
+#[test]
+fn the_receipt_recipe_verifies_a_receipt_and_refuses_each_altered_field() {
+    use crate::daemon::{api, Daemon, Root};
+    let root = Root::new();
+    let d = Daemon::start(&root, &[]);
+    let reply = api(&d, "2070004427", &root.key_of("2070004427"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let receipt = reply.json()["receipt"].clone();
+    let recipe = python_block("docs/receipt.md", "## Verifying a receipt");
+    let check = |value: &serde_json::Value| {
+        let file = root.path.join("receipt.json");
+        fs::write(&file, serde_json::to_vec_pretty(value).expect("json")).expect("write");
+        python(
+            &recipe,
+            &root.path,
+            &["receipt.json", "keys/signing.pub", "keys/service.pub"],
+        )
+    };
+    let (ok, out, err) = check(&receipt);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("valid: 2070004427"), "{out}");
+    let text = receipt["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+    let altered: Vec<(&str, serde_json::Value)> = vec![
+        ("an amount", {
+            let mut r = receipt.clone();
+            r["certificate"] = text.replacen("20000000", "90000000", 1).into();
+            r
+        }),
+        ("a proof hash", {
+            let mut r = receipt.clone();
+            r["proof"]["path"][0] = "00".repeat(32).into();
+            r
+        }),
+        ("the seq", {
+            let mut r = receipt.clone();
+            r["tree_head"]["seq"] = 1.into();
+            r
+        }),
+        ("the time", {
+            let mut r = receipt.clone();
+            r["checked_at"] = (r["checked_at"].as_u64().expect("time") + 1).into();
+            r
+        }),
+        ("the guarantor's name", {
+            let mut r = receipt.clone();
+            r["guarantor"] = "別の保証株式会社".into();
+            r
+        }),
+    ];
+    for (what, value) in altered {
+        let (ok, out, err) = check(&value);
+        assert!(!ok, "{what} passed: {out}");
+        assert!(
+            err.contains("AssertionError") || err.contains("InvalidSignature"),
+            "{what}: {err}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ pub mod catalog;
 pub mod format;
 pub mod signature;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, Inclusion};
 pub use format::*;
 pub use signature::*;
 

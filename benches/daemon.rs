@@ -7,7 +7,8 @@
 //! 2. Verification with the default KDF (100,000 PBKDF2 iterations): throughput and p99,
 //!    against the bare KDF on as many threads as the daemon's pool.
 //! 3. A signed manifest of 1,000,000 entries: time to start (read, check the signature,
-//!    index), resident memory, and the time to hot-reload it while serving.
+//!    index, build the Merkle tree), resident memory, and the time to hot-reload it while
+//!    serving; then, in process, what a 確認記録 costs beyond the check, and checking one.
 //!
 //! Settings: HOSHO_BENCH_SECONDS (default 10) per wrk run; HOSHO_BENCH_ENTRIES (default
 //! 1000000) for part 3.
@@ -354,6 +355,7 @@ fn main() {
         load_figures(&root, &work, cores);
     }
     manifest_figures(&work);
+    receipt_figures(&root, &work);
 }
 
 /// A `redis-server` on a free loopback port, for the shared limits; `None` without one.
@@ -525,6 +527,64 @@ fn load_figures(root: &Path, work: &Path, cores: usize) {
         100.0 * (cpu / bare_cpu - 1.0),
         100.0 * (1.0 - rate / bare),
         v.non_2xx
+    );
+}
+
+/// The cost of a 確認記録 beyond the check, in process on the big manifest: the proof, the
+/// service's signature, the JSON and the page's Base64; and of checking one.
+fn receipt_figures(root: &Path, work: &Path) {
+    use base64::Engine as _;
+    use hosho::trust::receipt::{self, Receipt};
+    let vault = work.join("big-vault");
+    let public = hosho::trust::keys::load_public(&work.join("big-keys/signing.pub")).expect("key");
+    let limits = manifest::Limits::default();
+    let catalog =
+        manifest::read_verified(&vault, std::slice::from_ref(&public), limits).expect("catalog");
+    let keys = work.join("service-keys");
+    if !keys.join("service.pk8").exists() {
+        hosho::trust::keys::generate_service(&keys).expect("service key");
+    }
+    let service = hosho::trust::keys::load_service(&keys.join("service.pk8")).expect("service");
+    let record = std::fs::read(root.join("vault/records/2070004426.json")).expect("record");
+    let n = catalog.len();
+    let numbers: Vec<String> = (0..1000)
+        .map(|i| format!("{}", 1_000_000_000 + (i * 7919) % n))
+        .collect();
+    let now = catalog.header().issued_at + 60;
+    let (mut make, mut check) = (Vec::new(), Vec::new());
+    for number in &numbers {
+        let started = Instant::now();
+        let inclusion = catalog.inclusion(number).expect("in the tree");
+        let made = Receipt::make(
+            &inclusion,
+            &record,
+            now,
+            "https://example.jp/verify/",
+            (&service.key_pair, &service.public),
+        )
+        .expect("receipt");
+        let bytes = made.to_bytes().expect("json");
+        let page = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        make.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(page);
+        let started = Instant::now();
+        receipt::verify(
+            &bytes,
+            std::slice::from_ref(&public),
+            std::slice::from_ref(&service.public),
+        )
+        .expect("valid");
+        check.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    println!("\n## 確認記録 (receipts), {n}-entry manifest, 1,000 receipts");
+    println!(
+        "make (proof, Ed25519 signature, JSON, Base64 for the page): median {:.0} µs, max {:.0} µs",
+        median(make.clone()),
+        make.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "verify (both signatures, hashes, proof): median {:.0} µs",
+        median(check)
     );
 }
 

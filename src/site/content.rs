@@ -48,6 +48,9 @@ pub enum PageData {
     /// One orderer's rules for receiving the notice (`/adopters/<slug>/<page>/`): the table
     /// and the row.
     Orderer(usize, usize),
+    /// The page that checks a 確認記録 in the browser (`/receipt/`), unless
+    /// `content/receipt.md` is written.
+    ReceiptCheck,
 }
 
 /// One page of the site.

@@ -82,6 +82,9 @@ impl Loaded {
         if !self.tables.is_empty() && !self.pages.iter().any(|p| p.path == ADOPTERS_PATH) {
             self.pages.push(Arc::new(adopters_overview_page()));
         }
+        if !self.pages.iter().any(|p| p.path == RECEIPT_PATH) {
+            self.pages.push(Arc::new(receipt_page()));
+        }
     }
 
     /// Reports a missing home page and unknown templates; pages without a template are left
@@ -167,6 +170,29 @@ impl Site {
         r.register_data("timeline", self.timeline.clone());
         r.register_data("sections", Arc::clone(&self.sections));
         r.register_data("fee_estimates", fees::estimates(&self.config.fees));
+    }
+}
+
+/// Where the page that checks a 確認記録 stands.
+pub(super) const RECEIPT_PATH: &str = "/receipt/";
+
+/// `/receipt/`: a 確認記録 checked in the browser, against the keys the site publishes.
+fn receipt_page() -> Page {
+    Page {
+        template: "receipt.html".to_owned(),
+        data: PageData::ReceiptCheck,
+        description: Some(
+            "「電子証書の確認」で保存した確認記録（電子ファイル）を、通信せずに検証します。"
+                .to_owned(),
+        ),
+        fingerprint: Fingerprint::new().bytes(RECEIPT_PATH.as_bytes()).finish(),
+        ..Page::new(
+            PathBuf::from("content/receipt.md"),
+            PageKind::Page,
+            RECEIPT_PATH.to_owned(),
+            Some("/".to_owned()),
+            "確認記録の検証".to_owned(),
+        )
     }
 }
 

@@ -21,12 +21,13 @@ use crate::site::timeline::Timeline;
 pub(crate) const PRIVATE_ASSET_DIRS: [&str; 1] = ["fonts"];
 
 /// The built-in theme's assets, written unless the site has its own file of the same name.
-pub(crate) const BUILT_IN_ASSETS: [(&str, &str); 2] = [
+pub(crate) const BUILT_IN_ASSETS: [(&str, &str); 3] = [
     ("css/style.css", include_str!("../../assets/css/style.css")),
     (
         "js/table-filter.js",
         include_str!("../../assets/js/table-filter.js"),
     ),
+    ("js/receipt.js", include_str!("../../assets/js/receipt.js")),
 ];
 
 /// Everything the public site is made from, validated.

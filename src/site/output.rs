@@ -341,7 +341,7 @@ impl Site {
                 c.insert("table", &self.tables[i]);
                 c.insert("adopter", &self.tables[i].adopters[j]);
             }
-            PageData::Markdown | PageData::AdoptersOverview => {}
+            PageData::Markdown | PageData::AdoptersOverview | PageData::ReceiptCheck => {}
         }
         let source = page.source.display().to_string();
         self.renderer.render(&page.template, &c, &source)

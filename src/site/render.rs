@@ -16,7 +16,7 @@ use crate::common::{era, format};
 use crate::site::template_uses;
 
 /// The built-in theme, so a site needs only the templates it changes.
-const BUILT_IN: [(&str, &str); 16] = [
+const BUILT_IN: [(&str, &str); 17] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("index.html", include_str!("../../templates/index.html")),
@@ -34,6 +34,7 @@ const BUILT_IN: [(&str, &str); 16] = [
         include_str!("../../templates/adopter_table.html"),
     ),
     ("404.html", include_str!("../../templates/404.html")),
+    ("receipt.html", include_str!("../../templates/receipt.html")),
     ("atom.xml", include_str!("../../templates/atom.xml")),
     ("sitemap.xml", include_str!("../../templates/sitemap.xml")),
     // The daemon's pages (hosho serve).

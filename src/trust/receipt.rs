@@ -553,4 +553,37 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_receipt_outlives_its_manifests_expiry() {
+        // A manifest that expired long ago (2025-10-09), checked while it was valid.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = dir.path().join("vault");
+        let signing = write_vault(&vault, &dir.path().join("keys"), 3, 1_760_000_000);
+        let limits = Limits {
+            min_iterations: ITERATIONS,
+            ..Limits::default()
+        };
+        let catalog = manifest::read_verified(&vault, std::slice::from_ref(&signing), limits)
+            .expect("trusted");
+        assert!(catalog.expired(crate::common::era::unix_now()));
+        let service = key_pair();
+        let record = std::fs::read(vault.join(record_file("2070004426"))).expect("record");
+        let inclusion = catalog.inclusion("2070004426").expect("in the tree");
+        let made = Receipt::make(
+            &inclusion,
+            &record,
+            1_750_000_000,
+            "https://x.jp/verify/",
+            (&service.0, &service.1),
+        )
+        .expect("made");
+        let bytes = made.to_bytes().expect("json");
+        let checked = verify(
+            &bytes,
+            std::slice::from_ref(&signing),
+            std::slice::from_ref(&service.1),
+        );
+        assert!(checked.is_ok(), "{checked:?}");
+    }
 }

@@ -290,11 +290,27 @@ fn an_orderer_verifies_a_certificate_in_chromium() {
         "{text}"
     );
     assert!(text.contains("2070004426"), "{text}");
-    for hidden in ["本文へ移動", "証書のPDFを開く", "別の電子証書を確認する"]
-    {
+    for hidden in [
+        "本文へ移動",
+        "証書のPDFを開く",
+        "別の電子証書を確認する",
+        "確認記録（電子ファイル）を保存",
+    ] {
         assert!(!text.contains(hidden), "{hidden} printed: {text}");
     }
     assert_eq!(crate::support::pdf_pages(&printed), 1, "one A4 page");
+    // The print carries the saved receipt's 照合番号, to match paper and file.
+    let href = b.eval("document.querySelector('a[download]').href");
+    let data = href.as_str().unwrap_or_default();
+    let data = data.trim_start_matches("data:application/json;base64,");
+    let receipt = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+        .expect("the receipt in the page");
+    let fingerprint = hosho::trust::receipt::fingerprint(&receipt);
+    let flat = text.split_whitespace().collect::<String>();
+    assert!(
+        text.contains("照合番号") && flat.contains(&fingerprint.replace(' ', "")),
+        "{fingerprint}: {text}"
+    );
 
     // The changed certificate with the longest history prints on one page too, with the
     // time of the check and who signed what it was checked against.

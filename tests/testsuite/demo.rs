@@ -426,7 +426,7 @@ fn sitemap_and_404() {
     let site = SiteDir::demo();
     site.build();
     let sitemap = site.read("sitemap.xml");
-    assert_eq!(sitemap.matches("<loc>").count(), 18);
+    assert_eq!(sitemap.matches("<loc>").count(), 19);
     assert!(sitemap.contains("<loc>https://denshi-hosho.example.jp/adopters/kumamoto/</loc>"));
     assert!(
         !sitemap.contains("404"),
@@ -460,7 +460,7 @@ fn demo_check_passes_and_writes_nothing() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "問題はありません: 18ページ、導入発注者一覧3件（71団体）、Q&A 7件、保証の記録12件、保証料計算書4通\n"
+        "問題はありません: 19ページ、導入発注者一覧3件（71団体）、Q&A 7件、保証の記録12件、保証料計算書4通\n"
     );
     assert!(!site.out().exists());
 }

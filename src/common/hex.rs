@@ -23,6 +23,38 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Decodes hex `text` into `out`, which it must fill exactly; `false` (and `out` partly
+/// written) for anything else. Allocates nothing, for the million entries of a manifest.
+pub fn decode_into(text: &str, out: &mut [u8]) -> bool {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if text.len() != out.len() * 2 {
+        return false;
+    }
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(high), Some(low)) => *byte = high << 4 | low,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Appends the lower-case hex of `bytes` to `out`.
+pub fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
 /// Whether `text` is the lower-case hex of exactly `bytes` bytes.
 pub fn is_hex_of(text: &str, bytes: usize) -> bool {
     text.len() == bytes * 2 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -48,6 +80,13 @@ mod tests {
         assert!(is_hex_of("00ff", 2));
         assert!(!is_hex_of("00FF", 2));
         assert!(!is_hex_of("00f", 2));
+        let mut out = [0u8; 3];
+        assert!(decode_into("000fFf", &mut out));
+        assert_eq!(out, [0, 15, 255]);
+        assert!(!decode_into("000f", &mut out) && !decode_into("000fgf", &mut out));
+        let mut text = b"x".to_vec();
+        push_hex(&[0, 15, 255], &mut text);
+        assert_eq!(text, b"x000fff");
     }
 
     #[test]

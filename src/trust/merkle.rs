@@ -44,14 +44,7 @@ impl Tree {
     pub fn new(leaves: Vec<Hash>) -> Tree {
         let mut levels = vec![leaves];
         while let Some(below) = levels.last().filter(|l| l.len() > 1) {
-            let above: Vec<Hash> = below
-                .chunks(2)
-                .map(|pair| match pair {
-                    [left, right] => node_hash(left, right),
-                    [alone] => *alone,
-                    _ => unreachable!("chunks(2) yields one or two"),
-                })
-                .collect();
+            let above = next_level(below);
             levels.push(above);
         }
         Tree { levels }
@@ -86,6 +79,40 @@ impl Tree {
         }
         Some(path)
     }
+}
+
+/// Each pair of `nodes` hashed into one, a last node without a sibling carried up.
+fn pair_up(nodes: &[Hash]) -> Vec<Hash> {
+    nodes
+        .chunks(2)
+        .map(|pair| match pair {
+            [left, right] => node_hash(left, right),
+            [alone] => *alone,
+            _ => unreachable!("chunks(2) yields one or two"),
+        })
+        .collect()
+}
+
+/// The level above `below`: a large level is hashed on all cores, in runs of an even
+/// number of nodes, so only the last run can have a node left over.
+fn next_level(below: &[Hash]) -> Vec<Hash> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    if workers == 1 || below.len() < 1 << 14 {
+        return pair_up(below);
+    }
+    let run = below.len().div_ceil(workers).next_multiple_of(2);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = below
+            .chunks(run)
+            .map(|part| (part, scope.spawn(move || pair_up(part))))
+            .collect();
+        let mut above = Vec::with_capacity(below.len().div_ceil(2));
+        for (part, handle) in runs {
+            // Were a run's thread to fail, its run is hashed here instead.
+            above.extend(handle.join().unwrap_or_else(|_| pair_up(part)));
+        }
+        above
+    })
 }
 
 /// Whether `path` proves that the leaf hashed `leaf` is leaf `index` of a tree of `size`
@@ -229,5 +256,18 @@ mod tests {
             hex(Tree::new(vec![leaf_hash(b"")]).root()),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         );
+    }
+
+    #[test]
+    fn a_large_tree_hashed_on_all_cores_is_the_rfcs() {
+        for n in [40_000, 40_001, 65_537] {
+            let leaves = leaves(n);
+            let tree = Tree::new(leaves.clone());
+            assert_eq!(tree.root(), mth(&leaves), "root of {n}");
+            for m in [0, n / 2, n - 1] {
+                let proof = tree.proof(m).expect("in range");
+                assert_eq!(proof, path(m, &leaves), "path of {m} in {n}");
+            }
+        }
     }
 }

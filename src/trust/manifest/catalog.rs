@@ -5,10 +5,10 @@ use ring::pbkdf2;
 use serde::Deserialize;
 
 use super::format::{
-    iterations, secret_sha256, write_leaf, Entry, Header, Kdf, Kind, Leaf, Limits, ManifestError,
-    Status, TreeHead, FORMAT, FORMAT_WITHOUT_TREE, KDF_ALGORITHM, SALT_LEN, VERIFIER_LEN,
+    iterations, write_leaf, Entry, Header, Kdf, Kind, Leaf, Limits, ManifestError, Status,
+    TreeHead, FORMAT, FORMAT_WITHOUT_TREE, KDF_ALGORITHM, SALT_LEN, VERIFIER_LEN,
 };
-use crate::common::hex::{from_hex, is_hex_of};
+use crate::common::hex::{decode_into, from_hex, is_hex_of, push_hex};
 use crate::trust::merkle::{leaf_hash, Hash, Tree};
 
 /// A verified manifest as readers hold it: the signed bytes themselves and an index by
@@ -106,11 +106,14 @@ impl EntryRef<'_> {
         Ok(number)
     }
 
-    /// The hash of its leaf (once [`EntryRef::check`] passed), its bytes built in `buffer`.
+    /// The hash of its leaf (once [`EntryRef::check`] passed: the hex is well formed), its
+    /// bytes built in `buffer` without another allocation.
     fn leaf_hash(&self, buffer: &mut Vec<u8>) -> Hash {
-        let salt = from_hex(&self.salt).unwrap_or_default();
-        let verifier = from_hex(&self.verifier).unwrap_or_default();
-        let secret = secret_sha256(&salt, &verifier);
+        let mut secret = [0u8; SALT_LEN + VERIFIER_LEN];
+        let (salt, verifier) = secret.split_at_mut(SALT_LEN);
+        decode_into(&self.salt, salt);
+        decode_into(&self.verifier, verifier);
+        let secret = ring::digest::digest(&ring::digest::SHA256, &secret);
         buffer.clear();
         write_leaf(
             buffer,
@@ -120,9 +123,10 @@ impl EntryRef<'_> {
                 self.status.code(),
                 &self.record_sha256,
                 &self.pdf_sha256,
-                &secret,
             ],
         );
+        push_hex(secret.as_ref(), buffer);
+        buffer.push(b'\n');
         leaf_hash(buffer)
     }
 }

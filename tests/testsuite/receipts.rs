@@ -254,6 +254,21 @@ fn the_receipt_page_verifies_a_saved_receipt_in_chromium_and_names_each_alterati
         assert!(said.contains(reason), "{what}: {said}");
     }
     b.screenshot(&crate::browser::screenshots_dir().join("receipt-invalid.png"));
+    // A hostile field is shown as text: no element is made from it, no script runs.
+    let hostile = "<img src=x onerror=\"document.title='pwned'\">";
+    let mut altered = receipt.clone();
+    altered["tree_head"]["key_id"] = hostile.into();
+    let file = root.path.join("hostile.json");
+    fs::write(&file, serde_json::to_vec_pretty(&altered).expect("json")).expect("write");
+    b.eval("document.getElementById('receipt-result').textContent = ''");
+    choose_file(&mut b, &file);
+    let said = verdict(&mut b);
+    assert!(said.contains(hostile), "{said}");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#receipt-result img').length"),
+        0
+    );
+    assert_ne!(b.eval("document.title"), "pwned");
 }
 
 #[test]

@@ -225,6 +225,13 @@ fn the_receipt_page_verifies_a_saved_receipt_in_chromium_and_names_each_alterati
     let requests = b.eval(fetched);
     choose_file(&mut b, &saved);
     assert_eq!(verdict(&mut b), "有効な確認記録です。");
+    // The API's receipt, saved by a program, is valid on the page too.
+    let from_api = api(&d, "2070004426", "332E1E7K9Q").json()["receipt"].clone();
+    let api_file = root.path.join("from-api.json");
+    fs::write(&api_file, serde_json::to_vec(&from_api).expect("json")).expect("write");
+    b.eval("document.getElementById('receipt-result').textContent = ''");
+    choose_file(&mut b, &api_file);
+    assert_eq!(verdict(&mut b), "有効な確認記録です。");
     let table = b.eval("document.querySelector('#receipt-result table').innerText");
     let table = table.as_str().unwrap_or_default();
     for fact in [

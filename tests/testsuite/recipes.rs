@@ -99,6 +99,18 @@ fn the_receipt_recipe_verifies_a_receipt_and_refuses_each_altered_field() {
     let (ok, out, err) = check(&receipt);
     assert!(ok, "{out}{err}");
     assert!(out.starts_with("valid: 2070004427"), "{out}");
+    // The certificate page's receipt too, as the browser saves it.
+    let page = crate::daemon::form(&d, "2070004426", "332E1E7K9Q").text();
+    let at = page
+        .find("data:application/json;base64,")
+        .expect("a data URL")
+        + 29;
+    let data = &page[at..at + page[at..].find('"').expect("end")];
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).expect("base64");
+    let from_page: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let (ok, out, err) = check(&from_page);
+    assert!(ok && out.starts_with("valid: 2070004426"), "{out}{err}");
     let text = receipt["certificate"]
         .as_str()
         .expect("certificate")

@@ -18,9 +18,23 @@ fn python_block(doc: &str, heading: &str) -> String {
     after[start..start + end].to_owned()
 }
 
+/// The first Python that has `cryptography`: the one on the PATH, else Debian's (which
+/// scripts/test gives `python3-cryptography` when neither has it).
+fn python_with_cryptography() -> &'static str {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import cryptography"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a python3 with cryptography (scripts/test installs python3-cryptography)")
+}
+
 /// Runs `code` with python3 in `dir` with `args`: (success, stdout, stderr).
 fn python(code: &str, dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python_with_cryptography())
         .arg("-")
         .args(args)
         .current_dir(dir)

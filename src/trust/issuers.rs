@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
+use crate::trust::manifest::Catalog;
 
 /// At most this many public keys per guarantor: the old and the new during a rotation.
 const MAX_KEYS: usize = 2;
@@ -106,6 +107,16 @@ impl Issuer {
         self.number_prefixes
             .iter()
             .any(|p| number.starts_with(p.as_str()))
+    }
+
+    /// The first number of `catalog` outside this guarantor's space, if any: such a
+    /// manifest is refused whole (the guarantor fails closed), so that no number is ever
+    /// answered by two guarantors.
+    pub fn stray_number(&self, catalog: &Catalog) -> Option<String> {
+        catalog
+            .entries()
+            .map(|e| e.number)
+            .find(|number| !self.holds(number))
     }
 }
 
@@ -294,6 +305,41 @@ contact = "https://nishi.example.jp/contact/"
         assert_eq!(
             parse("").expect_err("none"),
             ["issuers.toml:1:1: [[issuer]] を一つ以上書いてください"]
+        );
+    }
+
+    #[test]
+    fn a_manifest_with_a_number_outside_the_space_is_found_out() {
+        use crate::trust::manifest::{self, Limits};
+        use crate::trust::testing::{write_vault, ITERATIONS};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = dir.path().join("vault");
+        let key = write_vault(&vault, &dir.path().join("keys"), 1, 2_000_000_000);
+        let limits = Limits {
+            min_iterations: ITERATIONS,
+            ..Limits::default()
+        };
+        let catalog = manifest::read_verified(&vault, &[key], limits).expect("trusted");
+        // The test vault holds 2070004426, 2070004427 and 2070004428.
+        let issuers = parse(GOOD).expect("valid");
+        let (higashi, nishi) = (&issuers.0[0], &issuers.0[1]);
+        assert_eq!(nishi.stray_number(&catalog), None);
+        assert_eq!(
+            higashi.stray_number(&catalog).as_deref(),
+            Some("2070004426")
+        );
+        let narrow = Issuer {
+            number_prefixes: vec!["207000442".to_owned(), "2070004428".to_owned()],
+            ..nishi.clone()
+        };
+        assert_eq!(narrow.stray_number(&catalog), None);
+        let narrower = Issuer {
+            number_prefixes: vec!["2070004426".to_owned(), "2070004428".to_owned()],
+            ..nishi.clone()
+        };
+        assert_eq!(
+            narrower.stray_number(&catalog).as_deref(),
+            Some("2070004427")
         );
     }
 }

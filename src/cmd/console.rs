@@ -200,6 +200,10 @@ pub(super) fn serving(
         println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
     }
     println!("監査ログ: {}", ready.audit_log.display());
+    match &ready.receipt_key_id {
+        Some(id) => println!("確認記録（電子ファイル）に署名します: 確認サービスの鍵 ID {id}"),
+        None => println!("確認記録（電子ファイル）は出しません（--receipt-key の指定も、鍵の置き場所の service.pk8 もありません）"),
+    }
     if watching {
         println!("ファイルを保存すると自動で再ビルドし、開いているページを読み込み直します");
     }

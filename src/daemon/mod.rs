@@ -58,6 +58,8 @@ pub struct Ready {
     pub seq: u64,
     pub entries: usize,
     pub audit_log: PathBuf,
+    /// The id of the key that signs 確認記録, when the service makes them.
+    pub receipt_key_id: Option<String>,
     /// The live preview (building mode): tell it about each rebuild.
     pub(crate) live: Option<Arc<crate::preview::live::Live>>,
 }
@@ -80,6 +82,7 @@ pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
             seq: catalog.seq(),
             entries: catalog.len(),
             audit_log: options.state_dir.join(AUDIT_FILE),
+            receipt_key_id: app.receipts.as_ref().map(|r| r.key_id().to_owned()),
             live: app.live.clone(),
         });
     }));

@@ -38,6 +38,11 @@ impl Receipts {
         Receipts { key, service_url }
     }
 
+    /// The id of the service's key.
+    pub(crate) fn key_id(&self) -> &str {
+        &self.key.public.id
+    }
+
     /// The receipt of `verified`, checked at `now` against `catalog`; `None` for a manifest
     /// without a tree (format 1), which proves nothing on its own.
     pub(crate) fn make(&self, catalog: &Catalog, verified: &Verified, now: u64) -> Option<Made> {

@@ -1114,6 +1114,10 @@ fn a_number_and_key_to_try_are_printed_only_with_development_keys() {
         "{:?}",
         dev.banner
     );
+    let dev_signs = dev
+        .banner
+        .iter()
+        .any(|l| l.starts_with("確認記録（電子ファイル）に署名します: 確認サービスの鍵 ID "));
     drop(dev);
     // The same site with keys from `hosho keygen`: no key is printed.
     let root = Root::new();
@@ -1137,6 +1141,16 @@ fn a_number_and_key_to_try_are_printed_only_with_development_keys() {
         .banner
         .iter()
         .any(|l| l.starts_with("確認サービスを起動しました")));
+    // Development keys come with a service key that signs receipts; keygen's do not.
+    assert!(dev_signs, "the development banner names the receipt key");
+    assert!(
+        production
+            .banner
+            .iter()
+            .any(|l| l.starts_with("確認記録（電子ファイル）は出しません")),
+        "{:?}",
+        production.banner
+    );
 }
 
 #[test]

@@ -46,12 +46,13 @@ pub fn decode_into(text: &str, out: &mut [u8]) -> bool {
     true
 }
 
-/// Appends the lower-case hex of `bytes` to `out`.
-pub fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
+/// Writes the lower-case hex of `bytes` into `out`, which holds two bytes per byte (the
+/// rest of a longer `out` is left as it is). Allocates nothing.
+pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xf)]);
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 
@@ -84,9 +85,9 @@ mod tests {
         assert!(decode_into("000fFf", &mut out));
         assert_eq!(out, [0, 15, 255]);
         assert!(!decode_into("000f", &mut out) && !decode_into("000fgf", &mut out));
-        let mut text = b"x".to_vec();
-        push_hex(&[0, 15, 255], &mut text);
-        assert_eq!(text, b"x000fff");
+        let mut text = *b"xxxxxxx";
+        encode_into(&[0, 15, 255], &mut text[1..]);
+        assert_eq!(&text, b"x000fff");
     }
 
     #[test]

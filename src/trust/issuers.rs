@@ -113,10 +113,7 @@ impl Issuer {
     /// manifest is refused whole (the guarantor fails closed), so that no number is ever
     /// answered by two guarantors.
     pub fn stray_number(&self, catalog: &Catalog) -> Option<String> {
-        catalog
-            .entries()
-            .map(|e| e.number)
-            .find(|number| !self.holds(number))
+        catalog.numbers().find(|number| !self.holds(number))
     }
 }
 

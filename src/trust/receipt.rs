@@ -250,16 +250,43 @@ pub fn verify(
     Ok(Checked { receipt, record })
 }
 
+/// Why an Ed25519 signature of a receipt was not accepted.
+enum Unsigned {
+    /// Its key id is not among the trusted keys.
+    UnknownKey,
+    /// Not hex, or not that key's signature over the message.
+    Bad,
+}
+
+/// Checks `signature` (hex) over `message` with the key of `trusted` whose id is `key_id`.
+fn signed_by(
+    trusted: &[PublicKey],
+    key_id: &str,
+    signature: &str,
+    message: &[u8],
+) -> Result<(), Unsigned> {
+    let key = trusted
+        .iter()
+        .find(|k| k.id == key_id)
+        .ok_or(Unsigned::UnknownKey)?;
+    let signature = from_hex(signature).ok_or(Unsigned::Bad)?;
+    signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
+        .verify(message, &signature)
+        .map_err(|_| Unsigned::Bad)
+}
+
 fn check_tree_head(receipt: &Receipt, signing: &[PublicKey]) -> Result<(), Invalid> {
     let head = &receipt.tree_head;
-    let key = signing
-        .iter()
-        .find(|k| k.id == head.key_id)
-        .ok_or_else(|| Invalid::UnknownGuarantorKey(head.key_id.clone()))?;
-    let signature = from_hex(&receipt.tree_head_signature).ok_or(Invalid::TreeHeadSignature)?;
-    signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
-        .verify(&head.bytes(), &signature)
-        .map_err(|_| Invalid::TreeHeadSignature)
+    signed_by(
+        signing,
+        &head.key_id,
+        &receipt.tree_head_signature,
+        &head.bytes(),
+    )
+    .map_err(|e| match e {
+        Unsigned::UnknownKey => Invalid::UnknownGuarantorKey(head.key_id.clone()),
+        Unsigned::Bad => Invalid::TreeHeadSignature,
+    })
 }
 
 fn check_certificate(receipt: &Receipt) -> Result<Record, Invalid> {
@@ -294,14 +321,12 @@ fn check_proof(receipt: &Receipt) -> Result<(), Invalid> {
 }
 
 fn check_service(receipt: &Receipt, service: &[PublicKey]) -> Result<(), Invalid> {
-    let key = service
-        .iter()
-        .find(|k| k.id == receipt.service_key_id)
-        .ok_or_else(|| Invalid::UnknownServiceKey(receipt.service_key_id.clone()))?;
-    let signature = from_hex(&receipt.service_signature).ok_or(Invalid::ServiceSignature)?;
-    signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
-        .verify(&receipt.service_message()?, &signature)
-        .map_err(|_| Invalid::ServiceSignature)
+    let id = &receipt.service_key_id;
+    let message = receipt.service_message()?;
+    signed_by(service, id, &receipt.service_signature, &message).map_err(|e| match e {
+        Unsigned::UnknownKey => Invalid::UnknownServiceKey(id.clone()),
+        Unsigned::Bad => Invalid::ServiceSignature,
+    })
 }
 
 #[cfg(test)]

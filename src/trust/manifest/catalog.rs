@@ -8,7 +8,7 @@ use super::format::{
     iterations, write_leaf, Entry, Header, Kdf, Kind, Leaf, Limits, ManifestError, Status,
     TreeHead, FORMAT, FORMAT_WITHOUT_TREE, KDF_ALGORITHM, SALT_LEN, VERIFIER_LEN,
 };
-use crate::common::hex::{decode_into, from_hex, is_hex_of, push_hex};
+use crate::common::hex::{decode_into, encode_into, from_hex, is_hex_of};
 use crate::trust::merkle::{leaf_hash, Hash, Tree};
 
 /// A verified manifest as readers hold it: the signed bytes themselves and an index by
@@ -114,6 +114,8 @@ impl EntryRef<'_> {
         decode_into(&self.salt, salt);
         decode_into(&self.verifier, verifier);
         let secret = ring::digest::digest(&ring::digest::SHA256, &secret);
+        let mut secret_hex = [0u8; 64];
+        encode_into(secret.as_ref(), &mut secret_hex);
         buffer.clear();
         write_leaf(
             buffer,
@@ -124,9 +126,8 @@ impl EntryRef<'_> {
                 &self.record_sha256,
                 &self.pdf_sha256,
             ],
+            &secret_hex,
         );
-        push_hex(secret.as_ref(), buffer);
-        buffer.push(b'\n');
         leaf_hash(buffer)
     }
 }
@@ -337,6 +338,11 @@ impl Catalog {
         let start = slot.start as usize;
         let bytes = self.bytes.get(start..start + slot.len as usize)?;
         serde_json::from_slice(bytes).ok()
+    }
+
+    /// Every number, in order, read from the index (no entry is parsed).
+    pub fn numbers(&self) -> impl Iterator<Item = String> + '_ {
+        self.index.iter().map(|slot| format!("{:010}", slot.number))
     }
 
     /// Every entry, in number order.

@@ -267,20 +267,18 @@ impl Leaf {
                 &self.record_sha256,
                 &self.pdf_sha256,
             ],
+            self.secret_sha256.as_bytes(),
         );
-        out.extend_from_slice(self.secret_sha256.as_bytes());
-        out.push(b'\n');
         out
     }
 }
 
-/// The start of a leaf's bytes into `out`: the domain, then number, kind, status, record
-/// SHA-256 and PDF SHA-256, each followed by a newline (the secret's SHA-256 and its newline
-/// end it).
-pub(super) fn write_leaf(out: &mut Vec<u8>, fields: [&str; 5]) {
+/// A leaf's bytes into `out`: the domain, then number, kind, status, record SHA-256, PDF
+/// SHA-256 and the secret's SHA-256 (`secret_hex`), each followed by a newline.
+pub(super) fn write_leaf(out: &mut Vec<u8>, fields: [&str; 5], secret_hex: &[u8]) {
     out.extend_from_slice(LEAF_DOMAIN.as_bytes());
-    for field in fields {
-        out.extend_from_slice(field.as_bytes());
+    for field in fields.iter().map(|f| f.as_bytes()).chain([secret_hex]) {
+        out.extend_from_slice(field);
         out.push(b'\n');
     }
 }

@@ -49,7 +49,7 @@ impl std::fmt::Display for KeyError {
             KeyError::Io(what, _) => f.write_str(what),
             KeyError::Exists(path) => write!(
                 f,
-                "{} がすでにあります。鍵を上書きすると発行済みの認証キーと署名が使えなくなるため、作成を止めました",
+                "{} がすでにあります。鍵を上書きすると、その鍵による署名やその秘密値から作った認証キーが使えなくなるため、作成を止めました",
                 path.display()
             ),
             KeyError::Invalid(path, what) => write!(f, "{} {what}", path.display()),

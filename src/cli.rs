@@ -140,6 +140,9 @@ pub struct ServeArgs {
     /// ビルドせず、vault と公開鍵だけで動かします（本番）
     #[arg(long)]
     pub no_build: bool,
+    /// 複数の保証事業会社の電子証書を一つの確認サービスで確認します: 各社の id・名前・vault・公開鍵・番号の範囲・問い合わせ先を書いた issuers.toml（docs/platform.md）。--no-build と使い、--vault と --public-key とは使えません
+    #[arg(long, value_name = "FILE", requires = "no_build", conflicts_with_all = ["vault", "public_key"])]
+    pub issuers: Option<PathBuf>,
     /// 起動したら、サイトのプレビューをブラウザで開きます
     #[arg(long, conflicts_with = "no_build")]
     pub open: bool,

@@ -69,14 +69,26 @@
   function hashLeft(p) { return function (x) { return sha256(concat(new Uint8Array([1]), p, x)); }; }
   function hashRight(p) { return function (x) { return sha256(concat(new Uint8Array([1]), x, p)); }; }
 
+  // The guarantors' keys this page trusts, "id:hex" separated by spaces (a platform lists
+  // every guarantor's).
+  function trustedSigningKey(id) {
+    var pairs = (form.dataset.signingKeys || "").split(" ");
+    for (var i = 0; i < pairs.length; i++) {
+      var pair = pairs[i].split(":");
+      if (pair.length === 2 && pair[0] === id) return pair[1];
+    }
+    return null;
+  }
+
   function check(text) {
     var r, record;
     try { r = JSON.parse(text); } catch (e) { return Promise.reject(new Invalid("確認記録のファイルとして読めません（JSON ではありません）")); }
     if (!r || r.format !== "hosho-receipt-1") return Promise.reject(new Invalid("確認記録のファイルとして読めません（format が違います）"));
     var h = r.tree_head, leaf = r.leaf, head = treeHeadBytes(h), state = {};
     return Promise.resolve().then(function () {
-      if (h.key_id !== form.dataset.signingKeyId) throw new Invalid("保証会社の署名の鍵（鍵 ID " + h.key_id + "）は、このサイトの公開鍵ではありません");
-      return verifyEd25519(form.dataset.signingKey, r.tree_head_signature, head);
+      var signingKey = trustedSigningKey(h.key_id);
+      if (!signingKey) throw new Invalid("保証会社の署名の鍵（鍵 ID " + h.key_id + "）は、このサイトの公開鍵ではありません");
+      return verifyEd25519(signingKey, r.tree_head_signature, head);
     }).then(function (ok) {
       if (!ok) throw new Invalid("保証会社の署名が一致しません（tree_head の内容が署名されたものと違います: マニフェストの番号・日時・件数・ルートのいずれか）");
       return sha256(enc.encode(r.certificate));

@@ -186,10 +186,34 @@ pub(super) fn serving(
     example: Option<&(String, String)>,
     watching: bool,
 ) {
-    println!(
-        "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{}、{}件）",
-        ready.addr, ready.seq, ready.entries
-    );
+    match ready.issuers.as_slice() {
+        [one] if one.name.is_empty() => {
+            let (seq, entries) = ready.first_manifest().unwrap_or_default();
+            println!(
+                "確認サービスを起動しました: http://{}/verify/ （マニフェスト #{seq}、{entries}件）",
+                ready.addr
+            );
+        }
+        issuers => {
+            println!(
+                "確認サービスを起動しました: http://{}/verify/ （保証事業会社 {}社）",
+                ready.addr,
+                issuers.len()
+            );
+            for issuer in issuers {
+                match &issuer.manifest {
+                    Ok((seq, entries)) => println!(
+                        "  {}（{}）: マニフェスト #{seq}、{entries}件",
+                        issuer.name, issuer.id
+                    ),
+                    Err(why) => println!(
+                        "  {}（{}）: 確認を止めています（{why}）",
+                        issuer.name, issuer.id
+                    ),
+                }
+            }
+        }
+    }
     if preview {
         println!("サイトのプレビュー: http://{}/", ready.addr);
     }

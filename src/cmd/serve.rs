@@ -83,6 +83,7 @@ impl From<ServeArgs> for Options {
             state_dir: args.state.unwrap_or_else(|| root.join(STATE_DIR)),
             paths,
             public_keys: args.public_key,
+            issuers: args.issuers,
             min_kdf_iterations: args.min_kdf_iterations,
             abuse: AbuseLimits {
                 per_address: args.limit_address.unwrap_or(defaults.per_address),

@@ -1,24 +1,26 @@
-//! What every request shares: the trusted manifest (swapped whole on reload), the limiters,
+//! What every request shares: the guarantors and their manifests (each swapped whole on
+//! reload), the limiters,
 //! the KDF pool, PDF tokens, the audit log and the pages. Built from [`Options`] without a
 //! socket, so the routes can be tested in-process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{Context as _, Result};
 use arc_swap::ArcSwap;
 
 use super::audit::AUDIT_FILE;
 use super::clients::TrustedProxies;
-use super::gate::{Gate, Served};
-use super::metrics::{Metrics, Snapshot};
+use super::metrics::{IssuerState, Metrics, Snapshot};
 use super::options::Options;
+use super::platform::Platform;
 use super::{audit, limits, pages, pool, receipts, site_files, tokens};
-use crate::trust::keys::{self, TrustedKeys, SERVICE_PRIVATE_KEY_FILE};
-use crate::trust::manifest::Limits;
+use crate::trust::keys::{self, SERVICE_PRIVATE_KEY_FILE};
+use crate::trust::verify::unix_now;
 
 pub(crate) struct App {
-    catalog: ArcSwap<Served>,
+    /// Every guarantor served, and its manifest.
+    pub(crate) platform: Platform,
     pub(crate) limiter: limits::Limiter,
     pub(crate) pool: pool::KdfPool,
     pub(crate) tokens: tokens::Tokens,
@@ -38,23 +40,10 @@ pub(crate) struct App {
 }
 
 impl App {
-    /// Admits the manifest (refusing on any failure) and opens what the requests share; the
-    /// gate it passed through is returned for reloads.
-    pub(crate) fn new(options: &Options, trusted: TrustedKeys) -> Result<(App, Gate)> {
-        let gate = Gate {
-            vault: options.paths.vault.clone(),
-            trusted,
-            limits: Limits {
-                min_iterations: options.min_kdf_iterations,
-                ..Limits::default()
-            },
-            state_dir: options.state_dir.clone(),
-        };
-        let catalog = gate
-            .load(0)
-            .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
-        gate.save_high_water(&catalog)
-            .context("最高シーケンス番号を保存できないため起動しません")?;
+    /// Admits each guarantor's manifest (see [`Platform::open`] for what a failure stops)
+    /// and opens what the requests share.
+    pub(crate) fn new(options: &Options) -> Result<App> {
+        let platform = Platform::open(options)?;
         let pages = pages::Pages::load(&options.paths.root)?;
         let receipts = receipt_signer(options, &pages)?;
         let preview = match options.paths.out.is_dir() {
@@ -68,8 +57,8 @@ impl App {
             }
             false => None,
         };
-        let app = App {
-            catalog: ArcSwap::from_pointee(catalog),
+        Ok(App {
+            platform,
             limiter: limits::Limiter::new(options.abuse.clone(), options.limits_url.as_deref())?,
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
             tokens: link_tokens(options)?,
@@ -82,33 +71,33 @@ impl App {
             listen: options.listen.ip(),
             metrics: Metrics::new(),
             receipts,
-        };
-        Ok((app, gate))
+        })
     }
 
-    /// The manifest in force and its vault; a request holds them until it is answered.
     /// What `/metrics` reports, read now.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let catalog = self.catalog();
+        let now = unix_now();
+        let issuers = self
+            .platform
+            .gates()
+            .iter()
+            .map(|gate| {
+                let served = gate.served();
+                IssuerState {
+                    id: gate.issuer.id.clone(),
+                    in_service: served.as_ref().is_some_and(|s| !s.expired(now)),
+                    manifest: served.map(|s| (s.seq(), s.expires_at(), s.len())),
+                }
+            })
+            .collect();
         Snapshot {
             kdf_workers: self.pool.workers(),
             kdf_in_use: self.pool.in_use(),
             limiter: self.limiter.stats(),
-            manifest_seq: catalog.seq(),
-            manifest_expires_at: catalog.expires_at(),
-            manifest_entries: catalog.len(),
+            issuers,
             audit_dropped: self.audit.dropped(),
             audit_write_errors: self.audit.write_errors(),
         }
-    }
-
-    pub(crate) fn catalog(&self) -> Arc<Served> {
-        self.catalog.load_full()
-    }
-
-    /// Serves `served` from now on (requests in flight finish on the old one).
-    pub(crate) fn swap(&self, served: Served) {
-        self.catalog.store(Arc::new(served));
     }
 
     /// Flushes the audit log.

@@ -1,15 +1,21 @@
-//! Which manifest the daemon trusts, and when it may change: every check passes (signature
-//! by a trusted key, format, KDF floor, not expired, not below the saved high-water sequence
+//! Which manifest the daemon trusts for one guarantor, and when it may change: every check
+//! passes (signature by a key trusted for this guarantor, format, KDF floor, not expired,
+//! every number in the guarantor's number space, not below the saved high-water sequence
 //! number, and not the same sequence number with other bytes) before a manifest is served,
 //! at start and on every reload. The high-water mark (sequence number and SHA-256) is saved
-//! atomically, and only after all of that.
+//! atomically, and only after all of that. A gate that has admitted nothing yet serves
+//! nothing: its guarantor's numbers are out of service, and no other guarantor's.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
 
 use crate::common::files::read_capped;
+use crate::trust::issuers::Issuer;
 use crate::trust::keys::TrustedKeys;
 use crate::trust::layout::{MANIFEST_FILE, MAX_SIGNATURE_BYTES, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Catalog, Limits, ReadError};
@@ -34,6 +40,10 @@ pub(crate) enum Refusal {
         seq: u64,
     },
     HighWater(String),
+    /// A number outside the guarantor's number space.
+    StrayNumber {
+        number: String,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -54,22 +64,15 @@ impl std::fmt::Display for Refusal {
                 "マニフェスト #{seq} は、すでに提供した同じ番号のマニフェストと中身が違います（差し替えは受け付けません。新しくビルドしてください）"
             ),
             Refusal::HighWater(e) => write!(f, "{e}"),
+            Refusal::StrayNumber { number } => write!(
+                f,
+                "マニフェストに、この保証事業会社の番号の範囲（issuers.toml の numbers）にない保証契約番号 {number} があります（ほかの保証事業会社の番号を答えないよう、マニフェスト全体を受け付けません）"
+            ),
         }
     }
 }
 
 impl std::error::Error for Refusal {}
-
-/// Whether the manifest served has expired, and the status both health answers (public
-/// and admin) then give: 503 once it has, 200 before.
-pub(crate) fn health(catalog: &Catalog) -> (bool, hyper::StatusCode) {
-    let expired = catalog.expired(unix_now());
-    let status = match expired {
-        true => hyper::StatusCode::SERVICE_UNAVAILABLE,
-        false => hyper::StatusCode::OK,
-    };
-    (expired, status)
-}
 
 pub(crate) fn rfc3339(unix: u64) -> String {
     i64::try_from(unix)
@@ -125,12 +128,20 @@ impl std::ops::Deref for Served {
     }
 }
 
-/// Where the manifest comes from and what it must pass.
+/// One guarantor's manifest: where it comes from, what it must pass, and the one served.
 pub(crate) struct Gate {
-    pub(crate) vault: PathBuf,
+    /// The guarantor: its vault, number space, name and contact.
+    pub(crate) issuer: Issuer,
     pub(crate) trusted: TrustedKeys,
     pub(crate) limits: Limits,
+    /// Where its high-water mark is kept.
     pub(crate) state_dir: PathBuf,
+    /// The manifest in force (swapped whole on reload); `None` until one was admitted.
+    served: ArcSwapOption<Served>,
+    /// Why nothing is served, while nothing is.
+    refused: Mutex<Option<String>>,
+    /// Read the manifest again now (SIGHUP, a rebuild of the live preview).
+    pub(crate) reload: Notify,
 }
 
 /// A change stamp of the manifest and its signature, to notice a new build.
@@ -138,18 +149,75 @@ pub(crate) struct Gate {
 pub(crate) struct Stamp([(u64, u64, i64, i64); 2]);
 
 impl Gate {
+    pub(crate) fn new(
+        issuer: Issuer,
+        trusted: TrustedKeys,
+        limits: Limits,
+        state_dir: PathBuf,
+    ) -> Gate {
+        Gate {
+            issuer,
+            trusted,
+            limits,
+            state_dir,
+            served: ArcSwapOption::empty(),
+            refused: Mutex::new(None),
+            reload: Notify::new(),
+        }
+    }
+
+    /// The manifest in force and its vault, if any; a request holds them until answered.
+    pub(crate) fn served(&self) -> Option<Arc<Served>> {
+        self.served.load_full()
+    }
+
+    /// Serves `served` from now on (requests in flight finish on the old one).
+    pub(crate) fn serve(&self, served: Served) {
+        self.served.store(Some(Arc::new(served)));
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused = None;
+        }
+    }
+
+    /// Notes why nothing is served (a start that failed closed).
+    pub(crate) fn refuse(&self, why: &Refusal) {
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused = Some(why.to_string());
+        }
+    }
+
+    /// Why nothing is served, while nothing is.
+    pub(crate) fn refused(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Admits the manifest on disk at start: served, or refused with the reason kept.
+    pub(crate) fn open(&self) -> Result<(), Refusal> {
+        match self.admit(0) {
+            Ok(served) => {
+                self.serve(served);
+                Ok(())
+            }
+            Err(why) => {
+                self.refuse(&why);
+                Err(why)
+            }
+        }
+    }
+
     /// Reads and checks the manifest completely; does not save anything.
     pub(crate) fn load(&self, floor: u64) -> Result<Served, Refusal> {
         let started = std::time::Instant::now();
-        let dir = std::fs::canonicalize(&self.vault).map_err(|e| {
-            Refusal::Unreadable(ReadError::Io(
-                self.vault.display().to_string(),
-                e.to_string(),
-            ))
+        let vault = &self.issuer.vault;
+        let dir = std::fs::canonicalize(vault).map_err(|e| {
+            Refusal::Unreadable(ReadError::Io(vault.display().to_string(), e.to_string()))
         })?;
         let catalog = manifest::read_verified(&dir, self.trusted.as_slice(), self.limits)
             .map_err(Refusal::Unreadable)?;
         tracing::debug!(elapsed = ?started.elapsed(), entries = catalog.len(), "read, checked and indexed the manifest");
+        if let Some(number) = self.issuer.stray_number(&catalog) {
+            return Err(Refusal::StrayNumber { number });
+        }
         if catalog.expired(unix_now()) {
             return Err(Refusal::Expired {
                 expires_at: catalog.expires_at(),
@@ -224,17 +292,21 @@ impl Gate {
     /// Whether the signature file on disk is the one `catalog` was accepted with: then the
     /// files were touched but not changed, and nothing needs reading.
     pub(crate) fn unchanged(&self, catalog: &Catalog) -> bool {
-        read_capped(&self.vault.join(SIGNATURE_FILE), MAX_SIGNATURE_BYTES, true)
-            .ok()
-            .and_then(|bytes| manifest::signature_of(&bytes))
-            .is_some_and(|sig| sig == catalog.signature())
+        read_capped(
+            &self.issuer.vault.join(SIGNATURE_FILE),
+            MAX_SIGNATURE_BYTES,
+            true,
+        )
+        .ok()
+        .and_then(|bytes| manifest::signature_of(&bytes))
+        .is_some_and(|sig| sig == catalog.signature())
     }
 
     /// The current stamp of the manifest files (zeros for a missing file).
     pub(crate) fn stamp(&self) -> Stamp {
         use std::os::unix::fs::MetadataExt;
         let one = |name: &str| -> (u64, u64, i64, i64) {
-            std::fs::metadata(self.vault.join(name)).map_or((0, 0, 0, 0), |m| {
+            std::fs::metadata(self.issuer.vault.join(name)).map_or((0, 0, 0, 0), |m| {
                 (m.ino(), m.len(), m.mtime(), m.mtime_nsec())
             })
         };

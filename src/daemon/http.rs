@@ -30,7 +30,8 @@ pub(crate) const CSP: &str =
     "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The previewed site may also run its own scripts (the table filter) from the same origin.
+/// The previewed site may also run its own scripts (the table filter) from the same origin,
+/// and so may a platform's receipt page (its checker, `/verify/assets/receipt.js`).
 pub(crate) const PREVIEW_CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -96,6 +97,11 @@ fn with_policy(
 
 pub(crate) fn html(status: StatusCode, page: String) -> Response<Body> {
     response(status, "text/html; charset=utf-8", page)
+}
+
+/// A page that runs its own script from the same origin (a platform's receipt page).
+pub(crate) fn html_with_script(status: StatusCode, page: String) -> Response<Body> {
+    preview_response(status, "text/html; charset=utf-8", page)
 }
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

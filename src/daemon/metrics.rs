@@ -31,6 +31,22 @@ struct Outcome {
     outcome: Name,
 }
 
+/// A guarantor, by its id in `issuers.toml` (`default` without one).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Issuer {
+    issuer: String,
+}
+
+/// One guarantor as the metrics report it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IssuerState {
+    pub id: String,
+    /// A manifest is served and has not expired.
+    pub in_service: bool,
+    /// The manifest served: seq, expiry (Unix seconds), entries.
+    pub manifest: Option<(u64, u64, usize)>,
+}
+
 /// Every metric of the daemon.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -43,9 +59,10 @@ pub(crate) struct Metrics {
     ceiling_refusals: Counter,
     redis_up: Gauge,
     redis_failures: Counter,
-    manifest_seq: Gauge,
-    manifest_expires_in: Gauge,
-    manifest_entries: Gauge,
+    in_service: Family<Issuer, Gauge>,
+    manifest_seq: Family<Issuer, Gauge>,
+    manifest_expires_in: Family<Issuer, Gauge>,
+    manifest_entries: Family<Issuer, Gauge>,
     audit_dropped: Counter,
     audit_write_errors: Counter,
 }
@@ -56,9 +73,8 @@ pub(crate) struct Snapshot {
     pub kdf_workers: usize,
     pub kdf_in_use: usize,
     pub limiter: Stats,
-    pub manifest_seq: u64,
-    pub manifest_expires_at: u64,
-    pub manifest_entries: usize,
+    /// Every guarantor, in the order served.
+    pub issuers: Vec<IssuerState>,
     pub audit_dropped: u64,
     pub audit_write_errors: u64,
 }
@@ -89,9 +105,10 @@ impl Metrics {
             ceiling_refusals: Counter::default(),
             redis_up: Gauge::default(),
             redis_failures: Counter::default(),
-            manifest_seq: Gauge::default(),
-            manifest_expires_in: Gauge::default(),
-            manifest_entries: Gauge::default(),
+            in_service: Family::default(),
+            manifest_seq: Family::default(),
+            manifest_expires_in: Family::default(),
+            manifest_entries: Family::default(),
             audit_dropped: Counter::default(),
             audit_write_errors: Counter::default(),
             registry,
@@ -105,6 +122,7 @@ impl Metrics {
         enum State<'m> {
             Gauge(&'m Gauge),
             Counter(&'m Counter),
+            PerIssuer(&'m Family<Issuer, Gauge>),
         }
         let state = [
             ("kdf_workers", "Threads of the KDF pool", State::Gauge(&self.kdf_workers)),
@@ -112,9 +130,10 @@ impl Metrics {
             ("limiter_keys", "Budgets the limiter tracks", State::Gauge(&self.limiter_keys)),
             ("limiter_full_refusals", "Attempts answered busy because the limiter's table was full of budgets still being spent", State::Counter(&self.limiter_full_refusals)),
             ("limit_ceiling_refusals", "Attempts refused because a number's failures from all networks reached the ceiling", State::Counter(&self.ceiling_refusals)),
-            ("manifest_seq", "Sequence number of the manifest served", State::Gauge(&self.manifest_seq)),
-            ("manifest_expires_in_seconds", "Seconds until the manifest served expires (negative once expired)", State::Gauge(&self.manifest_expires_in)),
-            ("manifest_entries", "Certificates in the manifest served", State::Gauge(&self.manifest_entries)),
+            ("issuer_in_service", "1 while a guarantor's manifest is served and not expired, 0 while its numbers are out of service", State::PerIssuer(&self.in_service)),
+            ("manifest_seq", "Sequence number of the guarantor's manifest served", State::PerIssuer(&self.manifest_seq)),
+            ("manifest_expires_in_seconds", "Seconds until the guarantor's manifest served expires (negative once expired)", State::PerIssuer(&self.manifest_expires_in)),
+            ("manifest_entries", "Certificates in the guarantor's manifest served", State::PerIssuer(&self.manifest_entries)),
             ("audit_dropped_lines", "Audit lines that could not be written", State::Counter(&self.audit_dropped)),
             ("audit_write_errors", "Audit writes the disk refused (full, gone); verification goes on", State::Counter(&self.audit_write_errors)),
             ("limits_redis_up", "1 while budgets are shared in Redis, 0 while this replica counts alone (degraded)", State::Gauge(&self.redis_up)),
@@ -124,6 +143,7 @@ impl Metrics {
             match metric {
                 State::Gauge(g) => self.registry.register(name, help, g.clone()),
                 State::Counter(c) => self.registry.register(name, help, c.clone()),
+                State::PerIssuer(f) => self.registry.register(name, help, f.clone()),
             }
         }
         self
@@ -147,11 +167,32 @@ impl Metrics {
         self.limiter_keys.set(as_i64(stats.keys as u64));
         self.redis_up
             .set(i64::from(stats.redis_up.unwrap_or(false)));
-        self.manifest_seq.set(as_i64(now.manifest_seq));
-        self.manifest_expires_in
-            .set(as_i64(now.manifest_expires_at) - as_i64(unix_now()));
-        self.manifest_entries
-            .set(as_i64(now.manifest_entries as u64));
+        for issuer in &now.issuers {
+            let labels = Issuer {
+                issuer: issuer.id.clone(),
+            };
+            let in_service = i64::from(issuer.in_service);
+            self.in_service.get_or_create(&labels).set(in_service);
+            // A guarantor with no manifest has none of these: no stale figures.
+            let Some((seq, expires_at, entries)) = issuer.manifest else {
+                for family in [
+                    &self.manifest_seq,
+                    &self.manifest_expires_in,
+                    &self.manifest_entries,
+                ] {
+                    family.remove(&labels);
+                }
+                continue;
+            };
+            self.manifest_seq.get_or_create(&labels).set(as_i64(seq));
+            let expires_in = as_i64(expires_at) - as_i64(unix_now());
+            self.manifest_expires_in
+                .get_or_create(&labels)
+                .set(expires_in);
+            self.manifest_entries
+                .get_or_create(&labels)
+                .set(as_i64(entries as u64));
+        }
         for (counter, value) in [
             (&self.audit_dropped, now.audit_dropped),
             (&self.audit_write_errors, now.audit_write_errors),

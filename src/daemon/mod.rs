@@ -3,7 +3,8 @@
 //! served before every check passed.
 //!
 //! - `app`: what every request shares, built without a socket (tests build it in-process).
-//! - `gate`: which manifest is served, the high-water mark, reloads.
+//! - `platform`: the guarantors served; `gate`: which manifest is served for each, its
+//!   high-water mark, reloads.
 //! - `routes`: the HTTP interface; `pages`: the orderer's HTML pages.
 //! - `limits`, `pool`: abuse limits before any KDF work, and the bounded KDF pool.
 //! - `tokens`: short-lived PDF links; `audit`: the JSON-lines audit log; `preview`: the site.
@@ -20,6 +21,7 @@ mod limits;
 mod metrics;
 mod options;
 mod pages;
+mod platform;
 mod pool;
 mod receipts;
 mod routes;
@@ -33,30 +35,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
-
-use crate::trust::keys::TrustedKeys;
 use app::App;
 pub use audit::AUDIT_FILE;
 pub use clients::{ClientHeader, TrustedProxies};
 pub use gate::HIGH_WATER_FILE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 pub use limits::{AbuseLimits, NetworkRate, Rate};
 pub use options::Options;
+pub use platform::ISSUERS_STATE_DIR;
 pub(crate) use routes::{api_fields, form_fields, prefilled_number};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// What `run` reports once it listens.
 pub struct Ready {
     pub addr: SocketAddr,
     /// The admin listener's address, when there is one.
     pub admin: Option<SocketAddr>,
-    pub seq: u64,
-    pub entries: usize,
+    /// Every guarantor served (one without `--issuers`), in the order served.
+    pub issuers: Vec<ReadyIssuer>,
     pub audit_log: PathBuf,
     /// The id of the key that signs 確認記録, when the service makes them.
     pub receipt_key_id: Option<String>,
@@ -64,23 +64,51 @@ pub struct Ready {
     pub(crate) live: Option<Arc<crate::preview::live::Live>>,
 }
 
-/// Checks the manifest (refusing to start on any failure), listens, and serves until SIGTERM
-/// or Ctrl-C, then lets in-flight requests finish.
+/// One guarantor at start.
+pub struct ReadyIssuer {
+    /// Its id in issuers.toml (`default` without one).
+    pub id: String,
+    /// 保証事業会社名 (empty without issuers.toml).
+    pub name: String,
+    /// The manifest admitted (seq, entries), or why its numbers are out of service.
+    pub manifest: std::result::Result<(u64, usize), String>,
+}
+
+impl Ready {
+    /// The manifest of the first guarantor in service: (seq, entries).
+    pub fn first_manifest(&self) -> Option<(u64, usize)> {
+        self.issuers
+            .iter()
+            .find_map(|i| i.manifest.as_ref().ok().copied())
+    }
+}
+
+/// Checks every guarantor's manifest (see `Platform::open` for which failure refuses the
+/// start), listens, and serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
 pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
-    let trusted = TrustedKeys::load(&options.paths.keys, &options.public_keys)?;
-    let (app, gate) = App::new(&options, trusted)?;
-    let app = Arc::new(app);
+    let app = Arc::new(App::new(&options)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("非同期ランタイムを起動できません")?;
-    let result = runtime.block_on(serve(Arc::clone(&app), gate, &options, |addr, admin| {
-        let catalog = app.catalog();
+    let result = runtime.block_on(serve(Arc::clone(&app), &options, |addr, admin| {
+        let issuers = app
+            .platform
+            .gates()
+            .iter()
+            .map(|gate| ReadyIssuer {
+                id: gate.issuer.id.clone(),
+                name: gate.issuer.name.clone(),
+                manifest: match gate.served() {
+                    Some(served) => Ok((served.seq(), served.len())),
+                    None => Err(gate.refused().unwrap_or_default()),
+                },
+            })
+            .collect();
         on_ready(&Ready {
             addr,
             admin,
-            seq: catalog.seq(),
-            entries: catalog.len(),
+            issuers,
             audit_log: options.state_dir.join(AUDIT_FILE),
             receipt_key_id: app.receipts.as_ref().map(|r| r.key_id().to_owned()),
             live: app.live.clone(),
@@ -92,7 +120,6 @@ pub fn run(options: Options, on_ready: impl FnOnce(&Ready)) -> Result<()> {
 
 async fn serve(
     app: Arc<App>,
-    gate: gate::Gate,
     options: &Options,
     on_ready: impl FnOnce(SocketAddr, Option<SocketAddr>),
 ) -> Result<()> {
@@ -100,8 +127,7 @@ async fn serve(
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM を受け取れません")?;
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP を受け取れません")?;
     let mut rotate = signal(SignalKind::user_defined1()).context("SIGUSR1 を受け取れません")?;
-    let reload = Arc::new(Notify::new());
-    let admin = start_tasks(&app, gate, &reload, options).await?;
+    let admin = start_tasks(&app, options).await?;
     on_ready(
         listener
             .local_addr()
@@ -127,7 +153,7 @@ async fn serve(
                 };
                 serve_connection(stream, peer, &app, &http, &graceful, &connections);
             }
-            _ = hangup.recv() => reload.notify_one(),
+            _ = hangup.recv() => reload_all(&app),
             _ = rotate.recv() => app.audit.reopen(),
             _ = terminate.recv() => break,
             _ = &mut ctrl_c => break,
@@ -205,27 +231,24 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("{addr} で待ち受けられません"))
 }
 
-/// Starts what runs beside the requests: the manifest watch, the limiter sweep and the admin
-/// listener (whose address is returned); warns of a forgotten proxy.
-async fn start_tasks(
-    app: &Arc<App>,
-    gate: gate::Gate,
-    reload: &Arc<Notify>,
-    options: &Options,
-) -> Result<Option<SocketAddr>> {
-    let gate = Arc::new(gate);
+/// Asks every guarantor's watch to read its manifest now.
+fn reload_all(app: &App) {
+    for gate in app.platform.gates() {
+        gate.reload.notify_one();
+    }
+}
+
+/// Starts what runs beside the requests: the manifest watches, the limiter sweep and the
+/// admin listener (whose address is returned); warns of a forgotten proxy.
+async fn start_tasks(app: &Arc<App>, options: &Options) -> Result<Option<SocketAddr>> {
     if let Some(live) = app.live.clone() {
         // A rebuild of the live preview wrote a new manifest: read it now, not at the next
         // look; and the daemon's own pages may have changed with the templates.
-        let (reload, app, root) = (
-            Arc::clone(reload),
-            Arc::clone(app),
-            options.paths.root.clone(),
-        );
+        let (app, root) = (Arc::clone(app), options.paths.root.clone());
         tokio::spawn(async move {
             loop {
                 live.manifest_changed.notified().await;
-                reload.notify_one();
+                reload_all(&app);
                 // Reading and parsing templates blocks: off the runtime's threads.
                 let root = root.clone();
                 let loaded = tokio::task::spawn_blocking(move || pages::Pages::load(&root)).await;
@@ -238,8 +261,9 @@ async fn start_tasks(
             }
         });
     }
-    let (app_w, reload_w) = (Arc::clone(app), Arc::clone(reload));
-    tokio::spawn(watch(app_w, gate, reload_w, options.watch_every));
+    for gate in app.platform.gates() {
+        tokio::spawn(watch(Arc::clone(gate), options.watch_every));
+    }
     tokio::spawn(sweep_limiters(Arc::clone(app)));
     // In production (no build first) on loopback, a proxy on the same host is the rule.
     if !options.build && options.listen.ip().is_loopback() && options.trusted_proxies.is_empty() {
@@ -279,47 +303,57 @@ async fn drain(graceful: GracefulShutdown, limit: Duration) {
     }
 }
 
-/// Reloads the manifest when its files change (looked at every `every`) or on SIGHUP. A new
-/// manifest is swapped in only after every check passed and the high-water mark was saved;
-/// otherwise the last good one keeps serving.
-async fn watch(app: Arc<App>, gate: Arc<gate::Gate>, reload: Arc<Notify>, every: Duration) {
+/// Reloads one guarantor's manifest when its files change (looked at every `every`) or
+/// when asked (SIGHUP). A new manifest is swapped in only after every check passed and the
+/// high-water mark was saved; otherwise the last good one keeps serving, and a guarantor that
+/// has none stays out of service until its files change to a manifest that passes.
+async fn watch(gate: Arc<gate::Gate>, every: Duration) {
     let mut seen = gate.stamp();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let forced = tokio::select! {
             _ = tick.tick() => false,
-            () = reload.notified() => true,
+            () = gate.reload.notified() => true,
         };
         let stamp = gate.stamp();
         if !forced && stamp == seen {
             continue;
         }
         seen = stamp;
-        let current = app.catalog();
-        if !forced && gate.unchanged(&current) {
+        let current = gate.served();
+        if !forced && current.as_ref().is_some_and(|c| gate.unchanged(c)) {
             continue;
         }
-        let gate = Arc::clone(&gate);
-        let floor = current.seq();
+        let floor = current.as_ref().map_or(0, |c| c.seq());
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || gate.admit(floor)).await;
-        match loaded {
-            Ok(Ok(catalog)) if catalog.sha256() == current.sha256() => {}
-            Ok(Ok(catalog)) => {
+        let admitting = Arc::clone(&gate);
+        let loaded = tokio::task::spawn_blocking(move || admitting.admit(floor)).await;
+        let issuer = gate.issuer.id.as_str();
+        match (loaded, current) {
+            (Ok(Ok(served)), Some(current)) if served.sha256() == current.sha256() => {}
+            (Ok(Ok(served)), _) => {
                 tracing::info!(
-                    seq = catalog.seq(),
-                    entries = catalog.len(),
+                    issuer,
+                    seq = served.seq(),
+                    entries = served.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "新しいマニフェストに切り替えました"
                 );
-                app.swap(catalog);
+                gate.serve(served);
             }
-            Ok(Err(e)) => tracing::warn!(
+            (Ok(Err(e)), Some(current)) => tracing::warn!(
+                issuer,
                 seq = current.seq(),
                 "新しいマニフェストを受け付けず、これまでのものを使い続けます: {e}"
             ),
-            Err(e) => tracing::error!(error = %e, "マニフェストの読み込みが異常終了しました"),
+            (Ok(Err(e)), None) => {
+                tracing::warn!(issuer, "マニフェストを受け付けられません。この保証事業会社の番号の確認は止めたままです: {e}");
+                gate.refuse(&e);
+            }
+            (Err(e), _) => {
+                tracing::error!(issuer, error = %e, "マニフェストの読み込みが異常終了しました")
+            }
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct Options {
     pub paths: Paths,
     /// Public keys to trust (`--public-key`, at most two).
     pub public_keys: Vec<PathBuf>,
+    /// The guarantors of a platform (`--issuers issuers.toml`); when `None`, one guarantor
+    /// with the vault and keys above.
+    pub issuers: Option<PathBuf>,
     /// High-water mark and audit log.
     pub state_dir: PathBuf,
     /// The lowest PBKDF2 iteration count accepted in a manifest.

@@ -8,17 +8,21 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tera::Context;
 
+use super::platform::PlatformView;
 use super::receipts::Made;
 use crate::common::certificate::Status;
 use crate::common::config::Config;
 use crate::common::diagnostics::Diagnostics;
 use crate::common::era;
 use crate::site::render::Renderer;
+use crate::trust::issuers::Issuer;
 use crate::trust::verify::Verified;
 
 /// Style sheets the pages load, served by the daemon itself (it may run without the site).
 pub(crate) const STYLE_CSS: &[u8] = include_bytes!("../../assets/css/style.css");
 pub(crate) const VERIFY_CSS: &[u8] = include_bytes!("../../assets/css/verify.css");
+/// The receipt page's checker (a platform serves its own receipt page).
+pub(crate) const RECEIPT_JS: &[u8] = include_bytes!("../../assets/js/receipt.js");
 
 /// Settings for a host with no hosho.toml (a production host holds the vault and the public
 /// key alone).
@@ -51,17 +55,20 @@ pub(crate) struct Pages {
     config: Config,
 }
 
-/// The message pages (refusals other than "not found", limits, outages).
+/// The message pages (refusals other than "not found", limits, outages). An outage names the
+/// guarantor on a platform (`Some`); a daemon of one guarantor speaks as 「当社」 (`None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Message {
+pub(crate) enum Message<'a> {
     /// 429, with the seconds to wait (`Retry-After`).
     RateLimited(u64),
     /// 503: the pool is full.
     Busy,
-    /// 503: the manifest expired.
-    Expired,
+    /// 503: the guarantor's manifest expired.
+    Expired(Option<&'a Issuer>),
+    /// 503: the guarantor has no manifest in service (its start failed closed).
+    OutOfService(Option<&'a Issuer>),
     /// 503: the vault does not match the manifest.
-    Damaged,
+    Damaged(Option<&'a Issuer>),
     /// 400 / 413 / 415 / 408 on the form.
     BadRequest,
     /// 404 for an unknown or expired PDF link.
@@ -153,10 +160,13 @@ impl Pages {
         self.render("verify.html", &c)
     }
 
-    /// The certificate view.
+    /// The certificate view; on a platform, with the guarantor whose key checked it (and
+    /// that key's id).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn certificate(
         &self,
         v: &Verified,
+        issuer: Option<(&Issuer, &str)>,
         receipt: Option<&Made>,
         pdf_url: &str,
         pdf_minutes: u64,
@@ -195,22 +205,47 @@ impl Pages {
         c.insert("manifest_sha256", &v.manifest_sha256);
         c.insert("manifest_issued", &japan_date_text(v.issued_at));
         c.insert("service_url", &self.config.verify_url());
-        if let Some(made) = receipt {
-            use base64::Engine as _;
-            let data = base64::engine::general_purpose::STANDARD.encode(&made.bytes);
+        if let Some((issuer, key_id)) = issuer {
             c.insert(
-                "receipt_href",
-                &format!("data:application/json;base64,{data}"),
+                "issuer",
+                &serde_json::json!({"id": issuer.id, "name": issuer.name, "key_id": key_id}),
             );
-            c.insert("receipt_file_name", &made.file_name());
-            c.insert("receipt_fingerprint", &made.fingerprint());
         }
+        insert_receipt(&mut c, receipt);
         c.insert("checked_at", checked_at);
         self.render("verify_certificate.html", &c)
     }
 
-    pub(crate) fn message(&self, message: Message) -> String {
-        let (heading, paragraphs): (&str, Vec<String>) = match message {
+    /// A platform's front page (`index`) or receipt page.
+    pub(crate) fn platform(&self, view: &PlatformView, receipt: bool) -> String {
+        let mut c = self.context();
+        c.insert("issuers", &view.issuers);
+        c.insert("service_key", &view.service_key);
+        c.insert("signing_keys", &view.signing_keys);
+        c.insert("verifying", &false);
+        match receipt {
+            true => self.render("platform_receipt.html", &c),
+            false => self.render("platform.html", &c),
+        }
+    }
+
+    pub(crate) fn message(&self, message: Message<'_>) -> String {
+        let (heading, paragraphs) = match outage_words(message) {
+            Some(words) => words,
+            None => {
+                let (heading, paragraphs) = self.words(message);
+                (heading.to_owned(), paragraphs)
+            }
+        };
+        let mut c = self.context();
+        c.insert("heading", &heading);
+        c.insert("paragraphs", &paragraphs);
+        self.render("verify_message.html", &c)
+    }
+
+    /// The heading and paragraphs of every message but an outage.
+    fn words(&self, message: Message<'_>) -> (&'static str, Vec<String>) {
+        match message {
             Message::RateLimited(seconds) => (
                 "しばらく時間をおいてからお試しください",
                 vec![
@@ -222,17 +257,6 @@ impl Pages {
             Message::Busy => (
                 "ただいま混み合っています",
                 vec!["確認の処理が混み合っています。恐れ入りますが、少し時間をおいてからもう一度お試しください。".to_owned()],
-            ),
-            Message::Expired => (
-                "ただいま電子証書を確認できません",
-                vec![
-                    "当社の署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう確認を止めています。".to_owned(),
-                    "記録が更新されるまでお待ちいただくか、当社にお問い合わせください。".to_owned(),
-                ],
-            ),
-            Message::Damaged => (
-                "ただいま電子証書を表示できません",
-                vec!["この電子証書のファイルが当社の署名付き記録と一致しないため、表示を止めています。お手数ですが、当社にお問い合わせください。".to_owned()],
             ),
             Message::BadRequest => (
                 "入力を受け付けられませんでした",
@@ -254,11 +278,68 @@ impl Pages {
                 "この方法ではご利用になれません",
                 vec!["確認の画面から入力してください。".to_owned()],
             ),
-        };
-        let mut c = self.context();
-        c.insert("heading", heading);
-        c.insert("paragraphs", &paragraphs);
-        self.render("verify_message.html", &c)
+            Message::Expired(..) | Message::OutOfService(..) | Message::Damaged(..) => {
+                ("ただいま電子証書を確認できません", Vec::new())
+            }
+        }
+    }
+}
+
+/// The heading and paragraphs of an outage: a guarantor named on a platform, 「当社」 else.
+fn outage_words(message: Message<'_>) -> Option<(String, Vec<String>)> {
+    Some(match message {
+            Message::Expired(None) => (
+                "ただいま電子証書を確認できません".to_owned(),
+                vec![
+                    "当社の署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう確認を止めています。".to_owned(),
+                    "記録が更新されるまでお待ちいただくか、当社にお問い合わせください。".to_owned(),
+                ],
+            ),
+            Message::Expired(Some(i)) => outage(i, "署名付き記録の有効期限が過ぎているため、古い内容を表示しないよう"),
+            Message::OutOfService(None) => (
+                "ただいま電子証書を確認できません".to_owned(),
+                vec!["当社の署名付き記録を確かめられないため、確認を止めています。お手数ですが、当社にお問い合わせください。".to_owned()],
+            ),
+            Message::OutOfService(Some(i)) => outage(i, "署名付き記録を確かめられないため、誤った内容を表示しないよう"),
+            Message::Damaged(None) => (
+                "ただいま電子証書を表示できません".to_owned(),
+                vec!["この電子証書のファイルが当社の署名付き記録と一致しないため、表示を止めています。お手数ですが、当社にお問い合わせください。".to_owned()],
+            ),
+            Message::Damaged(Some(i)) => (
+                "ただいま電子証書を表示できません".to_owned(),
+                vec![
+                    format!("この電子証書のファイルが{}の署名付き記録と一致しないため、表示を止めています。", i.name),
+                    format!("お手数ですが、{}にお問い合わせください（問い合わせ先: {}）。", i.name, i.contact),
+                ],
+            ),
+        _ => return None,
+    })
+}
+
+/// A guarantor's numbers out of service on a platform: `why` it stopped, that the other
+/// guarantors' certificates can still be checked, and whom to ask.
+fn outage(issuer: &Issuer, why: &str) -> (String, Vec<String>) {
+    let name = &issuer.name;
+    (
+        format!("ただいま{name}の電子証書を確認できません"),
+        vec![
+            format!("{name}の{why}、{name}の電子証書の確認を止めています。ほかの保証事業会社の電子証書は、これまでどおり確認できます。"),
+            format!("記録が更新されるまでお待ちいただくか、{name}にお問い合わせください（問い合わせ先: {}）。", issuer.contact),
+        ],
+    )
+}
+
+/// The receipt file offered for saving (a `data:` link) and its 照合番号, when one was made.
+fn insert_receipt(c: &mut Context, receipt: Option<&Made>) {
+    if let Some(made) = receipt {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(&made.bytes);
+        c.insert(
+            "receipt_href",
+            &format!("data:application/json;base64,{data}"),
+        );
+        c.insert("receipt_file_name", &made.file_name());
+        c.insert("receipt_fingerprint", &made.fingerprint());
     }
 }
 

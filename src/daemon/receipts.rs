@@ -43,6 +43,11 @@ impl Receipts {
         &self.key.public.id
     }
 
+    /// The service's public key.
+    pub(crate) fn public(&self) -> &crate::trust::manifest::PublicKey {
+        &self.key.public
+    }
+
     /// The receipt of `verified`, checked at `now` against `catalog`; `None` for a manifest
     /// without a tree (format 1), which proves nothing on its own.
     pub(crate) fn make(&self, catalog: &Catalog, verified: &Verified, now: u64) -> Option<Made> {

@@ -14,12 +14,14 @@ use serde::Deserialize;
 
 use super::app::App;
 use super::audit::{self, Line};
+use super::gate::{Gate, Served};
 use super::http::{self, Body, RequestBody};
 use super::limits::Limited;
-use super::pages::{self, Message, STYLE_CSS, VERIFY_CSS};
+use super::pages::{self, Message, RECEIPT_JS, STYLE_CSS, VERIFY_CSS};
 use super::receipts::Made;
 use crate::preview::live;
 use crate::trust::authkey;
+use crate::trust::issuers::Issuer;
 use crate::trust::layout::certificate_file;
 use crate::trust::verify::{self, unix_now, NotValid, Typed, Verified};
 
@@ -68,6 +70,10 @@ pub(crate) async fn route<B: RequestBody>(
         "/verify/assets/verify.css" if read => {
             http::response(StatusCode::OK, "text/css; charset=utf-8", VERIFY_CSS)
         }
+        "/verify/assets/receipt.js" if read => {
+            http::response(StatusCode::OK, "text/javascript; charset=utf-8", RECEIPT_JS)
+        }
+        "/" | "/receipt/" if read && app.platform.named => platform_page(&app, &path),
         p if read && p.starts_with("/certificates/") => certificate_pdf(&app, p).await,
         p if read && app.live.is_some() && p.starts_with(live::PREFIX) => live_route(&app, p),
         p if read => preview(&app, p).await,
@@ -125,6 +131,16 @@ async fn preview(app: &App, path: &str) -> Response<Body> {
         .unwrap_or_else(|_| http::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal"))
 }
 
+/// A platform's front page (its guarantors, their keys) or its receipt page.
+fn platform_page(app: &App, path: &str) -> Response<Body> {
+    let service = app.receipts.as_ref().map(|r| r.public());
+    let view = app.platform.view(service, unix_now());
+    match path == "/receipt/" {
+        true => http::html_with_script(StatusCode::OK, app.pages.load().platform(&view, true)),
+        false => http::html(StatusCode::OK, app.pages.load().platform(&view, false)),
+    }
+}
+
 fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
     let page = http::html(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -133,34 +149,33 @@ fn not_allowed_page(app: &App, allow: &str) -> Response<Body> {
     http::with_header(page, header::ALLOW, allow)
 }
 
-/// The public health: status, seq and expiry, nothing that tells an outsider what others
-/// are doing (the details are on the admin listener).
+/// The public health: status, seq and expiry (each guarantor's on a platform), nothing that
+/// tells an outsider what others are doing (the details are on the admin listener).
 fn healthz(app: &App) -> Response<Body> {
-    let catalog = app.catalog();
-    let (expired, status) = super::gate::health(&catalog);
-    let body = serde_json::json!({
-        "status": if expired { "expired" } else { "ok" },
-        "seq": catalog.seq(),
-        "expires_at": super::gate::rfc3339(catalog.expires_at()),
-    });
+    let (status, body) = super::admin::health_of(app, false);
     http::json(status, &body)
 }
 
-/// A certificate shown: what checked out, its PDF link's token, and its receipt.
+/// A certificate shown: what checked out, against which guarantor's manifest, its PDF
+/// link's token, and its receipt.
 struct Shown {
     verified: Verified,
+    gate: Arc<Gate>,
+    served: Arc<Served>,
     token: String,
     receipt: Option<Made>,
 }
 
-/// How one verification attempt ended.
+/// How one verification attempt ended; a guarantor's outage names the guarantor.
 enum Outcome {
     Found(Box<Shown>),
     NotFound,
     Limited(Limited),
     Busy,
-    Expired,
-    Damaged,
+    Expired(Arc<Gate>),
+    /// The guarantor has no manifest in service (its start failed closed).
+    OutOfService(Arc<Gate>),
+    Damaged(Arc<Gate>),
 }
 
 /// How an attempt that showed no certificate is answered, by the form and the API alike.
@@ -182,8 +197,9 @@ impl Outcome {
             Outcome::Limited(Limited::Number(_)) => "rate_limited_number",
             Outcome::Limited(Limited::Full) => "busy",
             Outcome::Busy => "busy",
-            Outcome::Expired => "expired",
-            Outcome::Damaged => "damaged",
+            Outcome::Expired(..) => "expired",
+            Outcome::OutOfService(..) => "out_of_service",
+            Outcome::Damaged(..) => "damaged",
         }
     }
 
@@ -198,8 +214,9 @@ impl Outcome {
                 "rate_limited",
             ),
             Outcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1), "busy"),
-            Outcome::Expired => (StatusCode::SERVICE_UNAVAILABLE, None, "manifest_expired"),
-            Outcome::Damaged => (StatusCode::SERVICE_UNAVAILABLE, None, "unavailable"),
+            Outcome::Expired(..) => (StatusCode::SERVICE_UNAVAILABLE, None, "manifest_expired"),
+            Outcome::OutOfService(..) => (StatusCode::SERVICE_UNAVAILABLE, None, "out_of_service"),
+            Outcome::Damaged(..) => (StatusCode::SERVICE_UNAVAILABLE, None, "unavailable"),
         };
         Some(Refusal {
             status,
@@ -207,6 +224,21 @@ impl Outcome {
             code,
         })
     }
+
+    /// The guarantor an outage belongs to.
+    fn gate(&self) -> Option<&Gate> {
+        match self {
+            Outcome::Expired(g) | Outcome::OutOfService(g) | Outcome::Damaged(g) => Some(g),
+            Outcome::Found(shown) => Some(&shown.gate),
+            _ => None,
+        }
+    }
+}
+
+/// The guarantor as the pages and answers name it: on a platform only (a daemon of one
+/// guarantor speaks as that guarantor, 「当社」).
+fn named<'g>(app: &App, gate: Option<&'g Gate>) -> Option<&'g Issuer> {
+    gate.filter(|_| app.platform.named).map(|g| &g.issuer)
 }
 
 /// `r` with `Retry-After` when the refusal has one.
@@ -251,14 +283,38 @@ async fn attempt(app: &Arc<App>, client: IpAddr, typed: Typed) -> Outcome {
     outcome
 }
 
+/// The number's guarantor (none for a number in no guarantor's space) and the manifest the
+/// key is checked against.
+type Destination = (Option<Arc<Gate>>, Option<Arc<Served>>);
+
+/// The guarantor an attempt goes to and the manifest its key is checked against: the
+/// number's guarantor (an outage of it ends the attempt here); for a number in no
+/// guarantor's space, any manifest in service, so that the answer costs what a wrong key
+/// costs.
+fn destination(app: &App, typed: &Typed, now: u64) -> Result<Destination, Outcome> {
+    let gate = match typed.number.as_deref() {
+        Some(number) => app.platform.gate_of(number),
+        None => app.platform.single(),
+    };
+    let Some(gate) = gate else {
+        let any = app.platform.any_served().filter(|s| !s.expired(now));
+        return Ok((None, any));
+    };
+    match gate.served() {
+        None => Err(Outcome::OutOfService(Arc::clone(gate))),
+        Some(served) if served.expired(now) => Err(Outcome::Expired(Arc::clone(gate))),
+        Some(served) => Ok((Some(Arc::clone(gate)), Some(served))),
+    }
+}
+
 /// How the attempt ended, and whether a key was checked (the KDF ran).
 async fn decide(app: &Arc<App>, client: IpAddr, typed: Typed) -> (Outcome, bool) {
     let now = unix_now();
     // The manifest this attempt is checked against, held until it is done.
-    let catalog = app.catalog();
-    if catalog.expired(now) {
-        return (Outcome::Expired, false);
-    }
+    let (gate, served) = match destination(app, &typed, now) {
+        Ok(found) => found,
+        Err(outage) => return (outage, false),
+    };
     // A key that is no key cannot be right: it spends an attempt, reserves no failure, and
     // never reaches the KDF.
     let counted = typed.both().map(|(number, _)| number);
@@ -271,13 +327,15 @@ async fn decide(app: &Arc<App>, client: IpAddr, typed: Typed) -> (Outcome, bool)
         return (Outcome::NotFound, false);
     }
     let number = typed.number.clone();
-    let (for_job, attempt) = (Arc::clone(app), admission.clone());
-    let served = Arc::clone(&catalog);
+    let (for_job, attempt, catalog) = (Arc::clone(app), admission.clone(), served.clone());
     // Checked only in time: once the attempt's hold has run out, the network may have been
     // let in again (docs/http.md, "Limits"), and this would be a second guess.
     let job = move || {
         let in_time = for_job.limiter.in_time(&attempt);
-        in_time.then(|| verify::check(&catalog, &catalog.dir, &typed))
+        in_time.then(|| match &catalog {
+            Some(catalog) => verify::check(catalog, &catalog.dir, &typed),
+            None => Err(NotValid::NoMatch),
+        })
     };
     let checked = app.pool.run(job).await.ok().flatten();
     if matches!(checked, Some(Err(NotValid::NoMatch))) {
@@ -288,27 +346,31 @@ async fn decide(app: &Arc<App>, client: IpAddr, typed: Typed) -> (Outcome, bool)
     let Some(checked) = checked else {
         return (Outcome::Busy, false);
     };
-    let outcome = match checked {
-        Ok(v) => match app.tokens.issue(&v.number) {
-            Some(token) => {
-                let receipts = app.receipts.as_ref();
-                let receipt = receipts.and_then(|r| r.make(&served, &v, now));
-                Outcome::Found(Box::new(Shown {
-                    verified: v,
-                    token,
-                    receipt,
-                }))
-            }
-            None => Outcome::Busy,
-        },
-        Err(NotValid::NoMatch) => Outcome::NotFound,
-        Err(NotValid::Expired) => Outcome::Expired,
-        Err(e @ (NotValid::Tampered | NotValid::Manifest(_))) => {
-            tracing::error!(number = number.as_deref(), error = %e, "vault のファイルが署名付きマニフェストと一致しません");
-            Outcome::Damaged
+    let outcome = match (checked, gate.zip(served)) {
+        (Ok(v), Some((gate, served))) => found(app, v, gate, served, now),
+        (Err(NotValid::Expired), Some((gate, _))) => Outcome::Expired(gate),
+        (Err(e @ (NotValid::Tampered | NotValid::Manifest(_))), Some((gate, _))) => {
+            tracing::error!(issuer = %gate.issuer.id, number = number.as_deref(), error = %e, "vault のファイルが署名付きマニフェストと一致しません");
+            Outcome::Damaged(gate)
         }
+        _ => Outcome::NotFound,
     };
     (outcome, true)
+}
+
+/// A certificate that checked out: its PDF link and its receipt.
+fn found(app: &App, v: Verified, gate: Arc<Gate>, served: Arc<Served>, now: u64) -> Outcome {
+    let Some(token) = app.tokens.issue(&v.number) else {
+        return Outcome::Busy;
+    };
+    let receipt = app.receipts.as_ref().and_then(|r| r.make(&served, &v, now));
+    Outcome::Found(Box::new(Shown {
+        verified: v,
+        gate,
+        served,
+        token,
+        receipt,
+    }))
 }
 
 fn pdf_url(token: &str) -> String {
@@ -350,14 +412,19 @@ async fn verify_api<B: RequestBody>(
         };
         return http::json(StatusCode::OK, &api_certificate(app, &shown));
     };
-    // Written out rather than through serde_json: a flood of refusals is the hot path.
-    let body = match refusal.retry_after {
-        Some(seconds) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
+    // Written out rather than through serde_json: a flood of refusals is the hot path. An
+    // id is lower-case ASCII letters, digits and hyphens: nothing to escape.
+    let body = match (refusal.retry_after, named(app, outcome.gate())) {
+        (Some(seconds), _) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
             format!(
                 "{{\"error\":\"{}\",\"retry_after\":{seconds}}}\n",
                 refusal.code
             )
         }
+        (_, Some(issuer)) => format!(
+            "{{\"error\":\"{}\",\"issuer\":\"{}\"}}\n",
+            refusal.code, issuer.id
+        ),
         _ => format!("{{\"error\":\"{}\"}}\n", refusal.code),
     };
     let answer = http::response(refusal.status, "application/json", body);
@@ -374,14 +441,18 @@ fn api_certificate(app: &App, shown: &Shown) -> serde_json::Value {
         let ended = v.record.period_ended(pages::today_in_japan());
         fields.insert("period_ended".into(), ended.into());
     }
-    serde_json::json!({
+    let mut answer = serde_json::json!({
         "status": v.status,
         "certificate": certificate,
         "pdf": pdf_url(token),
-        "manifest": {"seq": v.seq, "sha256": app.catalog().sha256()},
+        "manifest": {"seq": v.seq, "sha256": shown.served.sha256()},
         "receipt": shown.receipt.as_ref().map(|r| &r.receipt),
         "receipt_file_name": shown.receipt.as_ref().map(Made::file_name),
-    })
+    });
+    if let Some(issuer) = named(app, Some(&shown.gate)) {
+        answer["issuer"] = serde_json::json!({"id": issuer.id, "name": issuer.name});
+    }
+    answer
 }
 
 /// The 保証契約番号 of `/verify/?number=…` (the link in the notice's QR code), normalised;
@@ -469,6 +540,7 @@ async fn verify_form<B: RequestBody>(
         };
         let page = app.pages.load().certificate(
             &shown.verified,
+            named(app, Some(&shown.gate)).map(|i| (i, shown.served.header().key_id.as_str())),
             shown.receipt.as_ref(),
             &pdf_url(&shown.token),
             app.tokens.ttl().as_secs().div_ceil(60),
@@ -477,18 +549,23 @@ async fn verify_form<B: RequestBody>(
         );
         return http::html(StatusCode::OK, page);
     };
-    let page = match outcome {
-        // The number stays in its field, so that only the key is typed again.
-        Outcome::NotFound => app.pages.load().form(true, Some(&number)),
-        Outcome::Limited(l) => app
-            .pages
-            .load()
-            .message(Message::RateLimited(l.retry_after())),
-        Outcome::Busy => app.pages.load().message(Message::Busy),
-        Outcome::Expired => app.pages.load().message(Message::Expired),
-        Outcome::Damaged | Outcome::Found(..) => app.pages.load().message(Message::Damaged),
-    };
+    let page = refusal_page(app, &outcome, &number);
     with_retry(http::html(refusal.status, page), refusal)
+}
+
+/// The page of an attempt that showed no certificate.
+fn refusal_page(app: &App, outcome: &Outcome, number: &str) -> String {
+    let pages = app.pages.load();
+    let whom = named(app, outcome.gate());
+    match outcome {
+        // The number stays in its field, so that only the key is typed again.
+        Outcome::NotFound => pages.form(true, Some(number)),
+        Outcome::Limited(l) => pages.message(Message::RateLimited(l.retry_after())),
+        Outcome::Busy => pages.message(Message::Busy),
+        Outcome::Expired(..) => pages.message(Message::Expired(whom)),
+        Outcome::OutOfService(..) => pages.message(Message::OutOfService(whom)),
+        Outcome::Damaged(..) | Outcome::Found(..) => pages.message(Message::Damaged(whom)),
+    }
 }
 
 /// A typed 保証契約番号 to fill the form with again: folded to its ten digits when it is one,
@@ -508,9 +585,15 @@ async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
     let Some(number) = app.tokens.number(token) else {
         return message(StatusCode::NOT_FOUND, Message::LinkExpired);
     };
-    let catalog = app.catalog();
+    let Some(gate) = app.platform.gate_of(&number) else {
+        return message(StatusCode::NOT_FOUND, Message::LinkExpired);
+    };
+    let whom = named(app, Some(gate));
+    let Some(catalog) = gate.served() else {
+        return message(StatusCode::SERVICE_UNAVAILABLE, Message::OutOfService(whom));
+    };
     if catalog.expired(unix_now()) {
-        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Expired);
+        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Expired(whom));
     }
     let Some(entry) = catalog.entry(&number) else {
         return message(StatusCode::NOT_FOUND, Message::LinkExpired);
@@ -522,13 +605,15 @@ async fn certificate_pdf(app: &Arc<App>, path: &str) -> Response<Body> {
         .ok()
         .flatten();
     let Some(bytes) = bytes else {
-        tracing::error!(number = %entry.number, "証書の PDF が署名付きマニフェストと一致しないため、送りませんでした");
-        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Damaged);
+        tracing::error!(issuer = %gate.issuer.id, number = %entry.number, "証書の PDF が署名付きマニフェストと一致しないため、送りませんでした");
+        return message(StatusCode::SERVICE_UNAVAILABLE, Message::Damaged(whom));
     };
     let r = http::response(StatusCode::OK, "application/pdf", bytes);
     let disposition = format!("inline; filename=\"certificate-{}.pdf\"", entry.number);
     http::with_header(r, header::CONTENT_DISPOSITION, &disposition)
 }
 
+#[cfg(test)]
+mod platform_tests;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use crate::common::{era, format};
 use crate::site::template_uses;
 
 /// The built-in theme, so a site needs only the templates it changes.
-const BUILT_IN: [(&str, &str); 17] = [
+const BUILT_IN: [(&str, &str); 19] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("index.html", include_str!("../../templates/index.html")),
@@ -46,6 +46,15 @@ const BUILT_IN: [(&str, &str); 17] = [
     (
         "verify_message.html",
         include_str!("../../templates/verify_message.html"),
+    ),
+    // A platform's own pages (hosho serve --issuers).
+    (
+        "platform.html",
+        include_str!("../../templates/platform.html"),
+    ),
+    (
+        "platform_receipt.html",
+        include_str!("../../templates/platform_receipt.html"),
     ),
 ];
 

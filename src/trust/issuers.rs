@@ -13,6 +13,9 @@ use toml::Spanned;
 use crate::common::diagnostics::{Diagnostic, Diagnostics};
 use crate::trust::manifest::Catalog;
 
+/// The id of the one guarantor of a daemon started without `--issuers`.
+pub const SINGLE_ID: &str = "default";
+
 /// At most this many public keys per guarantor: the old and the new during a rotation.
 const MAX_KEYS: usize = 2;
 
@@ -32,6 +35,7 @@ struct RawIssuer {
     public_keys: Spanned<Vec<String>>,
     numbers: Spanned<Vec<Spanned<String>>>,
     contact: Spanned<String>,
+    keys_page: Spanned<String>,
 }
 
 /// One guarantor of the platform.
@@ -50,6 +54,8 @@ pub struct Issuer {
     pub number_prefixes: Vec<String>,
     /// Where an orderer asks when its certificates cannot be shown.
     pub contact: String,
+    /// Where the guarantor publishes its public keys (the platform's front page links it).
+    pub keys_page: String,
 }
 
 /// Every guarantor of the platform, in the file's order.
@@ -102,6 +108,20 @@ impl Issuers {
 }
 
 impl Issuer {
+    /// The one guarantor of a daemon started without `--issuers`: every number is its own,
+    /// and its name and contact are the site's (`hosho.toml`).
+    pub fn whole_space(vault: PathBuf, public_keys: Vec<PathBuf>) -> Issuer {
+        Issuer {
+            id: SINGLE_ID.to_owned(),
+            name: String::new(),
+            vault,
+            public_keys,
+            number_prefixes: vec![String::new()],
+            contact: String::new(),
+            keys_page: String::new(),
+        }
+    }
+
     /// Whether `number` lies in this guarantor's number space.
     pub fn holds(&self, number: &str) -> bool {
         self.number_prefixes
@@ -113,6 +133,9 @@ impl Issuer {
     /// manifest is refused whole (the guarantor fails closed), so that no number is ever
     /// answered by two guarantors.
     pub fn stray_number(&self, catalog: &Catalog) -> Option<String> {
+        if self.number_prefixes.iter().any(String::is_empty) {
+            return None;
+        }
         catalog.numbers().find(|number| !self.holds(number))
     }
 }
@@ -156,12 +179,17 @@ fn issuer(
     if keys.is_empty() || keys.len() > MAX_KEYS {
         d.push(at(r.public_keys.span().start, format!("public_keys には公開鍵のファイルを1つか{MAX_KEYS}つ（鍵の切り替え中の新旧）書いてください")));
     }
-    let contact = r.contact.get_ref();
-    if !(contact.starts_with("https://") || contact.starts_with("http://")) {
-        d.push(at(
-            r.contact.span().start,
-            format!("contact「{contact}」は問い合わせ先ページの http(s) の URL で書いてください"),
-        ));
+    for (field, what, url) in [
+        ("contact", "問い合わせ先ページ", &r.contact),
+        ("keys_page", "公開鍵を公開しているページ", &r.keys_page),
+    ] {
+        let text = url.get_ref();
+        if !(text.starts_with("https://") || text.starts_with("http://")) {
+            d.push(at(
+                url.span().start,
+                format!("{field}「{text}」は{what}の http(s) の URL で書いてください"),
+            ));
+        }
     }
     let prefixes = number_space(&r.numbers, before, at, d);
     (d.len() == problems).then(|| Issuer {
@@ -176,6 +204,7 @@ fn issuer(
             .collect(),
         number_prefixes: prefixes,
         contact: r.contact.into_inner(),
+        keys_page: r.keys_page.into_inner(),
     })
 }
 
@@ -231,6 +260,7 @@ vault = "issuers/higashi/current"
 public_keys = ["issuers/higashi/signing.pub"]
 numbers = ["10", "11"]
 contact = "https://higashi.example.jp/contact/"
+keys_page = "https://higashi.example.jp/keys/"
 
 [[issuer]]
 id = "nishi"
@@ -239,6 +269,7 @@ vault = "/srv/issuers/nishi/current"
 public_keys = ["issuers/nishi/signing.pub", "issuers/nishi/signing-new.pub"]
 numbers = ["20"]
 contact = "https://nishi.example.jp/contact/"
+keys_page = "https://nishi.example.jp/keys/"
 "#;
 
     fn parse(text: &str) -> Result<Issuers, Vec<String>> {
@@ -281,10 +312,10 @@ contact = "https://nishi.example.jp/contact/"
         assert_eq!(
             parse(&bad).expect_err("invalid"),
             [
-                "issuers.toml:11:6: id「Nishi」は英小文字で始まる英小文字・数字・ハイフン（32文字まで）にしてください",
-                "issuers.toml:15:12: numbers の「1」は 東日本みほん保証株式会社（架空）（higashi）の「10」と重なります。保証契約番号がどちらの保証事業会社のものか決まらなくなります",
-                "issuers.toml:15:17: numbers の「2x」は保証契約番号の先頭の数字（1〜10桁）で書いてください",
-                "issuers.toml:16:11: contact「mailto:nishi.example.jp/contact/」は問い合わせ先ページの http(s) の URL で書いてください",
+                "issuers.toml:12:6: id「Nishi」は英小文字で始まる英小文字・数字・ハイフン（32文字まで）にしてください",
+                "issuers.toml:16:12: numbers の「1」は 東日本みほん保証株式会社（架空）（higashi）の「10」と重なります。保証契約番号がどちらの保証事業会社のものか決まらなくなります",
+                "issuers.toml:16:17: numbers の「2x」は保証契約番号の先頭の数字（1〜10桁）で書いてください",
+                "issuers.toml:17:11: contact「mailto:nishi.example.jp/contact/」は問い合わせ先ページの http(s) の URL で書いてください",
             ]
         );
         let twice = format!(
@@ -293,7 +324,7 @@ contact = "https://nishi.example.jp/contact/"
                 .replace("\"20\"", "\"30\"")
         );
         let errors = parse(&twice).expect_err("duplicate id");
-        assert_eq!(errors, ["issuers.toml:18:6: id「nishi」が重複しています"]);
+        assert_eq!(errors, ["issuers.toml:20:6: id「nishi」が重複しています"]);
         let three_keys = GOOD.replace("\"issuers/higashi/signing.pub\"]", "\"a\", \"b\", \"c\"]");
         assert_eq!(
             parse(&three_keys).expect_err("three keys"),

@@ -94,6 +94,17 @@ impl Signer {
     /// `keys/signing.pub`; the manifest has sequence number `seq` and expires at
     /// `expires_at` (Unix seconds).
     pub(crate) fn write_vault(&self, vault: &Path, keys: &Path, seq: u64, expires_at: u64) {
+        self.write_vault_of(vault, keys, (seq, expires_at), &CERTIFICATES);
+    }
+
+    /// [`Signer::write_vault`] with other certificates: (number, key, status) each.
+    pub(crate) fn write_vault_of(
+        &self,
+        vault: &Path,
+        keys: &Path,
+        (seq, expires_at): (u64, u64),
+        certificates: &[(&str, &str, Status)],
+    ) {
         let rng = SystemRandom::new();
         for dir in ["records", "certificates"] {
             std::fs::create_dir_all(vault.join(dir)).expect("mkdir");
@@ -101,7 +112,7 @@ impl Signer {
         std::fs::create_dir_all(keys).expect("mkdir keys");
         std::fs::write(keys.join(PUBLIC_KEY_FILE), public_key_text(&self.public))
             .expect("public key");
-        let entries = CERTIFICATES
+        let entries = certificates
             .iter()
             .map(|(number, key, status)| {
                 let record = record(number, *status).to_bytes().expect("record");

@@ -676,10 +676,20 @@ fn healthz_reports_the_manifest() {
     assert_eq!(detail["manifest_sha256"], sha);
     let metrics = get(&d.admin_url("/metrics")).text();
     assert!(
-        metrics.contains(&format!("hosho_manifest_seq {}", root.seq())),
+        metrics.contains(&format!(
+            "hosho_manifest_seq{{issuer=\"default\"}} {}",
+            root.seq()
+        )),
         "{metrics}"
     );
-    assert!(metrics.contains("hosho_manifest_entries 12"), "{metrics}");
+    assert!(
+        metrics.contains("hosho_manifest_entries{issuer=\"default\"} 12"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hosho_issuer_in_service{issuer=\"default\"} 1"),
+        "{metrics}"
+    );
     // Nothing of the admin listener is on the public one.
     assert_eq!(get(&d.url("/metrics")).status, 404);
 }

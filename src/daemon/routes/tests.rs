@@ -12,10 +12,9 @@ use hyper::HeaderMap;
 use super::*;
 use crate::cli::{Cli, Command};
 use crate::daemon::Options;
-use crate::trust::keys::TrustedKeys;
 use crate::trust::testing::write_vault;
 
-fn options(root: &Path, extra: &[&str]) -> Options {
+pub(super) fn options(root: &Path, extra: &[&str]) -> Options {
     let root = root.to_string_lossy().into_owned();
     let mut args = vec!["hosho", "serve", "--no-build", "--root", &root];
     args.extend(["--min-kdf-iterations", "1000"]);
@@ -32,18 +31,22 @@ fn app(extra: &[&str]) -> (tempfile::TempDir, Arc<App>) {
     let root = dir.path();
     write_vault(&root.join("vault"), &root.join("keys"), 5, 2_000_000_000);
     let options = options(root, extra);
-    let trusted = TrustedKeys::load(&options.paths.keys, &options.public_keys).expect("keys");
-    let (app, _gate) = App::new(&options, trusted).expect("app");
+    let app = App::new(&options).expect("app");
     (dir, Arc::new(app))
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
 }
 
-async fn send(app: &Arc<App>, method: Method, path: &str, form: Option<(&str, &str)>) -> Answer {
+pub(super) async fn send(
+    app: &Arc<App>,
+    method: Method,
+    path: &str,
+    form: Option<(&str, &str)>,
+) -> Answer {
     send_with(app, method, path, form, &[]).await
 }
 
@@ -86,7 +89,7 @@ async fn send_from(
     }
 }
 
-async fn api(app: &Arc<App>, number: &str, key: &str) -> Answer {
+pub(super) async fn api(app: &Arc<App>, number: &str, key: &str) -> Answer {
     let body = serde_json::json!({"number": number, "key": key}).to_string();
     send(
         app,
@@ -244,8 +247,8 @@ async fn the_certificate_page_carries_a_record_of_the_check() {
     let body = "number=2070004428&key=A1B2C3D4E5";
     let page = send(&app, Method::POST, "/verify/", Some((ct, body))).await;
     assert_eq!(page.status, StatusCode::OK);
-    let sha256 = app.catalog().catalog.sha256().to_owned();
-    let seq = app.catalog().catalog.seq();
+    let served = app.platform.gates()[0].served().expect("served");
+    let (sha256, seq) = (served.sha256().to_owned(), served.seq());
     // The test vault's manifest was signed at 1,700,000,000 s: 2023-11-15 in Japan.
     for fact in [
         "確認記録",
@@ -452,8 +455,9 @@ async fn the_admin_listener_has_the_metrics_and_the_details() {
         "hosho_verifications_total{outcome=\"not_found\"} 1",
         "hosho_verifications_total{outcome=\"valid\"} 1",
         "hosho_verification_seconds_count 2",
-        "hosho_manifest_seq 5",
-        "hosho_manifest_entries 3",
+        "hosho_manifest_seq{issuer=\"default\"} 5",
+        "hosho_manifest_entries{issuer=\"default\"} 3",
+        "hosho_issuer_in_service{issuer=\"default\"} 1",
         "hosho_limiter_keys 4",
         "hosho_limiter_full_refusals_total 0",
         "hosho_audit_dropped_lines_total 0",
@@ -487,11 +491,20 @@ fn every_outcome_has_one_status_and_retry_delay() {
     assert_eq!(refusal(limited), Some((429, Some(3), "rate_limited")));
     assert_eq!(refusal(Outcome::Busy), Some((503, Some(1), "busy")));
     assert_eq!(refusal(Outcome::NotFound), Some((404, None, "not_found")));
+    let (_dir, app) = app(&[]);
+    let gate = || Arc::clone(&app.platform.gates()[0]);
     assert_eq!(
-        refusal(Outcome::Expired),
+        refusal(Outcome::Expired(gate())),
         Some((503, None, "manifest_expired"))
     );
-    assert_eq!(refusal(Outcome::Damaged), Some((503, None, "unavailable")));
+    assert_eq!(
+        refusal(Outcome::OutOfService(gate())),
+        Some((503, None, "out_of_service"))
+    );
+    assert_eq!(
+        refusal(Outcome::Damaged(gate())),
+        Some((503, None, "unavailable"))
+    );
 }
 
 #[tokio::test]

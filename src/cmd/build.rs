@@ -16,6 +16,8 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
         args.notices.as_deref(),
         args.keys.as_deref(),
     );
-    console::built(&paths, &build::build(&paths)?);
+    let summary = build::build(&paths)?;
+    console::built(&paths, &summary);
+    console::example(summary.example.as_ref());
     Ok(ExitCode::SUCCESS)
 }

@@ -220,9 +220,7 @@ pub(super) fn serving(
     if let Some(admin) = ready.admin {
         println!("運用者向け: http://{admin}/metrics と http://{admin}/healthz");
     }
-    if let Some((number, key)) = example {
-        println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
-    }
+    self::example(example);
     println!("監査ログ: {}", ready.audit_log.display());
     match &ready.receipt_key_id {
         Some(id) => println!("確認記録（電子ファイル）に署名します: 確認サービスの鍵 ID {id}"),
@@ -232,6 +230,13 @@ pub(super) fn serving(
         println!("ファイルを保存すると自動で再ビルドし、開いているページを読み込み直します");
     }
     println!("止めるには Ctrl-C を押してください");
+}
+
+/// A number and key to try, with development keys only (nobody depends on them).
+pub(super) fn example(example: Option<&(String, String)>) {
+    if let Some((number, key)) = example {
+        println!("お試しください: 保証契約番号 {number} ／ 認証キー {key}");
+    }
 }
 
 /// After `hosho new`.

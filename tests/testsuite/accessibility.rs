@@ -26,7 +26,7 @@ const TAGS: [&str; 6] = [
 ];
 
 /// axe-core's browser build.
-fn axe_source() -> String {
+pub(crate) fn axe_source() -> String {
     let path = repo_root().join("tests/a11y/node_modules/axe-core/axe.min.js");
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -37,17 +37,17 @@ fn axe_source() -> String {
 }
 
 /// One page's result.
-struct Audit {
+pub(crate) struct Audit {
     /// What was tested, as a reader names it.
-    name: String,
+    pub(crate) name: String,
     url: String,
     /// `rule-id (impact): help — selectors` per violation.
-    violations: Vec<String>,
-    passes: u64,
+    pub(crate) violations: Vec<String>,
+    pub(crate) passes: u64,
 }
 
 /// Runs axe on the page the browser shows.
-fn audit(b: &mut Browser, axe: &str, name: &str) -> Audit {
+pub(crate) fn audit(b: &mut Browser, axe: &str, name: &str) -> Audit {
     if b.eval("typeof axe") != "object" {
         b.eval(&format!("{axe}\n;'loaded'"));
     }
@@ -101,7 +101,7 @@ fn built_pages(out: &Path) -> Vec<String> {
 }
 
 /// Fills the form with `number` and `key` and sends it, as a person does.
-fn submit(b: &mut Browser, number: &str, key: &str) {
+pub(crate) fn submit(b: &mut Browser, number: &str, key: &str) {
     b.eval(&format!(
         "document.getElementById('number').value = '{number}';\
          document.getElementById('key').value = '{key}'; 'filled'"

@@ -321,7 +321,7 @@ pub(crate) fn get(url: &str) -> Reply {
     Reply::from(agent().get(url).call().expect("GET"))
 }
 
-fn post(url: &str, content_type: &str, body: &str) -> Reply {
+pub(crate) fn post(url: &str, content_type: &str, body: &str) -> Reply {
     Reply::from(
         agent()
             .post(url)

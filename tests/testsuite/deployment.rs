@@ -55,21 +55,37 @@ pub(crate) struct DeployedNginx {
 impl DeployedNginx {
     /// Proxies to the two `replicas` and serves `site` as the public site.
     pub(crate) fn start(replicas: [&str; 2], site: &Path) -> DeployedNginx {
+        DeployedNginx::with_site("hosho", replicas, Some(site))
+    }
+
+    /// A platform's nginx (`sites-enabled/hosho-platform`): everything to the two `replicas`.
+    pub(crate) fn platform(replicas: [&str; 2]) -> DeployedNginx {
+        DeployedNginx::with_site("hosho-platform", replicas, None)
+    }
+
+    /// deploy.md's `sites-enabled/<site_file>`, proxying to `replicas`, serving `site` when
+    /// it has a public site.
+    fn with_site(site_file: &str, replicas: [&str; 2], site: Option<&Path>) -> DeployedNginx {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let tls = write_certificate(dir.path());
         let here = |name: &str| dir.path().join(name).display().to_string();
+        let enabled = format!("/etc/nginx/sites-enabled/{site_file}");
+        let mut found = false;
         for (name, block) in documented_nginx_files() {
             let file = Path::new(&name).file_name().expect("name").to_owned();
-            let block = match name.as_str() {
-                "/etc/nginx/sites-enabled/hosho" => {
+            let block = match name == enabled {
+                true => {
+                    found = true;
                     site_config(&block, port, replicas, site, &here)
                 }
-                _ => block,
+                false => block,
             };
             fs::write(dir.path().join(file), block).expect("write");
         }
-        fs::write(dir.path().join("nginx.conf"), main_config(dir.path())).expect("nginx.conf");
+        assert!(found, "docs/deploy.md has no {enabled}");
+        let main = main_config(dir.path(), site_file);
+        fs::write(dir.path().join("nginx.conf"), main).expect("nginx.conf");
         let check = nginx()
             .arg("-t")
             .args(prefix(dir.path()))
@@ -170,12 +186,12 @@ fn prefix(dir: &Path) -> [std::ffi::OsString; 4] {
     ]
 }
 
-/// deploy.md's `sites-enabled/hosho` with this test's ports, replicas and paths.
+/// deploy.md's site file with this test's ports, replicas and paths.
 fn site_config(
     block: &str,
     port: u16,
     replicas: [&str; 2],
-    site: &Path,
+    site: Option<&Path>,
     here: &dyn Fn(&str) -> String,
 ) -> String {
     let live = format!("/etc/letsencrypt/live/{SERVER_NAME}");
@@ -198,14 +214,17 @@ fn site_config(
         "/etc/nginx/hosho-proxy.conf",
         &here("hosho-proxy.conf"),
     );
+    let Some(site) = site else {
+        return text;
+    };
     let headers = "/etc/nginx/hosho-site-headers.conf";
     text = substitute(&text, headers, &here("hosho-site-headers.conf"));
     substitute(&text, "/srv/www/site-out", &site.display().to_string())
 }
 
 /// The main configuration: Debian's nginx.conf reduced to what runs unprivileged in a
-/// directory of its own, including deploy.md's site file.
-fn main_config(dir: &Path) -> String {
+/// directory of its own, including deploy.md's site file `site_file`.
+fn main_config(dir: &Path, site_file: &str) -> String {
     let d = dir.display();
     format!(
         "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -214,7 +233,7 @@ fn main_config(dir: &Path) -> String {
          include /etc/nginx/mime.types;\n default_type application/octet-stream;\n\
          access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-         include {d}/hosho;\n}}\n"
+         include {d}/{site_file};\n}}\n"
     )
 }
 
@@ -272,7 +291,7 @@ impl Answer {
 }
 
 /// A link key file as deploy.md makes it (64 hex characters, 0400).
-fn link_key(dir: &Path) -> PathBuf {
+pub(crate) fn link_key(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join("link.key");
     if path.exists() {

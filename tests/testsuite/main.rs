@@ -16,6 +16,7 @@ mod hostile;
 mod incremental;
 mod live;
 mod output;
+mod platform;
 mod receipts;
 mod recipes;
 mod security_doc;

@@ -173,7 +173,7 @@ fn hosho(root: &Path, args: &[&str], file: &Path) -> (i32, String, String) {
 }
 
 /// Chooses `file` in the page's file input, as a person does in the file dialog.
-fn choose_file(b: &mut crate::cdp::Browser, file: &Path) {
+pub(crate) fn choose_file(b: &mut crate::cdp::Browser, file: &Path) {
     let document = b.call("DOM.getDocument", serde_json::json!({}));
     let input = b.call(
         "DOM.querySelector",
@@ -186,7 +186,7 @@ fn choose_file(b: &mut crate::cdp::Browser, file: &Path) {
 }
 
 /// What the page says once it has checked the chosen file.
-fn verdict(b: &mut crate::cdp::Browser) -> String {
+pub(crate) fn verdict(b: &mut crate::cdp::Browser) -> String {
     let expression = "(document.querySelector('#receipt-result .receipt-valid:not(:only-child), #receipt-result .receipt-invalid') || {}).innerText || ''";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

@@ -10,10 +10,17 @@
 //!    index, build the Merkle tree), resident memory, and the time to hot-reload it while
 //!    serving; then, in process, what a 確認記録 costs beyond the check, and checking one.
 //!
+//! 4. A platform of three guarantors of 1,000,000 entries and the demo's (`--issuers`,
+//!    `daemon/platform.rs`): start and memory; refusals and verification against the demo
+//!    alone; an answer's p99 while another guarantor's manifest reloads.
+//!
 //! Settings: HOSHO_BENCH_SECONDS (default 10) per wrk run; HOSHO_BENCH_ENTRIES (default
-//! 1000000) for part 3.
+//! 1000000) for parts 3 and 4; HOSHO_BENCH_ONLY_MANIFEST (parts 3 and 4),
+//! HOSHO_BENCH_ONLY_PLATFORM (part 4).
 
 mod common;
+#[path = "daemon/platform.rs"]
+mod platform;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -108,6 +115,18 @@ fn hello_world() -> SocketAddr {
     });
     rx.recv().expect("hello-world address")
 }
+
+/// Limits no measurement reaches, and a KDF queue that holds every connection's request.
+const OPEN_LIMITS: [&str; 8] = [
+    "--limit-address",
+    "1000000/s+1000000",
+    "--limit-number",
+    "1000000/s+1000000",
+    "--limit-failures",
+    "1000000/s+1000000",
+    "--kdf-queue",
+    "256",
+];
 
 /// `hosho serve --no-build`, with its address once it listens.
 struct Daemon {
@@ -275,13 +294,19 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// A signed manifest of `n` synthetic entries in `vault`, and its public key file.
 fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
-    let keys_dir = work.join("big-keys");
-    if !keys_dir.join("signing.pub").exists() {
-        hosho::trust::keys::generate(&keys_dir).expect("keys");
-    }
-    let keys = hosho::trust::keys::load(&keys_dir).expect("load keys");
     let vault = work.join("big-vault");
-    std::fs::create_dir_all(&vault).expect("mkdir");
+    let public = signed_manifest(&vault, &work.join("big-keys"), n, seq, 1_000_000_000);
+    (vault, public)
+}
+
+/// Signs a manifest of `n` synthetic entries numbered from `first` into `vault` with the
+/// key in `keys_dir` (made when missing); its public key file.
+fn signed_manifest(vault: &Path, keys_dir: &Path, n: usize, seq: u64, first: u64) -> PathBuf {
+    if !keys_dir.join("signing.pub").exists() {
+        hosho::trust::keys::generate(keys_dir).expect("keys");
+    }
+    let keys = hosho::trust::keys::load(keys_dir).expect("load keys");
+    std::fs::create_dir_all(vault).expect("mkdir");
     let hex = |i: usize, tag: u8, len: usize| {
         let mut seed = i.to_le_bytes().to_vec();
         seed.push(tag);
@@ -290,7 +315,7 @@ fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
     };
     let entries = (0..n)
         .map(|i| Entry {
-            number: format!("{}", 1_000_000_000 + i),
+            number: format!("{}", first + i as u64),
             kind: Kind::Advance,
             status: Status::Valid,
             pdf_sha256: hex(i, 1, 32),
@@ -319,7 +344,7 @@ fn big_manifest(work: &Path, n: usize, seq: u64) -> (PathBuf, PathBuf) {
     std::fs::write(&tmp, &bytes).expect("write");
     std::fs::rename(&tmp, vault.join("manifest.json")).expect("rename");
     std::fs::write(vault.join("manifest.json.sig"), sig).expect("write sig");
-    (vault, keys_dir.join("signing.pub"))
+    keys_dir.join("signing.pub")
 }
 
 fn healthz_seq(d: &Daemon) -> Option<u64> {
@@ -349,6 +374,10 @@ fn main() {
         seconds()
     );
 
+    if std::env::var_os("HOSHO_BENCH_ONLY_PLATFORM").is_some() {
+        platform::figures(&root, &work);
+        return;
+    }
     let only_manifest = std::env::var_os("HOSHO_BENCH_ONLY_MANIFEST").is_some();
     // 1. Refusals and /healthz against hello-world, 64 connections.
     if !only_manifest {
@@ -356,6 +385,9 @@ fn main() {
     }
     manifest_figures(&work);
     receipt_figures(&root, &work);
+    if !only_manifest {
+        platform::figures(&root, &work);
+    }
 }
 
 /// A `redis-server` on a free loopback port, for the shared limits; `None` without one.
@@ -470,19 +502,7 @@ fn load_figures(root: &Path, work: &Path, cores: usize) {
     }
 
     // 2. Verification with the default KDF, against the bare KDF.
-    let open = Daemon::start(
-        root,
-        &[
-            "--limit-address",
-            "1000000/s+1000000",
-            "--limit-number",
-            "1000000/s+1000000",
-            "--limit-failures",
-            "1000000/s+1000000",
-            "--kdf-queue",
-            "256",
-        ],
-    );
+    let open = Daemon::start(root, &OPEN_LIMITS);
     let valid_script = lua(work, r#"{"number":"2070004426","key":"332E1E7K9Q"}"#);
     // Three rounds, bare KDF and daemon in turn, so the machine's drift hits both alike.
     // Throughput is wall-clock; CPU per verification (the daemon's own, from /proc) is

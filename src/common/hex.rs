@@ -46,6 +46,40 @@ pub fn decode_into(text: &str, out: &mut [u8]) -> bool {
     true
 }
 
+/// The value of each lower-case hex digit; 0xff for every other byte.
+const LOWER_HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// [`decode_into`] for lower-case hex only (as manifests write it), checking and decoding
+/// in one pass through a table: what a reader does for every field of a million entries.
+pub fn decode_lower_into(text: &str, out: &mut [u8]) -> bool {
+    if text.len() != out.len() * 2 {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let (high, low) = (
+            LOWER_HEX[usize::from(pair[0])],
+            LOWER_HEX[usize::from(pair[1])],
+        );
+        bad |= (high | low) & 0xf0;
+        *byte = high << 4 | (low & 0x0f);
+    }
+    bad == 0
+}
+
 /// Writes the lower-case hex of `bytes` into `out`, which holds two bytes per byte (the
 /// rest of a longer `out` is left as it is). Allocates nothing.
 pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
@@ -88,6 +122,25 @@ mod tests {
         let mut text = *b"xxxxxxx";
         encode_into(&[0, 15, 255], &mut text[1..]);
         assert_eq!(&text, b"x000fff");
+    }
+
+    #[test]
+    fn lower_case_hex_is_checked_and_decoded_in_one_pass() {
+        let mut out = [0u8; 3];
+        assert!(decode_lower_into("000fff", &mut out));
+        assert_eq!(out, [0, 15, 255]);
+        for bad in ["000fFf", "000fgf", "000f", "0-0fff", "\u{0}00fff"] {
+            assert!(!decode_lower_into(bad, &mut out), "{bad}");
+        }
+        // Every byte value that is no digit is refused, wherever it stands.
+        for b in 0..=255u8 {
+            let text = String::from_utf8_lossy(&[b'0', b]).into_owned();
+            let mut one = [0u8; 1];
+            let digit = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if text.len() == 2 {
+                assert_eq!(decode_lower_into(&text, &mut one), digit, "{b}");
+            }
+        }
     }
 
     #[test]

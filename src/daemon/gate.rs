@@ -24,6 +24,27 @@ use crate::trust::verify::unix_now;
 /// File under the state directory holding the highest sequence number ever served.
 pub const HIGH_WATER_FILE: &str = "high-water";
 
+/// The scheduling priority (nice) of the threads that read a manifest on reload: the lowest,
+/// so that a reload takes only what the answers leave of the cores.
+const RELOAD_NICE: i32 = 19;
+
+/// Threads that read, check and index a new manifest while the daemon answers: one per core,
+/// each at [`RELOAD_NICE`]. A reload of one guarantor's manifest then does not slow the other
+/// guarantors' answers (BENCHMARKS.md, issue 20). The start reads at full priority: nothing
+/// is answered yet.
+pub(crate) fn reload_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("hosho-reload-{i}"))
+        .start_handler(|_| {
+            let me = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(me), RELOAD_NICE) {
+                tracing::debug!(error = %e, "再読み込みのスレッドの優先度を下げられません");
+            }
+        })
+        .build()
+        .context("マニフェストを読み直すスレッドを作れません")
+}
+
 /// Why a manifest is not served.
 #[derive(Debug)]
 pub(crate) enum Refusal {

@@ -261,8 +261,10 @@ async fn start_tasks(app: &Arc<App>, options: &Options) -> Result<Option<SocketA
             }
         });
     }
+    let reloads = Arc::new(gate::reload_pool()?);
     for gate in app.platform.gates() {
-        tokio::spawn(watch(Arc::clone(gate), options.watch_every));
+        let watching = watch(Arc::clone(gate), Arc::clone(&reloads), options.watch_every);
+        tokio::spawn(watching);
     }
     tokio::spawn(sweep_limiters(Arc::clone(app)));
     // In production (no build first) on loopback, a proxy on the same host is the rule.
@@ -304,10 +306,10 @@ async fn drain(graceful: GracefulShutdown, limit: Duration) {
 }
 
 /// Reloads one guarantor's manifest when its files change (looked at every `every`) or
-/// when asked (SIGHUP). A new manifest is swapped in only after every check passed and the
+/// when asked (SIGHUP), on the low-priority `reloads` threads. A new manifest is swapped in only after every check passed and the
 /// high-water mark was saved; otherwise the last good one keeps serving, and a guarantor that
 /// has none stays out of service until its files change to a manifest that passes.
-async fn watch(gate: Arc<gate::Gate>, every: Duration) {
+async fn watch(gate: Arc<gate::Gate>, reloads: Arc<rayon::ThreadPool>, every: Duration) {
     let mut seen = gate.stamp();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -327,8 +329,9 @@ async fn watch(gate: Arc<gate::Gate>, every: Duration) {
         }
         let floor = current.as_ref().map_or(0, |c| c.seq());
         let started = std::time::Instant::now();
-        let admitting = Arc::clone(&gate);
-        let loaded = tokio::task::spawn_blocking(move || admitting.admit(floor)).await;
+        let (admitting, pool) = (Arc::clone(&gate), Arc::clone(&reloads));
+        let loaded =
+            tokio::task::spawn_blocking(move || pool.install(|| admitting.admit(floor))).await;
         let issuer = gate.issuer.id.as_str();
         match (loaded, current) {
             (Ok(Ok(served)), Some(current)) if served.sha256() == current.sha256() => {}

@@ -136,7 +136,7 @@ impl Issuer {
         if self.number_prefixes.iter().any(String::is_empty) {
             return None;
         }
-        catalog.numbers().find(|number| !self.holds(number))
+        catalog.find_number(|number| !self.holds(number))
     }
 }
 

@@ -1,5 +1,5 @@
-//! The reader's index of a verified manifest ([`Catalog`]): the signed bytes kept whole, each
-//! entry checked once and found by number, and the key checked against an entry's verifier.
+//! The reader's index of a verified manifest ([`Catalog`]): each entry checked once and kept
+//! in binary form, found by number, and the key checked against an entry's verifier.
 
 use ring::pbkdf2;
 use serde::Deserialize;
@@ -8,16 +8,14 @@ use super::format::{
     iterations, write_leaf, Entry, Header, Kdf, Kind, Leaf, Limits, ManifestError, Status,
     TreeHead, FORMAT, FORMAT_WITHOUT_TREE, KDF_ALGORITHM, SALT_LEN, VERIFIER_LEN,
 };
-use crate::common::hex::{decode_into, encode_into, from_hex, is_hex_of};
+use crate::common::hex::{decode_lower_into, encode_into, from_hex, to_hex};
 use crate::trust::merkle::{leaf_hash, Hash, Tree};
 
-/// A verified manifest as readers hold it: the signed bytes themselves and an index by
-/// number into them. A million entries cost the file's size plus 16 bytes each; an entry is
-/// parsed from its slice when it is looked up.
+/// A verified manifest as readers hold it: its entries in binary form, in number order (128
+/// bytes each, against about 350 in the file, so that a platform holds several million), and
+/// its tree. An entry is written out as [`Entry`] when it is looked up.
 pub struct Catalog {
     pub(super) header: Header,
-    /// The manifest file's bytes.
-    pub(super) bytes: Vec<u8>,
     pub(super) index: Vec<Slot>,
     pub(super) sha256: String,
     /// The Ed25519 signature that checked out.
@@ -41,12 +39,31 @@ pub struct Inclusion {
     pub tree_head_signature: Vec<u8>,
 }
 
-/// Where one entry's JSON lies in the bytes.
+/// One entry, checked, in binary form.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
     number: u64,
-    start: u32,
-    len: u32,
+    kind: Kind,
+    status: Status,
+    record_sha256: [u8; 32],
+    pdf_sha256: [u8; 32],
+    salt: [u8; SALT_LEN],
+    verifier: [u8; VERIFIER_LEN],
+}
+
+impl Slot {
+    /// The entry as the manifest wrote it (lower-case hex, as the reader requires).
+    fn entry(&self) -> Entry {
+        Entry {
+            number: format!("{:010}", self.number),
+            kind: self.kind,
+            status: self.status,
+            pdf_sha256: to_hex(&self.pdf_sha256),
+            record_sha256: to_hex(&self.record_sha256),
+            salt: to_hex(&self.salt),
+            verifier: to_hex(&self.verifier),
+        }
+    }
 }
 
 /// What a reader parses after the signature checked out.
@@ -93,26 +110,36 @@ fn number_key(number: &str) -> Option<u64> {
 }
 
 impl EntryRef<'_> {
-    fn check(&self) -> Result<u64, String> {
+    /// The entry in binary form, once every field is well formed: each hex field checked and
+    /// decoded in one pass.
+    fn check(&self) -> Result<Slot, String> {
         let number = number_key(&self.number)
             .ok_or_else(|| format!("保証契約番号「{}」が10桁の数字ではありません", self.number))?;
-        let hex_ok = is_hex_of(&self.pdf_sha256, 32)
-            && is_hex_of(&self.record_sha256, 32)
-            && is_hex_of(&self.salt, SALT_LEN)
-            && is_hex_of(&self.verifier, VERIFIER_LEN);
-        if !hex_ok {
-            return Err(format!("{} の項目の値が正しくありません", self.number));
+        let mut slot = Slot {
+            number,
+            kind: self.kind,
+            status: self.status,
+            record_sha256: [0; 32],
+            pdf_sha256: [0; 32],
+            salt: [0; SALT_LEN],
+            verifier: [0; VERIFIER_LEN],
+        };
+        let hex_ok = decode_lower_into(&self.record_sha256, &mut slot.record_sha256)
+            && decode_lower_into(&self.pdf_sha256, &mut slot.pdf_sha256)
+            && decode_lower_into(&self.salt, &mut slot.salt)
+            && decode_lower_into(&self.verifier, &mut slot.verifier);
+        match hex_ok {
+            true => Ok(slot),
+            false => Err(format!("{} の項目の値が正しくありません", self.number)),
         }
-        Ok(number)
     }
 
-    /// The hash of its leaf (once [`EntryRef::check`] passed: the hex is well formed), its
+    /// The hash of its leaf, from its text and `slot` (its checked binary form), the leaf's
     /// bytes built in `buffer` without another allocation.
-    fn leaf_hash(&self, buffer: &mut Vec<u8>) -> Hash {
+    fn leaf_hash(&self, slot: &Slot, buffer: &mut Vec<u8>) -> Hash {
         let mut secret = [0u8; SALT_LEN + VERIFIER_LEN];
-        let (salt, verifier) = secret.split_at_mut(SALT_LEN);
-        decode_into(&self.salt, salt);
-        decode_into(&self.verifier, verifier);
+        secret[..SALT_LEN].copy_from_slice(&slot.salt);
+        secret[SALT_LEN..].copy_from_slice(&slot.verifier);
         let secret = ring::digest::digest(&ring::digest::SHA256, &secret);
         let mut secret_hex = [0u8; 64];
         encode_into(secret.as_ref(), &mut secret_hex);
@@ -135,13 +162,8 @@ impl EntryRef<'_> {
 /// The index of a run of entries, and their leaf hashes when the manifest has a tree.
 type Part = (Vec<Slot>, Vec<Hash>);
 
-/// Checks and indexes a run of entries, hashing their leaves when `tree`; `base` is the
-/// address of the manifest's first byte.
-fn index_part(
-    entries: &[&serde_json::value::RawValue],
-    base: usize,
-    tree: bool,
-) -> Result<Part, ManifestError> {
+/// Checks and indexes a run of entries, hashing their leaves when `tree`.
+fn index_part(entries: &[&serde_json::value::RawValue], tree: bool) -> Result<Part, ManifestError> {
     let malformed = |e: String| ManifestError::Malformed(e);
     let mut index: Vec<Slot> = Vec::with_capacity(entries.len());
     let mut leaves: Vec<Hash> = Vec::with_capacity(if tree { entries.len() } else { 0 });
@@ -150,21 +172,14 @@ fn index_part(
         let text = raw.get();
         let entry: EntryRef<'_> =
             serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
-        let number = entry.check().map_err(malformed)?;
-        if index.last().is_some_and(|last| last.number >= number) {
+        let slot = entry.check().map_err(malformed)?;
+        if index.last().is_some_and(|last| last.number >= slot.number) {
             return Err(ManifestError::Unsorted);
         }
-        let (start, len) = (text.as_ptr() as usize - base, text.len());
-        let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(len)) else {
-            return Err(ManifestError::TooLarge {
-                bytes: (start + len) as u64,
-                max: u64::from(u32::MAX),
-            });
-        };
-        index.push(Slot { number, start, len });
         if tree {
-            leaves.push(entry.leaf_hash(&mut buffer));
+            leaves.push(entry.leaf_hash(&slot, &mut buffer));
         }
+        index.push(slot);
     }
     Ok((index, leaves))
 }
@@ -183,28 +198,19 @@ fn check_kdf(kdf: &Kdf, limits: Limits) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// Checks and indexes every entry (and hashes its leaf when `tree`), a part per core, and
-/// joins the parts in order.
+/// Checks and indexes every entry (and hashes its leaf when `tree`), a part per thread of
+/// the rayon pool it runs in (a reload runs in one of low priority), and joins the parts in
+/// order.
 fn index_entries(
     entries: &[&serde_json::value::RawValue],
-    base: usize,
     tree: bool,
 ) -> Result<Part, ManifestError> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = entries.len().div_ceil(workers).max(1);
-    let parts: Vec<Result<Part, ManifestError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || index_part(part, base, tree)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ManifestError::Malformed("索引を作れません".into())))
-            })
-            .collect()
-    });
+    use rayon::prelude::*;
+    let chunk = entries.len().div_ceil(rayon::current_num_threads()).max(1);
+    let parts: Vec<Result<Part, ManifestError>> = entries
+        .par_chunks(chunk)
+        .map(|part| index_part(part, tree))
+        .collect();
     let mut index: Vec<Slot> = Vec::with_capacity(entries.len());
     let mut leaves: Vec<Hash> = Vec::with_capacity(if tree { entries.len() } else { 0 });
     for part in parts {
@@ -254,7 +260,7 @@ impl Catalog {
             });
         }
         check_kdf(&document.kdf, limits)?;
-        let (index, leaves) = index_entries(&document.entries, manifest.as_ptr() as usize, tree)?;
+        let (index, leaves) = index_entries(&document.entries, tree)?;
         let header = Header {
             format: document.format,
             seq: document.seq,
@@ -321,11 +327,6 @@ impl Catalog {
         &self.signature
     }
 
-    /// Size of the manifest file in bytes.
-    pub fn byte_len(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// The entry of a number, if it is in the manifest.
     pub fn entry(&self, number: &str) -> Option<Entry> {
         let key = number_key(number)?;
@@ -334,15 +335,22 @@ impl Catalog {
     }
 
     fn entry_at(&self, at: usize) -> Option<Entry> {
-        let slot = self.index.get(at)?;
-        let start = slot.start as usize;
-        let bytes = self.bytes.get(start..start + slot.len as usize)?;
-        serde_json::from_slice(bytes).ok()
+        self.index.get(at).map(Slot::entry)
     }
 
-    /// Every number, in order, read from the index (no entry is parsed).
-    pub fn numbers(&self) -> impl Iterator<Item = String> + '_ {
-        self.index.iter().map(|slot| format!("{:010}", slot.number))
+    /// The first number, in order, for which `wanted` holds; each number is written into a
+    /// buffer on the stack, so a million are looked at without an allocation.
+    pub fn find_number(&self, mut wanted: impl FnMut(&str) -> bool) -> Option<String> {
+        let mut digits = [b'0'; 10];
+        self.index.iter().find_map(|slot| {
+            let mut n = slot.number;
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            let number = std::str::from_utf8(&digits).ok()?;
+            wanted(number).then(|| number.to_owned())
+        })
     }
 
     /// Every entry, in number order.

@@ -128,7 +128,7 @@ pub fn read_verified(
     trusted: &[PublicKey],
     limits: Limits,
 ) -> Result<Catalog, ReadError> {
-    // The manifest is read once into a buffer of its size, which the catalog keeps.
+    // The manifest is read once into a buffer of its size, freed once it is indexed.
     let bytes = read_file(dir, MANIFEST_FILE, limits.max_bytes)?;
     let sig = read_file(dir, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)?;
     Ok(verify_owned(bytes, &sig, trusted, limits)?)
@@ -147,7 +147,7 @@ pub fn verify(
     verify_owned(manifest_bytes.to_vec(), signature_file, trusted, limits)
 }
 
-/// [`verify`], keeping `manifest` in the catalog rather than a copy.
+/// [`verify`] on the bytes read, without a copy.
 fn verify_owned(
     manifest: Vec<u8>,
     signature_file: &[u8],
@@ -160,7 +160,6 @@ fn verify_owned(
     check_tree_head(&header, tree.as_ref(), &checked)?;
     Ok(Catalog {
         header,
-        bytes: manifest,
         index,
         sha256: checked.sha256,
         signature: checked.signature,

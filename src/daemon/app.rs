@@ -44,7 +44,7 @@ impl App {
     /// and opens what the requests share.
     pub(crate) fn new(options: &Options) -> Result<App> {
         let platform = Platform::open(options)?;
-        let pages = pages::Pages::load(&options.paths.root)?;
+        let pages = pages::Pages::load(&options.paths.root)?.on_platform(platform.named);
         let receipts = receipt_signer(options, &pages)?;
         let preview = match options.paths.out.is_dir() {
             true => {

@@ -53,6 +53,9 @@ struct ChangeView {
 pub(crate) struct Pages {
     renderer: Renderer,
     config: Config,
+    /// Pages of a platform (`--issuers`): whom to ask is the guarantor that issued the
+    /// certificate, never the platform's operator.
+    platform: bool,
 }
 
 /// The message pages (refusals other than "not found", limits, outages). An outage names the
@@ -99,7 +102,16 @@ impl Pages {
         let Some(renderer) = loaded.renderer else {
             return Err(input_error(d));
         };
-        Ok(Pages { renderer, config })
+        Ok(Pages {
+            renderer,
+            config,
+            platform: false,
+        })
+    }
+
+    /// These pages, as a platform's (`--issuers`).
+    pub(crate) fn on_platform(self, platform: bool) -> Pages {
+        Pages { platform, ..self }
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -109,6 +121,10 @@ impl Pages {
     /// Whom to ask when a certificate cannot be shown: the contractor first, then the
     /// guarantor's office by telephone.
     fn ask_next(&self) -> String {
+        if self.platform {
+            // The same words for every number: which guarantor it would be is not said.
+            return "それでも確認できないときは、まず、お知らせを提出した受注者に、番号とキーに誤りがないかご確認ください。そのうえで、電子証書を発行した保証事業会社にお問い合わせください（各社の問い合わせ先は、この確認サービスのトップページにあります）。".to_owned();
+        }
         let g = &self.config.guarantor;
         let office = match (g.name.as_str(), g.branch.as_deref()) {
             ("", _) => "保証会社".to_owned(),

@@ -157,6 +157,12 @@ async fn the_refusal_is_one_answer_whichever_space_the_number_falls_in() {
     apis.dedup();
     assert_eq!((forms.len(), apis.len()), (1, 1), "{forms:?} {apis:?}");
     assert_eq!(apis[0], "{\"error\":\"not_found\"}\n");
+    // Whom to ask names no guarantor (and never the platform's operator).
+    assert!(
+        forms[0].contains("電子証書を発行した保証事業会社にお問い合わせください"),
+        "{}",
+        forms[0]
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,39 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// `hosho -V`: the version and the commit.
+pub const SHORT_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOSHO_COMMIT"),
+    ")"
+);
+
+/// `hosho --version`: the version, the commit, and the formats this hosho reads and writes.
+pub fn long_version() -> String {
+    use crate::trust::manifest::{FORMAT, FORMAT_WITHOUT_TREE};
+    format!(
+        "{SHORT_VERSION}\n\
+         manifest: writes format {FORMAT}, reads {FORMAT_WITHOUT_TREE} and {FORMAT} (docs/manifest.md)\n\
+         receipt: {} (docs/receipt.md)\n\
+         certificate record: format {} (docs/vault.md)\n\
+         vault cache: format {} (an older one is not read: the next build typesets everything once)",
+        crate::trust::receipt::FORMAT,
+        crate::common::certificate::RECORD_FORMAT,
+        crate::certificates::vault::CACHE_FORMAT,
+    )
+}
+
+/// The command line as given, with `--version` saying what [`long_version`] says; exits with
+/// clap's message and code on a usage error (2), or after `--help` and `--version` (0).
+pub fn parse() -> Cli {
+    let long: &'static str = Box::leak(long_version().into_boxed_str());
+    let command = Cli::command().version(SHORT_VERSION).long_version(long);
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 fn parse_rate(text: &str) -> Result<crate::daemon::Rate, String> {
     crate::daemon::Rate::parse(text)

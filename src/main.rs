@@ -3,15 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc: the build renders, parses and frees hundreds of thousands of small strings on
 /// every core, where it is faster than the system allocator (BENCHMARKS.md, issue 11).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = hosho::cli::Cli::parse();
+    let cli = hosho::cli::parse();
     if matches!(cli.command, hosho::cli::Command::Serve(_)) {
         purge_freed_memory_at_once();
     }

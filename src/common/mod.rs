@@ -14,5 +14,6 @@ pub mod hex;
 pub mod private_files;
 pub mod root;
 pub mod submission;
+pub mod version;
 pub mod walk;
 pub mod yaml;

@@ -88,6 +88,10 @@ fn health(app: &App) -> Response<Body> {
         "ceiling_refusals": limiter.ceiling_refusals,
     });
     body["audit_dropped"] = app.audit.dropped().into();
+    body["build"] = serde_json::json!({
+        "version": crate::common::version::VERSION,
+        "commit": crate::common::version::COMMIT,
+    });
     http::json(status, &body)
 }
 

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::latency::Latency;
 use super::limits::Stats;
+use crate::common::version;
 use crate::trust::verify::unix_now;
 
 /// A label value known when hosho is compiled.
@@ -35,6 +36,13 @@ struct Outcome {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Issuer {
     issuer: String,
+}
+
+/// The hosho that runs: its version and the commit it was built from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Build {
+    version: Name,
+    commit: Name,
 }
 
 /// One guarantor as the metrics report it.
@@ -94,6 +102,19 @@ impl Metrics {
             "verification_seconds",
             "Time from a request to its outcome",
             latency.clone(),
+        );
+        // Always 1: the labels say which hosho runs (replicas on different builds show).
+        let build = Family::<Build, Gauge>::default();
+        build
+            .get_or_create(&Build {
+                version: Name(version::VERSION),
+                commit: Name(version::COMMIT),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The hosho that runs: its version and commit",
+            build,
         );
         let metrics = Metrics {
             verifications,

@@ -21,3 +21,4 @@ mod receipts;
 mod recipes;
 mod security_doc;
 mod support;
+mod version;

@@ -18,7 +18,8 @@ use crate::certificates::documents::{DocumentKind, DOCUMENTS};
 use crate::certificates::reuse::Sealer;
 use crate::trust::layout::CACHE_FILE;
 
-const FORMAT: u32 = 3;
+/// The format of `vault/cache.json` this hosho writes (and the only one it reads).
+pub const FORMAT: u32 = 3;
 const CACHE_DOMAIN: &[u8] = b"hosho vault cache v3\0";
 
 /// The cache file.

@@ -19,6 +19,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context as _, Result};
 use ring::rand::SystemRandom;
 
+pub use cache::FORMAT as CACHE_FORMAT;
 pub(crate) use workers::run_on_workers;
 pub use workers::WORKER_STACK;
 

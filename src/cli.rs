@@ -90,6 +90,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// 確認記録（電子ファイル）を扱います
     Receipt(ReceiptArgs),
+    /// vault を扱います
+    Vault(VaultArgs),
 }
 
 /// `hosho build`
@@ -255,6 +257,35 @@ pub struct ReceiptVerifyArgs {
     pub service_key: Vec<PathBuf>,
     /// 確認記録のファイル（receipt-….json）
     pub file: PathBuf,
+}
+
+/// `hosho vault`
+#[derive(Debug, Clone, Args)]
+pub struct VaultArgs {
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+/// What `hosho vault` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum VaultCommand {
+    /// 確認サービスに渡す前に vault をすべて確かめます: 署名、すべての記録と PDF、足りないファイルと余分なファイル、--state があれば最高シーケンス番号（問題がなければ 0、あれば全部を示して 1）
+    Check(VaultCheckArgs),
+}
+
+/// `hosho vault check`
+#[derive(Debug, Clone, Args)]
+pub struct VaultCheckArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// 信頼する公開鍵（既定: ROOT/keys/signing.pub）。鍵の切り替え中は2つ指定できます
+    #[arg(long = "public-key", value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub public_key: Vec<PathBuf>,
+    /// 確認サービスの状態ディレクトリ（hosho serve の --state。複数の保証事業会社なら STATE/issuers/<id>）: その最高シーケンス番号より新しいことを確かめます
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// 確かめる vault（送り先の releases/<seq> など）
+    pub dir: PathBuf,
 }
 
 /// `hosho verify`

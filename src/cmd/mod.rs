@@ -9,6 +9,7 @@ mod keygen;
 mod new;
 mod receipt;
 mod serve;
+mod vault;
 mod verify;
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Verify(args) => verify::run(&args),
         Command::Receipt(args) => receipt::run(&args),
+        Command::Vault(args) => vault::run(&args),
     };
     match result {
         Ok(code) => code,

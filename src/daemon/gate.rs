@@ -6,7 +6,6 @@
 //! atomically, and only after all of that. A gate that has admitted nothing yet serves
 //! nothing: its guarantor's numbers are out of service, and no other guarantor's.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -21,8 +20,8 @@ use crate::trust::layout::{MANIFEST_FILE, MAX_SIGNATURE_BYTES, SIGNATURE_FILE};
 use crate::trust::manifest::{self, Catalog, Limits, ReadError};
 use crate::trust::verify::unix_now;
 
-/// File under the state directory holding the highest sequence number ever served.
-pub const HIGH_WATER_FILE: &str = "high-water";
+pub use crate::trust::high_water::HIGH_WATER_FILE;
+use crate::trust::high_water::{Behind, HighWater};
 
 /// The scheduling priority (nice) of the threads that read a manifest on reload: the lowest,
 /// so that a reload takes only what the answers leave of the cores.
@@ -52,14 +51,8 @@ pub(crate) enum Refusal {
     Expired {
         expires_at: u64,
     },
-    RolledBack {
-        seq: u64,
-        high_water: u64,
-    },
-    /// The sequence number already served, with other bytes.
-    Replaced {
-        seq: u64,
-    },
+    /// Below the high-water mark, or at it with other bytes.
+    Behind(Behind),
     HighWater(String),
     /// A number outside the guarantor's number space.
     StrayNumber {
@@ -76,14 +69,7 @@ impl std::fmt::Display for Refusal {
                 "マニフェストの有効期限（{}）が過ぎています。新しくビルドしたマニフェストを置いてください",
                 rfc3339(*expires_at)
             ),
-            Refusal::RolledBack { seq, high_water } => write!(
-                f,
-                "マニフェスト #{seq} は、すでに提供した #{high_water} より古いものです（巻き戻しは受け付けません）"
-            ),
-            Refusal::Replaced { seq } => write!(
-                f,
-                "マニフェスト #{seq} は、すでに提供した同じ番号のマニフェストと中身が違います（差し替えは受け付けません。新しくビルドしてください）"
-            ),
+            Refusal::Behind(behind) => behind.fmt(f),
             Refusal::HighWater(e) => write!(f, "{e}"),
             Refusal::StrayNumber { number } => write!(
                 f,
@@ -100,36 +86,6 @@ pub(crate) fn rfc3339(unix: u64) -> String {
         .ok()
         .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .map_or_else(|| unix.to_string(), |t| t.to_rfc3339())
-}
-
-/// The newest manifest ever served: its sequence number and (saved since hosho records it)
-/// its SHA-256. The file holds `SEQ SHA256` and a newline.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct HighWater {
-    pub(crate) seq: u64,
-    pub(crate) sha256: Option<String>,
-}
-
-impl HighWater {
-    fn parse(text: &str) -> Option<HighWater> {
-        let mut parts = text.split_whitespace();
-        let seq = parts.next()?.parse().ok()?;
-        let sha256 = match parts.next() {
-            Some(hex) if crate::common::hex::is_hex_of(hex, 32) => Some(hex.to_owned()),
-            Some(_) => return None,
-            None => None,
-        };
-        parts.next().is_none().then_some(HighWater { seq, sha256 })
-    }
-
-    /// Whether `catalog` is the served manifest's sequence number with other bytes.
-    fn replaced_by(&self, catalog: &Catalog) -> bool {
-        catalog.seq() == self.seq
-            && self
-                .sha256
-                .as_deref()
-                .is_some_and(|s| s != catalog.sha256())
-    }
 }
 
 /// A manifest admitted, and the vault directory it was read from with every symlink
@@ -244,19 +200,10 @@ impl Gate {
                 expires_at: catalog.expires_at(),
             });
         }
-        let high_water = self
-            .high_water()
-            .map_err(|e| Refusal::HighWater(format!("{e:#}")))?;
-        let floor = floor.max(high_water.seq);
-        if catalog.seq() < floor {
-            return Err(Refusal::RolledBack {
-                seq: catalog.seq(),
-                high_water: floor,
-            });
-        }
-        if high_water.replaced_by(&catalog) {
-            return Err(Refusal::Replaced { seq: catalog.seq() });
-        }
+        let high_water = HighWater::read(&self.state_dir).map_err(Refusal::HighWater)?;
+        high_water
+            .admits(&catalog, floor)
+            .map_err(Refusal::Behind)?;
         Ok(Served { catalog, dir })
     }
 
@@ -264,50 +211,9 @@ impl Gate {
     /// what a reload does before it swaps the new manifest in.
     pub(crate) fn admit(&self, floor: u64) -> Result<Served, Refusal> {
         let served = self.load(floor)?;
-        self.save_high_water(&served).map_err(|e| {
-            Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e:#}"))
-        })?;
+        HighWater::save(&self.state_dir, &served)
+            .map_err(|e| Refusal::HighWater(format!("最高シーケンス番号を保存できません: {e}")))?;
         Ok(served)
-    }
-
-    /// The saved high-water mark (sequence number 0 when none was saved yet). A file that
-    /// exists but cannot be read is an error: starting anyway would forget it.
-    pub(crate) fn high_water(&self) -> Result<HighWater> {
-        let path = self.state_dir.join(HIGH_WATER_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => HighWater::parse(&text).with_context(|| {
-                format!(
-                    "{} の内容が「シーケンス番号 SHA-256」の形ではありません",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HighWater::default()),
-            Err(e) => Err(e).with_context(|| format!("{} を読めません", path.display())),
-        }
-    }
-
-    /// Saves `catalog` as the high-water mark when it is newer (or the mark has no SHA-256
-    /// yet): written aside, synced, renamed.
-    pub(crate) fn save_high_water(&self, catalog: &Catalog) -> Result<()> {
-        let saved = self.high_water()?;
-        let seq = catalog.seq();
-        if seq < saved.seq || (seq == saved.seq && saved.sha256.is_some()) {
-            return Ok(());
-        }
-        let dir = &self.state_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("{} を作れません", dir.display()))?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("{} に書けません", dir.display()))?;
-        writeln!(file, "{seq} {}", catalog.sha256())
-            .and_then(|()| file.as_file().sync_all())
-            .with_context(|| format!("{} に書けません", dir.display()))?;
-        let path = dir.join(HIGH_WATER_FILE);
-        file.persist(&path)
-            .with_context(|| format!("{} を置き換えられません", path.display()))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
     }
 
     /// Whether the signature file on disk is the one `catalog` was accepted with: then the

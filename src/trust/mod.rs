@@ -7,12 +7,14 @@
 //! are typed, so every caller can tell a refusal from an I/O failure.
 
 pub mod authkey;
+pub mod high_water;
 pub mod issuers;
 pub mod keys;
 pub mod layout;
 pub mod manifest;
 pub mod merkle;
 pub mod receipt;
+pub mod vault_check;
 pub mod verify;
 
 #[cfg(test)]

@@ -21,4 +21,5 @@ mod receipts;
 mod recipes;
 mod security_doc;
 mod support;
+mod vault;
 mod version;

@@ -177,6 +177,9 @@ pub struct ServeArgs {
     /// 複数の保証事業会社の電子証書を一つの確認サービスで確認します: 各社の id・名前・vault・公開鍵・番号の範囲・問い合わせ先を書いた issuers.toml（docs/platform.md）。--no-build と使い、--vault と --public-key とは使えません
     #[arg(long, value_name = "FILE", requires = "no_build", conflicts_with_all = ["vault", "public_key"])]
     pub issuers: Option<PathBuf>,
+    /// 待ち受けずに、起動に必要なもの（保証事業会社ごとの鍵とマニフェスト、ページ、確認記録と PDF リンクの鍵、状態ディレクトリへの書き込み、Redis）を確かめて終わります。何も書き込みません（問題がなければ 0、あれば1件1行で示して 1）
+    #[arg(long, requires = "no_build")]
+    pub check: bool,
     /// 起動したら、サイトのプレビューをブラウザで開きます
     #[arg(long, conflicts_with = "no_build")]
     pub open: bool,

@@ -20,8 +20,11 @@ fn open_browser(url: &str) {
 }
 
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
-    let open = args.open;
+    let (open, check) = (args.open, args.check);
     let options = daemon::Options::from(args);
+    if check {
+        return Ok(preflight(&options));
+    }
     let paths = options.paths.clone();
     let mut rebuilder = options.build.then(|| Rebuilder::new(paths.clone()));
     let example = match rebuilder.as_mut() {
@@ -57,6 +60,26 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hosho serve --check`: every problem on a line of its own (exit 1), or what a start
+/// would serve (exit 0).
+fn preflight(options: &Options) -> ExitCode {
+    match daemon::preflight(options) {
+        Ok(checked) => {
+            for line in &checked.guarantors {
+                println!("{line}");
+            }
+            println!("問題はありません。この設定で確認サービスを起動できます");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            ExitCode::from(1)
+        }
+    }
 }
 
 impl From<ServeArgs> for Options {

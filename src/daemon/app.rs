@@ -108,7 +108,10 @@ impl App {
 
 /// The service's receipt signer: `--receipt-key`, else `service.pk8` in the keys
 /// directory when there is one, else none (no receipts).
-fn receipt_signer(options: &Options, pages: &pages::Pages) -> Result<Option<receipts::Receipts>> {
+pub(crate) fn receipt_signer(
+    options: &Options,
+    pages: &pages::Pages,
+) -> Result<Option<receipts::Receipts>> {
     let default = options.paths.keys.join(SERVICE_PRIVATE_KEY_FILE);
     let path = match &options.receipt_key {
         Some(path) => path.clone(),
@@ -124,7 +127,7 @@ fn receipt_signer(options: &Options, pages: &pages::Pages) -> Result<Option<rece
 }
 
 /// PDF links sealed with the shared link key, or with a key of this process alone.
-fn link_tokens(options: &Options) -> Result<tokens::Tokens> {
+pub(crate) fn link_tokens(options: &Options) -> Result<tokens::Tokens> {
     match &options.link_key {
         Some(path) => tokens::Tokens::new(options.pdf_link_ttl, &tokens::read_link_key(path)?),
         None => tokens::Tokens::ephemeral(options.pdf_link_ttl),

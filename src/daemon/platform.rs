@@ -32,6 +32,33 @@ impl Platform {
     /// pass refuses the start, as it always did; on a platform it takes that guarantor out of
     /// service (the reason logged) and the start goes on, unless no guarantor passes.
     pub(crate) fn open(options: &Options) -> Result<Platform> {
+        let platform = Platform::unopened(options)?;
+        if !platform.named {
+            let gate = &platform.gates[0];
+            gate.open()
+                .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
+            return Ok(platform);
+        }
+        for gate in &platform.gates {
+            open_issuer(gate);
+        }
+        if platform.gates.iter().all(|g| g.served().is_none()) {
+            return Err(anyhow!(
+                "{} のどの保証事業会社のマニフェストも受け付けられないため起動しません",
+                options
+                    .issuers
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            ));
+        }
+        Ok(platform)
+    }
+
+    /// Every guarantor's gate, its keys read, its manifest not yet: the single-guarantor
+    /// flags' one, or those of `--issuers`. A key or an issuers.toml that cannot be read is an
+    /// error: that is the platform's own configuration, not a guarantor's shipment.
+    pub(crate) fn unopened(options: &Options) -> Result<Platform> {
         let limits = Limits {
             min_iterations: options.min_kdf_iterations,
             ..Limits::default()
@@ -40,8 +67,6 @@ impl Platform {
             let trusted = TrustedKeys::load(&options.paths.keys, &options.public_keys)?;
             let issuer = Issuer::whole_space(options.paths.vault.clone(), Vec::new());
             let gate = Gate::new(issuer, trusted, limits, options.state_dir.clone());
-            gate.open()
-                .map_err(|e| anyhow!("マニフェストを受け付けられないため起動しません: {e}"))?;
             return Ok(Platform {
                 gates: vec![Arc::new(gate)],
                 named: false,
@@ -53,13 +78,10 @@ impl Platform {
         })?;
         let mut gates = Vec::new();
         for issuer in issuers.0 {
-            gates.push(Arc::new(open_issuer(issuer, limits, &options.state_dir)?));
-        }
-        if gates.iter().all(|g| g.served().is_none()) {
-            return Err(anyhow!(
-                "{} のどの保証事業会社のマニフェストも受け付けられないため起動しません",
-                file.display()
-            ));
+            let trusted = TrustedKeys::load(Path::new(""), &issuer.public_keys)
+                .with_context(|| format!("保証事業会社 {} の公開鍵を読めません", issuer.id))?;
+            let state = options.state_dir.join(ISSUERS_STATE_DIR).join(&issuer.id);
+            gates.push(Arc::new(Gate::new(issuer, trusted, limits, state)));
         }
         Ok(Platform { gates, named: true })
     }
@@ -122,14 +144,8 @@ impl Platform {
     }
 }
 
-/// One guarantor's gate, its manifest admitted or refused (out of service, logged). Only a
-/// key file that cannot be read stops the start: that is a mistake in the platform's own
-/// configuration, not a guarantor's shipment.
-fn open_issuer(issuer: Issuer, limits: Limits, state_dir: &Path) -> Result<Gate> {
-    let trusted = TrustedKeys::load(Path::new(""), &issuer.public_keys)
-        .with_context(|| format!("保証事業会社 {} の公開鍵を読めません", issuer.id))?;
-    let state = state_dir.join(ISSUERS_STATE_DIR).join(&issuer.id);
-    let gate = Gate::new(issuer, trusted, limits, state);
+/// Opens one guarantor's gate: its manifest admitted, or refused (out of service, logged).
+fn open_issuer(gate: &Gate) {
     if let Err(why) = gate.open() {
         tracing::error!(
             issuer = %gate.issuer.id,
@@ -139,7 +155,6 @@ fn open_issuer(issuer: Issuer, limits: Limits, state_dir: &Path) -> Result<Gate>
             gate.issuer.id,
         );
     }
-    Ok(gate)
 }
 
 /// A public key as the pages show it.

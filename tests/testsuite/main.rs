@@ -17,6 +17,7 @@ mod incremental;
 mod live;
 mod output;
 mod platform;
+mod preflight;
 mod receipts;
 mod recipes;
 mod security_doc;

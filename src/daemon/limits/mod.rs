@@ -35,6 +35,7 @@ use self::gcra::Cell;
 pub use self::gcra::Rate;
 use self::memory::Memory;
 use self::plan::{Budgets as _, Reserved, Verdict};
+pub(crate) use self::shared::Redis as SharedBudgets;
 use self::shared::{Attempt, Remote, Shared};
 
 /// Time left, at the latest check, for the KDF (milliseconds), settling in Redis (at most

@@ -248,6 +248,25 @@ impl Redis {
         })
     }
 
+    /// Whether Redis answers `PING` within the exchange timeout: what `hosho serve --check`
+    /// asks; the error when it does not.
+    pub(crate) async fn ping(&self) -> Result<(), String> {
+        let exchange = async {
+            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(TIMEOUT * 20, exchange).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "{} ms のうちに応答がありません",
+                (TIMEOUT * 20).as_millis()
+            )),
+        }
+    }
+
     async fn connection(&self) -> Option<ConnectionManager> {
         let mut slot = self.connection.lock().await;
         if slot.is_none() {

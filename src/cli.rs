@@ -62,8 +62,20 @@ pub struct Cli {
     /// 各段階の所要時間を表示します（RUST_LOG=hosho=debug と同じ）
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// ログの形式: text（既定。確認サービスでは時刻つき、端末でなければ色なし）か json（1行に1つの JSON オブジェクト。journald やログ収集向け）
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text each; colours only on a terminal.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `message` and the fields.
+    Json,
 }
 
 /// The site root every command works on.

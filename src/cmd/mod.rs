@@ -15,7 +15,7 @@ mod verify;
 use std::process::ExitCode;
 
 use crate::certificates::vault::WORKER_STACK;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogFormat};
 
 /// Runs the command `cli` names and reports how it ended.
 pub fn run(cli: Cli) -> ExitCode {
@@ -27,7 +27,8 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("エラー: 作業用スレッドを用意できません: {e}");
         return ExitCode::from(1);
     }
-    init_tracing(cli.verbose);
+    let daemon = matches!(cli.command, Command::Serve(_));
+    init_tracing(cli.verbose, cli.log_format, daemon);
     let result = match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Check(args) => check::run(&args),
@@ -44,15 +45,21 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Log lines on standard error: stage timings with `-v`, or what `RUST_LOG` asks for.
-fn init_tracing(verbose: bool) {
-    let filter = if verbose { "hosho=debug" } else { "hosho=info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
+/// Log lines on standard error: stage timings with `-v`, or what `RUST_LOG` asks for; as
+/// text (with the time for the daemon, whose lines are a log; colours only on a terminal) or
+/// one JSON object a line (`--log-format json`).
+fn init_tracing(verbose: bool, format: LogFormat, daemon: bool) {
+    use std::io::IsTerminal as _;
+    let level = if verbose { "hosho=debug" } else { "hosho=info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match (format, daemon) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).init(),
+        (LogFormat::Text, true) => builder.init(),
+        (LogFormat::Text, false) => builder.without_time().init(),
+    }
 }

@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod hostile;
 mod incremental;
 mod live;
+mod logging;
 mod output;
 mod platform;
 mod preflight;

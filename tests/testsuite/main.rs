@@ -1,6 +1,7 @@
 //! hosho's integration tests: fixture site roots built with the real binary.
 
 mod accessibility;
+mod alerts;
 mod architecture;
 mod browser;
 mod cdp;

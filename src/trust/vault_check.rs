@@ -6,15 +6,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::common::certificate::Record;
-use crate::common::files::read_capped;
-use crate::common::hex::sha256_hex;
 use crate::trust::high_water::HighWater;
 use crate::trust::layout::{
-    certificate_file, record_file, CACHE_FILE, CERTIFICATES_DIR, MANIFEST_FILE, MAX_PDF_BYTES,
-    MAX_RECORD_BYTES, RECORDS_DIR, SIGNATURE_FILE,
+    certificate_file, record_file, CACHE_FILE, CERTIFICATES_DIR, MANIFEST_FILE, RECORDS_DIR,
+    SIGNATURE_FILE,
 };
 use crate::trust::manifest::{self, Catalog, Entry, Limits, PublicKey};
+use crate::trust::verify::{check_pdf, read_record, FileFault};
 
 /// The list of files a build writes into each output (docs/vault.md).
 const OUTPUT_LIST: &str = ".hosho-output";
@@ -80,51 +78,35 @@ pub fn check(
     }
 }
 
-/// The record and the PDF of one entry, against it.
+/// The record and the PDF of one entry, against it; links are not followed.
 fn check_entry(dir: &Path, entry: &Entry) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut say = |file: PathBuf, message: &str| {
-        problems.push(Problem {
-            file,
+    let missing = "ありません（またはファイルではないか、大きすぎます）";
+    let record = read_record(dir, entry, false)
+        .err()
+        .map(|fault| match fault {
+            FileFault::Unreadable => missing,
+            FileFault::Hash => {
+                "SHA-256 がマニフェストの record_sha256 と違います（改変されています）"
+            }
+            FileFault::NotARecord => "証書の記録として読めません",
+            FileFault::Fields => "保証契約番号・区分・状態がマニフェストと違います",
+        });
+    let pdf = check_pdf(dir, entry, false).err().map(|fault| match fault {
+        FileFault::Hash => "SHA-256 がマニフェストの pdf_sha256 と違います（改変されています）",
+        _ => missing,
+    });
+    [
+        (record_file(&entry.number), record),
+        (certificate_file(&entry.number), pdf),
+    ]
+    .into_iter()
+    .filter_map(|(file, message)| {
+        message.map(|message| Problem {
+            file: dir.join(file),
             message: message.to_owned(),
         })
-    };
-    let record_path = dir.join(record_file(&entry.number));
-    match read_capped(&record_path, MAX_RECORD_BYTES, false) {
-        Err(_) => say(
-            record_path,
-            "ありません（またはファイルではないか、大きすぎます）",
-        ),
-        Ok(bytes) if sha256_hex(&bytes) != entry.record_sha256 => say(
-            record_path,
-            "SHA-256 がマニフェストの record_sha256 と違います（改変されています）",
-        ),
-        Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
-            Err(_) => say(record_path, "証書の記録として読めません"),
-            Ok(r)
-                if r.number != entry.number || r.status != entry.status || r.kind != entry.kind =>
-            {
-                say(
-                    record_path,
-                    "保証契約番号・区分・状態がマニフェストと違います",
-                )
-            }
-            Ok(_) => {}
-        },
-    }
-    let pdf_path = dir.join(certificate_file(&entry.number));
-    match read_capped(&pdf_path, MAX_PDF_BYTES, false) {
-        Err(_) => say(
-            pdf_path,
-            "ありません（またはファイルではないか、大きすぎます）",
-        ),
-        Ok(bytes) if sha256_hex(&bytes) != entry.pdf_sha256 => say(
-            pdf_path,
-            "SHA-256 がマニフェストの pdf_sha256 と違います（改変されています）",
-        ),
-        Ok(_) => {}
-    }
-    problems
+    })
+    .collect()
 }
 
 /// Every file or directory in the vault that a build does not write for this manifest (a

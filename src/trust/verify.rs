@@ -9,7 +9,7 @@ use crate::common::hex::sha256_hex;
 use crate::trust::authkey;
 use crate::trust::keys::TrustedKeys;
 use crate::trust::layout::{certificate_file, record_file, MAX_PDF_BYTES, MAX_RECORD_BYTES};
-use crate::trust::manifest::{self, Catalog, Limits};
+use crate::trust::manifest::{self, Catalog, Entry, Limits};
 
 /// A certificate that checked out.
 #[derive(Debug, Clone)]
@@ -118,23 +118,10 @@ pub fn check(catalog: &Catalog, vault_dir: &Path, typed: &Typed) -> Result<Verif
         return Err(NotValid::NoMatch);
     }
     let entry = entry.ok_or(NotValid::NoMatch)?;
-    let record_bytes = read_capped(
-        &vault_dir.join(record_file(&entry.number)),
-        MAX_RECORD_BYTES,
-        true,
-    )
-    .map_err(|_| NotValid::Tampered)?;
-    if sha256_hex(&record_bytes) != entry.record_sha256 {
-        return Err(NotValid::Tampered);
-    }
-    let record: Record = serde_json::from_slice(&record_bytes).map_err(|_| NotValid::Tampered)?;
-    if record.number != entry.number || record.status != entry.status || record.kind != entry.kind {
-        return Err(NotValid::Tampered);
-    }
+    let (record, record_bytes) =
+        read_record(vault_dir, &entry, true).map_err(|_| NotValid::Tampered)?;
+    check_pdf(vault_dir, &entry, true).map_err(|_| NotValid::Tampered)?;
     let pdf = vault_dir.join(certificate_file(&entry.number));
-    if !pdf_matches(&pdf, &entry.pdf_sha256) {
-        return Err(NotValid::Tampered);
-    }
     Ok(Verified {
         number: entry.number,
         status: entry.status,
@@ -151,12 +138,63 @@ pub fn check(catalog: &Catalog, vault_dir: &Path, typed: &Typed) -> Result<Verif
 
 /// The bytes of a certificate PDF when its SHA-256 is `sha256` (hex), else `None`.
 pub fn read_pdf(path: &Path, sha256: &str) -> Option<Vec<u8>> {
-    let bytes = read_capped(path, MAX_PDF_BYTES, true).ok()?;
-    (sha256_hex(&bytes) == sha256).then_some(bytes)
+    pdf_bytes(path, sha256, true).ok()
 }
 
-fn pdf_matches(path: &Path, sha256: &str) -> bool {
-    read_pdf(path, sha256).is_some()
+/// The bytes of the PDF at `path` when its SHA-256 is `sha256` (hex).
+fn pdf_bytes(path: &Path, sha256: &str, follow_links: bool) -> Result<Vec<u8>, FileFault> {
+    let bytes =
+        read_capped(path, MAX_PDF_BYTES, follow_links).map_err(|_| FileFault::Unreadable)?;
+    match sha256_hex(&bytes) == sha256 {
+        true => Ok(bytes),
+        false => Err(FileFault::Hash),
+    }
+}
+
+/// What is wrong with a file of a manifest entry. `hosho verify` and the daemon answer all
+/// of these alike (the vault does not match the manifest); `hosho vault check` names each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFault {
+    /// Missing, not a file (or a symlink, where links are not followed), or too large.
+    Unreadable,
+    /// Its SHA-256 is not the one the manifest gives.
+    Hash,
+    /// The record cannot be read as one.
+    NotARecord,
+    /// The record's number, kind or status differ from the manifest's.
+    Fields,
+}
+
+/// The record of `entry` in `vault_dir` (`records/<number>.json`), checked against it: the
+/// record and its exact bytes.
+pub fn read_record(
+    vault_dir: &Path,
+    entry: &Entry,
+    follow_links: bool,
+) -> Result<(Record, Vec<u8>), FileFault> {
+    let path = vault_dir.join(record_file(&entry.number));
+    let bytes =
+        read_capped(&path, MAX_RECORD_BYTES, follow_links).map_err(|_| FileFault::Unreadable)?;
+    if sha256_hex(&bytes) != entry.record_sha256 {
+        return Err(FileFault::Hash);
+    }
+    let record: Record = serde_json::from_slice(&bytes).map_err(|_| FileFault::NotARecord)?;
+    if record.number != entry.number || record.status != entry.status || record.kind != entry.kind {
+        return Err(FileFault::Fields);
+    }
+    Ok((record, bytes))
+}
+
+/// Whether the certificate PDF of `entry` in `vault_dir` (`certificates/<number>.pdf`) is
+/// the one the manifest names.
+pub fn check_pdf(vault_dir: &Path, entry: &Entry, follow_links: bool) -> Result<(), FileFault> {
+    let path = vault_dir.join(certificate_file(&entry.number));
+    let bytes =
+        read_capped(&path, MAX_PDF_BYTES, follow_links).map_err(|_| FileFault::Unreadable)?;
+    match sha256_hex(&bytes) == entry.pdf_sha256 {
+        true => Ok(()),
+        false => Err(FileFault::Hash),
+    }
 }
 
 #[cfg(test)]

@@ -409,6 +409,11 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
+                // Working in /tmp: never loading a dump.rdb left in the repository.
+                "--dir",
+                "/tmp",
+                "--dbfilename",
+                "hosho-bench-redis.rdb",
             ])
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -1,4 +1,5 @@
-//! The command line (`hosho build`, `check`, `keygen`, `new`, `serve`, `verify`); each command's
+//! The command line (`hosho build`, `check`, `keygen`, `new`, `serve`, `verify`, `receipt`,
+//! `vault`, `completions`, and the hidden `man`); each command's
 //! arguments are one struct, which its file in `cmd/` takes.
 
 use std::path::PathBuf;
@@ -31,10 +32,15 @@ pub fn long_version() -> String {
 /// The command line as given, with `--version` saying what [`long_version`] says; exits with
 /// clap's message and code on a usage error (2), or after `--help` and `--version` (0).
 pub fn parse() -> Cli {
-    let long: &'static str = Box::leak(long_version().into_boxed_str());
-    let command = Cli::command().version(SHORT_VERSION).long_version(long);
-    let matches = command.get_matches();
+    let matches = command().get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The whole command line with its versions: what [`parse`] reads, and what the man pages
+/// and the shell completions are made from.
+pub fn command() -> clap::Command {
+    let long: &'static str = Box::leak(long_version().into_boxed_str());
+    Cli::command().version(SHORT_VERSION).long_version(long)
 }
 
 fn parse_rate(text: &str) -> Result<crate::daemon::Rate, String> {
@@ -104,6 +110,27 @@ pub enum Command {
     Receipt(ReceiptArgs),
     /// vault を扱います
     Vault(VaultArgs),
+    /// シェルの補完スクリプトを標準出力に書きます（例: hosho completions bash > /usr/share/bash-completion/completions/hosho）
+    Completions(CompletionsArgs),
+    /// man ページ（hosho(1) と各コマンドの hosho-serve(1) など）を DIR に書きます。パッケージを作るときに使います
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `hosho completions SHELL`
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// 補完を使うシェル
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `hosho man --out DIR`
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// man ページを書き出すディレクトリ（なければ作ります）
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `hosho build`
@@ -198,7 +225,7 @@ pub struct ServeArgs {
     /// 運用者向けの待ち受けアドレス: Prometheus の /metrics と詳しい /healthz（例: 127.0.0.1:9090）。利用者に公開しないでください
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<std::net::SocketAddr>,
-    /// 制限の回数を数える場所: memory（既定）か redis://HOST:PORT/DB。複数の複製で数えを共有するには Redis を指定します
+    /// 制限の回数を数える場所: memory（既定）、redis://HOST:PORT/DB、または Redis Sentinel の redis+sentinel://HOST:PORT,HOST:PORT,HOST:PORT/SERVICE[/DB]。複数の複製で数えを共有するには Redis を指定します
     #[arg(long, value_name = "URL")]
     pub limits: Option<String>,
     /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、--client-header で選んだヘッダーの右端の信頼しないアドレスを利用者とみなします。複数指定できます

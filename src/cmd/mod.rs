@@ -4,8 +4,10 @@
 
 mod build;
 mod check;
+mod completions;
 mod console;
 mod keygen;
+mod man;
 mod new;
 mod receipt;
 mod serve;
@@ -38,6 +40,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Receipt(args) => receipt::run(&args),
         Command::Vault(args) => vault::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1415,19 +1415,29 @@ fn while_one_network_attacks_a_number_the_right_key_from_another_succeeds() {
 pub(crate) struct Redis {
     child: Child,
     port: u16,
+    /// Its working directory: a Redis started in the test's directory would load a
+    /// `dump.rdb` another one left there (a replica writes one on every full sync).
+    _dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub(crate) fn start(port: u16) -> Redis {
+        let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (scripts/test installs it)");
         wait_for_port(port, "redis-server");
-        Redis { child, port }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     /// A Redis that has been in service: replicas find an epoch in it, so they count there
@@ -1443,7 +1453,7 @@ impl Redis {
 }
 
 /// What `redis-cli -p PORT ARGS…` prints.
-fn redis_cli(port: u16, args: &[&str]) -> String {
+pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
@@ -1491,7 +1501,7 @@ impl Daemon {
 }
 
 /// The detailed health's status, from the admin listener.
-fn admin_status(d: &Daemon) -> String {
+pub(crate) fn admin_status(d: &Daemon) -> String {
     get(&d.admin_url("/healthz")).json()["status"]
         .as_str()
         .unwrap_or_default()
@@ -1670,7 +1680,7 @@ fn a_vault_shipped_beside_the_old_one_and_swapped_by_a_symlink_is_followed() {
 
 /// `POST /api/verify` through `to` from the loopback address `from`, with extra headers: the
 /// status code.
-fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 {
+pub(crate) fn api_via(to: &str, from: &str, number: &str, key: &str, headers: &str) -> u16 {
     let mut stream = connect_from(from, to).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

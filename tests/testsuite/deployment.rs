@@ -1,4 +1,4 @@
-//! The deployment of docs/deploy.md, run as written: its nginx blocks (only ports and paths
+//! The deployment of docs/deploy.md, run as written: the nginx files of dist/nginx/ (only ports and paths
 //! substituted) in Debian's nginx with TLS, two replicas sharing Redis and a link key, the
 //! spoofing it must defeat, the PDF links, the form post on a port other than 443, and the
 //! rolling restart under load.
@@ -14,36 +14,36 @@ use std::time::{Duration, Instant};
 use crate::daemon::{connect_from, free_port, wait_for_port, Daemon, Redis, Root};
 use crate::support::repo_root;
 
-/// The name deploy.md's nginx serves, and its certificate's.
+/// The name the nginx site of dist/nginx/ serves, and its certificate's.
 const SERVER_NAME: &str = "denshi-hosho.example.jp";
 
-/// The fenced ```nginx blocks of docs/deploy.md, by the file each one's first line names.
+/// The nginx files of `dist/nginx/` (installed under /usr/share/doc/hosho/examples/nginx/,
+/// docs/deploy.md), by name, in name order.
 fn documented_nginx_files() -> Vec<(String, String)> {
-    let text = fs::read_to_string(repo_root().join("docs/deploy.md")).expect("deploy.md");
-    let mut files = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("```nginx\n") {
-        let body = &rest[start + "```nginx\n".len()..];
-        let end = body.find("```").expect("closed block");
-        let block = &body[..end];
-        let name = block
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# "))
-            .expect("a block starts with the file it is");
-        files.push((name.to_owned(), block.to_owned()));
-        rest = &body[end..];
-    }
+    let dir = repo_root().join("dist/nginx");
+    let mut files: Vec<(String, String)> = fs::read_dir(&dir)
+        .expect("dist/nginx")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, fs::read_to_string(&path).expect("an nginx file"))
+        })
+        .collect();
+    files.sort();
     files
 }
 
 /// Replaces `from` (which must be there) by `to`.
 fn substitute(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "docs/deploy.md no longer has `{from}`");
+    assert!(text.contains(from), "dist/nginx/ no longer has `{from}`");
     text.replace(from, to)
 }
 
-/// Debian's nginx with docs/deploy.md's configuration, TLS with a certificate made for the
+/// Debian's nginx with the configuration of dist/nginx/ (docs/deploy.md), TLS with a certificate made for the
 /// test, on a loopback port; stopped when dropped.
 pub(crate) struct DeployedNginx {
     child: Child,
@@ -63,27 +63,25 @@ impl DeployedNginx {
         DeployedNginx::with_site("hosho-platform", replicas, None)
     }
 
-    /// deploy.md's `sites-enabled/<site_file>`, proxying to `replicas`, serving `site` when
+    /// `dist/nginx/<site_file>` as `sites-enabled/`, proxying to `replicas`, serving `site` when
     /// it has a public site.
     fn with_site(site_file: &str, replicas: [&str; 2], site: Option<&Path>) -> DeployedNginx {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let tls = write_certificate(dir.path());
         let here = |name: &str| dir.path().join(name).display().to_string();
-        let enabled = format!("/etc/nginx/sites-enabled/{site_file}");
         let mut found = false;
-        for (name, block) in documented_nginx_files() {
-            let file = Path::new(&name).file_name().expect("name").to_owned();
-            let block = match name == enabled {
+        for (name, text) in documented_nginx_files() {
+            let text = match name == site_file {
                 true => {
                     found = true;
-                    site_config(&block, port, replicas, site, &here)
+                    site_config(&text, port, replicas, site, &here)
                 }
-                false => block,
+                false => text,
             };
-            fs::write(dir.path().join(file), block).expect("write");
+            fs::write(dir.path().join(name), text).expect("write");
         }
-        assert!(found, "docs/deploy.md has no {enabled}");
+        assert!(found, "dist/nginx/ has no {site_file}");
         let main = main_config(dir.path(), site_file);
         fs::write(dir.path().join("nginx.conf"), main).expect("nginx.conf");
         let check = nginx()
@@ -93,7 +91,7 @@ impl DeployedNginx {
             .expect("nginx -t");
         assert!(
             check.status.success(),
-            "nginx refuses docs/deploy.md: {}",
+            "nginx refuses dist/nginx/: {}",
             String::from_utf8_lossy(&check.stderr)
         );
         let child = nginx()
@@ -186,7 +184,7 @@ fn prefix(dir: &Path) -> [std::ffi::OsString; 4] {
     ]
 }
 
-/// deploy.md's site file with this test's ports, replicas and paths.
+/// The site file of dist/nginx/ with this test's ports, replicas and paths.
 fn site_config(
     block: &str,
     port: u16,
@@ -223,7 +221,7 @@ fn site_config(
 }
 
 /// The main configuration: Debian's nginx.conf reduced to what runs unprivileged in a
-/// directory of its own, including deploy.md's site file `site_file`.
+/// directory of its own, including the site file `site_file` of dist/nginx/.
 fn main_config(dir: &Path, site_file: &str) -> String {
     let d = dir.display();
     format!(
@@ -328,7 +326,7 @@ fn replica_command(
     command
 }
 
-/// Two replicas of `root` behind deploy.md's nginx.
+/// Two replicas of `root` behind the nginx of dist/nginx/.
 fn deployment(root: &Root, redis: &Redis, extra: &[&str]) -> (Daemon, Daemon, DeployedNginx) {
     let a = Daemon::spawn(replica_command(
         root,

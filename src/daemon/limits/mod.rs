@@ -20,6 +20,7 @@ mod budgets;
 mod gcra;
 mod memory;
 mod plan;
+mod primary;
 mod shared;
 #[cfg(test)]
 mod simulation;

@@ -1,4 +1,5 @@
-//! Budgets shared by replicas in Redis (`--limits redis://HOST:PORT/DB`): the rules of
+//! Budgets shared by replicas in Redis (`--limits redis://HOST:PORT/DB`, or the primary of a
+//! Sentinel service, `redis+sentinel://…`, [`super::primary`]): the rules of
 //! [`super::plan`], written again as Lua scripts so that each step is atomic in Redis and
 //! computed on Redis's own clock, every key with an expiry (it disappears once its budget is
 //! whole again). One round trip per step. The async client (redis-rs, its
@@ -18,7 +19,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
@@ -26,6 +28,7 @@ use tokio::sync::Mutex;
 use super::budgets::{Key, Tier, HOLD};
 use super::gcra::Cell;
 use super::plan::{Reserved, Verdict};
+use super::primary::Primary;
 
 /// The start of every script: `now`, in milliseconds on Redis's own clock.
 macro_rules! script {
@@ -44,6 +47,8 @@ pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
 /// the epoch (each second) and copy its tables in, even when Redis was away for a while
 /// right after it lost its data.
 pub(crate) const SETTLING: Duration = Duration::from_secs(60);
+/// After a connection to Redis failed, the time before the next is tried.
+const RETRY: Duration = Duration::from_millis(500);
 /// How many keys one copy step sends.
 const COPY_BATCH: usize = 500;
 
@@ -182,17 +187,19 @@ return {0}
 );
 
 /// Copies keys in (KEYS[1] the epoch, KEYS[2] the settling key; ARGV[1] the epoch to write
-/// if none, ARGV[2] the settling time, then the milliseconds left of each further key),
-/// keeping the later TAT; returns the epoch. Writing the epoch starts the settling time.
+/// if none, ARGV[2] the settling time, ARGV[3] 1 to write the epoch even over another (after
+/// a failover), then the milliseconds left of each further key), keeping the later TAT;
+/// returns the epoch. Writing the epoch starts the settling time.
 const COPY_IN: &str = script!(
     r#"
 for i = 3, #KEYS do
-  local at = now + tonumber(ARGV[i])
+  local at = now + tonumber(ARGV[i + 1])
   if at > tonumber(redis.call('GET', KEYS[i]) or '0') then
     redis.call('SET', KEYS[i], at, 'PX', at - now)
   end
 end
-if tonumber(ARGV[1]) ~= 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+if tonumber(ARGV[1]) ~= 0 and (ARGV[3] == '1' or redis.call('EXISTS', KEYS[1]) == 0) then
+  redis.call('SET', KEYS[1], ARGV[1])
   redis.call('SET', KEYS[2], 1, 'PX', tonumber(ARGV[2]))
 end
 return {tonumber(redis.call('GET', KEYS[1]) or '0')}
@@ -227,60 +234,110 @@ pub(crate) fn admit_keys(tiers: &[Tier], number: Option<u64>) -> Vec<Key> {
 
 /// Redis, through one reconnecting connection.
 pub(crate) struct Redis {
-    client: redis::Client,
+    primary: Primary,
     connection: Mutex<Option<ConnectionManager>>,
+    /// No new connection is tried before this, after one failed.
+    retry_at: Mutex<Option<Instant>>,
+    /// The Sentinel service failed over to another primary, which may lack the last writes
+    /// of the old one (replication is asynchronous): nothing is counted there until this
+    /// replica has started a new epoch on it (the next copy), so that every replica copies
+    /// its tables in and counts strictly meanwhile, as after a Redis that lost its data.
+    failed_over: AtomicBool,
     admit: redis::Script,
     refund: redis::Script,
     copy_in: redis::Script,
 }
 
 impl Redis {
-    /// A client for `url`; nothing is connected yet.
+    /// A client for `url` (`redis://…` or `redis+sentinel://…`); nothing is connected yet.
     pub(crate) fn new(url: &str) -> anyhow::Result<Redis> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("--limits {url} を使えません: {e}"))?;
+        let primary =
+            Primary::parse(url).map_err(|e| anyhow::anyhow!("--limits {url} を使えません: {e}"))?;
         Ok(Redis {
-            client,
+            primary,
             connection: Mutex::new(None),
+            retry_at: Mutex::new(None),
+            failed_over: AtomicBool::new(false),
             admit: redis::Script::new(ADMIT),
             refund: redis::Script::new(REFUND),
             copy_in: redis::Script::new(COPY_IN),
         })
     }
 
-    /// Whether Redis answers `PING` within the exchange timeout: what `hosho serve --check`
-    /// asks; the error when it does not.
+    /// Whether Redis (through Sentinel, its primary) answers `PING` within the exchange
+    /// timeout: what `hosho serve --check` asks; the error when it does not.
     pub(crate) async fn ping(&self) -> Result<(), String> {
+        let within = TIMEOUT * 20;
         let exchange = async {
-            let mut connection = self.client.get_multiplexed_async_connection().await?;
+            let (client, _) = self.primary.current(within).await?;
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
             redis::cmd("PING")
                 .query_async::<String>(&mut connection)
                 .await
+                .map_err(|e| e.to_string())
         };
-        match tokio::time::timeout(TIMEOUT * 20, exchange).await {
+        match tokio::time::timeout(within, exchange).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(format!(
                 "{} ms のうちに応答がありません",
-                (TIMEOUT * 20).as_millis()
+                within.as_millis()
             )),
         }
     }
 
+    /// The connection, made (to the primary Sentinel names now) if there is none and the last
+    /// attempt was not within [`RETRY`]: while Redis is away, a request waits for one attempt
+    /// at most, and most wait for none.
     async fn connection(&self) -> Option<ConnectionManager> {
         let mut slot = self.connection.lock().await;
         if slot.is_none() {
-            let manager =
-                tokio::time::timeout(TIMEOUT, ConnectionManager::new(self.client.clone()));
+            let mut retry_at = self.retry_at.lock().await;
+            if retry_at.is_some_and(|at| Instant::now() < at) {
+                return None;
+            }
+            *retry_at = Some(Instant::now() + RETRY);
+            let (client, moved) = self.primary.current(TIMEOUT).await.ok()?;
+            if moved {
+                self.failed_over.store(true, Ordering::Relaxed);
+                tracing::warn!("Redis Sentinel が主サーバーを切り替えました。新しいエポックを始めるまで、この複製は自分の表で厳しく数えます");
+            }
+            let manager = tokio::time::timeout(TIMEOUT, ConnectionManager::new(client));
             *slot = Some(manager.await.ok()?.ok()?);
+            *retry_at = None;
         }
         slot.clone()
     }
 
-    async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Option<Vec<i64>> {
-        let mut connection = self.connection().await?;
-        let answer = tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection));
-        answer.await.ok()?.ok()
+    /// After a failed exchange through Sentinel, the connection is dropped, so that the
+    /// next one asks the sentinels where the primary is (a primary that failed, or came
+    /// back as a replica, refuses or fails every step).
+    async fn forget_on_failure<T>(&self, answer: Option<T>) -> Option<T> {
+        if answer.is_none() && self.primary.follows_sentinel() {
+            *self.connection.lock().await = None;
+        }
+        answer
+    }
+
+    /// Runs a script; after a failover only the copy that starts the new epoch (`renewing`).
+    async fn run(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+        renewing: bool,
+    ) -> Option<Vec<i64>> {
+        let answer = async {
+            let mut connection = self.connection().await?;
+            if !renewing && self.failed_over.load(Ordering::Relaxed) {
+                return None;
+            }
+            let answer = tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection));
+            answer.await.ok()?.ok()
+        };
+        let answer = answer.await;
+        self.forget_on_failure(answer).await
     }
 
     async fn admit_now(&self, attempt: Attempt<'_>, epoch: i64) -> Option<Shared> {
@@ -309,7 +366,7 @@ impl Redis {
         for key in &keys {
             inv.key(redis_key(key));
         }
-        let reply = self.run(inv).await?;
+        let reply = self.run(inv, false).await?;
         Some(read_admit(&reply, &keys, number))
     }
 }
@@ -381,12 +438,16 @@ impl Remote for Redis {
             }
             inv.arg(marks.marks.first().map_or(0, |(_, tat)| *tat))
                 .arg(epoch);
-            self.run(inv).await.map(drop)
+            self.run(inv, false).await.map(drop)
         })
     }
 
     fn copy_in<'a>(&'a self, entries: &'a [(Key, u64)], epoch: Option<i64>) -> Answer<'a, i64> {
         Box::pin(async move {
+            // Connected first, so that a failover found on the way is known before the
+            // epoch is written: after one, the epoch is replaced rather than kept.
+            self.connection().await?;
+            let renew = epoch.is_some() && self.failed_over.load(Ordering::Relaxed);
             let mut current = 0;
             let batches: Vec<&[(Key, u64)]> = if entries.is_empty() {
                 vec![&[]]
@@ -399,11 +460,19 @@ impl Remote for Redis {
                 inv.key(EPOCH_KEY)
                     .arg(if last { epoch.unwrap_or(0) } else { 0 })
                     .key(SETTLING_KEY)
-                    .arg(SETTLING.as_millis() as u64);
+                    .arg(SETTLING.as_millis() as u64)
+                    .arg(u8::from(last && renew));
                 for (key, left) in *batch {
                     inv.key(redis_key(key)).arg(*left);
                 }
-                current = *self.run(inv).await?.first()?;
+                current = *self.run(inv, renew).await?.first()?;
+            }
+            if renew {
+                self.failed_over.store(false, Ordering::Relaxed);
+                tracing::info!(
+                    epoch = current,
+                    "Redis Sentinel の新しい主サーバーで新しいエポックを始めました"
+                );
             }
             Some(current)
         })
@@ -411,17 +480,24 @@ impl Remote for Redis {
 
     fn epoch(&self) -> Answer<'_, i64> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            let mut get = redis::cmd("GET");
-            get.arg(EPOCH_KEY);
-            let answer = get.query_async::<Option<i64>>(&mut connection);
-            Some(
-                tokio::time::timeout(TIMEOUT, answer)
-                    .await
-                    .ok()?
-                    .ok()?
-                    .unwrap_or(0),
-            )
+            let answer = async {
+                let mut connection = self.connection().await?;
+                if self.failed_over.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let mut get = redis::cmd("GET");
+                get.arg(EPOCH_KEY);
+                let answer = get.query_async::<Option<i64>>(&mut connection);
+                Some(
+                    tokio::time::timeout(TIMEOUT, answer)
+                        .await
+                        .ok()?
+                        .ok()?
+                        .unwrap_or(0),
+                )
+            };
+            let answer = answer.await;
+            self.forget_on_failure(answer).await
         })
     }
 }

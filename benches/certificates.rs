@@ -29,7 +29,7 @@ use hosho::certificates::customers::Customers;
 use hosho::certificates::documents::{self, Extras};
 use hosho::certificates::input;
 use hosho::certificates::statements;
-use hosho::certificates::typeset::{to_typst, Template, FONTS};
+use hosho::certificates::typeset::{fonts, to_typst, Template};
 use hosho::common::config::Config;
 use hosho::common::diagnostics::Diagnostics;
 use typst::foundations::{Dict, Smart, Value};
@@ -383,7 +383,7 @@ fn main() {
         let source = fs::read_to_string(repo.join("templates").join(name)).expect("template");
         TypstEngine::builder()
             .main_file(source)
-            .fonts(FONTS)
+            .fonts(fonts())
             .build()
     };
     let (bare_c, bare_n) = (engine("certificate.typ"), engine("notice.typ"));

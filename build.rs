@@ -4,19 +4,20 @@
 //!   `HOSHO_COMMIT` when the environment sets it (a package built from a tarball), else what
 //!   `git rev-parse` says, else `unknown`. No build time: the same sources give the same
 //!   binary.
-//! - the embedded fonts (assets/fonts/), compressed with LZMA into `OUT_DIR`: 13.9 MB of
-//!   TrueType are 7.9 MB in the binary (deflate made 9.7 MB), unpacked once by a build that
-//!   typesets (BENCHMARKS.md, issue 21). A font is compressed again only when its file
-//!   changed, not at every commit. Their SHA-256 (hex) goes beside them: the typesetter's
-//!   fingerprint is made from it, so a build that typesets nothing never unpacks them.
+//! - the embedded fonts (assets/fonts/), compressed with Brotli into `OUT_DIR`: 13.9 MB of
+//!   TrueType are 8.0 MB in the binary (deflate made 9.7 MB), unpacked in about 0.1 s by a
+//!   build that typesets (BENCHMARKS.md, issue 21). A font is compressed again only when its
+//!   file changed, not at every commit. `OUT_DIR/embedded_fonts.rs` lists them, with each
+//!   one's size and SHA-256: the typesetter's fingerprint is made from the hashes, so a build
+//!   that typesets nothing never unpacks them.
 //! - on Linux with glibc, relative relocations packed (`DT_RELR`, glibc 2.36 or later): 1.9 MB
 //!   of `.rela.dyn` become a few kilobytes.
 
 use sha2::Digest as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The fonts `src/certificates/typeset.rs` embeds.
+/// The fonts `src/certificates/typeset.rs` embeds, in the order it gives them to typst.
 const FONTS: [&str; 2] = ["ipaexm.ttf", "ipaexg.ttf"];
 
 fn main() {
@@ -32,19 +33,44 @@ fn main() {
     println!("cargo:rustc-env=HOSHO_COMMIT={commit}");
 
     relative_relocations_packed();
-
-    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    for font in FONTS {
-        let source = Path::new("assets/fonts").join(font);
-        println!("cargo:rerun-if-changed={}", source.display());
-        compress_if_changed(&source, &Path::new(&out).join(format!("{font}.lzma")));
-    }
+    embed_fonts(Path::new(
+        &std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"),
+    ));
 }
 
-/// Writes `source` compressed to `target` (an `.lzma` file: its header gives the dictionary
-/// and the unpacked size), unless `target` was made from the same file (its
-/// length and modification time, kept beside it).
-fn compress_if_changed(source: &Path, target: &Path) {
+/// Compresses each of [`FONTS`] (two at once) and writes `embedded_fonts.rs`: an array of
+/// `EmbeddedFont { file, size, sha256, compressed }`, in the order of [`FONTS`].
+fn embed_fonts(out: &Path) {
+    let fonts: Vec<(String, PathBuf)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = FONTS
+            .iter()
+            .map(|font| {
+                let source = Path::new("assets/fonts").join(font);
+                println!("cargo:rerun-if-changed={}", source.display());
+                let target = out.join(format!("{font}.br"));
+                scope.spawn(move || (compress_if_changed(&source, &target), target))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("compressing a font"))
+            .collect()
+    });
+    let mut table = String::from("// Made by build.rs from assets/fonts/.\n[\n");
+    for (font, (entry, target)) in FONTS.iter().zip(fonts) {
+        table.push_str(&format!(
+            "    EmbeddedFont {{ file: {font:?}, {entry}, compressed: include_bytes!({:?}) }},\n",
+            target.display().to_string()
+        ));
+    }
+    table.push_str("]\n");
+    std::fs::write(out.join("embedded_fonts.rs"), table).expect("OUT_DIR is writable");
+}
+
+/// Writes `source` compressed to `target` (Brotli, quality 11, a 16 MiB window, in its mode
+/// for fonts) unless `target` was made from the same file (its length and modification time,
+/// kept beside it). Returns the table entry's `size` and `sha256` fields, kept beside it too.
+fn compress_if_changed(source: &Path, target: &Path) -> String {
     let meta = std::fs::metadata(source).expect("a font of assets/fonts");
     let modified = meta
         .modified()
@@ -52,34 +78,31 @@ fn compress_if_changed(source: &Path, target: &Path) {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let stamp = format!("{} {modified}", meta.len());
-    let stamp_file = target.with_extension("lzma.from");
-    let hash_file = target.with_extension("sha256");
-    if target.exists()
-        && hash_file.exists()
-        && std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(&stamp)
-    {
-        return;
+    let stamp_file = target.with_extension("br.from");
+    let entry_file = target.with_extension("br.entry");
+    if let (true, Ok(entry)) = (
+        target.exists() && std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(&stamp),
+        std::fs::read_to_string(&entry_file),
+    ) {
+        return entry;
     }
     let bytes = std::fs::read(source).expect("a font of assets/fonts");
-    let mut options = lzma_rust2::LzmaOptions::with_preset(9);
-    // The largest font is 7.8 MB: a bigger dictionary finds nothing more, and the reader
-    // allocates what the header names.
-    options.dict_size = 16 << 20;
-    let mut writer = lzma_rust2::LzmaWriter::new_use_header(
-        Vec::with_capacity(bytes.len()),
-        &options,
-        Some(bytes.len() as u64),
-    )
-    .expect("LZMA options for the fonts");
-    std::io::Write::write_all(&mut writer, &bytes).expect("compressing into memory");
-    let compressed = writer.finish().expect("compressing into memory");
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        mode: brotli::enc::backward_references::BrotliEncoderMode::BROTLI_MODE_FONT,
+        size_hint: bytes.len(),
+        ..Default::default()
+    };
+    let mut compressed = Vec::with_capacity(bytes.len());
+    brotli::BrotliCompress(&mut bytes.as_slice(), &mut compressed, &params)
+        .expect("compressing into memory");
     std::fs::write(target, compressed).expect("OUT_DIR is writable");
-    let hash: String = sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    std::fs::write(&hash_file, hash).expect("OUT_DIR is writable");
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let entry = format!("size: {}, sha256: {digest:?}", bytes.len());
+    std::fs::write(&entry_file, &entry).expect("OUT_DIR is writable");
     std::fs::write(&stamp_file, stamp).expect("OUT_DIR is writable");
+    entry
 }
 
 /// Packs relative relocations on Linux with glibc (`-z pack-relative-relocs`, `DT_RELR`,

@@ -117,7 +117,7 @@ pub(super) fn figures(demo: &Path, work: &Path) {
     let limited = ["--limit-address", "1/day+1"];
     let open = super::OPEN_LIMITS;
     throughput(demo, &dir, work, &limited, &open);
-    refusal_times(&dir, &open);
+    refusal_times(&dir, &open, n);
     reload_isolation(&dir, work, &open, n);
 }
 
@@ -125,14 +125,12 @@ pub(super) fn figures(demo: &Path, work: &Path) {
 /// for a number of the demo guarantor and of a large one, an unknown number in a large
 /// guarantor's space, a number in no guarantor's space. Medians and 90th percentiles of 200
 /// each, the four kinds interleaved.
-fn refusal_times(dir: &Path, open: &[&str]) {
+fn refusal_times(dir: &Path, open: &[&str], n: usize) {
     let d = platform_daemon(dir, open);
+    let large = format!("a wrong key, a number of `ichi` ({n} entries)");
     let kinds = [
         ("a wrong key, the demo guarantor's number", "2070004426"),
-        (
-            "a wrong key, a number of `ichi` (1,000,000 entries)",
-            "1000000007",
-        ),
+        (large.as_str(), "1000000007"),
         ("an unknown number in `ichi`'s space", "1999999999"),
         ("a number in no guarantor's space", "9000000001"),
     ];

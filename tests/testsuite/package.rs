@@ -116,7 +116,11 @@ fn package() -> (String, String) {
     let main = dir.join(format!("hosho_{version}_amd64.deb"));
     let dbgsym = dir.join(format!("hosho-dbgsym_{version}_amd64.deb"));
     assert!(main.exists() && dbgsym.exists(), "{}", dir.display());
-    (main.display().to_string(), dbgsym.display().to_string())
+    let (main, dbgsym) = (main.display().to_string(), dbgsym.display().to_string());
+    // The debug info fits the binary of its own version only.
+    let depends = stdout(&run("dpkg-deb", &["-f", &dbgsym, "Depends"]));
+    assert_eq!(depends.trim(), format!("hosho (= {version})"), "{dbgsym}");
+    (main, dbgsym)
 }
 
 #[test]

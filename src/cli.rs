@@ -228,6 +228,9 @@ pub struct ServeArgs {
     /// 制限の回数を数える場所: memory（既定）、redis://HOST:PORT/DB、または Redis Sentinel の redis+sentinel://HOST:PORT,HOST:PORT,HOST:PORT/SERVICE[/DB]。複数の複製で数えを共有するには Redis を指定します
     #[arg(long, value_name = "URL")]
     pub limits: Option<String>,
+    /// --limits の Redis（Sentinel なら Redis と Sentinel の両方）のパスワード（requirepass）を1行目に書いたファイル（chmod 400）。パスワードは URL には書けません（プロセスの一覧とログに出るため）
+    #[arg(long, value_name = "FILE", requires = "limits")]
+    pub limits_password_file: Option<PathBuf>,
     /// 信頼するプロキシのネットワーク（例: 127.0.0.1/32）。ここからの接続に限り、--client-header で選んだヘッダーの右端の信頼しないアドレスを利用者とみなします。複数指定できます
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network, action = clap::ArgAction::Append)]
     pub trusted_proxy: Vec<ipnet::IpNet>,

@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::console;
 use crate::cli::ServeArgs;
 use crate::common::root::{Paths, STATE_DIR};
-use crate::daemon::{self, AbuseLimits, Options, TrustedProxies};
+use crate::daemon::{self, AbuseLimits, LimitsRedis, Options, TrustedProxies};
 use crate::preview::rebuild::{Rebuilder, Rebuilt};
 use crate::preview::watch;
 
@@ -116,7 +116,13 @@ impl From<ServeArgs> for Options {
                 ..defaults
             },
             trusted_proxies: TrustedProxies::with_header(args.trusted_proxy, args.client_header),
-            limits_url: args.limits.filter(|url| url != "memory"),
+            limits: args
+                .limits
+                .filter(|url| url != "memory")
+                .map(|url| LimitsRedis {
+                    url,
+                    password_file: args.limits_password_file,
+                }),
             kdf_workers,
             kdf_queue: args.kdf_queue.unwrap_or(kdf_workers * 16),
             max_connections: args.max_connections.max(1),

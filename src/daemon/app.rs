@@ -59,7 +59,7 @@ impl App {
         };
         Ok(App {
             platform,
-            limiter: limits::Limiter::new(options.abuse.clone(), options.limits_url.as_deref())?,
+            limiter: limits::Limiter::new(options.abuse.clone(), options.limits.as_ref())?,
             pool: pool::KdfPool::new(options.kdf_workers, options.kdf_queue),
             tokens: link_tokens(options)?,
             audit: audit::Audit::open(&options.state_dir.join(AUDIT_FILE))?,

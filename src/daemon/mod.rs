@@ -44,7 +44,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-pub use limits::{AbuseLimits, NetworkRate, Rate};
+pub use limits::{AbuseLimits, LimitsRedis, NetworkRate, Rate};
 pub use options::Options;
 pub use platform::ISSUERS_STATE_DIR;
 pub use preflight::{check as preflight, Checked as Preflight};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::clients::TrustedProxies;
-use super::limits::AbuseLimits;
+use super::limits::{AbuseLimits, LimitsRedis};
 use crate::common::root::Paths;
 
 /// Everything `hosho serve` is told, defaults worked out.
@@ -32,8 +32,9 @@ pub struct Options {
     /// The lowest PBKDF2 iteration count accepted in a manifest.
     pub min_kdf_iterations: u32,
     pub abuse: AbuseLimits,
-    /// Where budgets are shared by replicas (`--limits redis://…`); in memory when `None`.
-    pub limits_url: Option<String>,
+    /// Where budgets are shared by replicas (`--limits redis://…`, and
+    /// `--limits-password-file`); in memory when `None`.
+    pub limits: Option<LimitsRedis>,
     /// The proxies, and the one header (`--client-header`) in which they name the client.
     pub trusted_proxies: TrustedProxies,
     pub kdf_workers: usize,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::app::{link_tokens, receipt_signer};
-use super::limits::SharedBudgets;
+use super::limits::{shown_url, LimitsRedis, SharedBudgets};
 use super::options::Options;
 use super::pages::Pages;
 use super::platform::Platform;
@@ -54,7 +54,7 @@ pub fn check(options: &Options) -> Result<Checked, Vec<String>> {
         }
     }
     problems.extend(writable(&options.state_dir).err());
-    problems.extend(redis_answers(options.limits_url.as_deref()).err());
+    problems.extend(redis_answers(options.limits.as_ref()).err());
     match problems.is_empty() {
         true => Ok(Checked { guarantors }),
         false => Err(problems),
@@ -79,16 +79,17 @@ fn writable(dir: &Path) -> Result<(), String> {
 }
 
 /// Whether the Redis of `--limits` answers.
-fn redis_answers(url: Option<&str>) -> Result<(), String> {
-    let Some(url) = url else {
+fn redis_answers(target: Option<&LimitsRedis>) -> Result<(), String> {
+    let Some(target) = target else {
         return Ok(());
     };
-    let redis = SharedBudgets::new(url).map_err(|e| format!("{e:#}"))?;
+    let redis = SharedBudgets::new(target).map_err(|e| format!("{e:#}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("非同期ランタイムを起動できません: {e}"))?;
-    runtime
-        .block_on(redis.ping())
-        .map_err(|e| format!("--limits {url} の Redis に接続できません: {e}"))
+    runtime.block_on(redis.ping()).map_err(|e| {
+        let url = shown_url(&target.url);
+        format!("--limits {url} の Redis に接続できません: {e}")
+    })
 }

@@ -108,9 +108,8 @@ impl Tokens {
 /// Reads a link key file: 64 hex characters (`openssl rand -hex 32`), readable by its owner
 /// alone. Every replica behind one proxy is given the same file.
 pub(crate) fn read_link_key(path: &Path) -> Result<[u8; LINK_KEY_BYTES]> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::common::private_files::read_owner_only(path)
         .with_context(|| format!("{}: リンク鍵を読めません", path.display()))?;
-    refuse_shared_mode(path)?;
     let bytes = from_hex(text.trim()).filter(|b| b.len() == LINK_KEY_BYTES);
     let Some(bytes) = bytes else {
         bail!(
@@ -121,28 +120,6 @@ pub(crate) fn read_link_key(path: &Path) -> Result<[u8; LINK_KEY_BYTES]> {
     let mut key = [0u8; LINK_KEY_BYTES];
     key.copy_from_slice(&bytes);
     Ok(key)
-}
-
-#[cfg(unix)]
-fn refuse_shared_mode(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("{}: リンク鍵を読めません", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "{}: リンク鍵がほかの利用者にも読める権限（{:o}）です。chmod 400 にしてください",
-            path.display(),
-            mode & 0o777
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn refuse_shared_mode(_path: &Path) -> Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -208,7 +185,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
         assert_eq!(read_link_key(&path).expect("key"), [0xab; 32]);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let shared = read_link_key(&path).expect_err("shared").to_string();
+        let shared = format!("{:#}", read_link_key(&path).expect_err("shared"));
         assert!(
             shared.ends_with("（644）です。chmod 400 にしてください"),
             "{shared}"

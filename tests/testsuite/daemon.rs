@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -1415,6 +1416,8 @@ fn while_one_network_attacks_a_number_the_right_key_from_another_succeeds() {
 pub(crate) struct Redis {
     child: Child,
     port: u16,
+    /// Its `requirepass`, if it asks for a password.
+    password: Option<String>,
     /// Its working directory: a Redis started in the test's directory would load a
     /// `dump.rdb` another one left there (a replica writes one on every full sync).
     _dir: tempfile::TempDir,
@@ -1422,12 +1425,22 @@ pub(crate) struct Redis {
 
 impl Redis {
     pub(crate) fn start(port: u16) -> Redis {
+        Redis::start_with(port, None)
+    }
+
+    /// A Redis that asks for `password` (`requirepass`), or for none.
+    pub(crate) fn start_with(port: u16, password: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir.path());
+        if let Some(password) = password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1436,6 +1449,7 @@ impl Redis {
         Redis {
             child,
             port,
+            password: password.map(str::to_owned),
             _dir: dir,
         }
     }
@@ -1443,8 +1457,18 @@ impl Redis {
     /// A Redis that has been in service: replicas find an epoch in it, so they count there
     /// at once instead of strictly for the settling time of a Redis that starts empty.
     pub(crate) fn in_service(self) -> Redis {
-        redis_cli(self.port, &["SET", "hosho:epoch", "1"]);
+        self.cli(&["SET", "hosho:epoch", "1"]);
         self
+    }
+
+    /// What `redis-cli` prints for `args`, with the password if it asks for one.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let mut all = Vec::new();
+        if let Some(password) = &self.password {
+            all.extend(["-a", password.as_str(), "--no-auth-warning"]);
+        }
+        all.extend(args);
+        redis_cli(self.port, &all)
     }
 
     pub(crate) fn url(&self) -> String {
@@ -1508,26 +1532,68 @@ pub(crate) fn admin_status(d: &Daemon) -> String {
         .to_owned()
 }
 
+/// Two replicas on `root` sharing `redis` (4 wrong keys a day per network and number), with
+/// the admin listener and `extra`.
+fn two_replicas(root: &Root, redis: &Redis, extra: &[&str]) -> (Daemon, Daemon) {
+    let mut args = vec![
+        "--limit-failures",
+        "4/day+4",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend(extra);
+    (
+        Daemon::replica(root, redis, "state-a", &args),
+        Daemon::replica(root, redis, "state-b", &args),
+    )
+}
+
+/// Wrong keys spread over both replicas spend one budget: after four, both refuse.
+fn spend_one_budget(a: &Daemon, b: &Daemon) {
+    for d in [a, b, a, b] {
+        assert_eq!(api(d, "2070004426", "0000000000").status, 404);
+    }
+    assert_eq!(api(a, "2070004426", "0000000000").status, 429);
+    assert_eq!(api(b, "2070004426", "0000000000").status, 429);
+}
+
+#[test]
+fn replicas_share_their_budgets_in_a_redis_that_asks_for_a_password_never_shown() {
+    const PASSWORD: &str = "s3cret-for-redis";
+    let redis = Redis::start_with(free_port(), Some(PASSWORD)).in_service();
+    let root = Root::new();
+    let file = root.path.join("redis.password");
+    fs::write(&file, format!("{PASSWORD}\n")).expect("password file");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
+    let file = file.display().to_string();
+    let (a, b) = two_replicas(&root, &redis, &["--limits-password-file", &file]);
+    spend_one_budget(&a, &b);
+    assert_eq!(
+        (admin_status(&a), admin_status(&b)),
+        ("ok".into(), "ok".into())
+    );
+    assert_ne!(
+        redis.cli(&["DBSIZE"]).trim(),
+        "1",
+        "the budgets are in Redis"
+    );
+    // The password is on no command line, and in no log line.
+    let pid = a.child.id();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(!String::from_utf8_lossy(&cmdline).contains(PASSWORD));
+    for d in [a, b] {
+        d.signal(15);
+        let (_, log) = d.wait(Duration::from_secs(40));
+        assert!(!log.contains(PASSWORD), "{log}");
+    }
+}
+
 #[test]
 fn replicas_share_their_budgets_in_redis_and_survive_its_outage() {
     let redis = Redis::start(free_port()).in_service();
     let root = Root::new();
-    let replica = |state| {
-        let extra = [
-            "--limit-failures",
-            "4/day+4",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ];
-        Daemon::replica(&root, &redis, state, &extra)
-    };
-    let (a, b) = (replica("state-a"), replica("state-b"));
-    // Wrong keys spread over both replicas spend one budget.
-    for d in [&a, &b, &a, &b] {
-        assert_eq!(api(d, "2070004426", "0000000000").status, 404);
-    }
-    assert_eq!(api(&a, "2070004426", "0000000000").status, 429);
-    assert_eq!(api(&b, "2070004426", "0000000000").status, 429);
+    let (a, b) = two_replicas(&root, &redis, &[]);
+    spend_one_budget(&a, &b);
     assert_eq!(admin_status(&a), "ok");
     // Redis stops: verification goes on with each replica's own budgets, reported degraded.
     let port = redis.port;

@@ -2,10 +2,11 @@
 //! without serving and without writing; exit 0 on the demo.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::daemon::{free_port, Root};
+use crate::daemon::{free_port, Redis, Root};
 
 /// `hosho serve --no-build --check` on `root` with `extra`: exit code, stdout, stderr lines.
 fn check(root: &Root, extra: &[&str]) -> (i32, String, Vec<String>) {
@@ -77,6 +78,66 @@ fn an_unreachable_redis_is_one_line() {
     );
 }
 
+#[test]
+fn a_redis_password_comes_from_a_file_only_its_owner_reads_and_is_never_shown() {
+    const PASSWORD: &str = "s3cret-for-redis";
+    let root = Root::new();
+    let redis = Redis::start_with(free_port(), Some(PASSWORD));
+    let url = redis.url();
+    let file = |name: &str, text: &str, mode: u32| {
+        let path = root.path.join(name);
+        fs::write(&path, text).expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        path.display().to_string()
+    };
+    let right = file("right.password", &format!("{PASSWORD}\n"), 0o400);
+    let (code, _, err) = check(&root, &["--limits", &url, "--limits-password-file", &right]);
+    assert_eq!(code, 0, "{err:?}");
+
+    let refused = |extra: &[&str], said: &str| {
+        let mut args = vec!["--limits", url.as_str()];
+        args.extend(extra);
+        let (code, _, err) = check(&root, &args);
+        assert_eq!(code, 1, "{extra:?}");
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].contains(said), "{said}: {err:?}");
+        assert!(!err[0].contains(PASSWORD), "{err:?}");
+        err[0].clone()
+    };
+    // No password, a wrong one: Redis refuses, and the wrong one is not printed either.
+    refused(&[], "の Redis に接続できません: ");
+    let wrong = file("wrong.password", "not-the-password\n", 0o400);
+    let said = refused(
+        &["--limits-password-file", &wrong],
+        "の Redis に接続できません: ",
+    );
+    assert!(!said.contains("not-the-password"), "{said}");
+    // A file others may read, an empty one.
+    let shared = file("shared.password", &format!("{PASSWORD}\n"), 0o644);
+    refused(
+        &["--limits-password-file", &shared],
+        "（644）です。chmod 400",
+    );
+    let empty = file("empty.password", "\n", 0o400);
+    refused(
+        &["--limits-password-file", &empty],
+        ":1: パスワードが書かれていません",
+    );
+    // In the URL, where ps and the log would show it: refused, and shown as ***.
+    let port = url.trim_start_matches("redis://127.0.0.1:");
+    let in_url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+    let (code, _, err) = check(&root, &["--limits", &in_url]);
+    assert_eq!((code, err.len()), (1, 1), "{err:?}");
+    assert!(
+        err[0].starts_with(&format!(
+            "--limits redis://***@127.0.0.1:{port} を使えません: "
+        )),
+        "{err:?}"
+    );
+    assert!(err[0].contains("--limits-password-file"), "{err:?}");
+    assert!(!err[0].contains(PASSWORD), "{err:?}");
+}
+
 /// A read-only file system mounted on `dir` (root), or the directory made read-only for
 /// its owner (anyone else); `None` when neither works here.
 fn read_only(dir: &Path) -> Option<impl Drop> {
@@ -98,7 +159,6 @@ fn read_only(dir: &Path) -> Option<impl Drop> {
     if mounted {
         return Some(Mounted(Some(dir.to_owned())));
     }
-    use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o500)).ok()?;
     let probe = tempfile::NamedTempFile::new_in(dir);
     probe.is_err().then_some(Mounted(None))

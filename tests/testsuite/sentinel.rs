@@ -4,9 +4,11 @@
 //! the primary is killed under load, the three sentinels promote the replica, and: every
 //! answer under load is 200 or 429, both replicas move to the new primary and start a new
 //! epoch on it, and the spent budget is still spent there, even for a replica that never
-//! saw it.
+//! saw it. The same with every Redis and sentinel asking for a password, which the daemons
+//! read from a file (`--limits-password-file`).
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +26,19 @@ const NUMBER: &str = "2070004426";
 const KEY: &str = "332E1E7K9Q";
 const WRONG: &str = "0000000000";
 
+/// The password of the service that asks for one.
+const PASSWORD: &str = "s3cret-for-sentinel";
+
 /// A `redis-server` process (a Redis or, with `--sentinel`, a sentinel), killed when dropped.
 struct Server {
     child: Child,
     port: u16,
+    /// Its `requirepass`, if it asks for one.
+    password: Option<&'static str>,
 }
 
 impl Server {
-    fn start(args: &[&str], port: u16) -> Server {
+    fn start(args: &[&str], port: u16, password: Option<&'static str>) -> Server {
         let child = Command::new("redis-server")
             .args(args)
             .stdout(Stdio::null())
@@ -39,11 +46,16 @@ impl Server {
             .spawn()
             .expect("redis-server (scripts/test installs it)");
         wait_for_port(port, "redis-server");
-        Server { child, port }
+        Server {
+            child,
+            port,
+            password,
+        }
     }
 
-    /// A Redis working in `dir` (a replica writes the primary's data there on every sync).
-    fn redis(dir: &Path, port: u16, extra: &[&str]) -> Server {
+    /// A Redis working in `dir` (a replica writes the primary's data there on every sync),
+    /// asking for `password` and giving it to its primary.
+    fn redis(dir: &Path, port: u16, extra: &[&str], password: Option<&'static str>) -> Server {
         let port_text = port.to_string();
         let dir = dir.display().to_string();
         let mut args = vec!["--bind", "127.0.0.1", "--port", &port_text, "--save", ""];
@@ -54,15 +66,19 @@ impl Server {
             "replica.rdb"
         });
         args.extend(extra);
-        Server::start(&args, port)
+        if let Some(password) = password {
+            args.extend(["--requirepass", password, "--masterauth", password]);
+        }
+        Server::start(&args, port, password)
     }
 
     /// A sentinel watching the primary on `primary`; its configuration (which it rewrites) in
-    /// `dir`.
-    fn sentinel(dir: &Path, primary: u16) -> Server {
+    /// `dir`. With a password, it asks for it, and gives it to the Redis servers and to the
+    /// other sentinels.
+    fn sentinel(dir: &Path, primary: u16, password: Option<&'static str>) -> Server {
         let port = free_port();
         let conf = dir.join(format!("sentinel-{port}.conf"));
-        let text = format!(
+        let mut text = format!(
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n\
              sentinel down-after-milliseconds {SERVICE} 1000\n\
@@ -70,12 +86,22 @@ impl Server {
              sentinel parallel-syncs {SERVICE} 1\n",
             dir.display()
         );
+        if let Some(password) = password {
+            text.push_str(&format!(
+                "requirepass {password}\nsentinel auth-pass {SERVICE} {password}\n"
+            ));
+        }
         fs::write(&conf, text).expect("sentinel.conf");
-        Server::start(&[&conf.display().to_string(), "--sentinel"], port)
+        Server::start(&[&conf.display().to_string(), "--sentinel"], port, password)
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        let mut all = Vec::new();
+        if let Some(password) = self.password {
+            all.extend(["-a", password, "--no-auth-warning"]);
+        }
+        all.extend(args);
+        redis_cli(self.port, &all)
     }
 }
 
@@ -95,19 +121,21 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A primary with its replica in sync and three sentinels that know both and each other.
-fn service(dir: &Path) -> (Server, Server, Vec<Server>) {
-    let primary = Server::redis(dir, free_port(), &[]);
+/// A primary with its replica in sync and three sentinels that know both and each other,
+/// all asking for `password` if one is given.
+fn service(dir: &Path, password: Option<&'static str>) -> (Server, Server, Vec<Server>) {
+    let primary = Server::redis(dir, free_port(), &[], password);
     primary.cli(&["SET", "hosho:epoch", "1"]);
     let port = primary.port.to_string();
-    let replica = Server::redis(dir, free_port(), &["--replicaof", "127.0.0.1", &port]);
+    let replicaof = ["--replicaof", "127.0.0.1", &port];
+    let replica = Server::redis(dir, free_port(), &replicaof, password);
     wait_until(Duration::from_secs(10), "the replica syncs", || {
         replica
             .cli(&["INFO", "replication"])
             .contains("master_link_status:up")
     });
     let sentinels: Vec<Server> = (0..3)
-        .map(|_| Server::sentinel(dir, primary.port))
+        .map(|_| Server::sentinel(dir, primary.port, password))
         .collect();
     wait_until(Duration::from_secs(20), "the sentinels meet", || {
         sentinels.iter().all(|s| {
@@ -120,15 +148,12 @@ fn service(dir: &Path) -> (Server, Server, Vec<Server>) {
     (primary, replica, sentinels)
 }
 
-/// A replica of the daemon sharing its limits through the sentinels.
-fn replica(root: &Root, sentinels: &[Server], state: &str) -> Daemon {
-    let hosts: Vec<String> = sentinels
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    let url = format!("redis+sentinel://{}/{SERVICE}", hosts.join(","));
+/// A replica of the daemon sharing its limits through the sentinels, with the password in
+/// `password_file` if one is given.
+fn replica(root: &Root, sentinels: &[Server], state: &str, password_file: &[&str]) -> Daemon {
+    let url = sentinel_url(sentinels);
     let state = root.path.join(state).display().to_string();
-    let args = [
+    let mut args = vec![
         "--limits",
         &url,
         "--state",
@@ -140,6 +165,7 @@ fn replica(root: &Root, sentinels: &[Server], state: &str) -> Daemon {
         "--limit-address",
         "60000/min+1000",
     ];
+    args.extend(password_file);
     let daemon = Daemon::start(root, &args);
     wait_until(
         Duration::from_secs(10),
@@ -147,6 +173,15 @@ fn replica(root: &Root, sentinels: &[Server], state: &str) -> Daemon {
         || admin_status(&daemon) == "ok",
     );
     daemon
+}
+
+/// The `--limits` URL of the sentinels.
+fn sentinel_url(sentinels: &[Server]) -> String {
+    let hosts: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    format!("redis+sentinel://{}/{SERVICE}", hosts.join(","))
 }
 
 /// Clients from 127.0.0.2–5 checking right keys through both replicas until `stop`; every
@@ -174,13 +209,41 @@ fn load(
 
 #[test]
 fn a_sentinel_failover_under_load_answers_200_or_429_and_restores_no_spent_budget() {
+    failover_under_load(None);
+}
+
+#[test]
+fn the_same_failover_with_a_password_on_every_redis_and_sentinel() {
+    failover_under_load(Some(PASSWORD));
+}
+
+/// The failover of the module's comment, on a service asking for `password` or for none.
+fn failover_under_load(password: Option<&'static str>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (primary, replica_redis, sentinels) = service(dir.path());
+    let (primary, replica_redis, sentinels) = service(dir.path(), password);
     let root = Root::new();
+    let file = root.path.join("redis.password");
+    fs::write(&file, format!("{}\n", password.unwrap_or_default())).expect("password");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
+    let file = file.display().to_string();
+    let flag = match password {
+        Some(_) => vec!["--limits-password-file", file.as_str()],
+        None => Vec::new(),
+    };
     let (a, b) = (
-        replica(&root, &sentinels, "state-a"),
-        replica(&root, &sentinels, "state-b"),
+        replica(&root, &sentinels, "state-a", &flag),
+        replica(&root, &sentinels, "state-b", &flag),
     );
+    if password.is_some() {
+        // Without the password, a replica reaches no Redis.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hosho"))
+            .args(["serve", "--no-build", "--check", "--root"])
+            .arg(&root.path)
+            .args(["--limits", &sentinel_url(&sentinels)])
+            .output()
+            .expect("hosho serve --check");
+        assert_eq!(out.status.code(), Some(1));
+    }
 
     // The replica stops receiving: it tries the primary with a password the primary does not
     // know, so what is written from now on lives on the primary alone.
@@ -249,6 +312,6 @@ fn a_sentinel_failover_under_load_answers_200_or_429_and_restores_no_spent_budge
     // for a third that never saw it and asks Redis alone.
     assert_eq!(api(&a, NUMBER, WRONG).status, 429);
     assert_eq!(api(&b, NUMBER, WRONG).status, 429);
-    let c = replica(&root, &sentinels, "state-c");
+    let c = replica(&root, &sentinels, "state-c", &flag);
     assert_eq!(api(&c, NUMBER, WRONG).status, 429);
 }

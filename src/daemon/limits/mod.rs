@@ -36,6 +36,8 @@ use self::gcra::Cell;
 pub use self::gcra::Rate;
 use self::memory::Memory;
 use self::plan::{Budgets as _, Reserved, Verdict};
+pub(crate) use self::primary::shown as shown_url;
+pub use self::primary::LimitsRedis;
 pub(crate) use self::shared::Redis as SharedBudgets;
 use self::shared::{Attempt, Remote, Shared};
 
@@ -187,9 +189,9 @@ fn ms(d: Duration) -> u64 {
 
 impl Limiter {
     /// A limiter on budgets in memory, shared through Redis at `redis` if given.
-    pub(crate) fn new(limits: AbuseLimits, redis: Option<&str>) -> anyhow::Result<Limiter> {
+    pub(crate) fn new(limits: AbuseLimits, redis: Option<&LimitsRedis>) -> anyhow::Result<Limiter> {
         let remote = match redis {
-            Some(url) => Some(Box::new(shared::Redis::new(url)?) as Box<dyn Remote>),
+            Some(target) => Some(Box::new(shared::Redis::new(target)?) as Box<dyn Remote>),
             None => None,
         };
         Ok(Limiter::with(

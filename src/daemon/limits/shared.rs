@@ -18,17 +18,20 @@
 //! a replica does while Redis is away: one guess per network per number, marked for a day.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
 use super::budgets::{Key, Tier, HOLD};
 use super::gcra::Cell;
 use super::plan::{Reserved, Verdict};
-use super::primary::Primary;
+use super::primary::{shown, LimitsRedis, Primary};
+use crate::common::private_files::read_owner_only;
 
 /// The start of every script: `now`, in milliseconds on Redis's own clock.
 macro_rules! script {
@@ -248,11 +251,29 @@ pub(crate) struct Redis {
     copy_in: redis::Script,
 }
 
+/// The password in `path` (its first line), from a file only its owner may read.
+fn read_password(path: &Path) -> anyhow::Result<String> {
+    let what = || format!("{}: Redis のパスワードを読めません", path.display());
+    let text = read_owner_only(path).with_context(what)?;
+    match text.lines().next().filter(|line| !line.is_empty()) {
+        Some(line) => Ok(line.to_owned()),
+        None => Err(anyhow::anyhow!(
+            "{}:1: パスワードが書かれていません",
+            path.display()
+        )),
+    }
+}
+
 impl Redis {
-    /// A client for `url` (`redis://…` or `redis+sentinel://…`); nothing is connected yet.
-    pub(crate) fn new(url: &str) -> anyhow::Result<Redis> {
-        let primary =
-            Primary::parse(url).map_err(|e| anyhow::anyhow!("--limits {url} を使えません: {e}"))?;
+    /// A client for `target` (`redis://…` or `redis+sentinel://…`, and the file of its
+    /// password); nothing is connected yet.
+    pub(crate) fn new(target: &LimitsRedis) -> anyhow::Result<Redis> {
+        let password = match &target.password_file {
+            Some(path) => Some(read_password(path)?),
+            None => None,
+        };
+        let primary = Primary::parse(&target.url, password.as_deref())
+            .map_err(|e| anyhow::anyhow!("--limits {} を使えません: {e}", shown(&target.url)))?;
         Ok(Redis {
             primary,
             connection: Mutex::new(None),

@@ -248,28 +248,25 @@ impl Config {
         })
     }
 
-    /// Where orderers verify certificates.
+    /// Where orderers verify certificates: `certificates.verify_url`, else `/verify/` on the
+    /// site's host, where the daemon's pages are whatever the site's base path.
     pub fn verify_url(&self) -> String {
         self.certificates
             .verify_url
             .clone()
-            .unwrap_or_else(|| self.absolute_url("/verify/"))
+            .unwrap_or_else(|| format!("{}/verify/", origin(&self.base_url)))
     }
 
     /// How the site's pages link to the verification page: by its path when it is on the
     /// site's own host (so that the preview links to itself), else by its whole URL.
     pub fn verify_link(&self) -> String {
         let url = self.verify_url();
-        let origin = |u: &str| {
-            let start = u.find("://").map_or(0, |i| i + 3);
-            let end = u[start..].find('/').map_or(u.len(), |i| start + i);
-            u[..end].to_ascii_lowercase()
-        };
-        if origin(&url) == origin(&self.base_url) {
-            let start = url.find("://").map_or(0, |i| i + 3);
-            url[start..]
-                .find('/')
-                .map_or("/".to_owned(), |i| url[start + i..].to_owned())
+        let own = origin(&url);
+        if own.eq_ignore_ascii_case(origin(&self.base_url)) {
+            match &url[own.len()..] {
+                "" => "/".to_owned(),
+                path => path.to_owned(),
+            }
         } else {
             url
         }
@@ -314,6 +311,13 @@ fn base_path_of(url: &str) -> Option<String> {
     Some(format!("{path}/"))
 }
 
+/// `scheme://host[:port]` of an absolute URL (what comes before its path).
+fn origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    &url[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +359,18 @@ mod tests {
         assert_eq!(c.verify_link(), "https://example.jp:8443/verify/");
         c.certificates.verify_url = Some("https://kakunin.example.jp/".to_owned());
         assert_eq!(c.verify_link(), "https://kakunin.example.jp/");
+        c.certificates.verify_url = Some("https://example.jp".to_owned());
+        assert_eq!(c.verify_link(), "/");
+    }
+
+    #[test]
+    fn a_site_under_a_base_path_is_verified_at_verify_on_its_host() {
+        let text = "title = \"t\"\nbase_url = \"https://Example.jp/denshi/\"\n[guarantor]\nname = \"n\"\naddress = \"a\"\n[adopters]\ncategories = [\"県\"]\n";
+        let c = Config::parse(text).expect("config");
+        assert_eq!(c.base_path, "/denshi/");
+        // Where the documented nginx sends /verify/ to the daemon, not /denshi/verify/.
+        assert_eq!(c.verify_url(), "https://Example.jp/verify/");
+        assert_eq!(c.verify_link(), "/verify/");
     }
 
     #[test]

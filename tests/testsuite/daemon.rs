@@ -1463,12 +1463,7 @@ impl Redis {
 
     /// What `redis-cli` prints for `args`, with the password if it asks for one.
     pub(crate) fn cli(&self, args: &[&str]) -> String {
-        let mut all = Vec::new();
-        if let Some(password) = &self.password {
-            all.extend(["-a", password.as_str(), "--no-auth-warning"]);
-        }
-        all.extend(args);
-        redis_cli(self.port, &all)
+        redis_cli_as(self.port, self.password.as_deref(), args)
     }
 
     pub(crate) fn url(&self) -> String {
@@ -1478,11 +1473,18 @@ impl Redis {
 
 /// What `redis-cli -p PORT ARGS…` prints.
 pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
+    redis_cli_as(port, None, args)
+}
+
+/// What `redis-cli -p PORT [-a PASSWORD] ARGS…` prints: with the password of a Redis or
+/// sentinel that asks for one.
+pub(crate) fn redis_cli_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    command.args(["-p", &port.to_string()]);
+    if let Some(password) = password {
+        command.args(["-a", password, "--no-auth-warning"]);
+    }
+    let out = command.args(args).output().expect("redis-cli");
     assert!(out.status.success(), "redis-cli {args:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -1492,6 +1494,14 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A secret's file (a key, a password) `name` in `dir` holding `text`, with `mode`.
+pub(crate) fn secret_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).expect("write a secret file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+    path
 }
 
 /// Waits until something listens on 127.0.0.1:`port` (at most 10 s).
@@ -1562,9 +1572,12 @@ fn replicas_share_their_budgets_in_a_redis_that_asks_for_a_password_never_shown(
     const PASSWORD: &str = "s3cret-for-redis";
     let redis = Redis::start_with(free_port(), Some(PASSWORD)).in_service();
     let root = Root::new();
-    let file = root.path.join("redis.password");
-    fs::write(&file, format!("{PASSWORD}\n")).expect("password file");
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
+    let file = secret_file(
+        &root.path,
+        "redis.password",
+        &format!("{PASSWORD}\n"),
+        0o400,
+    );
     let file = file.display().to_string();
     let (a, b) = two_replicas(&root, &redis, &["--limits-password-file", &file]);
     spend_one_budget(&a, &b);

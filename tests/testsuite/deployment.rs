@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{connect_from, free_port, wait_for_port, Daemon, Redis, Root};
+use crate::daemon::{connect_from, free_port, secret_file, wait_for_port, Daemon, Redis, Root};
 use crate::support::repo_root;
 
 /// The name the nginx site of dist/nginx/ serves, and its certificate's.
@@ -290,14 +290,11 @@ impl Answer {
 
 /// A link key file as deploy.md makes it (64 hex characters, 0400).
 pub(crate) fn link_key(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join("link.key");
     if path.exists() {
         return path;
     }
-    fs::write(&path, format!("{}\n", "5a".repeat(32))).expect("link.key");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
-    path
+    secret_file(dir, "link.key", &format!("{}\n", "5a".repeat(32)), 0o400)
 }
 
 /// `hosho serve` as deploy.md's unit runs it, on `listen`, with `extra` limits.

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::daemon::{free_port, Redis, Root};
+use crate::daemon::{free_port, secret_file, Redis, Root};
 
 /// `hosho serve --no-build --check` on `root` with `extra`: exit code, stdout, stderr lines.
-fn check(root: &Root, extra: &[&str]) -> (i32, String, Vec<String>) {
+pub(crate) fn check(root: &Root, extra: &[&str]) -> (i32, String, Vec<String>) {
     let out = Command::new(env!("CARGO_BIN_EXE_hosho"))
         .args(["serve", "--no-build", "--check", "--root"])
         .arg(&root.path)
@@ -85,10 +85,9 @@ fn a_redis_password_comes_from_a_file_only_its_owner_reads_and_is_never_shown() 
     let redis = Redis::start_with(free_port(), Some(PASSWORD));
     let url = redis.url();
     let file = |name: &str, text: &str, mode: u32| {
-        let path = root.path.join(name);
-        fs::write(&path, text).expect("write");
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
-        path.display().to_string()
+        secret_file(&root.path, name, text, mode)
+            .display()
+            .to_string()
     };
     let right = file("right.password", &format!("{PASSWORD}\n"), 0o400);
     let (code, _, err) = check(&root, &["--limits", &url, "--limits-password-file", &right]);

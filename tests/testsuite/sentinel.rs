@@ -8,7 +8,6 @@
 //! read from a file (`--limits-password-file`).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::daemon::{
-    admin_status, api, api_via, free_port, redis_cli, wait_for_port, Daemon, Root,
+    admin_status, api, api_via, free_port, redis_cli_as, secret_file, wait_for_port, Daemon, Root,
 };
+use crate::preflight::check;
 
 /// The Sentinel service's name.
 const SERVICE: &str = "hosho";
@@ -96,12 +96,7 @@ impl Server {
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let mut all = Vec::new();
-        if let Some(password) = self.password {
-            all.extend(["-a", password, "--no-auth-warning"]);
-        }
-        all.extend(args);
-        redis_cli(self.port, &all)
+        redis_cli_as(self.port, self.password, args)
     }
 }
 
@@ -222,9 +217,8 @@ fn failover_under_load(password: Option<&'static str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (primary, replica_redis, sentinels) = service(dir.path(), password);
     let root = Root::new();
-    let file = root.path.join("redis.password");
-    fs::write(&file, format!("{}\n", password.unwrap_or_default())).expect("password");
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
+    let text = format!("{}\n", password.unwrap_or_default());
+    let file = secret_file(&root.path, "redis.password", &text, 0o400);
     let file = file.display().to_string();
     let flag = match password {
         Some(_) => vec!["--limits-password-file", file.as_str()],
@@ -236,13 +230,8 @@ fn failover_under_load(password: Option<&'static str>) {
     );
     if password.is_some() {
         // Without the password, a replica reaches no Redis.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hosho"))
-            .args(["serve", "--no-build", "--check", "--root"])
-            .arg(&root.path)
-            .args(["--limits", &sentinel_url(&sentinels)])
-            .output()
-            .expect("hosho serve --check");
-        assert_eq!(out.status.code(), Some(1));
+        let (code, _, err) = check(&root, &["--limits", &sentinel_url(&sentinels)]);
+        assert_eq!(code, 1, "{err:?}");
     }
 
     // The replica stops receiving: it tries the primary with a password the primary does not
